@@ -1,0 +1,50 @@
+"""Shared torch plumbing: device choice, seeding, PNG <-> tensor."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+from adapters.imaging.png import decode_png, encode_png
+from application.errors import ConfigError
+
+
+def resolve_device(preference: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, else CPU; ``cuda`` without a GPU is a clear error."""
+    if preference == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device = 'cuda' but no CUDA GPU is available; use 'auto' or 'cpu'")
+    return torch.device(preference)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a CPU ``torch.Generator`` seeded the same."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def png_to_tensor(data: bytes, size: int | None = None) -> torch.Tensor:
+    """PNG bytes -> float tensor 3xHxW in [0, 1], resized to ``size`` if given (bilinear, antialiased)."""
+    array = decode_png(data)
+    tensor = torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)
+    if size is not None and (tensor.shape[1] != size or tensor.shape[2] != size):
+        tensor = torch.nn.functional.interpolate(
+            tensor[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )[0].clamp_(0, 1)
+    return tensor
+
+
+def tensor_to_png(tensor: torch.Tensor, size: int | None = None) -> bytes:
+    """Float tensor 3xHxW in [0, 1] -> PNG bytes, resized to ``size`` if given."""
+    tensor = tensor.detach().float().cpu().clamp(0, 1)
+    if size is not None and (tensor.shape[1] != size or tensor.shape[2] != size):
+        tensor = torch.nn.functional.interpolate(
+            tensor[None], size=(size, size), mode="bicubic", antialias=True, align_corners=False
+        )[0].clamp_(0, 1)
+    array = (tensor.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+    return encode_png(array)

@@ -1,0 +1,1 @@
+"""Application services of medaug: they orchestrate the domain through ports."""

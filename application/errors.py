@@ -1,0 +1,21 @@
+"""Errors the application services raise; each message is one line naming the file and problem."""
+
+
+class MedaugError(Exception):
+    """Base of every error medaug reports to a user as one clear line."""
+
+
+class InputError(MedaugError):
+    """Bad input data: a corrupt image, a malformed CSV row, a grade out of range..."""
+
+
+class StoreError(MedaugError):
+    """The image store cannot be read or written (permissions, missing object, bad manifest)."""
+
+
+class ConfigError(MedaugError):
+    """A configuration or request is invalid; raised before any work starts."""
+
+
+class GeneratorError(MedaugError):
+    """A generator failed or is not ready (e.g. not trained yet)."""

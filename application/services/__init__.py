@@ -1,0 +1,1 @@
+"""Use cases of medaug, each a small service over ports."""

@@ -1,0 +1,147 @@
+"""Plan and augment: balance the training split with a generator, resumably."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import structlog
+from pydantic import BaseModel, ConfigDict
+
+from application.errors import ConfigError, GeneratorError
+from application.ports import (
+    GenerationRequest,
+    ImageGenerator,
+    ImageStore,
+    NullProgress,
+    ProgressSink,
+    iter_batches,
+)
+from domain import AugmentationPlan, FundusImage, Origin, PlanPolicy, Provenance, Split, SyntheticJob, make_plan
+from domain.images import storage_key
+
+_log = structlog.get_logger(__name__)
+
+
+class AugmentReport(BaseModel):
+    """What an augment run did."""
+
+    model_config = ConfigDict(frozen=True)
+
+    augmentation: str
+    planned: int
+    added: int
+    already_present: int
+    removed_stale: int = 0
+
+
+def plan_augmentation(
+    store: ImageStore,
+    policy: PlanPolicy,
+    *,
+    seed: int,
+    augmentation: str,
+    generators: Sequence[str],
+) -> AugmentationPlan:
+    """Plan the synthetic images that balance ``store``'s real training split.
+
+    Raises:
+        DomainError: the policy cannot be met with these images.
+    """
+    real_train = store.list(split=Split.TRAIN, origin=Origin.REAL)
+    return make_plan(real_train, policy, seed, augmentation, generators)
+
+
+def augment(
+    store: ImageStore,
+    plan: AugmentationPlan,
+    generators: Mapping[str, ImageGenerator],
+    *,
+    size: int,
+    progress: ProgressSink | None = None,
+) -> AugmentReport:
+    """Carry out ``plan``: generate each job not yet in the store and store it with provenance.
+
+    Each image is stored as soon as its batch is made, so a killed run loses at most one batch
+    and a re-run continues where it stopped; jobs already stored are never redone, and synthetic
+    images of this augmentation set that are not in the plan (a plan changed since) are removed.
+
+    Raises:
+        ConfigError: a generator named by the plan is not given.
+        GeneratorError: a generator fails.
+    """
+    progress = progress or NullProgress()
+    missing = sorted({job.generator for job in plan.jobs} - set(generators))
+    if missing:
+        raise ConfigError(f"plan {plan.augmentation!r} needs generator(s) {', '.join(missing)}, which are not configured")
+    stale = _remove_stale(store, plan)
+    pending = [job for job in plan.jobs if not store.exists(job.image_id)]
+    with progress.task(f"augment {plan.augmentation}", total=len(pending)) as bar:
+        for name, generator in generators.items():
+            jobs = [job for job in pending if job.generator == name]
+            for batch in iter_batches(jobs, generator.batch_size):
+                _run_batch(store, plan, generator, list(batch), size)
+                bar.advance(len(batch))
+    report = AugmentReport(
+        augmentation=plan.augmentation,
+        planned=len(plan.jobs),
+        added=len(pending),
+        already_present=len(plan.jobs) - len(pending),
+        removed_stale=stale,
+    )
+    _log.info("augment_done", **report.model_dump())
+    return report
+
+
+def _run_batch(
+    store: ImageStore, plan: AugmentationPlan, generator: ImageGenerator, jobs: list[SyntheticJob], size: int
+) -> None:
+    requests = [_request(store, job, generator.needs_source, size) for job in jobs]
+    results = generator.generate(requests)
+    if len(results) != len(jobs):
+        raise GeneratorError(f"generator {generator.name} returned {len(results)} images for {len(jobs)} requests")
+    for job, result in zip(jobs, results, strict=True):
+        if result.image_id != job.image_id:
+            raise GeneratorError(f"generator {generator.name} returned {result.image_id} for {job.image_id}")
+        store.put(_record(plan, job, generator.name, result.parameters), result.data)
+
+
+def _request(store: ImageStore, job: SyntheticJob, needs_source: bool, size: int) -> GenerationRequest:
+    source_id = job.source_ids[0] if job.source_ids else None
+    if needs_source and source_id is None:
+        raise GeneratorError(f"job {job.image_id} has no source image, which its generator needs")
+    return GenerationRequest(
+        image_id=job.image_id,
+        grade=job.grade,
+        seed=job.seed,
+        source_id=source_id,
+        source=store.get(source_id) if (needs_source and source_id) else None,
+        size=size,
+    )
+
+
+def _record(plan: AugmentationPlan, job: SyntheticJob, generator: str, parameters: dict) -> FundusImage:
+    return FundusImage(
+        id=job.image_id,
+        key=storage_key(Split.TRAIN, job.grade, job.image_id),
+        grade=job.grade,
+        split=Split.TRAIN,
+        origin=Origin.SYNTHETIC,
+        augmentation=plan.augmentation,
+        provenance=Provenance(source_ids=job.source_ids, generator=generator, parameters=parameters, seed=job.seed),
+    )
+
+
+def _remove_stale(store: ImageStore, plan: AugmentationPlan) -> int:
+    planned = {job.image_id for job in plan.jobs}
+    stale = [img for img in store.list(augmentation=plan.augmentation) if img.id not in planned]
+    for image in stale:
+        store.delete(image.id)
+    return len(stale)
+
+
+def training_set(store: ImageStore, augmentation: str | None) -> list[FundusImage]:
+    """Real training images plus, if ``augmentation`` is given, that set's synthetic images."""
+    real = store.list(split=Split.TRAIN, origin=Origin.REAL)
+    if augmentation is None:
+        return real
+    return real + store.list(split=Split.TRAIN, origin=Origin.SYNTHETIC, augmentation=augmentation)

@@ -1,0 +1,1 @@
+"""The ``medaug`` command line: parses arguments, calls services, renders results."""

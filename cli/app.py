@@ -1,0 +1,42 @@
+"""The ``medaug`` command: one Typer app with a sub-app per area."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cli import augment, data
+from cli.common import state
+from medaug import __version__
+
+app = typer.Typer(
+    name="medaug",
+    help="Grow small, imbalanced medical image sets with generators, and prove whether it helps.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data.app, name="data")
+app.add_typer(augment.app, name="augment")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"medaug {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    config: Path = typer.Option(None, "--config", "-c", help="TOML settings file (default: ./medaug.toml)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    """Global options."""
+    state.config = config
+    state.quiet = quiet
+
+
+def main() -> None:
+    """Entry point of the ``medaug`` console script."""
+    app()

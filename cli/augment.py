@@ -1,0 +1,71 @@
+"""``medaug augment``: balance the training split with a generator; contact sheets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from application.services.augment import augment, plan_augmentation
+from cli.common import console, handle_errors, settings, state
+from domain import PlanPolicy
+from medaug import bootstrap
+
+app = typer.Typer(help="Grow the training split with synthetic images.", no_args_is_help=True)
+
+StoreOption = typer.Option(None, "--store", "-s", help="Store folder or s3://bucket/prefix (default: settings).")
+
+
+@app.command("run")
+@handle_errors
+def run(
+    store: str = StoreOption,
+    generator: str = typer.Option("classic", "--generator", "-g", help="Generator name (classic, diffusion, ...)."),
+    target_total: int = typer.Option(None, "--target-total", help="Balance to N training images in total."),
+    balance_largest: bool = typer.Option(False, "--balance-largest", help="Bring every grade up to the largest."),
+    multiply: float = typer.Option(None, "--multiply", help="Multiply each grade by this factor."),
+    name: str = typer.Option(None, "--name", help="Augmentation-set name (default: the generator's name)."),
+    seed: int = typer.Option(None, "--seed", help="Plan seed (default: settings.seed)."),
+) -> None:
+    """Plan and generate the synthetic images; a re-run adds only what is missing."""
+    cfg = settings()
+    policy = _policy(target_total, balance_largest, multiply)
+    image_store = bootstrap.build_store(cfg, store)
+    plan = plan_augmentation(
+        image_store, policy, seed=cfg.seed if seed is None else seed, augmentation=name or generator,
+        generators=[generator],
+    )
+    gen = bootstrap.build_generator(generator, cfg, image_store)
+    report = augment(image_store, plan, {generator: gen}, size=cfg.image_size,
+                     progress=bootstrap.build_progress(not state.quiet))
+    console.print(
+        f"{plan.augmentation}: {plan.policy.describe()} -> {plan.total} training images; "
+        f"{report.added} generated, {report.already_present} already present"
+        + (f", {report.removed_stale} stale removed" if report.removed_stale else "")
+    )
+
+
+def _policy(target_total: int | None, balance_largest: bool, multiply: float | None) -> PlanPolicy:
+    chosen = sum(x is not None and x is not False for x in (target_total, balance_largest or None, multiply))
+    if chosen > 1:
+        raise typer.BadParameter("choose one of --target-total, --balance-largest, --multiply")
+    if multiply is not None:
+        return PlanPolicy.multiply(multiply)
+    if balance_largest:
+        return PlanPolicy.balance_largest()
+    return PlanPolicy.balance_total(target_total if target_total is not None else 1773)
+
+
+@app.command("grid")
+@handle_errors
+def grid(
+    store: str = StoreOption,
+    out: Path = typer.Option(Path("contact-sheet.png"), "--out", "-o", help="PNG file to write."),
+    per_cell: int = typer.Option(4, "--per-cell", help="Images per grade and origin."),
+    augmentation: str = typer.Option(None, "--augmentation", help="Only this augmentation set's synthetic images."),
+) -> None:
+    """A PNG contact sheet of sample images per grade (rows) and origin (columns)."""
+    cfg = settings()
+    image_store = bootstrap.build_store(cfg, store)
+    bootstrap.write_contact_sheet(image_store, out, per_cell=per_cell, augmentation=augmentation)
+    console.print(f"wrote {out}")

@@ -1,0 +1,66 @@
+"""What every command shares: settings loading, the error boundary, the console."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from application.errors import MedaugError
+from domain import DomainError
+from medaug.settings import Settings, load_settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ConfigOption = typer.Option(None, "--config", "-c", help="TOML settings file (default: ./medaug.toml if present).")
+
+
+class _State:
+    config: Path | None = None
+    quiet: bool = False
+
+
+state = _State()
+
+
+def settings(**overrides: Any) -> Settings:
+    """Settings from the global ``--config`` file, MEDAUG_* env and per-command overrides."""
+    from adapters.logging import configure_logging
+
+    loaded = load_settings(state.config, **{k: v for k, v in overrides.items() if v is not None})
+    configure_logging(loaded.log_format, loaded.log_level)
+    return loaded
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one line in red on stderr and exit."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn medaug's errors into one clear line and a non-zero exit, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (MedaugError, DomainError) as exc:
+            fail(str(exc))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            fail(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted: finished work is kept; re-run to continue[/]")
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,133 @@
+"""The one place that knows concrete adapters: it builds them from Settings.
+
+Adding a generator = one adapter module + one entry in ``GENERATORS`` below. Adapters are
+imported lazily inside the factories so that ``import medaug`` stays light and nothing heavy
+(torch, SDK clients, weights) is loaded until a service actually needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from application.errors import ConfigError
+from application.ports import DatasetSource, ImageGenerator, ImageStore, Preprocessor, ProgressSink
+from medaug.settings import Settings
+
+if TYPE_CHECKING:  # pragma: no cover
+    pass
+
+
+# -- stores ----------------------------------------------------------------------------------
+
+
+def build_store(settings: Settings, location: str | None = None) -> ImageStore:
+    """The image store named by ``location`` (a folder or ``s3://bucket/prefix``) or settings."""
+    config = settings.store
+    if location is not None:
+        if location.startswith("s3://"):
+            bucket, _, prefix = location.removeprefix("s3://").partition("/")
+            config = config.model_copy(
+                update={"kind": "s3", "s3": config.s3.model_copy(update={"bucket": bucket, "prefix": prefix})}
+            )
+        else:
+            config = config.model_copy(update={"kind": "local", "root": Path(location)})
+    if config.kind == "s3":
+        return _build_s3_store(config)
+    from adapters.stores.local import LocalImageStore
+
+    return LocalImageStore(config.root)
+
+
+def _build_s3_store(config) -> ImageStore:  # type: ignore[no-untyped-def]
+    try:
+        from adapters.stores.s3 import S3ImageStore, make_s3_client
+    except ImportError as exc:  # pragma: no cover - until the S3 adapter lands
+        raise ConfigError("store.kind = 's3' is not available in this build") from exc
+    if not config.s3.bucket:
+        raise ConfigError("store.kind = 's3' needs store.s3.bucket (or --store s3://bucket/prefix)")
+    return S3ImageStore(make_s3_client(config.s3), bucket=config.s3.bucket, prefix=config.s3.prefix)
+
+
+# -- data sets and preprocessing -------------------------------------------------------------
+
+
+def build_preprocessor(settings: Settings, size: int | None = None) -> Preprocessor:
+    """The fundus preprocessor at the working size."""
+    from adapters.imaging.preprocess import FundusPreprocessor
+
+    return FundusPreprocessor(size=size or settings.image_size)
+
+
+def build_idrid_source(path: Path) -> DatasetSource:
+    """IDRiD "B. Disease Grading" in its official layout."""
+    from adapters.datasets.idrid import IdridSource
+
+    return IdridSource(path)
+
+
+def build_folder_source(
+    path: Path, csv: Path, *, image_column: str, label_column: str, split_column: str | None, name: str
+) -> DatasetSource:
+    """A folder of images labelled by a CSV file."""
+    from adapters.datasets.folder_csv import FolderCsvSource
+
+    return FolderCsvSource(
+        path, csv, image_column=image_column, label_column=label_column, split_column=split_column, name=name
+    )
+
+
+def build_phantom_source(n: int, *, seed: int, size: int, test_fraction: float = 0.2) -> DatasetSource:
+    """The built-in synthetic fundus set."""
+    from adapters.datasets.phantom import PhantomSource
+
+    return PhantomSource(n=n, seed=seed, size=size, test_fraction=test_fraction)
+
+
+# -- generators ------------------------------------------------------------------------------
+
+
+def _classic(settings: Settings, store: ImageStore) -> ImageGenerator:
+    from adapters.generators.classic.generator import ClassicGenerator
+
+    return ClassicGenerator(settings.generators.classic)
+
+
+GeneratorFactory = Callable[[Settings, ImageStore], ImageGenerator]
+
+GENERATORS: dict[str, GeneratorFactory] = {
+    "classic": _classic,
+}
+
+
+def generator_names() -> list[str]:
+    """Names of every generator this build can make."""
+    return sorted(GENERATORS)
+
+
+def build_generator(name: str, settings: Settings, store: ImageStore) -> ImageGenerator:
+    """The generator called ``name``, configured from settings.
+
+    Raises:
+        ConfigError: no generator has that name.
+    """
+    try:
+        factory = GENERATORS[name]
+    except KeyError:
+        raise ConfigError(f"unknown generator {name!r}; choose one of: {', '.join(generator_names())}") from None
+    return factory(settings, store)
+
+
+# -- progress --------------------------------------------------------------------------------
+
+
+def build_progress(enabled: bool = True) -> ProgressSink:
+    """Rich progress bars for a terminal, or nothing."""
+    from application.ports import NullProgress
+
+    if not enabled:
+        return NullProgress()
+    from adapters.progress import RichProgress
+
+    return RichProgress()

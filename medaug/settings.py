@@ -1,0 +1,117 @@
+"""Settings: one pydantic object from ``medaug.toml`` (or ``--config``) and ``MEDAUG_*`` env.
+
+Environment variables override the TOML file; nested fields use ``__``, e.g.
+``MEDAUG_STORE__ROOT=/data/store`` or ``MEDAUG_GENERATORS__OPENAI__API_KEY=...``.
+Nothing is read at import time: call ``load_settings``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from adapters.generators.classic.config import ClassicConfig
+from adapters.generators.dcgan.config import DCGANConfig
+from adapters.generators.diffusion.config import DiffusionConfig
+from adapters.generators.openai_edits.config import OpenAIConfig
+from adapters.stores.config import StoreConfig
+from adapters.trainers.config import TrainersConfig
+from application.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = Path("medaug.toml")
+
+
+class GeneratorsConfig(BaseModel):
+    """Per-generator settings; a generator is chosen by name (``classic``, ``diffusion``...)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    classic: ClassicConfig = ClassicConfig()
+    diffusion: DiffusionConfig = DiffusionConfig()
+    dcgan: DCGANConfig = DCGANConfig()
+    openai: OpenAIConfig = OpenAIConfig()
+
+
+class Settings(BaseSettings):
+    """Everything medaug can be configured with.
+
+    Attributes:
+        store: where images live (``kind = "local"`` folder or ``"s3"``).
+        work_dir: where generator checkpoints and experiment runs are written.
+        image_size: working size of preprocessed images (square, pixels).
+        seed: the default seed for every random choice.
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        log_format: ``auto`` (readable in a terminal, JSON otherwise), ``console`` or ``json``.
+        log_level: ``debug``, ``info``, ``warning`` or ``error``.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="MEDAUG_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    config_file: ClassVar[Path | None] = None
+
+    store: StoreConfig = StoreConfig()
+    work_dir: Path = Path("medaug-data")
+    image_size: int = Field(default=256, ge=16, le=2048)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    log_format: Literal["auto", "console", "json"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    generators: GeneratorsConfig = GeneratorsConfig()
+    trainers: TrainersConfig = TrainersConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = cls.config_file
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings from a TOML file, the environment and explicit overrides (highest first).
+
+    Args:
+        config: a TOML file; without one, ``./medaug.toml`` is used if it exists.
+        overrides: field values that win over file and environment.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, or a value is invalid (one line).
+    """
+    path = config if config is not None else (DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None)
+    if path is not None and not Path(path).is_file():
+        raise ConfigError(f"{path}: configuration file not found")
+    bound = type("BoundSettings", (Settings,), {"config_file": Path(path) if path else None})
+    try:
+        return bound(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(f"{path or 'settings'}: {_first_error(exc)}") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read configuration ({exc})") from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "value"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {err['msg']}{more}"

@@ -1,0 +1,71 @@
+"""Shared fixtures: small PNG images, records, the shared data folder."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from domain import FundusImage, Grade, Origin, Provenance, Split
+from domain.images import storage_key
+
+os.environ.setdefault("MEDAUG_LOG_FORMAT", "json")
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+IDRID = SHARED / "datasets" / "idrid"
+IDRID_ORIGINALS = SHARED / "datasets" / "idrid-originals"
+
+
+def png_bytes(seed: int = 0, size: int = 16) -> bytes:
+    """A small random RGB PNG."""
+    rng = np.random.default_rng(seed)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def real_record(image_id: str, grade: int = 0, split: Split = Split.TRAIN) -> FundusImage:
+    """A real image record with its canonical key."""
+    g = Grade(grade)
+    return FundusImage(
+        id=image_id,
+        key=storage_key(split, g, image_id),
+        grade=g,
+        split=split,
+        origin=Origin.REAL,
+        provenance=Provenance(generator="test", original_name=f"{image_id}.jpg"),
+    )
+
+
+def synthetic_record(image_id: str, grade: int = 0, augmentation: str = "classic", source: str = "a") -> FundusImage:
+    """A synthetic training image record."""
+    g = Grade(grade)
+    return FundusImage(
+        id=image_id,
+        key=storage_key(Split.TRAIN, g, image_id),
+        grade=g,
+        split=Split.TRAIN,
+        origin=Origin.SYNTHETIC,
+        augmentation=augmentation,
+        provenance=Provenance(source_ids=(source,), generator="classic", parameters={"op": "hflip"}, seed=1),
+    )
+
+
+@pytest.fixture
+def idrid_root() -> Path:
+    """The real IDRiD grading set, or a clean skip when ../shared is absent."""
+    if not (IDRID / "B. Disease Grading").is_dir():
+        pytest.skip("../shared/datasets/idrid is not present")
+    return IDRID
+
+
+@pytest.fixture
+def idrid_originals() -> Path:
+    """The four full-resolution IDRiD originals, or a clean skip."""
+    if not IDRID_ORIGINALS.is_dir():
+        pytest.skip("../shared/datasets/idrid-originals is not present")
+    return IDRID_ORIGINALS
