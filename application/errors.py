@@ -19,3 +19,16 @@ class ConfigError(MedaugError):
 
 class GeneratorError(MedaugError):
     """A generator failed or is not ready (e.g. not trained yet)."""
+
+
+class BudgetExhausted(GeneratorError):
+    """A paid generator reached its configured budget and stopped cleanly.
+
+    Attributes:
+        completed: results (``GenerationResult``) made in the interrupted batch before the stop;
+            the augment service stores them before passing the stop on.
+    """
+
+    def __init__(self, message: str, completed: list | None = None) -> None:  # type: ignore[type-arg]
+        super().__init__(message)
+        self.completed = list(completed or [])

@@ -14,6 +14,16 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain import FundusImage, Grade, Origin, Split
+from domain.experiment import (
+    CellKey,
+    CellResult,
+    Comparison,
+    EpochRecord,
+    ExperimentResult,
+    Metrics,
+    Predictions,
+    Summary,
+)
 
 PngBytes = bytes
 """An image encoded as PNG, 8-bit RGB, as exchanged by every port."""
@@ -152,13 +162,18 @@ class GenerationRequest(BaseModel):
 
 
 class GenerationResult(BaseModel):
-    """A generated image and the parameters that made it (recorded in its provenance)."""
+    """A generated image and the parameters that made it (recorded in its provenance).
+
+    ``refused`` says why a generator declined the request (e.g. a paid service's content-policy
+    refusal); ``data`` is then empty and the service stores nothing for it.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     image_id: str
     data: PngBytes
     parameters: dict[str, Any] = Field(default_factory=dict)
+    refused: str | None = None
 
 
 @runtime_checkable
@@ -170,7 +185,7 @@ class ImageGenerator(Protocol):
         - ``needs_source``: True when every request must carry ``source`` bytes.
         - ``batch_size``: how many requests the service should pass per ``generate`` call.
         - ``generate`` returns one result per request, in order, each a ``size`` x ``size`` RGB
-          PNG. The same request (same seed) gives the same pixels; different seeds differ.
+          PNG (or, for a request it declines, a result with ``refused`` set and no data). The same request (same seed) gives the same pixels; different seeds differ.
           ``parameters`` are JSON-serialisable and enough to reproduce the image.
         - A generator that needs training and has none raises ``GeneratorError`` saying how to
           train it; a request the generator cannot honour raises ``GeneratorError``.
@@ -186,6 +201,225 @@ class ImageGenerator(Protocol):
     def batch_size(self) -> int: ...
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]: ...
+
+
+class CostEstimate(BaseModel):
+    """What generating some images would cost with a paid generator, before anything is sent.
+
+    Attributes:
+        requests: images asked for.
+        reused: of those, how many earlier paid results (or spares) serve at no cost.
+        refused: of those, how many were refused before and are skipped without a call.
+        calls: API calls that would be made.
+        images: images that would be billed (``calls`` x images per call).
+        usd: estimated cost in US dollars.
+        notes: one-line remarks (budget stops, privacy gate...).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    requests: int
+    reused: int = 0
+    refused: int = 0
+    calls: int = 0
+    images: int = 0
+    usd: float = 0.0
+    notes: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class CostEstimating(Protocol):
+    """A generator that calls a paid service and can say what requests would cost.
+
+    Contract: ``estimate`` sends nothing and writes nothing; it counts the calls ``generate``
+    would make for ``requests`` (``source`` bytes may be absent) and their estimated price.
+    """
+
+    def estimate(self, requests: Sequence[GenerationRequest]) -> CostEstimate: ...
+
+
+class LabelledImage(BaseModel):
+    """A stored image with its grade, as handed to trainers."""
+
+    model_config = ConfigDict(frozen=True)
+
+    image_id: str
+    grade: Grade
+    data: PngBytes
+
+
+class GeneratorTrainingResult(BaseModel):
+    """What training a generator produced.
+
+    Attributes:
+        generator: the generator's name.
+        checkpoint: where the weights were written (a folder or file path).
+        steps: optimisation steps done in total (including earlier resumed runs).
+        seconds: wall time of this run.
+        final_loss: the last (smoothed) training loss, if any.
+        metrics: any further figures (images/s, diversity...), JSON-serialisable.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    generator: str
+    checkpoint: str
+    steps: int
+    seconds: float
+    final_loss: float | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+@runtime_checkable
+class GeneratorTrainer(Protocol):
+    """Trains a generator (DCGAN, diffusion...) on real training images.
+
+    Contract:
+        - ``train`` fits the model on ``images`` (real training-split images only, with their
+          grades), writes safetensors checkpoints (plus a config file) to the trainer's
+          checkpoint folder as it goes, and returns where they are.
+        - With ``resume=True`` a run killed earlier continues from its last checkpoint; a run
+          that already reached its configured length returns at once.
+        - Deterministic by the configured seed (on CPU).
+        - Reports progress (loss, images/s) through ``progress``.
+        - Bad configuration or empty input raises ``ConfigError`` before any work.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def train(
+        self, images: Sequence[LabelledImage], *, progress: ProgressSink, resume: bool = True
+    ) -> GeneratorTrainingResult: ...
+
+
+class TrainingRequest(BaseModel):
+    """One classifier training run.
+
+    Attributes:
+        train: training images (real and, per arm, synthetic), read from the store.
+        val: validation images for model selection / early stopping (may be empty).
+        test: the untouched test images to predict at the end.
+        seed: the seed of this run (weights, shuffling, dropout).
+        checkpoint_path: where to write the chosen weights (safetensors), if anywhere.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    train: tuple[FundusImage, ...]
+    val: tuple[FundusImage, ...] = ()
+    test: tuple[FundusImage, ...]
+    seed: int
+    checkpoint_path: str | None = None
+
+
+class TrainingOutcome(BaseModel):
+    """What a classifier training run produced: test predictions and its learning curves."""
+
+    model_config = ConfigDict(frozen=True)
+
+    predictions: Predictions
+    history: tuple[EpochRecord, ...]
+    best_epoch: int | None = None
+    checkpoint: str | None = None
+    seconds: float
+    images_per_second: float
+
+
+@runtime_checkable
+class ClassifierTrainer(Protocol):
+    """Trains a grade classifier and predicts the test images.
+
+    Contract:
+        - ``name`` is the classifier's name in experiments (``cnn``, ``resnet50``).
+        - ``train_and_predict`` reads pixels from ``store``, trains on ``request.train`` (model
+          selection on ``request.val`` when given, never on the test images), then predicts
+          every ``request.test`` image: ``predictions`` follow the order of ``request.test``,
+          with probabilities over the five grades summing to 1.
+        - Deterministic by ``request.seed`` on CPU: same request, same predictions.
+        - ``history`` has one ``EpochRecord`` per epoch run.
+        - Reports one progress bar per run (epochs, with loss and accuracy).
+        - Missing weights or an impossible configuration raise ``ConfigError`` naming what to do.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def train_and_predict(
+        self, request: TrainingRequest, store: ImageStore, *, progress: ProgressSink
+    ) -> TrainingOutcome: ...
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    """Metrics and statistics over predictions.
+
+    Contract:
+        - ``metrics(predictions)``: accuracy, balanced accuracy, macro-F1, quadratic weighted kappa,
+          cross-entropy loss, per-grade precision and recall (0 where undefined), and the 5x5
+          confusion matrix over all grades 0-4 (even those absent).
+        - ``summarise(values)``: mean, sample standard deviation and a 95% t-interval across seeds
+          (a single value gives a zero-width interval at that value).
+        - ``compare(arm, baseline, ...)``: paired comparison of two arms' predictions on the same
+          test images, seed by seed (lists aligned by seed and by image id): per-seed accuracy
+          differences, exact McNemar p-value on the pooled discordant pairs, and a paired
+          bootstrap 95% interval of the accuracy difference (seeded, deterministic).
+    """
+
+    def metrics(self, predictions: Predictions) -> Metrics: ...
+
+    def summarise(self, values: Sequence[float]) -> Summary: ...
+
+    def compare(
+        self,
+        arm: str,
+        baseline: str,
+        classifier: str,
+        arm_predictions: Sequence[Predictions],
+        baseline_predictions: Sequence[Predictions],
+    ) -> Comparison: ...
+
+
+@runtime_checkable
+class ReportWriter(Protocol):
+    """Writes an experiment's report into its run folder.
+
+    Contract: ``write(result, run_dir, store)`` writes ``report.html`` (self-contained: images and
+    charts inlined, opens offline), ``report.md`` and any figures, atomically, and returns the
+    paths written. It reads only the result and the store (for contact sheets), never retrains.
+    """
+
+    def write(self, result: ExperimentResult, run_dir: str, store: ImageStore) -> list[str]: ...
+
+
+@runtime_checkable
+class RunRepository(Protocol):
+    """Keeps an experiment run's results so that a killed run continues where it stopped.
+
+    Contract:
+        - ``claim(fingerprint)`` binds the run folder to one experiment definition: a folder
+          holding another definition raises ``ConfigError`` (finished cells are never mixed).
+        - ``save_cell`` is atomic; ``load_cell`` returns a saved cell or None.
+        - ``save_result`` writes ``results.json`` atomically and returns its path;
+          ``load_result`` reads it back (``ConfigError`` if absent or unreadable).
+        - ``checkpoint_path(slug)`` is where a cell may write its weights.
+        - ``location`` is the run folder.
+    """
+
+    @property
+    def location(self) -> str: ...
+
+    def claim(self, fingerprint: str, description: str) -> None: ...
+
+    def load_cell(self, key: CellKey) -> CellResult | None: ...
+
+    def save_cell(self, cell: CellResult) -> None: ...
+
+    def save_result(self, result: ExperimentResult) -> str: ...
+
+    def load_result(self) -> ExperimentResult: ...
+
+    def checkpoint_path(self, slug: str) -> str: ...
 
 
 class ProgressTask(Protocol):

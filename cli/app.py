@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from cli import augment, data
-from cli.common import state
+from cli import augment, data, experiment, generator
+from cli.common import handle_errors, state
 from medaug import __version__
 
 app = typer.Typer(
@@ -18,6 +18,9 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.add_typer(augment.app, name="augment")
+app.add_typer(generator.app, name="generator")
+app.add_typer(experiment.app, name="experiment")
+app.command("train")(handle_errors(experiment.train))
 
 
 def _version(value: bool) -> None:

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from application.errors import MedaugError
 from domain import DomainError
+from medaug import bootstrap
 from medaug.settings import Settings, load_settings
 
 console = Console()
@@ -34,10 +35,8 @@ state = _State()
 
 def settings(**overrides: Any) -> Settings:
     """Settings from the global ``--config`` file, MEDAUG_* env and per-command overrides."""
-    from adapters.logging import configure_logging
-
     loaded = load_settings(state.config, **{k: v for k, v in overrides.items() if v is not None})
-    configure_logging(loaded.log_format, loaded.log_level)
+    bootstrap.configure_logging(loaded)
     return loaded
 
 

@@ -160,13 +160,19 @@ def make_plan(
         if missing > 0 and not pool:
             raise DomainError(f"grade {int(grade)} ({grade.label}) has no real training image to derive from")
         for index in range(missing):
+            generator = generators[index % len(generators)]
+            source = pool[index % len(pool)]
+            job_seed = derive_seed(seed, augmentation, int(grade), index)
+            # The id carries a digest of what defines the image, so a changed plan (other
+            # sources, generator or seed) yields new ids and the old images are seen as stale.
+            digest = derive_seed(generator, source, job_seed) % 16**6
             jobs.append(
                 SyntheticJob(
-                    image_id=f"{augmentation}-g{int(grade)}-{index:05d}",
+                    image_id=f"{augmentation}-g{int(grade)}-{index:05d}-{digest:06x}",
                     grade=grade,
-                    generator=generators[index % len(generators)],
-                    source_ids=(pool[index % len(pool)],),
-                    seed=derive_seed(seed, augmentation, int(grade), index),
+                    generator=generator,
+                    source_ids=(source,),
+                    seed=job_seed,
                 )
             )
     return AugmentationPlan(

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from application.errors import ConfigError
-from application.ports import DatasetSource, ImageGenerator, ImageStore, Preprocessor, ProgressSink
+from application.ports import DatasetSource, GeneratorTrainer, ImageGenerator, ImageStore, Preprocessor, ProgressSink
+from application.ports import ReportWriter
 from medaug.settings import Settings
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
-
 
 # -- stores ----------------------------------------------------------------------------------
 
@@ -91,7 +87,7 @@ def build_phantom_source(n: int, *, seed: int, size: int, test_fraction: float =
 def _classic(settings: Settings, store: ImageStore) -> ImageGenerator:
     from adapters.generators.classic.generator import ClassicGenerator
 
-    return ClassicGenerator(settings.generators.classic)
+    return ClassicGenerator(settings.generators.classic, device=settings.device)
 
 
 GeneratorFactory = Callable[[Settings, ImageStore], ImageGenerator]
@@ -117,6 +113,85 @@ def build_generator(name: str, settings: Settings, store: ImageStore) -> ImageGe
     except KeyError:
         raise ConfigError(f"unknown generator {name!r}; choose one of: {', '.join(generator_names())}") from None
     return factory(settings, store)
+
+
+# -- generator training ----------------------------------------------------------------------
+
+
+def generator_dir(settings: Settings, name: str, store: ImageStore) -> Path:
+    """Where generator ``name`` keeps its checkpoints for ``store`` (one model per store)."""
+    import hashlib
+
+    digest = hashlib.sha1(store.location.encode()).hexdigest()[:8]
+    return settings.work_dir / "generators" / f"{name}-{digest}"
+
+
+GeneratorTrainerFactory = Callable[[Settings, ImageStore, str | None], GeneratorTrainer]
+
+GENERATOR_TRAINERS: dict[str, GeneratorTrainerFactory] = {}
+
+
+def build_generator_trainer(
+    name: str, settings: Settings, store: ImageStore, profile: str | None = None
+) -> GeneratorTrainer:
+    """The trainer of generator ``name`` (checkpoints under ``generator_dir``).
+
+    Raises:
+        ConfigError: no trainable generator has that name.
+    """
+    try:
+        factory = GENERATOR_TRAINERS[name]
+    except KeyError:
+        names = ", ".join(sorted(GENERATOR_TRAINERS)) or "none in this build"
+        raise ConfigError(f"generator {name!r} cannot be trained; trainable generators: {names}") from None
+    return factory(settings, store, profile)
+
+
+# -- logging ----------------------------------------------------------------------------------
+
+
+def configure_logging(settings: Settings) -> None:
+    """structlog as the settings ask (readable in a terminal, JSON otherwise)."""
+    from adapters.logging import configure_logging as configure
+
+    configure(settings.log_format, settings.log_level)
+
+
+# -- devices ----------------------------------------------------------------------------------
+
+
+def describe_device(preference: str) -> str:
+    """The device torch work will run on, in words (e.g. ``cuda (NVIDIA H100)`` or ``cpu``)."""
+    from adapters.torch_support import resolve_device
+
+    device = resolve_device(preference)
+    if device.type == "cuda":
+        import torch
+
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
+
+
+# -- reporting -------------------------------------------------------------------------------
+
+
+def write_contact_sheet(
+    store: ImageStore, out: Path, *, per_cell: int = 4, augmentation: str | None = None
+) -> Path:
+    """Write a PNG contact sheet of ``store`` (grades x real/synthetic columns) to ``out``, atomically."""
+    from adapters.reporting.contact_sheet import write_contact_sheet as write
+
+    return write(store, out, per_cell=per_cell, augmentation=augmentation)
+
+
+# -- reporting -------------------------------------------------------------------------------
+
+
+def build_report_writer() -> ReportWriter:
+    """The experiment report writer: ``report.html`` (self-contained), ``report.md`` and figures."""
+    from adapters.reporting.report import HtmlMarkdownReportWriter
+
+    return HtmlMarkdownReportWriter()
 
 
 # -- progress --------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from domain.images import storage_key
 
 os.environ.setdefault("MEDAUG_LOG_FORMAT", "json")
 
+pytest_plugins = ["tests.s3_server"]  # S3 fixtures: moto's server on 127.0.0.1, buckets, outages
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 IDRID = SHARED / "datasets" / "idrid"
 IDRID_ORIGINALS = SHARED / "datasets" / "idrid-originals"

@@ -7,9 +7,12 @@ from collections.abc import Mapping, Sequence
 import structlog
 from pydantic import BaseModel, ConfigDict
 
-from application.errors import ConfigError, GeneratorError
+from application.errors import BudgetExhausted, ConfigError, GeneratorError
 from application.ports import (
+    CostEstimate,
+    CostEstimating,
     GenerationRequest,
+    GenerationResult,
     ImageGenerator,
     ImageStore,
     NullProgress,
@@ -32,6 +35,7 @@ class AugmentReport(BaseModel):
     added: int
     already_present: int
     removed_stale: int = 0
+    refused: int = 0
 
 
 def plan_augmentation(
@@ -65,9 +69,15 @@ def augment(
     and a re-run continues where it stopped; jobs already stored are never redone, and synthetic
     images of this augmentation set that are not in the plan (a plan changed since) are removed.
 
+    A generator may decline a request (a result with ``refused`` set, e.g. a content-policy
+    refusal of a paid API): nothing is stored for it and it is counted in ``refused``, so the
+    plan stays short by that many. A paid generator that reaches its budget raises
+    ``BudgetExhausted`` carrying the results it finished in that batch: they are stored first.
+
     Raises:
         ConfigError: a generator named by the plan is not given.
         GeneratorError: a generator fails.
+        BudgetExhausted: a paid generator reached its budget (finished images are kept).
     """
     progress = progress or NullProgress()
     missing = sorted({job.generator for job in plan.jobs} - set(generators))
@@ -75,18 +85,20 @@ def augment(
         raise ConfigError(f"plan {plan.augmentation!r} needs generator(s) {', '.join(missing)}, which are not configured")
     stale = _remove_stale(store, plan)
     pending = [job for job in plan.jobs if not store.exists(job.image_id)]
+    added = 0
     with progress.task(f"augment {plan.augmentation}", total=len(pending)) as bar:
         for name, generator in generators.items():
             jobs = [job for job in pending if job.generator == name]
             for batch in iter_batches(jobs, generator.batch_size):
-                _run_batch(store, plan, generator, list(batch), size)
+                added += _run_batch(store, plan, generator, list(batch), size)
                 bar.advance(len(batch))
     report = AugmentReport(
         augmentation=plan.augmentation,
         planned=len(plan.jobs),
-        added=len(pending),
+        added=added,
         already_present=len(plan.jobs) - len(pending),
         removed_stale=stale,
+        refused=len(pending) - added,
     )
     _log.info("augment_done", **report.model_dump())
     return report
@@ -94,15 +106,63 @@ def augment(
 
 def _run_batch(
     store: ImageStore, plan: AugmentationPlan, generator: ImageGenerator, jobs: list[SyntheticJob], size: int
-) -> None:
+) -> int:
     requests = [_request(store, job, generator.needs_source, size) for job in jobs]
-    results = generator.generate(requests)
+    try:
+        results = generator.generate(requests)
+    except BudgetExhausted as stop:
+        _store_results(store, plan, generator, jobs, stop.completed)
+        raise
     if len(results) != len(jobs):
         raise GeneratorError(f"generator {generator.name} returned {len(results)} images for {len(jobs)} requests")
     for job, result in zip(jobs, results, strict=True):
         if result.image_id != job.image_id:
             raise GeneratorError(f"generator {generator.name} returned {result.image_id} for {job.image_id}")
+    return _store_results(store, plan, generator, jobs, results)
+
+
+def _store_results(
+    store: ImageStore,
+    plan: AugmentationPlan,
+    generator: ImageGenerator,
+    jobs: list[SyntheticJob],
+    results: Sequence[GenerationResult],
+) -> int:
+    by_id = {job.image_id: job for job in jobs}
+    stored = 0
+    for result in results:
+        job = by_id.get(result.image_id)
+        if job is None:
+            raise GeneratorError(f"generator {generator.name} returned {result.image_id}, which was not requested")
+        if result.refused:
+            _log.warning("generation_refused", image_id=job.image_id, generator=generator.name, reason=result.refused)
+            continue
         store.put(_record(plan, job, generator.name, result.parameters), result.data)
+        stored += 1
+    return stored
+
+
+def estimate_augmentation(
+    store: ImageStore, plan: AugmentationPlan, generators: Mapping[str, ImageGenerator], *, size: int
+) -> dict[str, CostEstimate]:
+    """What carrying out ``plan`` would cost, per generator; nothing is generated, sent or written.
+
+    Generators that are not ``CostEstimating`` run locally and cost nothing.
+    """
+    pending = [job for job in plan.jobs if not store.exists(job.image_id)]
+    estimates: dict[str, CostEstimate] = {}
+    for name, generator in generators.items():
+        requests = [_bare_request(job, size) for job in pending if job.generator == name]
+        if isinstance(generator, CostEstimating):
+            estimates[name] = generator.estimate(requests)
+        else:
+            estimates[name] = CostEstimate(requests=len(requests), notes=("runs locally: nothing is sent",))
+    return estimates
+
+
+def _bare_request(job: SyntheticJob, size: int) -> GenerationRequest:
+    source_id = job.source_ids[0] if job.source_ids else None
+    return GenerationRequest(image_id=job.image_id, grade=job.grade, seed=job.seed, source_id=source_id, size=size)
 
 
 def _request(store: ImageStore, job: SyntheticJob, needs_source: bool, size: int) -> GenerationRequest:

@@ -1,17 +1,294 @@
-"""Configuration of the classic (torchvision transforms) generator."""
+"""Configuration of the classic (torchvision transforms) generator: pure pydantic, no torch.
+
+Every named operation has a parameter model here, so a settings file is checked (names, ranges,
+unknown keys) as soon as it is loaded; ``operations.py`` holds their torchvision implementations.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from application.errors import ConfigError
+
+
+def _ordered(value: tuple[float, float]) -> tuple[float, float]:
+    low, high = value
+    if low > high:
+        raise ValueError(f"range [{low}, {high}] must be [low, high] with low <= high")
+    return value
+
+
+Range = Annotated[tuple[float, float], AfterValidator(_ordered)]
+"""A ``[low, high]`` interval a parameter is drawn from, uniformly."""
+
+PositiveRange = Annotated[tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]], AfterValidator(_ordered)]
+UnitRange = Annotated[
+    tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]], AfterValidator(_ordered)
+]
+
+
+class OperationSpec(BaseModel):
+    """One named operation and its parameters.
+
+    Attributes:
+        op: the operation's name.
+        p: probability of applying it to an image (drawn from the image's seed).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    op: str
+    p: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
+class HFlipSpec(OperationSpec):
+    """Mirror left-right."""
+
+
+class VFlipSpec(OperationSpec):
+    """Mirror top-bottom."""
+
+
+class RotationSpec(OperationSpec):
+    """Rotate by an angle drawn from ``[-degrees, degrees]`` (corners filled black)."""
+
+    degrees: float = Field(default=15.0, gt=0, le=180)
+
+
+class ShearSpec(OperationSpec):
+    """Shear along x and y by angles drawn from ``[-degrees, degrees]``."""
+
+    degrees: float = Field(default=10.0, gt=0, lt=90)
+
+
+class CropAndScaleSpec(OperationSpec):
+    """Crop a random area (``scale`` of the image, aspect ``ratio``) and scale it back up."""
+
+    scale: UnitRange = (0.7, 1.0)
+    ratio: PositiveRange = (3 / 4, 4 / 3)
+
+
+class TranslateSpec(OperationSpec):
+    """Shift by up to ``fraction`` of the side along x and y."""
+
+    fraction: float = Field(default=0.1, gt=0, le=0.5)
+
+
+class ColourShiftSpec(OperationSpec):
+    """Shift hue by up to ``hue`` (of the colour wheel) and scale saturation by ``1 +- saturation``."""
+
+    hue: float = Field(default=0.03, ge=0, le=0.5)
+    saturation: float = Field(default=0.2, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> ColourShiftSpec:
+        if self.hue == 0 and self.saturation == 0:
+            raise ValueError("hue and saturation cannot both be 0")
+        return self
+
+
+class BrightnessSpec(OperationSpec):
+    """Multiply brightness by a factor drawn from ``factor``."""
+
+    factor: PositiveRange = (0.8, 1.2)
+
+
+class ContrastSpec(OperationSpec):
+    """Scale contrast by a factor drawn from ``factor``."""
+
+    factor: PositiveRange = (0.8, 1.2)
+
+
+class BlurSpec(OperationSpec):
+    """Gaussian blur with a standard deviation (pixels) drawn from ``sigma``."""
+
+    sigma: PositiveRange = (0.3, 1.5)
+
+
+class SharpenSpec(OperationSpec):
+    """Sharpen by a factor drawn from ``factor`` (1 = unchanged)."""
+
+    factor: PositiveRange = (1.5, 3.0)
+
+
+class EqualizeSpec(OperationSpec):
+    """Histogram equalisation of each channel."""
+
+
+class GaussianNoiseSpec(OperationSpec):
+    """Additive Gaussian noise, standard deviation drawn from ``sigma`` (intensities in 0-1)."""
+
+    sigma: UnitRange = (0.01, 0.05)
+
+
+class PoissonNoiseSpec(OperationSpec):
+    """Shot noise: intensities become Poisson counts at ``peak`` photons for full white."""
+
+    peak: PositiveRange = (30.0, 200.0)
+
+
+class SaltPepperSpec(OperationSpec):
+    """Set a share of pixels drawn from ``amount`` to black or white."""
+
+    amount: UnitRange = (0.002, 0.02)
+
+
+class SpeckleSpec(OperationSpec):
+    """Multiplicative noise ``x + x * n``, ``n`` Gaussian with deviation drawn from ``sigma``."""
+
+    sigma: UnitRange = (0.05, 0.15)
+
+
+class RandomErasingSpec(OperationSpec):
+    """Erase a rectangle (``scale`` of the image, aspect ``ratio``) to grey level ``value``."""
+
+    scale: UnitRange = (0.02, 0.1)
+    ratio: PositiveRange = (0.3, 3.3)
+    value: float = Field(default=0.0, ge=0, le=1)
+
+
+class ThesisSpec(OperationSpec):
+    """The thesis's recipe: a flip combination (none, h, v, both) and a brightness increase."""
+
+    brightness: Annotated[
+        tuple[Annotated[float, Field(ge=1.0)], Annotated[float, Field(ge=1.0)]], AfterValidator(_ordered)
+    ] = (1.1, 1.4)
+
+    @model_validator(mode="after")
+    def _increases(self) -> ThesisSpec:
+        if self.brightness[1] <= 1.0:
+            raise ValueError("brightness must reach above 1.0 (it is an increase)")
+        return self
+
+
+class RandAugmentSpec(OperationSpec):
+    """torchvision's RandAugment: ``num_ops`` transforms at ``magnitude`` of ``num_magnitude_bins``."""
+
+    num_ops: int = Field(default=2, ge=1, le=10)
+    magnitude: int = Field(default=9, ge=0)
+    num_magnitude_bins: int = Field(default=31, ge=2, le=100)
+
+    @model_validator(mode="after")
+    def _magnitude_in_bins(self) -> RandAugmentSpec:
+        if self.magnitude >= self.num_magnitude_bins:
+            raise ValueError(f"magnitude {self.magnitude} must be below num_magnitude_bins {self.num_magnitude_bins}")
+        return self
+
+
+class TrivialAugmentSpec(OperationSpec):
+    """torchvision's TrivialAugmentWide: one transform at a random magnitude."""
+
+    num_magnitude_bins: int = Field(default=31, ge=2, le=100)
+
+
+OPERATION_SPECS: dict[str, type[OperationSpec]] = {
+    "hflip": HFlipSpec,
+    "vflip": VFlipSpec,
+    "rotation": RotationSpec,
+    "shear": ShearSpec,
+    "crop_and_scale": CropAndScaleSpec,
+    "translate": TranslateSpec,
+    "colour_shift": ColourShiftSpec,
+    "brightness": BrightnessSpec,
+    "contrast": ContrastSpec,
+    "blur": BlurSpec,
+    "sharpen": SharpenSpec,
+    "equalize": EqualizeSpec,
+    "gaussian_noise": GaussianNoiseSpec,
+    "poisson_noise": PoissonNoiseSpec,
+    "salt_pepper": SaltPepperSpec,
+    "speckle": SpeckleSpec,
+    "random_erasing": RandomErasingSpec,
+    "thesis": ThesisSpec,
+    "randaugment": RandAugmentSpec,
+    "trivialaugment": TrivialAugmentSpec,
+}
+"""Every operation name a configuration may use, with its parameter model."""
+
+PRESETS: tuple[str, ...] = ("thesis", "randaugment", "trivialaugment")
+"""Named recipes: each is its operation with default parameters."""
 
 
 class ClassicConfig(BaseModel):
-    """``preset`` names a recipe (``thesis`` = flips + brightness increase); ``operations``
-    overrides it with a list of named operations and their parameters."""
+    """Settings of the ``classic`` generator.
+
+    ``preset`` names a recipe: ``thesis`` (a flip combination and a brightness increase, chosen
+    per image from its seed, as the thesis balanced its grades), ``randaugment`` or
+    ``trivialaugment``. ``operations``, when given, replaces the preset with a list of named
+    operations applied in order, e.g. ``[{"op": "rotation", "degrees": 15, "p": 0.5}]``.
+
+    Attributes:
+        preset: the recipe used when ``operations`` is empty.
+        operations: named operations with their parameters (see ``OPERATION_SPECS``).
+        batch_size: requests per ``generate`` call.
+
+    Raises:
+        ConfigError: an unknown preset or operation, or a bad parameter (one line).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     preset: str = "thesis"
-    operations: list[dict[str, Any]] = Field(default_factory=list)
+    operations: list[Any] = Field(default_factory=list)
+    batch_size: int = Field(default=16, ge=1, le=1024)
+
+    @model_validator(mode="after")
+    def _operations_are_valid(self) -> ClassicConfig:
+        # ConfigError is not a ValueError, so pydantic lets it through unchanged: a bad settings
+        # file, environment variable or constructor call all end in the same one-line error.
+        self.specs()
+        return self
+
+    @property
+    def label(self) -> str:
+        """What provenance records as the recipe: the preset, or ``custom`` for an operation list."""
+        return "custom" if self.operations else self.preset
+
+    def specs(self) -> list[OperationSpec]:
+        """The validated operations this configuration applies, in order.
+
+        Raises:
+            ConfigError: an unknown preset or operation, or a bad parameter.
+        """
+        if self.preset not in PRESETS:
+            raise ConfigError(
+                f"generators.classic.preset: unknown preset {self.preset!r}; valid presets: {', '.join(PRESETS)}"
+            )
+        if not self.operations:
+            return [OPERATION_SPECS[self.preset](op=self.preset)]
+        return [parse_operation(index, raw) for index, raw in enumerate(self.operations, start=1)]
+
+
+def parse_operation(index: int, raw: object) -> OperationSpec:
+    """Validate one entry of ``operations`` (``index`` counts from 1, for the message).
+
+    Raises:
+        ConfigError: the entry is not a mapping with a known ``op``, or a parameter is invalid.
+    """
+    where = f"generators.classic.operations[{index}]"
+    valid = ", ".join(OPERATION_SPECS)
+    if not isinstance(raw, dict) or "op" not in raw:
+        raise ConfigError(f"{where}: {raw!r} needs an 'op' name; valid operations: {valid}")
+    name = raw["op"]
+    spec_type = OPERATION_SPECS.get(name) if isinstance(name, str) else None
+    if spec_type is None:
+        raise ConfigError(f"{where}: unknown operation {name!r}; valid operations: {valid}")
+    try:
+        return spec_type.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{where} ({name}): {_first_problem(exc)}; parameters: {_parameters(spec_type)}") from None
+
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    field = ".".join(str(part) for part in error["loc"])
+    message = "unknown parameter" if error["type"] == "extra_forbidden" else error["msg"].removeprefix("Value error, ")
+    return f"{field}: {message}" if field else message
+
+
+def _parameters(spec_type: type[OperationSpec]) -> str:
+    return ", ".join(
+        f"{name}={field.default!r}" for name, field in spec_type.model_fields.items() if name != "op"
+    )

@@ -1,0 +1,455 @@
+"""An S3-compatible bucket as an ImageStore (AWS S3, MinIO, Ceph, R2...).
+
+Layout under ``s3://<bucket>/<prefix>/``, the same keys as the local store:
+
+- ``<split>/<grade>/<id>.png``: the pixels, with their sha256 in the object's metadata;
+- ``records/<id>.json``: one record object per image (``{"record": ..., "sha256": ..., "size": ...}``),
+  since an S3 object cannot be appended to like the local ``manifest.jsonl``;
+- ``manifest.jsonl``: only when ``export_manifest`` is called, a snapshot in the local store's
+  format, so a plain copy of the prefix opens as a ``LocalImageStore``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import structlog
+from boto3.exceptions import S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+)
+from pydantic import SecretStr, ValidationError
+
+from adapters.stores.config import MIB, S3StoreConfig
+from adapters.stores.local import MANIFEST
+from application.errors import ConfigError, StoreError
+from domain import FundusImage, Grade, Origin, Split
+from domain.images import storage_key
+
+_log = structlog.get_logger(__name__)
+
+S3Client = Any
+"""A boto3 S3 client (``boto3.client("s3")``); typed loosely as boto3 ships no stubs."""
+
+RECORDS = "records"
+_SHA256 = "sha256"
+_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
+_DENIED = frozenset({"403", "AccessDenied", "AllAccessDisabled", "Forbidden"})
+_BAD_CREDENTIALS = frozenset(
+    {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired"}
+)
+_UNREACHABLE = {
+    EndpointConnectionError: "connection failed",
+    ConnectTimeoutError: "connection timed out",
+    ReadTimeoutError: "no response within the read timeout",
+    ConnectionClosedError: "connection closed by the server",
+}
+
+
+def make_s3_client(config: S3StoreConfig) -> S3Client:
+    """A boto3 S3 client with retries, timeouts, endpoint and credentials from ``config``.
+
+    Raises:
+        ConfigError: the endpoint URL or another setting is unusable.
+    """
+    style = config.addressing_style
+    if style == "auto" and config.endpoint_url:
+        style = "path"
+    botocore_config = Config(
+        retries={"mode": config.retry_mode, "total_max_attempts": config.max_attempts},
+        connect_timeout=config.connect_timeout,
+        read_timeout=config.read_timeout,
+        max_pool_connections=max(10, config.max_workers),
+        s3={"addressing_style": style},
+        request_checksum_calculation=config.request_checksum_calculation,
+        response_checksum_validation=config.request_checksum_calculation,
+    )
+    try:
+        return _session().client(
+            "s3",
+            region_name=config.region,
+            endpoint_url=config.endpoint_url,
+            aws_access_key_id=_reveal(config.access_key_id),
+            aws_secret_access_key=_reveal(config.secret_access_key),
+            aws_session_token=_reveal(config.session_token),
+            config=botocore_config,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"store.s3: cannot build an S3 client ({exc})") from None
+
+
+_SESSION: list[boto3.session.Session] = []
+_SESSION_LOCK = threading.Lock()
+
+
+def _session() -> boto3.session.Session:
+    """One boto3 session per process: later clients reuse its parsed service models (fast)."""
+    with _SESSION_LOCK:
+        if not _SESSION:
+            _SESSION.append(boto3.session.Session())
+        return _SESSION[0]
+
+
+def _reveal(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret is not None else None
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """A record as stored: the image record, the sha256 of its pixels, its object's ETag."""
+
+    record: FundusImage
+    sha256: str
+    etag: str | None
+
+
+class _NotFound(Exception):
+    """The object does not exist (an internal signal, never shown to users)."""
+
+
+class _ImageUnreadable(StoreError):
+    """A record's image is missing or does not match its checksum."""
+
+
+class S3ImageStore:
+    """ImageStore on an S3-compatible bucket, with the same key layout as ``LocalImageStore``.
+
+    A ``put`` uploads the image object first (multipart above ``multipart_threshold``), then its
+    record object, so a reader never sees a record without its image; an image without a record
+    (a crash in between) is invisible and rewritten by the next ``put``. ``delete`` removes the
+    record first, then the image. Every image read is checked against the sha256 written with
+    its record. Records are cached in memory by ETag: ``list`` lists the record objects and
+    re-reads only those that changed. Retries with backoff are botocore's (see
+    ``make_s3_client``); a request that still fails raises ``StoreError`` naming the object.
+
+    Args:
+        client: a boto3 S3 client, e.g. from ``make_s3_client``.
+        bucket: the bucket.
+        prefix: the folder inside the bucket ("" for the bucket's root).
+        multipart_threshold: objects above this size (bytes) are uploaded in parts.
+        multipart_chunksize: the size of each part (bytes).
+        max_workers: concurrent requests when reading many records or parts.
+    """
+
+    def __init__(
+        self,
+        client: S3Client,
+        *,
+        bucket: str,
+        prefix: str = "",
+        multipart_threshold: int = 8 * MIB,
+        multipart_chunksize: int = 8 * MIB,
+        max_workers: int = 8,
+    ) -> None:
+        if not bucket:
+            raise ConfigError("an S3 store needs a bucket name")
+        self._client = client
+        self._bucket = bucket
+        self._prefix = prefix.strip("/")
+        self._transfer = TransferConfig(
+            multipart_threshold=multipart_threshold,
+            multipart_chunksize=multipart_chunksize,
+            max_concurrency=max_workers,
+        )
+        self._max_workers = max_workers
+        self._entries: dict[str, _Entry] = {}
+        self._bucket_checked = False
+
+    @property
+    def location(self) -> str:
+        return f"s3://{self._bucket}/{self._prefix}" if self._prefix else f"s3://{self._bucket}"
+
+    @property
+    def bucket(self) -> str:
+        """The bucket holding the store."""
+        return self._bucket
+
+    @property
+    def prefix(self) -> str:
+        """The folder inside the bucket, without slashes at either end."""
+        return self._prefix
+
+    def object_key(self, relative: str) -> str:
+        """The full object key of a key relative to the store (``train/0/a.png`` -> ``<prefix>/train/0/a.png``)."""
+        return f"{self._prefix}/{relative}" if self._prefix else relative
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def put(self, image: FundusImage, data: bytes, *, overwrite: bool = False) -> None:
+        if image.key != storage_key(image.split, image.grade, image.id):
+            raise StoreError(f"{image.id}: key {image.key!r} does not follow <split>/<grade>/<id>.png")
+        previous = self._load_or_none(image.id)
+        if previous is not None and not overwrite:
+            raise StoreError(f"{self.location}: image {image.id} already exists")
+        checksum = hashlib.sha256(data).hexdigest()
+        self._upload(self.object_key(image.key), data, checksum)
+        etag = self._put_record(image, checksum, len(data))
+        self._entries[image.id] = _Entry(image, checksum, etag)
+        if previous is not None and previous.record.key != image.key:
+            self._delete_object(self.object_key(previous.record.key))
+
+    def delete(self, image_id: str) -> None:
+        entry = self._load(image_id)
+        self._delete_object(self._record_key(image_id))
+        self._entries.pop(image_id, None)
+        self._delete_object(self.object_key(entry.record.key))
+
+    def export_manifest(self) -> str:
+        """Write ``<prefix>/manifest.jsonl``, a snapshot of every record in the local store's format.
+
+        A plain copy of the prefix (``aws s3 sync``, ``mc mirror``) then opens as a
+        ``LocalImageStore``. The S3 store itself never reads this file.
+
+        Returns:
+            The ``s3://`` URL of the manifest.
+        """
+        lines = [
+            json.dumps({"op": "put", "record": r.model_dump(mode="json")}, separators=(",", ":"), sort_keys=True)
+            for r in self.list()
+        ]
+        key = self.object_key(MANIFEST)
+        body = "".join(line + "\n" for line in lines).encode()
+        with self._errors(key):
+            self._client.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/x-ndjson")
+        return self._url(key)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def get(self, image_id: str) -> bytes:
+        cached = self._entries.get(image_id)
+        if cached is not None:
+            # The cached record may be stale (another process overwrote or deleted the image):
+            # on a miss, re-read the record before giving up.
+            with contextlib.suppress(_ImageUnreadable):
+                return self._read_image(cached)
+        return self._read_image(self._load(image_id))
+
+    def record(self, image_id: str) -> FundusImage:
+        return self._load(image_id).record
+
+    def exists(self, image_id: str) -> bool:
+        key = self._record_key(image_id)
+        try:
+            with self._errors(key):
+                self._client.head_object(Bucket=self._bucket, Key=key)
+        except _NotFound:
+            self._entries.pop(image_id, None)
+            return False
+        return True
+
+    def list(
+        self,
+        *,
+        split: Split | None = None,
+        grade: Grade | None = None,
+        origin: Origin | None = None,
+        augmentation: str | None = None,
+    ) -> list[FundusImage]:
+        self._refresh()
+        return [
+            e.record
+            for _, e in sorted(self._entries.items())
+            if (split is None or e.record.split is split)
+            and (grade is None or e.record.grade == grade)
+            and (origin is None or e.record.origin is origin)
+            and (augmentation is None or e.record.augmentation == augmentation)
+        ]
+
+    # -- objects -----------------------------------------------------------------------------
+
+    def _record_key(self, image_id: str) -> str:
+        return self.object_key(f"{RECORDS}/{image_id}.json")
+
+    def _url(self, key: str) -> str:
+        return f"s3://{self._bucket}/{key}"
+
+    def _upload(self, key: str, data: bytes, checksum: str) -> None:
+        extra = {"Metadata": {_SHA256: checksum}, "ContentType": "image/png"}
+        with self._errors(key):
+            if len(data) > self._transfer.multipart_threshold:
+                self._client.upload_fileobj(
+                    io.BytesIO(data), self._bucket, key, ExtraArgs=extra, Config=self._transfer
+                )
+            else:
+                self._client.put_object(Bucket=self._bucket, Key=key, Body=data, **extra)
+
+    def _put_record(self, image: FundusImage, checksum: str, size: int) -> str | None:
+        key = self._record_key(image.id)
+        body = json.dumps(
+            {"record": image.model_dump(mode="json"), _SHA256: checksum, "size": size},
+            separators=(",", ":"),
+            sort_keys=True,
+        ).encode()
+        with self._errors(key):
+            response = self._client.put_object(
+                Bucket=self._bucket, Key=key, Body=body, ContentType="application/json"
+            )
+        return response.get("ETag")
+
+    def _delete_object(self, key: str) -> None:
+        with self._errors(key):
+            self._client.delete_object(Bucket=self._bucket, Key=key)
+
+    def _read_image(self, entry: _Entry) -> bytes:
+        key = self.object_key(entry.record.key)
+        try:
+            with self._errors(key):
+                data = self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except _NotFound:
+            raise _ImageUnreadable(
+                f"{self._url(key)}: image of record {entry.record.id} is missing from the store"
+            ) from None
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != entry.sha256:
+            raise _ImageUnreadable(
+                f"{self._url(key)}: checksum mismatch for image {entry.record.id} "
+                f"(read sha256 {actual[:12]}..., recorded {entry.sha256[:12]}...)"
+            )
+        return data
+
+    # -- records -----------------------------------------------------------------------------
+
+    def _load(self, image_id: str) -> _Entry:
+        """Read one record object afresh (and cache it); ``KeyError`` when there is none."""
+        entry = self._load_or_none(image_id)
+        if entry is None:
+            raise KeyError(image_id)
+        return entry
+
+    def _load_or_none(self, image_id: str) -> _Entry | None:
+        key = self._record_key(image_id)
+        try:
+            with self._errors(key):
+                response = self._client.get_object(Bucket=self._bucket, Key=key)
+                body = response["Body"].read()
+        except _NotFound:
+            self._entries.pop(image_id, None)
+            return None
+        entry = self._parse_record(key, image_id, body, response.get("ETag"))
+        self._entries[image_id] = entry
+        return entry
+
+    def _parse_record(self, key: str, image_id: str, body: bytes, etag: str | None) -> _Entry:
+        try:
+            document = json.loads(body)
+            record = FundusImage.model_validate(document["record"])
+            checksum = str(document[_SHA256])
+        except (ValueError, KeyError, TypeError, ValidationError) as exc:
+            problem = str(exc).splitlines()[0]
+            raise StoreError(f"{self._url(key)}: unreadable record ({problem})") from None
+        if record.id != image_id:
+            raise StoreError(f"{self._url(key)}: record is for image {record.id}, not {image_id}")
+        return _Entry(record, checksum, etag)
+
+    def _refresh(self) -> None:
+        """List the record objects; re-read only those new or changed since the last look."""
+        listed = dict(self._list_records())
+        changed = [i for i, etag in listed.items() if i not in self._entries or self._entries[i].etag != etag]
+        for image_id in set(self._entries) - set(listed):
+            del self._entries[image_id]
+        self._load_many(changed)
+
+    def _load_many(self, image_ids: list[str]) -> None:
+        """Read many records concurrently into the cache (records deleted meanwhile drop out)."""
+        if not image_ids:
+            return
+        with ThreadPoolExecutor(max_workers=self._max_workers) as pool:
+            list(pool.map(self._load_or_none, image_ids))
+
+    def _list_records(self) -> Iterable[tuple[str, str | None]]:
+        prefix = self.object_key(f"{RECORDS}/")
+        found: list[tuple[str, str | None]] = []
+        with self._errors(prefix):
+            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    name = obj["Key"][len(prefix) :]
+                    if name.endswith(".json") and "/" not in name:
+                        found.append((name.removesuffix(".json"), obj.get("ETag")))
+        return found
+
+    # -- errors ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _errors(self, key: str) -> Iterator[None]:
+        """Turn botocore failures into one-line ``StoreError`` naming the object; 404 -> ``_NotFound``."""
+        self._check_bucket()
+        try:
+            yield
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in _NOT_FOUND:
+                raise _NotFound(key) from None
+            raise StoreError(f"{self._url(key)}: {self._client_problem(code, exc)}") from None
+        except S3UploadFailedError as exc:
+            raise StoreError(f"{self._url(key)}: upload failed ({exc})") from None
+        except (NoCredentialsError, PartialCredentialsError):
+            raise StoreError(f"{self._url(key)}: {_NO_CREDENTIALS}") from None
+        except BotoCoreError as exc:
+            raise StoreError(f"{self._url(key)}: {self._transport_problem(exc)}") from None
+
+    def _check_bucket(self) -> None:
+        """Once per store: a missing bucket or denied access is reported as such, not as 404s."""
+        if self._bucket_checked:
+            return
+        self._bucket_checked = True
+        try:
+            self._client.head_bucket(Bucket=self._bucket)
+        except ClientError as exc:
+            self._bucket_checked = False
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            problem = f"bucket {self._bucket} does not exist" if code in _NOT_FOUND else self._client_problem(code, exc)
+            raise StoreError(f"{self.location}: {problem}") from None
+        except (NoCredentialsError, PartialCredentialsError):
+            self._bucket_checked = False
+            raise StoreError(f"{self.location}: {_NO_CREDENTIALS}") from None
+        except BotoCoreError as exc:
+            self._bucket_checked = False
+            raise StoreError(f"{self.location}: {self._transport_problem(exc)}") from None
+
+    def _client_problem(self, code: str, exc: ClientError) -> str:
+        if code == "NoSuchBucket":
+            return f"bucket {self._bucket} does not exist"
+        if code in _DENIED:
+            return "access denied (check the credentials and the bucket policy)"
+        if code in _BAD_CREDENTIALS:
+            return f"credentials rejected by the S3 endpoint ({code})"
+        message = exc.response.get("Error", {}).get("Message", "") or "no message"
+        return f"S3 request failed ({code or 'no code'}: {message})"
+
+    def _transport_problem(self, exc: BotoCoreError) -> str:
+        for kind, reason in _UNREACHABLE.items():
+            if isinstance(exc, kind):
+                return f"cannot reach the S3 endpoint {self._endpoint()} ({reason}, {self._attempts()} attempt(s))"
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return f"S3 request failed ({detail})"
+
+    def _endpoint(self) -> str:
+        return str(getattr(self._client.meta, "endpoint_url", "") or "(AWS)")
+
+    def _attempts(self) -> int:
+        retries = getattr(self._client.meta.config, "retries", None) or {}
+        return int(retries.get("total_max_attempts") or retries.get("max_attempts", 0) + 1)
+
+
+_NO_CREDENTIALS = (
+    "no S3 credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, an AWS profile, "
+    "or store.s3.access_key_id and store.s3.secret_access_key)"
+)

@@ -1,0 +1,47 @@
+"""Train one classifier on one store (real images plus, optionally, one augmentation set)."""
+
+from __future__ import annotations
+
+from application.errors import ConfigError
+from application.ports import ClassifierTrainer, Evaluator, ImageStore, NullProgress, ProgressSink, TrainingRequest
+from application.services.augment import training_set
+from domain import Split
+from domain.experiment import CellKey, CellResult
+
+
+def train_classifier(
+    store: ImageStore,
+    trainer: ClassifierTrainer,
+    evaluator: Evaluator,
+    *,
+    augmentation: str | None,
+    seed: int,
+    checkpoint_path: str | None = None,
+    progress: ProgressSink | None = None,
+) -> CellResult:
+    """Train ``trainer`` on the store's training set and evaluate it on the test split.
+
+    Raises:
+        ConfigError: no training or no test images, or an augmentation set with no images.
+    """
+    train = training_set(store, augmentation)
+    test = store.list(split=Split.TEST)
+    if not train or not test:
+        raise ConfigError(f"{store.location}: needs real training and test images (ingest a data set first)")
+    if augmentation is not None and len(train) == len(training_set(store, None)):
+        raise ConfigError(f"{store.location}: augmentation set {augmentation!r} has no images; run `medaug augment run` first")
+    request = TrainingRequest(
+        train=tuple(train), val=tuple(store.list(split=Split.VAL)), test=tuple(test), seed=seed,
+        checkpoint_path=checkpoint_path,
+    )
+    outcome = trainer.train_and_predict(request, store, progress=progress or NullProgress())
+    return CellResult(
+        key=CellKey(arm=augmentation or "none", classifier=trainer.name, seed=seed),
+        metrics=evaluator.metrics(outcome.predictions),
+        predictions=outcome.predictions,
+        history=outcome.history,
+        best_epoch=outcome.best_epoch,
+        train_images=len(train),
+        seconds=outcome.seconds,
+        checkpoint=outcome.checkpoint,
+    )

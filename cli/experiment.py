@@ -1,0 +1,105 @@
+"""``medaug experiment``, ``medaug train`` and ``medaug report``: the comparison of arms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from cli.common import console, handle_errors, settings, state
+from domain.experiment import ExperimentResult
+from medaug import bootstrap
+from medaug.experiment_config import apply_overrides, load_experiment_config
+from medaug.experiments_wiring import rebuild_report, run_experiment_job
+
+app = typer.Typer(help="Run experiments: arms x classifiers x seeds, with a report.", no_args_is_help=True)
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+@app.command("run")
+@handle_errors
+def run(
+    config: Path = typer.Argument(None, help="Experiment TOML (default: the built-in quick experiment on phantom data)."),
+    data: Path = typer.Option(None, "--data", help="Data-set folder (e.g. ../shared/datasets/idrid)."),
+    arms: str = typer.Option(None, "--arms", help="Only these arms of the file, comma-separated (e.g. none,classic)."),
+    classifiers: str = typer.Option(None, "--classifiers", help="Classifiers, comma-separated (cnn,resnet50)."),
+    seeds: str = typer.Option(None, "--seeds", help="Seeds, comma-separated (e.g. 0,1,2)."),
+    run_dir: Path = typer.Option(None, "--run-dir", help="Run folder (default: <work_dir>/runs/<name>)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Discard earlier results in the run folder first."),
+) -> None:
+    """Run (or resume) an experiment and write report.html, report.md and results.json."""
+    base = settings()
+    experiment = load_experiment_config(config)
+    try:
+        seed_list = [int(s) for s in _csv(seeds)] if seeds else None
+    except ValueError:
+        raise typer.BadParameter(f"--seeds must be integers, got {seeds!r}") from None
+    experiment = apply_overrides(
+        experiment, data=data, arms=_csv(arms), classifiers=_csv(classifiers), seeds=seed_list
+    )
+    result, written = run_experiment_job(
+        experiment, base, run_dir=run_dir, fresh=fresh, progress=bootstrap.build_progress(not state.quiet)
+    )
+    _print_summary(result)
+    for path in written:
+        console.print(f"wrote {path}")
+
+
+@app.command("report")
+@handle_errors
+def report(run_dir: Path = typer.Argument(..., help="A run folder holding results.json.")) -> None:
+    """Rebuild report.html and report.md of a finished run from its results.json."""
+    for path in rebuild_report(run_dir, settings()):
+        console.print(f"wrote {path}")
+
+
+def _print_summary(result: ExperimentResult) -> None:
+    table = Table(title=f"{result.spec.name}: {result.dataset}, {result.test_images} test images")
+    for column in ("arm", "classifier", "seeds", "accuracy", "kappa", "macro-F1", "vs classic"):
+        table.add_column(column, justify="left" if column in ("arm", "classifier") else "right")
+    verdicts = {(c.arm, c.classifier): c for c in result.comparisons}
+    for arm, per_classifier in result.summaries.items():
+        for classifier, metrics in per_classifier.items():
+            acc, kappa, f1 = metrics["accuracy"], metrics["quadratic_kappa"], metrics["macro_f1"]
+            comparison = verdicts.get((arm, classifier))
+            versus = (
+                f"{comparison.mean_difference * 100:+.1f} pts, p={comparison.mcnemar_p:.3f}"
+                + (" *" if comparison.significant else "")
+                if comparison
+                else ""
+            )
+            table.add_row(
+                arm, classifier, str(acc.n), f"{acc.mean * 100:.1f}% ± {acc.std * 100:.1f}",
+                f"{kappa.mean:.3f} ± {kappa.std:.3f}", f"{f1.mean:.3f}", versus,
+            )
+    console.print(table)
+    console.print(f"1 test image = {100 / max(result.test_images, 1):.2f} points of accuracy; * = significant (p < 0.05)")
+
+
+def train(
+    store: str = typer.Option(None, "--store", "-s", help="Store folder or s3://bucket/prefix (default: settings)."),
+    classifier: str = typer.Option("cnn", "--classifier", help="Classifier (cnn, resnet50)."),
+    augmentation: str = typer.Option(None, "--augmentation", "-a", help="Add this augmentation set (e.g. classic)."),
+    seed: int = typer.Option(0, "--seed", help="Training seed."),
+    checkpoint: Path = typer.Option(None, "--checkpoint", help="Write the weights here (safetensors)."),
+) -> None:
+    """Train one classifier on a store and print its test metrics."""
+    from application.services.train_classifier import train_classifier
+
+    cfg = settings()
+    image_store = bootstrap.build_store(cfg, store)
+    cell = train_classifier(
+        image_store, bootstrap.build_trainer(classifier, cfg), bootstrap.build_evaluator(),
+        augmentation=augmentation, seed=seed, checkpoint_path=str(checkpoint) if checkpoint else None,
+        progress=bootstrap.build_progress(not state.quiet),
+    )
+    m = cell.metrics
+    console.print(
+        f"{classifier} on {cell.train_images} images ({augmentation or 'real only'}), seed {seed}: "
+        f"accuracy {m.accuracy * 100:.1f}% ({round(m.accuracy * m.n)}/{m.n}), kappa {m.quadratic_kappa:.3f}, "
+        f"balanced accuracy {m.balanced_accuracy * 100:.1f}%, macro-F1 {m.macro_f1:.3f}, loss {m.loss:.3f}"
+    )

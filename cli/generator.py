@@ -1,0 +1,28 @@
+"""``medaug generator``: train generators that learn from the data (DCGAN, diffusion)."""
+
+from __future__ import annotations
+
+import typer
+
+from application.services.train_generator import train_generator
+from cli.common import console, handle_errors, settings, state
+from medaug import bootstrap
+
+app = typer.Typer(help="Train generators on a store's real training images.", no_args_is_help=True)
+
+
+@app.command("train")
+@handle_errors
+def train(
+    name: str = typer.Argument(..., help="Generator to train (diffusion, dcgan)."),
+    store: str = typer.Option(None, "--store", "-s", help="Store folder or s3://bucket/prefix (default: settings)."),
+    profile: str = typer.Option(None, "--profile", "-p", help="Training profile, e.g. quick (CPU) or standard (GPU)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Start from scratch instead of resuming the last checkpoint."),
+) -> None:
+    """Train generator NAME on the real training split; resumes after a kill."""
+    cfg = settings()
+    image_store = bootstrap.build_store(cfg, store)
+    trainer = bootstrap.build_generator_trainer(name, cfg, image_store, profile)
+    result = train_generator(image_store, trainer, resume=not fresh, progress=bootstrap.build_progress(not state.quiet))
+    loss = f", final loss {result.final_loss:.4f}" if result.final_loss is not None else ""
+    console.print(f"{result.generator}: {result.steps} steps in {result.seconds:.0f} s{loss}; checkpoint {result.checkpoint}")

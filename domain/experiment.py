@@ -1,0 +1,255 @@
+"""Experiments: arms x classifiers x seeds, their results and the comparisons between arms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from domain.grades import Grade
+from domain.plan import PlanPolicy
+
+BASELINE_ARM = "classic"
+NO_AUGMENTATION = "none"
+
+
+class Arm(BaseModel):
+    """One way of building the training set.
+
+    Attributes:
+        name: unique name, also the augmentation-set name in the store (``classic``...).
+        generators: generators that fill the plan (several = a mixture, jobs alternate);
+            empty for the ``none`` arm (real images only).
+        options: per-arm generator overrides, e.g. ``{"mode": "variation", "strength": 0.5}``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    generators: tuple[str, ...] = ()
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_safe(cls, value: str) -> str:
+        if not value or not all(c.isalnum() or c in "_-" for c in value):
+            raise ValueError(f"arm name {value!r} must be letters, digits, '_' or '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _none_has_no_generator(self) -> Arm:
+        if self.name == NO_AUGMENTATION and self.generators:
+            raise ValueError("arm 'none' trains on real images only and takes no generator")
+        if self.name != NO_AUGMENTATION and not self.generators:
+            raise ValueError(f"arm {self.name!r} needs at least one generator")
+        return self
+
+    @property
+    def augments(self) -> bool:
+        """False for the real-images-only arm."""
+        return bool(self.generators)
+
+
+class CellKey(BaseModel):
+    """One training run: an arm, a classifier and a seed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    arm: str
+    classifier: str
+    seed: int
+
+    @property
+    def slug(self) -> str:
+        """File-system name of the cell, e.g. ``classic__cnn__s0``."""
+        return f"{self.arm}__{self.classifier}__s{self.seed}"
+
+
+class EpochRecord(BaseModel):
+    """Learning-curve point: losses and accuracies after one epoch."""
+
+    model_config = ConfigDict(frozen=True)
+
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+
+
+class Metrics(BaseModel):
+    """Evaluation of one classifier on one image set.
+
+    ``confusion[i][j]`` counts images of true grade i predicted as grade j.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    n: int
+    accuracy: float
+    balanced_accuracy: float
+    macro_f1: float
+    quadratic_kappa: float
+    loss: float
+    precision: dict[Grade, float]
+    recall: dict[Grade, float]
+    confusion: list[list[int]]
+
+
+class Predictions(BaseModel):
+    """Per-image predictions on the test split (kept for paired statistics)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    image_ids: tuple[str, ...]
+    labels: tuple[int, ...]
+    predicted: tuple[int, ...]
+    probabilities: tuple[tuple[float, ...], ...]
+
+    @model_validator(mode="after")
+    def _lengths_match(self) -> Predictions:
+        n = len(self.image_ids)
+        if not (len(self.labels) == len(self.predicted) == len(self.probabilities) == n):
+            raise ValueError("predictions: image_ids, labels, predicted and probabilities differ in length")
+        return self
+
+    @property
+    def correct(self) -> tuple[bool, ...]:
+        """Whether each image was graded right."""
+        return tuple(p == y for p, y in zip(self.predicted, self.labels, strict=True))
+
+
+class CellResult(BaseModel):
+    """Everything one training run produced."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: CellKey
+    metrics: Metrics
+    predictions: Predictions
+    history: tuple[EpochRecord, ...]
+    best_epoch: int | None = None
+    train_images: int
+    seconds: float
+    checkpoint: str | None = None
+
+
+class Summary(BaseModel):
+    """A metric across seeds: mean, standard deviation and 95% interval."""
+
+    model_config = ConfigDict(frozen=True)
+
+    n: int
+    mean: float
+    std: float
+    ci_low: float
+    ci_high: float
+
+
+class Comparison(BaseModel):
+    """An arm against the baseline arm for one classifier, on paired terms.
+
+    Attributes:
+        per_seed_differences: arm minus baseline accuracy, seed by seed.
+        mean_difference: their mean.
+        mcnemar_p: exact McNemar test on the pooled paired test-image outcomes.
+        bootstrap_ci: 95% paired-bootstrap interval of the accuracy difference over test images.
+        significant: True when the interval excludes 0 and p < 0.05.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    arm: str
+    baseline: str
+    classifier: str
+    metric: str = "accuracy"
+    per_seed_differences: tuple[float, ...]
+    mean_difference: float
+    mcnemar_p: float
+    bootstrap_ci: tuple[float, float]
+    significant: bool
+
+
+class ReferenceResult(BaseModel):
+    """A published figure shown for reference (e.g. the thesis's test accuracies)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str
+    classifier: str
+    arm: str
+    accuracy: float
+
+
+THESIS_REFERENCES: tuple[ReferenceResult, ...] = (
+    ReferenceResult(source="thesis (2023)", classifier="cnn", arm="traditional", accuracy=0.3301),
+    ReferenceResult(source="thesis (2023)", classifier="cnn", arm="DALL-E 2 variations", accuracy=0.4078),
+    ReferenceResult(source="thesis (2023)", classifier="resnet50", arm="traditional", accuracy=0.4174),
+    ReferenceResult(source="thesis (2023)", classifier="resnet50", arm="DALL-E 2 variations", accuracy=0.5340),
+)
+
+
+class ExperimentSpec(BaseModel):
+    """What an experiment runs: arms x classifiers x seeds on one data set with one plan policy."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = "experiment"
+    arms: tuple[Arm, ...]
+    classifiers: tuple[str, ...]
+    seeds: tuple[int, ...]
+    policy: PlanPolicy
+    plan_seed: int = 0
+    val_fraction: float = Field(default=0.0, ge=0.0, lt=0.5)
+
+    @model_validator(mode="after")
+    def _well_formed(self) -> ExperimentSpec:
+        names = [arm.name for arm in self.arms]
+        if not names:
+            raise ValueError("an experiment needs at least one arm")
+        if len(set(names)) != len(names):
+            raise ValueError(f"arm names must be unique, got {names}")
+        if not self.classifiers:
+            raise ValueError("an experiment needs at least one classifier")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("an experiment needs one or more distinct seeds")
+        return self
+
+    def cells(self) -> list[CellKey]:
+        """Every run, arm-major, in a stable order."""
+        return [
+            CellKey(arm=arm.name, classifier=c, seed=s) for arm in self.arms for c in self.classifiers for s in self.seeds
+        ]
+
+    @property
+    def baseline(self) -> str | None:
+        """The arm others are compared with: ``classic`` when present."""
+        return BASELINE_ARM if any(a.name == BASELINE_ARM for a in self.arms) else None
+
+
+class ExperimentResult(BaseModel):
+    """An experiment's full outcome, as written to ``results.json`` and rendered in reports."""
+
+    model_config = ConfigDict(frozen=True)
+
+    spec: ExperimentSpec
+    dataset: str
+    cells: tuple[CellResult, ...]
+    summaries: dict[str, dict[str, dict[str, Summary]]]
+    """``summaries[arm][classifier][metric]`` across seeds."""
+    comparisons: tuple[Comparison, ...]
+    references: tuple[ReferenceResult, ...] = ()
+    test_images: int
+    environment: dict[str, str] = Field(default_factory=dict)
+    config_text: str = ""
+    started: str = ""
+    finished: str = ""
+    seconds: float = 0.0
+    artifacts: dict[str, str] = Field(default_factory=dict)
+    """Extra files of the run (contact sheets per arm...), name -> path relative to the run folder."""
+
+    def cells_for(self, arm: str, classifier: str) -> list[CellResult]:
+        """The cells of one arm and classifier, by seed."""
+        return sorted(
+            (c for c in self.cells if c.key.arm == arm and c.key.classifier == classifier), key=lambda c: c.key.seed
+        )

@@ -1,0 +1,1 @@
+"""Experiment definitions shipped with medaug (``quick.toml`` is the built-in default)."""

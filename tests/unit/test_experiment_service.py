@@ -1,0 +1,115 @@
+"""The experiment service, through fakes: arms built once, cells resumable, paired comparisons."""
+
+from __future__ import annotations
+
+import pytest
+
+from application.errors import ConfigError
+from application.services.experiment import ExperimentContext, run_experiment
+from domain import DomainError, Origin, PlanPolicy, Split
+from domain.experiment import Arm, ExperimentSpec
+from tests.fakes import EchoGenerator, GradeOracleTrainer, InMemoryImageStore, MemoryRuns, SimpleEvaluator, populate
+
+TRAIN = {0: 30, 1: 5, 2: 30, 3: 15, 4: 10}
+
+
+def spec(**changes: object) -> ExperimentSpec:
+    base = dict(
+        arms=(Arm(name="none"), Arm(name="classic", generators=("echo",)), Arm(name="more", generators=("echo",))),
+        classifiers=("oracle",), seeds=(0, 1), policy=PlanPolicy.balance_largest(), val_fraction=0.2,
+    )
+    return ExperimentSpec(**{**base, **changes})
+
+
+def context(store, trainer, runs, generator=None) -> ExperimentContext:  # type: ignore[no-untyped-def]
+    generator = generator or EchoGenerator()
+    return ExperimentContext(
+        store=store, dataset="test", image_size=4, generators=lambda name, arm: generator,
+        trainers={"oracle": trainer}, evaluator=SimpleEvaluator(), runs=runs, fingerprint="f1",
+    )
+
+
+@pytest.fixture
+def store() -> InMemoryImageStore:
+    store = InMemoryImageStore()
+    populate(store, TRAIN)
+    return store
+
+
+def test_runs_every_cell_and_compares_with_classic(store: InMemoryImageStore) -> None:
+    runs, trainer = MemoryRuns(), GradeOracleTrainer()
+    result = run_experiment(spec(), context(store, trainer, runs))
+    assert [c.key.slug for c in result.cells] == [
+        "none__oracle__s0", "none__oracle__s1", "classic__oracle__s0", "classic__oracle__s1",
+        "more__oracle__s0", "more__oracle__s1"]
+    assert {(c.arm, c.baseline) for c in result.comparisons} == {("none", "classic"), ("more", "classic")}
+    assert result.summaries["classic"]["oracle"]["accuracy"].n == 2
+    assert runs.result == result
+    # The real-only arm trains on fewer images than the augmented arms.
+    sizes = [len(r.train) for r in trainer.requests]
+    assert sizes[0] < sizes[2] and sizes[2] == sizes[4]
+
+
+def test_validation_is_carved_before_augmenting_and_never_a_source(store: InMemoryImageStore) -> None:
+    trainer = GradeOracleTrainer()
+    run_experiment(spec(), context(store, trainer, MemoryRuns()))
+    val_ids = {r.id for r in store.list(split=Split.VAL)}
+    assert val_ids and all(r.origin is Origin.REAL for r in store.list(split=Split.VAL))
+    sources = {s for r in store.list(origin=Origin.SYNTHETIC) for s in r.provenance.source_ids}
+    assert not sources & val_ids
+    request = trainer.requests[0]
+    assert {i.id for i in request.val} == val_ids
+    assert not {i.id for i in request.train} & val_ids
+    assert all(i.split is Split.TEST for i in request.test)
+
+
+def test_a_killed_experiment_resumes_from_finished_cells(store: InMemoryImageStore) -> None:
+    runs = MemoryRuns()
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(spec(), context(store, GradeOracleTrainer(fail_on_call=4), runs))
+    assert len(runs.cells) == 3
+    trainer = GradeOracleTrainer()
+    generator = EchoGenerator()
+    result = run_experiment(spec(), context(store, trainer, runs, generator))
+    assert len(trainer.requests) == 3  # only the unfinished cells were trained
+    assert generator.calls == []  # and no image was generated twice
+    assert len(result.cells) == 6
+
+
+def test_each_arm_is_augmented_once_and_balanced(store: InMemoryImageStore) -> None:
+    generator = EchoGenerator()
+    run_experiment(spec(), context(store, GradeOracleTrainer(), MemoryRuns(), generator))
+    for arm in ("classic", "more"):
+        train = store.list(split=Split.TRAIN, origin=Origin.REAL) + store.list(augmentation=arm)
+        counts = {g: sum(1 for i in train if int(i.grade) == g) for g in range(5)}
+        assert len(set(counts.values())) == 1
+    assert len(generator.calls) == len(set(generator.calls))
+
+
+def test_run_folder_of_another_experiment_is_refused(store: InMemoryImageStore) -> None:
+    runs = MemoryRuns()
+    run_experiment(spec(), context(store, GradeOracleTrainer(), runs))
+    other = context(store, GradeOracleTrainer(), runs)
+    object.__setattr__(other, "fingerprint", "f2")
+    with pytest.raises(ConfigError, match="different experiment"):
+        run_experiment(spec(), other)
+
+
+def test_bad_definitions_fail_before_any_work(store: InMemoryImageStore) -> None:
+    trainer, generator = GradeOracleTrainer(), EchoGenerator()
+    with pytest.raises(ConfigError, match="unknown classifier"):
+        run_experiment(spec(classifiers=("svm",)), context(store, trainer, MemoryRuns(), generator))
+    with pytest.raises(DomainError, match="cannot balance"):
+        run_experiment(spec(policy=PlanPolicy.balance_total(20)), context(store, trainer, MemoryRuns(), generator))
+    assert trainer.requests == [] and generator.calls == []
+    assert store.list(origin=Origin.SYNTHETIC) == []
+
+
+def test_empty_store_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="no real training images"):
+        run_experiment(spec(), context(InMemoryImageStore(), GradeOracleTrainer(), MemoryRuns()))
+
+
+def test_no_classic_arm_means_no_comparisons(store: InMemoryImageStore) -> None:
+    result = run_experiment(spec(arms=(Arm(name="none"),)), context(store, GradeOracleTrainer(), MemoryRuns()))
+    assert result.comparisons == ()
