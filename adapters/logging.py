@@ -23,6 +23,11 @@ def redact_secrets(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str,
     return event
 
 
+class _StderrLoggerFactory:
+    def __call__(self, *args: Any) -> structlog.PrintLogger:
+        return structlog.PrintLogger(sys.stderr)
+
+
 def configure_logging(fmt: str = "auto", level: str = "info") -> None:
     """Configure structlog once per process (the CLI calls it; embedders may skip it)."""
     json_output = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -36,6 +41,7 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # Look sys.stderr up at each call: a test runner may swap and close the stream.
+        logger_factory=_StderrLoggerFactory(),
         cache_logger_on_first_use=False,
     )

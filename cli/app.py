@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from cli import augment, data, experiment, generator
+from cli import augment, data, experiment, generator, store
 from cli.common import handle_errors, state
 from medaug import __version__
 
@@ -20,6 +20,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(augment.app, name="augment")
 app.add_typer(generator.app, name="generator")
 app.add_typer(experiment.app, name="experiment")
+app.add_typer(store.app, name="store")
 app.command("train")(handle_errors(experiment.train))
 
 

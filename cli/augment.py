@@ -6,8 +6,10 @@ from pathlib import Path
 
 import typer
 
-from application.services.augment import augment, plan_augmentation
-from cli.common import console, handle_errors, settings, state
+from application.errors import BudgetExhausted
+from application.ports import CostEstimate
+from application.services.augment import augment, estimate_augmentation, plan_augmentation
+from cli.common import console, err_console, handle_errors, settings, state
 from domain import PlanPolicy
 from medaug import bootstrap
 
@@ -26,9 +28,14 @@ def run(
     multiply: float = typer.Option(None, "--multiply", help="Multiply each grade by this factor."),
     name: str = typer.Option(None, "--name", help="Augmentation-set name (default: the generator's name)."),
     seed: int = typer.Option(None, "--seed", help="Plan seed (default: settings.seed)."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the images, API calls and estimated cost; generate and send nothing."
+    ),
+    mode: str = typer.Option(None, "--mode", help="Diffusion: 'sample' (from noise) or 'variation' (of real images)."),
+    strength: float = typer.Option(None, "--strength", help="Diffusion variations: noise strength in [0, 1]."),
 ) -> None:
     """Plan and generate the synthetic images; a re-run adds only what is missing."""
-    cfg = settings()
+    cfg = settings(generators=_diffusion_overrides(mode, strength))
     policy = _policy(target_total, balance_largest, multiply)
     image_store = bootstrap.build_store(cfg, store)
     plan = plan_augmentation(
@@ -36,13 +43,40 @@ def run(
         generators=[generator],
     )
     gen = bootstrap.build_generator(generator, cfg, image_store)
-    report = augment(image_store, plan, {generator: gen}, size=cfg.image_size,
-                     progress=bootstrap.build_progress(not state.quiet))
+    if dry_run:
+        estimates = estimate_augmentation(image_store, plan, {generator: gen}, size=cfg.image_size)
+        for gen_name, estimate in estimates.items():
+            _print_estimate(plan.augmentation, gen_name, estimate)
+        return
+    try:
+        report = augment(image_store, plan, {generator: gen}, size=cfg.image_size,
+                         progress=bootstrap.build_progress(not state.quiet))
+    except BudgetExhausted as stop:
+        err_console.print(f"[yellow]stopped:[/] {stop}; images made so far are kept, re-run to continue",
+                          highlight=False, soft_wrap=True)
+        raise typer.Exit(3) from None
     console.print(
         f"{plan.augmentation}: {plan.policy.describe()} -> {plan.total} training images; "
         f"{report.added} generated, {report.already_present} already present"
+        + (f", {report.refused} refused (skipped)" if report.refused else "")
         + (f", {report.removed_stale} stale removed" if report.removed_stale else "")
     )
+
+
+def _print_estimate(augmentation: str, generator: str, estimate: CostEstimate) -> None:
+    console.print(
+        f"dry run, nothing sent: {augmentation!r} needs {estimate.requests} images from {generator}: "
+        f"{estimate.calls} API calls ({estimate.images} images billed, {estimate.reused} reused, "
+        f"{estimate.refused} refused before), estimated cost ${estimate.usd:.2f}",
+        highlight=False, soft_wrap=True,
+    )
+    for note in estimate.notes:
+        console.print(f"  {note}", highlight=False, soft_wrap=True)
+
+
+def _diffusion_overrides(mode: str | None, strength: float | None) -> dict | None:
+    chosen = {k: v for k, v in (("mode", mode), ("strength", strength)) if v is not None}
+    return {"diffusion": chosen} if chosen else None
 
 
 def _policy(target_total: int | None, balance_largest: bool, multiply: float | None) -> PlanPolicy:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from application.errors import ConfigError
 from application.ports import DatasetSource, GeneratorTrainer, ImageGenerator, ImageStore, Preprocessor, ProgressSink
-from application.ports import ReportWriter
+from application.ports import ClassifierTrainer, Evaluator, ReportWriter
 from medaug.settings import Settings
 
 # -- stores ----------------------------------------------------------------------------------
@@ -43,7 +43,14 @@ def _build_s3_store(config) -> ImageStore:  # type: ignore[no-untyped-def]
         raise ConfigError("store.kind = 's3' is not available in this build") from exc
     if not config.s3.bucket:
         raise ConfigError("store.kind = 's3' needs store.s3.bucket (or --store s3://bucket/prefix)")
-    return S3ImageStore(make_s3_client(config.s3), bucket=config.s3.bucket, prefix=config.s3.prefix)
+    return S3ImageStore(
+        make_s3_client(config.s3),
+        bucket=config.s3.bucket,
+        prefix=config.s3.prefix,
+        multipart_threshold=config.s3.multipart_threshold,
+        multipart_chunksize=config.s3.multipart_chunksize,
+        max_workers=config.s3.max_workers,
+    )
 
 
 # -- data sets and preprocessing -------------------------------------------------------------
@@ -90,10 +97,30 @@ def _classic(settings: Settings, store: ImageStore) -> ImageGenerator:
     return ClassicGenerator(settings.generators.classic, device=settings.device)
 
 
+def _openai(settings: Settings, store: ImageStore) -> ImageGenerator:
+    # The privacy gate (allow_external_upload) and the key are checked when it is first used, so
+    # that ``augment run --dry-run`` can estimate costs before either is set.
+    from adapters.generators.openai_edits.generator import OpenAIGenerator, make_openai_client
+
+    config = settings.generators.openai
+    return OpenAIGenerator(make_openai_client(config), config, generator_dir(settings, "openai", store))
+
+
+def _diffusion(settings: Settings, store: ImageStore) -> ImageGenerator:
+    from adapters.generators.diffusion.generator import DiffusionGenerator
+
+    config = settings.generators.diffusion
+    return DiffusionGenerator(
+        config, generator_dir(settings, "diffusion", store), device=config.device or settings.device
+    )
+
+
 GeneratorFactory = Callable[[Settings, ImageStore], ImageGenerator]
 
 GENERATORS: dict[str, GeneratorFactory] = {
     "classic": _classic,
+    "diffusion": _diffusion,
+    "openai": _openai,
 }
 
 
@@ -126,9 +153,24 @@ def generator_dir(settings: Settings, name: str, store: ImageStore) -> Path:
     return settings.work_dir / "generators" / f"{name}-{digest}"
 
 
+def _diffusion_trainer(settings: Settings, store: ImageStore, profile: str | None) -> GeneratorTrainer:
+    from adapters.generators.diffusion.training import DiffusionTrainer
+
+    config = settings.generators.diffusion
+    return DiffusionTrainer(
+        config.resolve(profile),
+        generator_dir(settings, "diffusion", store),
+        seed=settings.seed if config.seed is None else config.seed,
+        device=config.device or settings.device,
+        profile=profile or config.profile,
+    )
+
+
 GeneratorTrainerFactory = Callable[[Settings, ImageStore, str | None], GeneratorTrainer]
 
-GENERATOR_TRAINERS: dict[str, GeneratorTrainerFactory] = {}
+GENERATOR_TRAINERS: dict[str, GeneratorTrainerFactory] = {
+    "diffusion": _diffusion_trainer,
+}
 
 
 def build_generator_trainer(
@@ -192,6 +234,60 @@ def build_report_writer() -> ReportWriter:
     from adapters.reporting.report import HtmlMarkdownReportWriter
 
     return HtmlMarkdownReportWriter()
+
+
+# -- classifiers and evaluation ---------------------------------------------------------------
+
+
+def _trainer_device(settings: Settings, configured: str) -> str:
+    return settings.device if configured == "auto" else configured
+
+
+def _cnn(settings: Settings) -> ClassifierTrainer:
+    from adapters.trainers.cnn import CNNTrainer
+
+    config = settings.trainers.cnn
+    return CNNTrainer(config, device=_trainer_device(settings, config.device))
+
+
+def _resnet50(settings: Settings) -> ClassifierTrainer:
+    from adapters.trainers.resnet import ResNetTrainer
+
+    config = settings.trainers.resnet50
+    return ResNetTrainer(config, device=_trainer_device(settings, config.device))
+
+
+TrainerFactory = Callable[[Settings], ClassifierTrainer]
+
+TRAINERS: dict[str, TrainerFactory] = {
+    "cnn": _cnn,
+    "resnet50": _resnet50,
+}
+
+
+def trainer_names() -> list[str]:
+    """Names of every classifier this build can train."""
+    return sorted(TRAINERS)
+
+
+def build_trainer(name: str, settings: Settings) -> ClassifierTrainer:
+    """The classifier trainer called ``name``, configured from ``settings.trainers``.
+
+    Raises:
+        ConfigError: no classifier has that name, or its weights cannot be found.
+    """
+    try:
+        factory = TRAINERS[name]
+    except KeyError:
+        raise ConfigError(f"unknown classifier {name!r}; choose one of: {', '.join(trainer_names())}") from None
+    return factory(settings)
+
+
+def build_evaluator() -> Evaluator:
+    """Metrics and paired statistics (scikit-learn and scipy)."""
+    from adapters.evaluation.evaluator import SklearnEvaluator
+
+    return SklearnEvaluator()
 
 
 # -- progress --------------------------------------------------------------------------------

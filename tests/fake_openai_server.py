@@ -109,13 +109,19 @@ class FakeOpenAI:
         self._count = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self._thread.start()
 
     @property
     def base_url(self) -> str:
         """The ``base_url`` for the openai client."""
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    @property
+    def calls(self) -> int:
+        """Calls received so far (counted on arrival, before any reply)."""
+        with self._lock:
+            return self._count
 
     def script(self, *replies: Reply | list[Reply]) -> None:
         """Queue replies for the next calls, in order."""
@@ -169,7 +175,7 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             headers = {k.lower(): v for k, v in self.headers.items()}
             if self.path not in _PATHS:
-                self._json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}}, "none")
+                self._error(404, "not_found", f"no route {self.path}", "none")
                 return
             fields, upload = _parse_multipart(headers.get("content-type", ""), body)
             reply, number = fake._next(headers.get("authorization", ""))
@@ -189,7 +195,8 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                     "Your request was rejected as a result of our safety system.", request_id,
                 )
             elif reply.kind == "unauthorized":
-                self._error(401, "invalid_api_key", f"Incorrect API key provided: {auth.removeprefix('Bearer ')}.", request_id)
+                echoed = auth.removeprefix("Bearer ")
+                self._error(401, "invalid_api_key", f"Incorrect API key provided: {echoed}.", request_id)
             elif reply.kind == "barrier" and not _wait(reply.barrier):
                 self._error(500, "server_error", "calls were not concurrent", request_id)
                 return "not_concurrent"

@@ -137,17 +137,10 @@ def s3_config(endpoint: str, bucket: str, prefix: str = "store", **overrides: An
 
 def create_bucket(endpoint: str) -> str:
     """A new, empty bucket with a unique name."""
-    import boto3
+    from adapters.stores.s3 import make_s3_client
 
     name = f"medaug-test-{next(_bucket_numbers)}-{uuid.uuid4().hex[:8]}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-    )
-    client.create_bucket(Bucket=name)
+    make_s3_client(s3_config(endpoint, name)).create_bucket(Bucket=name)
     return name
 
 

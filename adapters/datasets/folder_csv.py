@@ -33,6 +33,7 @@ _SPLITS = {
 }
 
 Row = tuple[int, list[str]]
+_Columns = tuple[int, int, int | None]
 
 
 class FolderCsvSource:
@@ -82,18 +83,28 @@ class FolderCsvSource:
         if not self._root.is_dir():
             raise InputError(f"{self._root}: no such folder of images")
         header, rows = read_csv(self._csv)
-        image_col = find_column(header, self._image_column, self._csv)
-        label_col = find_column(header, self._label_column, self._csv)
-        split_col = find_column(header, self._split_column, self._csv) if self._split_column else None
+        columns = (
+            find_column(header, self._image_column, self._csv),
+            find_column(header, self._label_column, self._csv),
+            find_column(header, self._split_column, self._csv) if self._split_column else None,
+        )
         root = self._root.resolve()
+        referenced: set[Path] = set()
+        items, problems = self._scan_rows(rows, columns, root, referenced)
+        problems.extend(f"{p.relative_to(root).as_posix()}: image has no row in {self._csv.name}"
+                        for p in _unlabelled(root, referenced))
+        return ScanResult(items=tuple(items), problems=tuple(problems))
+
+    def _scan_rows(
+        self, rows: list[Row], columns: _Columns, root: Path, referenced: set[Path]
+    ) -> tuple[list[SourceItem], list[str]]:
         items: list[SourceItem] = []
         problems: list[str] = []
         first_row: dict[str, int] = {}
-        referenced: set[Path] = set()
         for number, row in rows:
             where = f"{self._csv.name} row {number}"
             try:
-                relative, path, split, grade = self._parse(row, root, image_col, label_col, split_col, referenced)
+                relative, path, split, grade = self._parse(row, root, columns, referenced)
             except InputError as exc:
                 problems.append(f"{where}: {exc}")
                 continue
@@ -104,9 +115,7 @@ class FolderCsvSource:
             first_row[image_id] = number
             items.append(SourceItem(id=image_id, grade=grade, split=split, locator=str(path),
                                     original_name=relative.as_posix()))
-        problems.extend(f"{p.relative_to(root).as_posix()}: image has no row in {self._csv.name}"
-                        for p in _unlabelled(root, referenced))
-        return ScanResult(items=tuple(items), problems=tuple(problems))
+        return items, problems
 
     def read(self, item: SourceItem) -> bytes:
         """The raw bytes of ``item``'s file.
@@ -117,9 +126,9 @@ class FolderCsvSource:
         return read_image_file(Path(item.locator))
 
     def _parse(
-        self, row: list[str], root: Path, image_col: int, label_col: int, split_col: int | None,
-        referenced: set[Path],
+        self, row: list[str], root: Path, columns: _Columns, referenced: set[Path]
     ) -> tuple[PurePosixPath, Path, Split, Grade]:
+        image_col, label_col, split_col = columns
         relative = relative_path(cell(row, image_col))
         referenced.add(root / relative)
         path = resolve_inside(root, relative)

@@ -2,12 +2,13 @@
 
 Geometry is drawn in units of the field radius (``R``) so an image looks the same at any pixel
 size; only sub-pixel floors (lesions never thinner than about one pixel) depend on the size.
-Three independent random streams per image keep anatomy, lesions and sensor noise apart, so
+Three independent random streams per image keep anatomy, lesions and texture apart, so
 the same eye can be drawn at every grade (what the tests use to measure lesion load).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,7 +17,7 @@ from PIL import Image, ImageDraw, ImageFilter
 SUPERSAMPLE = 2
 """Masks are drawn at this multiple of the output size, then box-filtered down (anti-aliasing)."""
 
-_ANATOMY, _LESIONS, _NOISE = 0, 1, 2
+_ANATOMY, _LESIONS, _TEXTURE = 0, 1, 2
 _STEP = 0.02  # vessel random-walk step, in field radii
 _FOVEA_CLEAR = 0.1  # vessels stop at the foveal avascular zone (field radii)
 
@@ -44,6 +45,10 @@ class Frame:
         """Field-radius coordinates (centre 0, y down) -> canvas pixels at ``scale``."""
         return np.stack([self.cx + points[..., 0] * self.radius, self.cy + points[..., 1] * self.radius], -1) * scale
 
+    def field_columns(self) -> tuple[int, int]:
+        """The range of pixel columns the circular field touches."""
+        return max(0, math.floor(self.cx - self.radius)), min(self.width, math.ceil(self.cx + self.radius))
+
 
 @dataclass(frozen=True)
 class Vessel:
@@ -68,7 +73,7 @@ class Anatomy:
     colour: np.ndarray
     brightness: float
     vignetting: float
-    gradient: np.ndarray
+    gradient: tuple[float, float]
     disc_colour: np.ndarray
 
 
@@ -77,7 +82,7 @@ class Lesions:
     """Lesions of one image, in field radii (sizes already floored to visible pixel sizes)."""
 
     red_dots: list[tuple[float, float, float]] = field(default_factory=list)
-    red_polygons: list[np.ndarray] = field(default_factory=list)
+    red_polygons: list[tuple[np.ndarray, int]] = field(default_factory=list)
     red_strands: list[np.ndarray] = field(default_factory=list)
     beads: list[tuple[float, float, float]] = field(default_factory=list)
     exudates: list[tuple[float, float, float]] = field(default_factory=list)
@@ -120,11 +125,11 @@ def draw_phantom(seed: int, index: int, grade: int, size: int) -> PhantomDrawing
         grade: International Clinical DR grade 0-4.
         size: the frame height in pixels (the width is 4/3 of it).
     """
-    rngs = [np.random.default_rng([seed % 2**64, index, stream]) for stream in (_ANATOMY, _LESIONS, _NOISE)]
+    rngs = [np.random.default_rng([seed % 2**64, index, stream]) for stream in (_ANATOMY, _LESIONS, _TEXTURE)]
     frame = _frame(rngs[_ANATOMY], size)
     anatomy = _anatomy(rngs[_ANATOMY])
     lesions = _lesions(rngs[_LESIONS], grade, anatomy, frame)
-    return _render(frame, anatomy, lesions, rngs[_NOISE])
+    return _render(frame, anatomy, lesions, rngs[_TEXTURE])
 
 
 # -- anatomy ---------------------------------------------------------------------------------
@@ -148,15 +153,15 @@ def _anatomy(rng: np.random.Generator) -> Anatomy:
     return Anatomy(
         side=side,
         disc=disc,
-        disc_radius=rng.uniform(0.12, 0.15),
-        disc_aspect=rng.uniform(1.0, 1.15),
+        disc_radius=float(rng.uniform(0.12, 0.15)),
+        disc_aspect=float(rng.uniform(1.0, 1.15)),
         fovea=fovea,
         vessels=vessels,
         colour=colour.astype(np.float32),
-        brightness=rng.uniform(0.72, 1.02),
-        vignetting=rng.uniform(0.3, 0.55),
-        gradient=rng.uniform(-0.12, 0.12, size=2),
-        disc_colour=np.array([1.0, rng.uniform(0.78, 0.92), rng.uniform(0.45, 0.65)], dtype=np.float32),
+        brightness=float(rng.uniform(0.72, 1.02)),
+        vignetting=float(rng.uniform(0.3, 0.55)),
+        gradient=(float(rng.uniform(-0.12, 0.12)), float(rng.uniform(-0.12, 0.12))),
+        disc_colour=np.array([1.0, rng.uniform(0.72, 0.86), rng.uniform(0.36, 0.55)], dtype=np.float32),
     )
 
 
@@ -195,30 +200,49 @@ def _grow(
     numbers describe a left and a right eye.
     """
     steps = max(3, int(length / _STEP))
-    phi = angle + bend * _STEP * np.arange(steps) + np.cumsum(rng.normal(0.0, 0.07, steps))
-    moves = np.stack([-side * np.cos(phi), np.sin(phi)], -1) * _STEP
-    points = start + np.vstack([np.zeros((1, 2)), np.cumsum(moves, 0)])
+    phi = angle + bend * _STEP * np.arange(steps) + np.cumsum(rng.normal(0.0, 0.055, steps))
+    points = np.empty((steps + 1, 2))
+    points[0] = start
+    points[1:, 0] = start[0] - side * _STEP * np.cumsum(np.cos(phi))
+    points[1:, 1] = start[1] + _STEP * np.cumsum(np.sin(phi))
     keep = _inside_run(points, fovea)
     if keep < 2:
         return
-    points, phi = points[:keep], np.concatenate([phi[:1], phi])[:keep]
-    widths = width * np.exp(-np.arange(keep) * _STEP / 2.5)
+    points = points[:keep]
+    widths = width * np.exp(np.arange(keep) * (-_STEP / 2.5))
     out.append(Vessel(points=points, widths=widths, vein=vein, depth=depth))
-    if depth >= 2:
-        return
-    chance = rng.random(keep)
-    chance[:6] = 1.0  # no branch right at the start
-    for k in np.flatnonzero(chance < (0.05 if depth == 0 else 0.06))[: 5 - depth * 2]:
-        turn = rng.choice([-1.0, 1.0]) * rng.uniform(0.45, 1.0)
-        child_length = length * rng.uniform(0.3, 0.55) if depth == 0 else rng.uniform(0.12, 0.3)
-        _grow(rng, out, side, fovea, points[k], phi[k] + turn, rng.uniform(-0.8, 0.8), child_length,
-              widths[k] * rng.uniform(0.55, 0.75), vein, depth + 1)
+    if depth < 2:
+        _branch(rng, out, side, fovea, points, phi, widths, length, vein, depth)
+
+
+def _branch(
+    rng: np.random.Generator,
+    out: list[Vessel],
+    side: int,
+    fovea: np.ndarray,
+    points: np.ndarray,
+    phi: np.ndarray,
+    widths: np.ndarray,
+    length: float,
+    vein: bool,
+    depth: int,
+) -> None:
+    """Side branches at random points along a vessel (none right at its start)."""
+    chance = rng.random(len(points))
+    sites = np.flatnonzero(chance[6:] < (0.05 if depth == 0 else 0.06))[: 5 - depth * 2] + 6
+    params = rng.random((len(sites), 5))
+    for k, (side_pick, turn, reach, bend, thin) in zip(sites, params.tolist(), strict=True):
+        turn = (0.45 + 0.55 * turn) * (1.0 if side_pick < 0.5 else -1.0)
+        child_length = length * (0.3 + 0.25 * reach) if depth == 0 else 0.12 + 0.18 * reach
+        _grow(rng, out, side, fovea, points[k], float(phi[k - 1]) + turn, 1.6 * bend - 0.8, child_length,
+              float(widths[k]) * (0.55 + 0.2 * thin), vein, depth + 1)
 
 
 def _inside_run(points: np.ndarray, fovea: np.ndarray) -> int:
     """How many leading points stay inside the field and out of the foveal avascular zone."""
-    ok = (np.hypot(points[:, 0], points[:, 1]) < 0.99) & (np.hypot(*(points - fovea).T) > _FOVEA_CLEAR)
-    bad = np.flatnonzero(~ok)
+    x, y = points[:, 0], points[:, 1]
+    fx, fy = x - fovea[0], y - fovea[1]
+    bad = np.flatnonzero((x * x + y * y >= 0.98) | (fx * fx + fy * fy <= _FOVEA_CLEAR**2))
     return int(bad[0]) if bad.size else len(points)
 
 
@@ -291,7 +315,9 @@ def _haemorrhages(
         return
     centres = _field_points(rng, anatomy, count, quadrant)
     radii = np.maximum(1.5 * px, rng.uniform(*size, count))
-    lesions.red_polygons += _blobs(rng, centres, radii, rng.uniform(1.0, 2.2, count))
+    fills = rng.integers(190, 256, count)
+    blobs = _blobs(rng, centres, radii, rng.uniform(1.0, 2.2, count))
+    lesions.red_polygons += [(blob, int(fill)) for blob, fill in zip(blobs, fills, strict=True)]
     lesions.findings["haemorrhages"] = lesions.findings.get("haemorrhages", 0) + count
 
 
@@ -339,9 +365,9 @@ def _venous_beading(rng: np.random.Generator, lesions: Lesions, anatomy: Anatomy
     for index in chosen:
         vein = veins[int(index)]
         start = int(rng.integers(len(vein.points) // 5, max(len(vein.points) // 2, 2)))
-        for k in range(start, min(len(vein.points), start + 25), 3):
+        for k in range(start, min(len(vein.points), start + 28), 4):
             x, y = vein.points[k]
-            lesions.beads.append((x, y, max(1.0 * px, vein.widths[k] * 0.95)))
+            lesions.beads.append((x, y, max(1.0 * px, vein.widths[k])))
     lesions.findings["venous_beading"] = len(chosen)
 
 
@@ -352,19 +378,19 @@ def _trunk_veins(anatomy: Anatomy) -> list[Vessel]:
 
 def _proliferative(rng: np.random.Generator, lesions: Lesions, anatomy: Anatomy, px: float) -> None:
     """Neovascularisation (disc or elsewhere) and/or a boat-shaped pre-retinal haemorrhage."""
-    kind = rng.choice(["neovascularisation", "preretinal", "both"], p=[0.45, 0.25, 0.3])
+    kind = rng.choice(["neovascularisation", "preretinal", "both"], p=[0.35, 0.25, 0.4])
     if kind != "preretinal":
-        tufts = int(rng.integers(1, 4))
+        tufts = int(rng.integers(2, 5))
         for t in range(tufts):
-            if t == 0 and rng.random() < 0.6:
-                centre = anatomy.disc + rng.normal(0.0, anatomy.disc_radius * 0.4, 2)  # NVD
+            if t == 0 and rng.random() < 0.7:
+                centre = anatomy.disc + rng.normal(0.0, anatomy.disc_radius * 0.3, 2)  # NVD
             else:
                 vessel = anatomy.vessels[int(rng.integers(0, len(anatomy.vessels)))]  # NVE
                 centre = vessel.points[int(rng.integers(0, len(vessel.points)))]
             lesions.red_strands += _tuft(rng, centre, px)
         lesions.findings["neovascular_tufts"] = tufts
     if kind != "neovascularisation":
-        lesions.red_polygons.append(_boat(rng, anatomy, px))
+        lesions.red_polygons.append((_boat(rng, anatomy, px), 255))
         lesions.findings["preretinal_haemorrhages"] = 1
 
 
@@ -372,11 +398,11 @@ def _tuft(rng: np.random.Generator, centre: np.ndarray, px: float) -> list[np.nd
     """A cluster of fine, tortuous new vessels."""
     strands = []
     step = max(0.012, 0.8 * px)
-    for _ in range(int(rng.integers(10, 18))):
+    for _ in range(int(rng.integers(14, 24))):
         n = int(rng.integers(8, 16))
         phi = rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0.0, 0.7, n))
         moves = np.stack([np.cos(phi), np.sin(phi)], -1) * step
-        strands.append(centre + rng.normal(0.0, 0.03, 2) + np.cumsum(moves, 0))
+        strands.append(centre + rng.normal(0.0, 0.04, 2) + np.cumsum(moves, 0))
     return strands
 
 
@@ -396,112 +422,190 @@ def _boat(rng: np.random.Generator, anatomy: Anatomy, px: float) -> np.ndarray:
 
 
 def _render(frame: Frame, anatomy: Anatomy, lesions: Lesions, rng: np.random.Generator) -> PhantomDrawing:
-    u = ((np.arange(frame.width, dtype=np.float32) + 0.5 - frame.cx) / frame.radius)[None, :]
-    v = ((np.arange(frame.height, dtype=np.float32) + 0.5 - frame.cy) / frame.radius)[:, None]
-    lum = _illumination(frame, anatomy, u, v, rng)
-    image = lum[..., None] * anatomy.colour
-    _macula(image, anatomy, u, v)
-    _optic_disc(image, frame, anatomy, u, v)
-    masks = _masks(frame, anatomy, lesions)
-    image *= 1.0 - masks["vein"][..., None] * (1.0 - _VEIN_TINT)
-    image *= 1.0 - masks["artery"][..., None] * (1.0 - _ARTERY_TINT)
-    image *= 1.0 - masks["red"][..., None] * (1.0 - _RED_LESION_TINT)
-    glow = np.clip(lum * 1.25, 0.55, 1.0)[..., None]
-    image += masks["exudate"][..., None] * (_EXUDATE_COLOUR * glow - image)
-    image += masks["cotton"][..., None] * (_COTTON_WOOL_COLOUR * glow - image)
-    edge = np.clip((1.0 - np.sqrt(u * u + v * v)) * frame.radius + 0.5, 0.0, 1.0)
-    image *= edge[..., None]
-    image += rng.normal(0.0, 0.006, (frame.height, frame.width, 1)).astype(np.float32) + 0.012
-    pixels = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    """Compose the photograph inside the field's columns; the rest of the frame is surround."""
+    x0, x1 = frame.field_columns()
+    u = ((np.arange(x0, x1, dtype=np.float32) + np.float32(0.5 - frame.cx)) / np.float32(frame.radius))[None, :]
+    v = ((np.arange(frame.height, dtype=np.float32) + np.float32(0.5 - frame.cy)) / np.float32(frame.radius))[:, None]
+    r2 = u * u + v * v
+    lum = _illumination(anatomy, u, v, r2, _smooth_noise(rng, frame)[:, x0:x1])
+    masks = _masks(frame, anatomy, lesions, (x0, x1))
+    image = _compose(anatomy, u, v, lum, masks)
+    edge = np.clip((1.0 - np.sqrt(r2)) * np.float32(frame.radius) + 0.5, 0.0, 1.0)
     inside = edge > 0.5
+    bright = np.maximum(masks.get("exudate", 0.0), masks.get("cotton", 0.0))
     return PhantomDrawing(
-        pixels=pixels,
-        red_lesions=(masks["red"] > 0.5) & inside,
-        bright_lesions=(np.maximum(masks["exudate"], masks["cotton"]) > 0.5) & inside,
-        field=inside,
+        pixels=_to_pixels(frame, image * edge, x0),
+        red_lesions=_widen(frame, (masks["red"] > 0.5) & inside if "red" in masks else None, x0),
+        bright_lesions=_widen(frame, (bright > 0.5) & inside if np.ndim(bright) else None, x0),
+        field=_widen(frame, inside, x0),
         findings=dict(lesions.findings),
     )
 
 
-def _illumination(frame: Frame, anatomy: Anatomy, u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _compose(anatomy: Anatomy, u: np.ndarray, v: np.ndarray, lum: np.ndarray, masks: dict[str, np.ndarray]) -> np.ndarray:
+    """Retina, macula, disc, then vessels and lesions, as a 3xHxW float image in 0-1.
+
+    Channels come first: numpy broadcasts far faster over rows than over a last axis of 3.
+    """
+    shade = _macula_shade(anatomy, u, v)
+    image = lum * (_col(anatomy.colour) - shade * _col(anatomy.colour * _MACULA_TINT))
+    _optic_disc(image, anatomy, u, v)
+    for name, tint in (("vein", _VEIN_TINT), ("artery", _ARTERY_TINT), ("red", _RED_LESION_TINT)):
+        if name in masks:
+            image *= 1.0 - masks[name] * _col(1.0 - tint)
+    glow = np.clip(lum * 1.25, 0.55, 1.0)
+    for name, colour in (("exudate", _EXUDATE_COLOUR), ("cotton", _COTTON_WOOL_COLOUR)):
+        if name in masks:
+            image += masks[name] * (_col(colour) * glow - image)
+    return image
+
+
+_BLACK = 3  # a camera's black is never quite 0
+
+
+def _to_pixels(frame: Frame, image: np.ndarray, x0: int) -> np.ndarray:
+    """The 3xHxw float window, placed in an HxWx3 uint8 frame of dark surround."""
+    image *= 255.0
+    image += 0.5 + _BLACK
+    pixels = np.full((frame.height, frame.width, 3), _BLACK, dtype=np.uint8)
+    pixels[:, x0 : x0 + image.shape[2]] = np.clip(image, 0.0, 255.0).astype(np.uint8).transpose(1, 2, 0)
+    return pixels
+
+
+def _widen(frame: Frame, mask: np.ndarray | None, x0: int) -> np.ndarray:
+    """A window mask placed in a full-frame False mask."""
+    full = np.zeros((frame.height, frame.width), dtype=bool)
+    if mask is not None:
+        full[:, x0 : x0 + mask.shape[1]] = mask
+    return full
+
+
+_MACULA_TINT = np.array([0.8, 1.0, 0.9], dtype=np.float32)
+
+
+def _col(colour: np.ndarray) -> np.ndarray:
+    """An RGB triple shaped to broadcast over a 3xHxW image."""
+    return np.asarray(colour, dtype=np.float32)[:, None, None]
+
+
+def _illumination(anatomy: Anatomy, u: np.ndarray, v: np.ndarray, r2: np.ndarray, texture: np.ndarray) -> np.ndarray:
     """Brightness over the field: vignetting, uneven flash, and smooth choroidal texture."""
-    r2 = u * u + v * v
+    falloff = 1.0 - anatomy.vignetting * r2 * (0.6 + 0.4 * r2)
     tilt = 1.0 + anatomy.gradient[0] * u + anatomy.gradient[1] * v
-    lum = anatomy.brightness * (1.0 - anatomy.vignetting * r2 * (0.6 + 0.4 * r2)) * tilt
-    return lum * (1.0 + _smooth_noise(rng, frame, (0.06, 0.035)))
+    return falloff * tilt * (anatomy.brightness + anatomy.brightness * texture)
 
 
-def _smooth_noise(rng: np.random.Generator, frame: Frame, amplitudes: tuple[float, float]) -> np.ndarray:
-    """Two octaves of smooth value noise, upsampled bicubically to the frame."""
-    coarse = rng.normal(0.0, amplitudes[0], (4, 5)).astype(np.float32)
-    fine = rng.normal(0.0, amplitudes[1], (14, 18)).astype(np.float32)
-    coarse_up = np.asarray(Image.fromarray(coarse, mode="F").resize((18, 14), Image.BICUBIC))
-    small = Image.fromarray(coarse_up + fine, mode="F")
-    return np.asarray(small.resize((frame.width, frame.height), Image.BICUBIC))
+_OCTAVES = (((4, 5), 0.04), ((12, 16), 0.025), ((36, 48), 0.015))
 
 
-def _macula(image: np.ndarray, anatomy: Anatomy, u: np.ndarray, v: np.ndarray) -> None:
-    """Darker, browner macula with a darker fovea at its centre."""
-    d2 = (u - anatomy.fovea[0]) ** 2 + (v - anatomy.fovea[1]) ** 2
-    macula = np.exp(d2 * (-1.0 / (2 * 0.16**2)))
-    fovea = np.exp(d2 * (-1.0 / (2 * 0.035**2)))
-    image *= 1.0 - (0.28 * macula + 0.15 * fovea)[..., None] * np.array([0.8, 1.0, 0.9], dtype=np.float32)
+def _smooth_noise(rng: np.random.Generator, frame: Frame) -> np.ndarray:
+    """Octaves of smooth value noise (coarse blotches to fine grain), upsampled bicubically."""
+    total = np.zeros(_OCTAVES[0][0], dtype=np.float32)
+    for shape, amplitude in _OCTAVES:
+        total = np.asarray(Image.fromarray(total, mode="F").resize(shape[::-1], Image.BICUBIC))
+        total = total + rng.normal(0.0, amplitude, shape).astype(np.float32)
+    return np.asarray(Image.fromarray(total, mode="F").resize((frame.width, frame.height), Image.BICUBIC))
 
 
-def _optic_disc(image: np.ndarray, frame: Frame, anatomy: Anatomy, u: np.ndarray, v: np.ndarray) -> None:
+def _macula_shade(anatomy: Anatomy, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """How much darker the macula (broad) and the fovea (narrow) are; Gaussians are separable."""
+    du, dv = u - np.float32(anatomy.fovea[0]), v - np.float32(anatomy.fovea[1])
+    macula = np.exp(dv * dv * np.float32(-1 / (2 * 0.16**2))) * np.exp(du * du * np.float32(-1 / (2 * 0.16**2)))
+    fovea = np.exp(dv * dv * np.float32(-1 / (2 * 0.035**2))) * np.exp(du * du * np.float32(-1 / (2 * 0.035**2)))
+    return 0.28 * macula + 0.15 * fovea
+
+
+def _optic_disc(image: np.ndarray, anatomy: Anatomy, u: np.ndarray, v: np.ndarray) -> None:
     """A bright yellowish disc with soft edges and a paler cup, blended in its bounding box."""
     reach = anatomy.disc_radius * anatomy.disc_aspect * 1.6
     x0, x1 = np.searchsorted(u[0], [anatomy.disc[0] - reach, anatomy.disc[0] + reach])
     y0, y1 = np.searchsorted(v[:, 0], [anatomy.disc[1] - reach, anatomy.disc[1] + reach])
     if x1 <= x0 or y1 <= y0:
         return
-    du = (u[:, x0:x1] - anatomy.disc[0]) / anatomy.disc_radius
-    dv = (v[y0:y1] - anatomy.disc[1]) / (anatomy.disc_radius * anatomy.disc_aspect)
+    du = (u[:, x0:x1] - np.float32(anatomy.disc[0])) / np.float32(anatomy.disc_radius)
+    dv = (v[y0:y1] - np.float32(anatomy.disc[1])) / np.float32(anatomy.disc_radius * anatomy.disc_aspect)
     dist = np.sqrt(du * du + dv * dv)
-    alpha = 1.0 / (1.0 + np.exp((dist - 1.0) * 9.0))
-    cup = 1.0 / (1.0 + np.exp((dist - 0.45) * 12.0))
-    colour = anatomy.disc_colour * (0.9 + 0.15 * anatomy.brightness)
-    colour = colour + cup[..., None] * (np.array([1.0, 0.97, 0.85], dtype=np.float32) - colour) * 0.7
-    patch = image[y0:y1, x0:x1]
-    patch += (alpha * 0.92)[..., None] * (colour - patch)
+    alpha = 0.85 / (1.0 + np.exp((dist - 1.0) * 9.0))
+    cup = 0.55 / (1.0 + np.exp((dist - 0.45) * 12.0))
+    colour = _col(anatomy.disc_colour * (0.8 + 0.2 * anatomy.brightness))
+    colour = colour + cup * (_col(np.array([1.0, 0.95, 0.8])) - colour)
+    patch = image[:, y0:y1, x0:x1]
+    patch += alpha * (colour - patch)
 
 
-def _masks(frame: Frame, anatomy: Anatomy, lesions: Lesions) -> dict[str, np.ndarray]:
-    """Anti-aliased alpha masks (0-1, HxW) of vessels and lesions."""
-    size = (frame.width * SUPERSAMPLE, frame.height * SUPERSAMPLE)
-    layers = {name: Image.new("L", size) for name in ("vein", "artery", "red", "exudate", "cotton")}
-    draws = {name: ImageDraw.Draw(layer) for name, layer in layers.items()}
+def _masks(frame: Frame, anatomy: Anatomy, lesions: Lesions, columns: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Anti-aliased alpha masks (0-1, H x field columns) of vessels and of the lesions present."""
+    canvas = _Canvas(frame)
     for vessel in anatomy.vessels:
-        _polyline(draws["vein" if vessel.vein else "artery"], frame, vessel.points, vessel.widths)
-    _discs(draws["vein"], frame, lesions.beads)
-    _discs(draws["red"], frame, lesions.red_dots)
-    for polygon in lesions.red_polygons:
-        draws["red"].polygon(frame.px(polygon).ravel().tolist(), fill=255)
+        canvas.polyline("vein" if vessel.vein else "artery", vessel.points, vessel.widths)
+    canvas.discs("vein", lesions.beads)
+    canvas.discs("red", lesions.red_dots)
+    for polygon, fill in lesions.red_polygons:
+        canvas.draw("blot").polygon(frame.px(polygon).ravel().tolist(), fill=fill)
+    strand_width = max(SUPERSAMPLE, round(frame.radius * SUPERSAMPLE * 0.006))
     for strand in lesions.red_strands:
-        draws["red"].line(frame.px(strand).ravel().tolist(), fill=200, width=max(1, round(frame.radius / 90)))
-    _discs(draws["exudate"], frame, lesions.exudates)
+        canvas.draw("red").line(frame.px(strand).ravel().tolist(), fill=220, width=strand_width)
+    canvas.discs("exudate", lesions.exudates)
     for x, y, radius, opacity in lesions.cotton_wool:
-        _discs(draws["cotton"], frame, [(x, y, radius)], fill=round(255 * opacity))
-    masks = {name: layer.reduce(SUPERSAMPLE) for name, layer in layers.items()}
-    if lesions.cotton_wool:
-        masks["cotton"] = masks["cotton"].filter(ImageFilter.GaussianBlur(0.02 * frame.radius))
-    return {name: np.asarray(mask, dtype=np.float32) * (1.0 / 255.0) for name, mask in masks.items()}
+        canvas.discs("cotton", [(x, y, radius)], fill=round(255 * opacity))
+    blur = {"cotton": 0.02 * frame.radius, "blot": 0.007 * frame.radius if frame.radius >= 50 else 0.0}
+    masks = canvas.masks(blur, columns)
+    if "blot" in masks:
+        blot = masks.pop("blot")
+        masks["red"] = np.maximum(masks["red"], blot) if "red" in masks else blot
+    return masks
 
 
-def _polyline(draw: ImageDraw.ImageDraw, frame: Frame, points: np.ndarray, widths: np.ndarray) -> None:
-    """Draw a tapering line as runs of constant integer width."""
-    pixels = frame.px(points)
-    width = np.maximum(1, np.rint(widths * frame.radius * SUPERSAMPLE)).astype(int)
-    cuts = np.flatnonzero(np.diff(width)) + 1
-    for start, stop in zip(np.r_[0, cuts], np.r_[cuts, len(width)], strict=True):
-        run = pixels[start : min(stop + 1, len(pixels))]
-        if len(run) >= 2:
-            draw.line(run.ravel().tolist(), fill=255, width=int(width[start]), joint="curve")
+class _Canvas:
+    """Mask layers drawn with PIL at ``SUPERSAMPLE`` times the frame size, created on first use."""
+
+    def __init__(self, frame: Frame) -> None:
+        self.frame = frame
+        self.layers: dict[str, Image.Image] = {}
+        self.draws: dict[str, ImageDraw.ImageDraw] = {}
+
+    def draw(self, name: str) -> ImageDraw.ImageDraw:
+        if name not in self.draws:
+            size = (self.frame.width * SUPERSAMPLE, self.frame.height * SUPERSAMPLE)
+            self.layers[name] = Image.new("L", size)
+            self.draws[name] = ImageDraw.Draw(self.layers[name])
+        return self.draws[name]
+
+    def polyline(self, name: str, points: np.ndarray, widths: np.ndarray) -> None:
+        """A tapering line, drawn as runs of constant integer width."""
+        pixels = self.frame.px(points)
+        width = np.maximum(1, np.rint(widths * (self.frame.radius * SUPERSAMPLE))).astype(int)
+        cuts = (np.flatnonzero(np.diff(width)) + 1).tolist()
+        draw = self.draw(name)
+        for start, stop in zip([0, *cuts], [*cuts, len(width)], strict=True):
+            if stop + 1 - start >= 2:
+                draw.line(pixels[start : stop + 1].ravel().tolist(), fill=255, width=int(width[start]))
+
+    def discs(self, name: str, discs: list[tuple[float, float, float]], fill: int = 255) -> None:
+        if not discs:
+            return
+        circles = np.asarray(discs, dtype=np.float64)
+        centres = self.frame.px(circles[:, :2])
+        radii = circles[:, 2] * (self.frame.radius * SUPERSAMPLE)
+        boxes = np.concatenate([centres - radii[:, None], centres + radii[:, None]], 1).tolist()
+        draw = self.draw(name)
+        for box in boxes:
+            draw.ellipse(box, fill=fill)
+
+    def masks(self, blur: dict[str, float], columns: tuple[int, int]) -> dict[str, np.ndarray]:
+        """Each layer box-filtered to the frame size (optionally blurred), as float32 in 0-1."""
+        out = {}
+        for name, layer in self.layers.items():
+            small = layer.reduce(SUPERSAMPLE).crop((columns[0], 0, columns[1], self.frame.height))
+            out[name] = np.asarray(_soften(small, blur.get(name, 0.0)), dtype=np.float32) * np.float32(1 / 255)
+        return out
 
 
-def _discs(draw: ImageDraw.ImageDraw, frame: Frame, discs: list[tuple[float, float, float]], fill: int = 255) -> None:
-    for x, y, radius in discs:
-        cx, cy = frame.px(np.array([x, y]))
-        r = radius * frame.radius * SUPERSAMPLE
-        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
-
+def _soften(layer: Image.Image, radius: float) -> Image.Image:
+    """Gaussian blur; wide blurs run at a quarter of the resolution (the result is smooth anyway)."""
+    if radius < 0.3:
+        return layer
+    if radius < 3.0:
+        return layer.filter(ImageFilter.GaussianBlur(radius))
+    small = layer.reduce(4).filter(ImageFilter.GaussianBlur(radius / 4))
+    return small.resize(layer.size, Image.BILINEAR)

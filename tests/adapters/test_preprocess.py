@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFile
+from PIL import Image, ImageCms, ImageFile
 
 from adapters.imaging.png import decode_png
-from adapters.imaging.preprocess import FundusPreprocessor, decode_image
+from adapters.imaging.preprocess import FundusPreprocessor, decode_image, to_rgb
 from application.errors import InputError
 from application.ports import Preprocessor
 
@@ -42,7 +42,7 @@ def output(raw: bytes, size: int = SIZE, **kwargs: object) -> np.ndarray:
     png = FundusPreprocessor(size=size, **kwargs).preprocess(raw, "eye.jpg")
     with Image.open(io.BytesIO(png)) as image:
         assert image.format == "PNG" and image.mode == "RGB"
-        assert "exif" not in image.info and not image.getexif()
+        assert "exif" not in image.info and not image.getexif() and "icc_profile" not in image.info
     return decode_png(png)
 
 
@@ -66,6 +66,16 @@ def test_off_centre_disc_is_cropped_to_fill_the_frame(noise: float) -> None:
     assert top <= 2 and left <= 2 and bottom >= SIZE - 3 and right >= SIZE - 3
     assert pixels[:3, :3].max() < 40, "the corners outside the disc stay dark"
     assert pixels[SIZE // 2, SIZE // 2, 0] > 150
+
+
+def test_caption_in_the_dark_corner_does_not_stretch_the_crop() -> None:
+    pixels_in = np.asarray(fundus()).copy()
+    pixels_in[4:12, 4:40] = 255  # a white caption box in the top-left corner
+    pixels_in[150:190, 5:8] = 255  # and a thin vertical mark low on the left
+    pixels = output(encode(Image.fromarray(pixels_in)))
+    top, bottom, left, right = bright_extent(pixels)
+    assert top <= 2 and left <= 2 and bottom >= SIZE - 3 and right >= SIZE - 3
+    assert pixels[:3, :3].max() < 40
 
 
 def test_wide_retina_cut_at_top_and_bottom_is_padded_with_black() -> None:
@@ -146,16 +156,27 @@ def test_every_mode_becomes_square_rgb(make) -> None:  # type: ignore[no-untyped
     assert pixels.max() > 100, "the content survives the conversion"
 
 
+@pytest.mark.parametrize("mode", ["LAB", "HSV", "YCbCr", "RGBX", "RGBa", "La", "I;16B"])
+def test_in_memory_modes_convert_to_rgb(mode: str) -> None:
+    assert to_rgb(Image.new(mode, (3, 2)), "x.tif").mode == "RGB"
+
+
 def test_16_bit_is_scaled_not_clipped() -> None:
     pixels = output(_grey16())
     assert pixels[SIZE // 2, 5, 0] == 255
     assert 120 <= pixels[SIZE // 2, SIZE - 6, 0] <= 136
 
 
+def test_dark_16_bit_image_stays_dark() -> None:
+    values = np.zeros((8, 8), dtype=np.uint16)
+    values[2:6, 2:6] = 200  # 200 of 65535: nearly black, not grey 200
+    assert output(encode(Image.fromarray(values))).max() <= 1
+
+
 def test_transparent_pixels_become_black() -> None:
     pixels = output(_rgba())
     # the transparent half turned black, so it was cropped away like a dark surround
-    assert pixels[SIZE // 2, SIZE // 2].min() == 255
+    assert pixels[SIZE // 2, SIZE // 2].min() > 240
     assert pixels[SIZE // 2, 2].max() == 0 and pixels[SIZE // 2, SIZE - 3].max() == 0
 
 
@@ -166,7 +187,8 @@ def test_exif_orientation_is_applied_and_stripped() -> None:
     image = Image.fromarray(pixels_in)
     exif = image.getexif()
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to display": left becomes the top
-    pixels = output(encode(image, "JPEG", exif=exif.tobytes(), quality=95))
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    pixels = output(encode(image, "JPEG", exif=exif.tobytes(), icc_profile=srgb, quality=95))
     assert pixels[4, SIZE // 2, 0] > 180 and pixels[4, SIZE // 2, 2] < 80
     assert pixels[SIZE - 5, SIZE // 2, 2] > 180 and pixels[SIZE - 5, SIZE // 2, 0] < 80
     assert pixels[:, 2].max() < 30, "padding left of the (tall) image"
@@ -210,7 +232,7 @@ BAD_INPUTS = {
     "text file": (lambda: b"Image name,Retinopathy grade\n", "not an image"),
     "truncated JPEG": (_truncated_jpeg, "truncated or corrupt"),
     "corrupt PNG": (_corrupt_png, "truncated or corrupt"),
-    "JPEG header only": (lambda: encode(fundus(), "JPEG")[:40], ""),
+    "JPEG header only": (lambda: encode(fundus(), "JPEG")[:40], "truncated or corrupt"),
 }
 
 

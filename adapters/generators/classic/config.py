@@ -20,13 +20,18 @@ def _ordered(value: tuple[float, float]) -> tuple[float, float]:
     return value
 
 
-Range = Annotated[tuple[float, float], AfterValidator(_ordered)]
-"""A ``[low, high]`` interval a parameter is drawn from, uniformly."""
+def _range(**bounds: float) -> Any:
+    """A ``[low, high]`` interval, each end within ``bounds`` (pydantic ``gt``/``ge``/``le``)."""
+    end = Annotated[float, Field(**bounds)]
+    return Annotated[tuple[end, end], AfterValidator(_ordered)]
 
-PositiveRange = Annotated[tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]], AfterValidator(_ordered)]
-UnitRange = Annotated[
-    tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]], AfterValidator(_ordered)
-]
+
+PositiveRange = _range(gt=0)
+"""An interval of positive values a parameter is drawn from, uniformly."""
+UnitRange = _range(ge=0, le=1)
+"""An interval within [0, 1] a parameter is drawn from, uniformly."""
+IncreaseRange = _range(ge=1)
+"""An interval of factors >= 1."""
 
 
 class OperationSpec(BaseModel):
@@ -152,9 +157,7 @@ class RandomErasingSpec(OperationSpec):
 class ThesisSpec(OperationSpec):
     """The thesis's recipe: a flip combination (none, h, v, both) and a brightness increase."""
 
-    brightness: Annotated[
-        tuple[Annotated[float, Field(ge=1.0)], Annotated[float, Field(ge=1.0)]], AfterValidator(_ordered)
-    ] = (1.1, 1.4)
+    brightness: IncreaseRange = (1.1, 1.4)
 
     @model_validator(mode="after")
     def _increases(self) -> ThesisSpec:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from PIL import Image
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
@@ -15,6 +16,9 @@ from adapters.imaging.png import decode_png, encode_png
 from adapters.torch_support import resolve_device
 from application.errors import GeneratorError
 from application.ports import GenerationRequest, GenerationResult
+
+_UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+"""What Pillow raises for bytes that are not a readable image."""
 
 
 class ClassicGenerator:
@@ -76,7 +80,7 @@ class ClassicGenerator:
     def _load(self, data: bytes, size: int, what: str) -> torch.Tensor:
         try:
             pixels = decode_png(data)
-        except Exception as exc:  # Pillow raises many types for bad bytes
+        except _UNREADABLE as exc:
             raise GeneratorError(f"classic: {what} is not a readable image ({exc})") from None
         image = torch.from_numpy(pixels).permute(2, 0, 1).contiguous().to(self._device)
         if tuple(image.shape[-2:]) != (size, size):

@@ -1,13 +1,232 @@
-"""Configuration of the diffusion generator (filled in by its issue)."""
+"""Configuration of the diffusion generator: named profiles plus per-field overrides.
+
+A *profile* (``tiny``, ``quick``, ``standard``) is a complete :class:`DiffusionRecipe`: model
+size, resolution, training length, noise schedule and sampler. :class:`DiffusionConfig` (the
+``[generators.diffusion]`` table of ``medaug.toml``) names a profile and may override any field
+of it; what it does not set comes from the profile. Pure pydantic: no heavy imports.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from application.errors import ConfigError
+
+RESOLUTIONS: tuple[int, ...] = (16, 32, 64, 128, 256)
+"""Training resolutions: 64, 128 and 256 for real work; 16 and 32 for tests and smoke runs."""
+
+NULL_CLASS = 5
+"""Class index meaning "no grade" (classifier-free guidance); grades are classes 0-4."""
+
+NUM_CLASSES = 6
+
+SamplerName = Literal["dpmsolver++", "ddim", "ddpm"]
+Schedule = Literal["linear", "cosine"]
+PredictionType = Literal["epsilon", "v_prediction"]
+Mode = Literal["sample", "variation"]
+Flips = Literal["none", "horizontal", "both"]
+MixedPrecision = Literal["auto", "no", "fp16", "bf16"]
+
+ARCHITECTURE_FIELDS: tuple[str, ...] = (
+    "resolution",
+    "channels",
+    "layers_per_block",
+    "attention_levels",
+    "schedule",
+    "prediction_type",
+    "num_train_timesteps",
+)
+"""Recipe fields a checkpoint is bound to: changing one needs a fresh training run."""
+
+SAMPLING_FIELDS: tuple[str, ...] = ("sampler", "sample_steps", "guidance_scale", "generate_batch_size")
+"""Recipe fields that only affect generation: they may differ from what training used."""
+
+
+class DiffusionRecipe(BaseModel):
+    """Everything that defines one diffusion model, how it is trained and how it samples.
+
+    Attributes:
+        resolution: side of the square training images (one of ``RESOLUTIONS``).
+        channels: UNet channels per level (each level halves the resolution).
+        layers_per_block: ResNet layers per UNet block.
+        attention_levels: how many of the deepest levels use self-attention (0 = none).
+        train_steps: optimisation steps in total.
+        batch_size: images per process per micro-step.
+        grad_accumulation: micro-steps per optimisation step.
+        learning_rate: AdamW peak learning rate (after warm-up; cosine decay to 0).
+        warmup_steps: linear learning-rate warm-up steps.
+        weight_decay: AdamW weight decay.
+        ema_decay: largest EMA decay; the EMA warms up towards it (``ema_power``).
+        ema_power: EMA warm-up exponent (decay = 1 - (1 + step) ** -power, capped).
+        cfg_dropout: share of training images whose grade is replaced by the null class.
+        schedule: ``linear`` or ``cosine`` (``squaredcos_cap_v2``) beta schedule.
+        prediction_type: ``epsilon`` or ``v_prediction``.
+        num_train_timesteps: diffusion steps of the training process.
+        flips: augmentation of training images (``horizontal`` swaps left and right eyes).
+        mixed_precision: ``auto`` = bf16/fp16 on CUDA, none on CPU.
+        checkpoint_every: steps between checkpoints (and contact sheets).
+        keep_checkpoints: how many checkpoints to keep.
+        sheet_per_grade: samples per grade on each contact sheet (0 = no sheet).
+        sampler: ``dpmsolver++``, ``ddim`` or ``ddpm``.
+        sample_steps: denoising steps when sampling.
+        guidance_scale: classifier-free guidance (1 = conditional only, no extra pass).
+        generate_batch_size: images per UNet batch when generating. Results are reproducible
+            for a given value, whatever the order or grouping of requests.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    resolution: int
+    channels: tuple[int, ...] = Field(min_length=1, max_length=6)
+    layers_per_block: int = Field(ge=1, le=4)
+    attention_levels: int = Field(ge=0)
+    train_steps: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    grad_accumulation: int = Field(default=1, ge=1)
+    learning_rate: float = Field(gt=0, le=1)
+    warmup_steps: int = Field(ge=0)
+    weight_decay: float = Field(default=1e-4, ge=0)
+    ema_decay: float = Field(ge=0, lt=1)
+    ema_power: float = Field(default=0.75, gt=0, le=1)
+    cfg_dropout: float = Field(default=0.15, ge=0, lt=1)
+    schedule: Schedule = "linear"
+    prediction_type: PredictionType = "epsilon"
+    num_train_timesteps: int = Field(default=1000, ge=10, le=4000)
+    flips: Flips = "horizontal"
+    mixed_precision: MixedPrecision = "auto"
+    checkpoint_every: int = Field(ge=1)
+    keep_checkpoints: int = Field(default=2, ge=1)
+    sheet_per_grade: int = Field(default=4, ge=0, le=16)
+    sampler: SamplerName = "dpmsolver++"
+    sample_steps: int = Field(default=20, ge=1, le=1000)
+    guidance_scale: float = Field(default=2.0, ge=0, le=20)
+    generate_batch_size: int = Field(default=8, ge=1)
+
+    @model_validator(mode="after")
+    def _shape_is_consistent(self) -> DiffusionRecipe:
+        if self.resolution not in RESOLUTIONS:
+            raise ValueError(
+                f"resolution {self.resolution} is not supported; choose one of {', '.join(map(str, RESOLUTIONS))}"
+            )
+        levels = len(self.channels)
+        if self.resolution % 2 ** (levels - 1) or self.resolution // 2 ** (levels - 1) < 4:
+            raise ValueError(f"resolution {self.resolution} is too small for {levels} UNet levels")
+        if any(c < 4 for c in self.channels):
+            raise ValueError(f"channels {self.channels} must each be at least 4")
+        if self.attention_levels > levels:
+            raise ValueError(f"attention_levels {self.attention_levels} exceeds the {levels} UNet levels")
+        if self.sample_steps > self.num_train_timesteps:
+            raise ValueError(f"sample_steps {self.sample_steps} exceeds num_train_timesteps {self.num_train_timesteps}")
+        return self
+
+    def architecture(self) -> dict[str, Any]:
+        """The fields a checkpoint is bound to (see ``ARCHITECTURE_FIELDS``)."""
+        return {name: getattr(self, name) for name in ARCHITECTURE_FIELDS}
+
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "tiny": dict(
+        resolution=16, channels=(8, 16), layers_per_block=1, attention_levels=0, train_steps=20, batch_size=8,
+        learning_rate=2e-3, warmup_steps=2, ema_decay=0.9, ema_power=1.0, checkpoint_every=10, sheet_per_grade=2,
+        sample_steps=4, guidance_scale=2.0, generate_batch_size=4, mixed_precision="no",
+    ),
+    "quick": dict(
+        resolution=64, channels=(32, 64, 128, 128), layers_per_block=1, attention_levels=1, train_steps=3000,
+        batch_size=16, learning_rate=4e-4, warmup_steps=100, ema_decay=0.999, ema_power=0.75, checkpoint_every=250,
+        sample_steps=20, guidance_scale=2.0, generate_batch_size=8,
+    ),
+    "standard": dict(
+        resolution=128, channels=(64, 128, 256, 256, 512), layers_per_block=2, attention_levels=2,
+        train_steps=60000, batch_size=32, learning_rate=2e-4, warmup_steps=1000, ema_decay=0.9999, ema_power=0.75,
+        checkpoint_every=2000, sheet_per_grade=8, sample_steps=25, guidance_scale=2.0, generate_batch_size=32,
+    ),
+}
+"""Built-in profiles: ``tiny`` (tests, seconds), ``quick`` (CPU, minutes, 64 px), ``standard`` (GPU)."""
 
 
 class DiffusionConfig(BaseModel):
-    """Settings of the diffusion generator."""
+    """Settings of the diffusion generator (``[generators.diffusion]``).
 
-    model_config = ConfigDict(extra="allow")
+    ``profile`` picks a built-in recipe; every recipe field set here overrides it. ``mode``,
+    ``strength``, ``seed`` and ``device`` are about generation and training runs, not the model.
+
+    Attributes:
+        profile: ``tiny``, ``quick`` (CPU) or ``standard`` (GPU).
+        mode: ``sample`` (new images of a grade from noise) or ``variation`` (SDEdit of a real
+            training image of that grade).
+        strength: for variations, how far the source is noised (0 = the source itself,
+            1 = pure noise, i.e. a fresh sample).
+        seed: training seed (default: the global ``seed``).
+        device: ``auto``, ``cpu`` or ``cuda`` (default: the global ``device``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     profile: str = "quick"
+    mode: Mode = "sample"
+    strength: float = Field(default=0.5, ge=0, le=1)
+    seed: int | None = None
+    device: Literal["auto", "cpu", "cuda"] | None = None
+
+    resolution: int | None = None
+    channels: tuple[int, ...] | None = None
+    layers_per_block: int | None = None
+    attention_levels: int | None = None
+    train_steps: int | None = None
+    batch_size: int | None = None
+    grad_accumulation: int | None = None
+    learning_rate: float | None = None
+    warmup_steps: int | None = None
+    weight_decay: float | None = None
+    ema_decay: float | None = None
+    ema_power: float | None = None
+    cfg_dropout: float | None = None
+    schedule: Schedule | None = None
+    prediction_type: PredictionType | None = None
+    num_train_timesteps: int | None = None
+    flips: Flips | None = None
+    mixed_precision: MixedPrecision | None = None
+    checkpoint_every: int | None = None
+    keep_checkpoints: int | None = None
+    sheet_per_grade: int | None = None
+    sampler: SamplerName | None = None
+    sample_steps: int | None = None
+    guidance_scale: float | None = None
+    generate_batch_size: int | None = None
+
+    @model_validator(mode="after")
+    def _resolves(self) -> DiffusionConfig:
+        try:
+            self.resolve()
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def overrides(self, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """The recipe fields set explicitly here (optionally only those in ``fields``)."""
+        names = fields if fields is not None else tuple(DiffusionRecipe.model_fields)
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+
+    def resolve(self, profile: str | None = None) -> DiffusionRecipe:
+        """The full recipe: ``profile`` (default: this config's) with this config's overrides.
+
+        Raises:
+            ConfigError: unknown profile or an invalid value (one line naming the field).
+        """
+        name = profile or self.profile
+        if name not in PROFILES:
+            raise ConfigError(f"unknown diffusion profile {name!r}; choose one of: {', '.join(PROFILES)}")
+        return recipe_from({**PROFILES[name], **self.overrides()}, where=f"diffusion profile {name!r}")
+
+
+def recipe_from(values: dict[str, Any], *, where: str) -> DiffusionRecipe:
+    """Validate ``values`` as a recipe, turning pydantic errors into one-line ``ConfigError``s."""
+    try:
+        return DiffusionRecipe.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{where}: {field + ': ' if field else ''}{message}") from None

@@ -138,5 +138,7 @@ def _check_template(template: str) -> str:
         raise ValueError(f"prompt template is malformed ({exc})") from None
     unknown = fields - _PLACEHOLDERS
     if unknown:
-        raise ValueError(f"prompt template has unknown placeholder(s) {sorted(unknown)}; use {{grade}} or {{grade_name}}")
+        raise ValueError(
+            f"prompt template has unknown placeholder(s) {sorted(unknown)}; use {{grade}} or {{grade_name}}"
+        )
     return template

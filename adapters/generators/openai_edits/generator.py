@@ -35,7 +35,7 @@ from adapters.generators.openai_edits.images import (
     prepare_upload,
     to_working_size,
 )
-from adapters.generators.openai_edits.ledger import Ledger, LedgerEntry, ResultCache, now
+from adapters.generators.openai_edits.ledger import Ledger, LedgerEntry, ResultCache, Status, now
 from adapters.generators.openai_edits.retry import Failure, backoff_delay, classify
 from application.errors import BudgetExhausted, ConfigError, GeneratorError
 from application.ports import CostEstimate, GenerationRequest, GenerationResult
@@ -106,11 +106,11 @@ class _Budget:
             self.spent_usd += usd
 
     def describe(self) -> str:
-        """``spent/cap`` for images and USD, for messages."""
+        """What was spent against which cap, for messages."""
         cfg = self._config
-        images = f"{self.spent_images}/{cfg.budget_images if cfg.budget_images is not None else 'no cap'} images"
-        usd = f"${self.spent_usd:.2f}/{f'${cfg.budget_usd:.2f}' if cfg.budget_usd is not None else 'no cap'}"
-        return f"{images}, {usd}"
+        images = f"{self.spent_images} images" + (f" of {cfg.budget_images}" if cfg.budget_images is not None else "")
+        usd = f"${self.spent_usd:.2f}" + (f" of ${cfg.budget_usd:.2f}" if cfg.budget_usd is not None else "")
+        return f"spent {images}, {usd}"
 
 
 class OpenAIGenerator:
@@ -200,7 +200,7 @@ class OpenAIGenerator:
         if (cfg.budget_images is not None and budget.spent_images + images > cfg.budget_images) or (
             cfg.budget_usd is not None and budget.spent_usd + usd > cfg.budget_usd + 1e-9
         ):
-            notes.append(f"the budget will stop the run early (spent so far: {budget.describe()})")
+            notes.append(f"the budget will stop the run early ({budget.describe()} so far)")
         if not cfg.allow_external_upload:
             notes.append("allow_external_upload is false: a real run will refuse to upload anything")
         if self._client is None:
@@ -259,7 +259,7 @@ class OpenAIGenerator:
         if others:
             raise others[0]
         if budget_stops:
-            raise BudgetExhausted(str(budget_stops[0]), completed=done)
+            raise BudgetExhausted(self._budget_message(), completed=done)
         return [results[i] for i in range(len(requests))]
 
     def _serve_group(
@@ -275,6 +275,8 @@ class OpenAIGenerator:
                 results[index] = self._serve(request, fingerprint)
         except _Stop:
             return
+        except BudgetExhausted as exc:  # calls that already hold budget may finish
+            errors.append(exc)
         except Exception as exc:  # handed to the caller thread by _collect
             self._stop.set()
             errors.append(exc)
@@ -289,7 +291,8 @@ class OpenAIGenerator:
         if cached is None:
             return self._call(request, fingerprint)
         png, parameters = cached
-        return GenerationResult(image_id=request.image_id, data=to_working_size(png, request.size), parameters=parameters)
+        data = to_working_size(png, request.size)
+        return GenerationResult(image_id=request.image_id, data=data, parameters=parameters)
 
     # -- one paid call, with retries --------------------------------------------------------------
 
@@ -297,7 +300,7 @@ class OpenAIGenerator:
         budget = self._load_budget()
         held = budget.reserve(self._config.images_per_call)
         if held < 1:
-            raise BudgetExhausted(f"openai budget reached ({budget.describe()}); raise budget_images/budget_usd to go on")
+            raise BudgetExhausted(self._budget_message())
         billed, usd = 0, 0.0
         try:
             response, attempt, refusal = self._send_with_retries(request, fingerprint, held)
@@ -305,15 +308,26 @@ class OpenAIGenerator:
                 return GenerationResult(image_id=request.image_id, data=b"", refused=refusal)
             images = self._decode(response, request)
             billed, usd = len(images), self._cost(response, len(images))
-            parameters = self._parameters(request, response, len(images), usd)
-            self._cache.put_result(fingerprint, request.image_id, request.seed, images[0], parameters)
-            self._cache.add_spares(fingerprint, str(response._request_id or f"call-{time.time_ns()}"), images[1:], parameters)
-            self._record(request, fingerprint, "ok", attempt, response._request_id, None, billed, usd)
-            return GenerationResult(image_id=request.image_id, data=to_working_size(images[0], request.size), parameters=parameters)
+            parameters = self._keep(request, fingerprint, response, images, usd)
+            self._record(request, fingerprint, "ok", attempt, request_id=response._request_id, images=billed, usd=usd)
+            data = to_working_size(images[0], request.size)
+            return GenerationResult(image_id=request.image_id, data=data, parameters=parameters)
         finally:
             budget.settle(held, billed, usd)
 
-    def _send_with_retries(self, request: GenerationRequest, fingerprint: str, n: int) -> tuple[Any, int, str | None]:
+    def _keep(
+        self, request: GenerationRequest, fingerprint: str, response: Any, images: list[bytes], usd: float
+    ) -> dict[str, Any]:
+        """Write the paid images to disk (the first for this request, the rest as spares)."""
+        parameters = self._parameters(request, response, len(images), usd)
+        self._cache.put_result(fingerprint, request.image_id, request.seed, images[0], parameters)
+        stem = str(response._request_id or f"call-{time.time_ns()}")
+        self._cache.add_spares(fingerprint, stem, images[1:], parameters)
+        return parameters
+
+    def _send_with_retries(
+        self, request: GenerationRequest, fingerprint: str, n: int
+    ) -> tuple[Any, int, str | None]:
         """(response, attempt, None), or (None, attempt, reason) for a content-policy refusal."""
         upload = self._upload_bytes(request)
         rng = random.Random(f"{request.seed}:{request.image_id}")
@@ -328,18 +342,21 @@ class OpenAIGenerator:
                 failure = classify(exc)
             reason = self._scrub(failure.reason)
             if failure.kind == "refused":
-                self._record(request, fingerprint, "refused", attempt, failure.request_id, reason, 0, 0.0)
+                self._record(request, fingerprint, "refused", attempt, request_id=failure.request_id, reason=reason)
                 self._refused_index()[(request.image_id, fingerprint)] = reason
                 _log.warning("openai_refused", image_id=request.image_id, source_id=request.source_id)
                 return None, attempt, reason
             final = failure.kind == "fatal" or attempt > retries
-            self._record(request, fingerprint, "error" if final else "retry", attempt, failure.request_id, reason, 0, 0.0)
+            status = "error" if final else "retry"
+            self._record(request, fingerprint, status, attempt, request_id=failure.request_id, reason=reason)
             if final:
                 raise GeneratorError(self._failure_message(request, failure, reason, attempt))
             self._wait(request, failure, reason, attempt, rng)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _wait(self, request: GenerationRequest, failure: Failure, reason: str, attempt: int, rng: random.Random) -> None:
+    def _wait(
+        self, request: GenerationRequest, failure: Failure, reason: str, attempt: int, rng: random.Random
+    ) -> None:
         cfg = self._config
         if failure.retry_after is not None and failure.retry_after > cfg.max_backoff_s:
             raise GeneratorError(
@@ -350,21 +367,22 @@ class OpenAIGenerator:
             delay = failure.retry_after
         else:
             delay = backoff_delay(attempt - 1, base_s=cfg.backoff_s, cap_s=cfg.max_backoff_s, rng=rng)
-        _log.info("openai_retry", image_id=request.image_id, attempt=attempt, reason=reason[:80], wait_s=round(delay, 3))
+        _log.info("openai_retry", image_id=request.image_id, attempt=attempt, reason=reason[:80],
+                  wait_s=round(delay, 3))
         self._sleep(delay)
 
     def _send(self, request: GenerationRequest, upload: bytes, n: int) -> Any:
         assert self._client is not None
         cfg = self._config
-        image = (f"{request.source_id or 'source'}.png", upload, "image/png")
+        image = ("image.png", upload, "image/png")  # a neutral name: ids may carry patient details
         if cfg.mode == "variation":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
-                return self._client.images.create_variation(
-                    image=image, model=cfg.model, n=n, size=cfg.size, response_format="b64_json"  # type: ignore[arg-type]
+                return self._client.images.create_variation(  # type: ignore[call-overload]
+                    image=image, model=cfg.model, n=n, size=cfg.size, response_format="b64_json"
                 )
-        return self._client.images.edit(
-            image=image, prompt=self._prompt(request), model=cfg.model, n=n, size=cfg.size, quality=cfg.quality  # type: ignore[arg-type]
+        return self._client.images.edit(  # type: ignore[call-overload]
+            image=image, prompt=self._prompt(request), model=cfg.model, n=n, size=cfg.size, quality=cfg.quality
         )
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -372,9 +390,8 @@ class OpenAIGenerator:
     def _upload_bytes(self, request: GenerationRequest) -> bytes:
         assert request.source is not None
         limit = VARIATION_MAX_BYTES if self._config.mode == "variation" else EDIT_MAX_BYTES
-        return prepare_upload(
-            request.source, request.source_id or request.image_id, max_side=self._config.upload_max_side, max_bytes=limit
-        )
+        name = request.source_id or request.image_id
+        return prepare_upload(request.source, name, max_side=self._config.upload_max_side, max_bytes=limit)
 
     def _decode(self, response: Any, request: GenerationRequest) -> list[bytes]:
         where = f"openai request {response._request_id or '?'} for {request.image_id}"
@@ -382,14 +399,15 @@ class OpenAIGenerator:
         if not items:
             raise GeneratorError(f"{where}: the API returned no image")
         if any(item.b64_json is None for item in items):
-            raise GeneratorError(f"{where}: the API returned a URL, not base64 image data; use a server that returns b64_json")
+            raise GeneratorError(f"{where}: the API returned a URL, not base64 image data (b64_json)")
         return [decode_b64_image(item.b64_json, where) for item in items]
 
     def _cost(self, response: Any, images: int) -> float:
         cfg = self._config
         usage = getattr(response, "usage", None)
-        if usage is not None and cfg.usd_per_1m_input_tokens is not None and cfg.usd_per_1m_output_tokens is not None:
-            return (usage.input_tokens * cfg.usd_per_1m_input_tokens + usage.output_tokens * cfg.usd_per_1m_output_tokens) / 1e6
+        per_in, per_out = cfg.usd_per_1m_input_tokens, cfg.usd_per_1m_output_tokens
+        if usage is not None and per_in is not None and per_out is not None:
+            return (usage.input_tokens * per_in + usage.output_tokens * per_out) / 1e6
         return images * cfg.price_per_image()
 
     def _parameters(self, request: GenerationRequest, response: Any, images: int, usd: float) -> dict[str, Any]:
@@ -430,17 +448,18 @@ class OpenAIGenerator:
         self,
         request: GenerationRequest,
         fingerprint: str,
-        status: str,
+        status: Status,
         attempt: int,
-        request_id: str | None,
-        reason: str | None,
-        images: int,
-        usd: float,
+        *,
+        request_id: str | None = None,
+        reason: str | None = None,
+        images: int = 0,
+        usd: float = 0.0,
     ) -> None:
         self._ledger.append(
             LedgerEntry(
                 time=now(), image_id=request.image_id, source_id=request.source_id or "", fingerprint=fingerprint,
-                status=status, attempt=attempt, request_id=request_id, reason=reason, images=images,  # type: ignore[arg-type]
+                status=status, attempt=attempt, request_id=request_id, reason=reason, images=images,
                 cost_usd=round(usd, 6), model=self._config.model, mode=self._config.mode,
             )
         )
@@ -448,9 +467,8 @@ class OpenAIGenerator:
     def _refused_index(self) -> dict[tuple[str, str], str]:
         with self._refusals_lock:
             if self._refusals is None:
-                self._refusals = {
-                    (e.image_id, e.fingerprint): e.reason or "refused" for e in self._ledger.entries() if e.status == "refused"
-                }
+                refused = (e for e in self._ledger.entries() if e.status == "refused")
+                self._refusals = {(e.image_id, e.fingerprint): e.reason or "refused" for e in refused}
             return self._refusals
 
     def _load_budget(self) -> _Budget:
@@ -460,6 +478,9 @@ class OpenAIGenerator:
                 self._config, sum(e.images for e in entries), sum(e.cost_usd for e in entries)
             )
         return self._budget
+
+    def _budget_message(self) -> str:
+        return f"openai budget reached ({self._load_budget().describe()}); raise budget_images or budget_usd to go on"
 
     def _failure_message(self, request: GenerationRequest, failure: Failure, reason: str, attempt: int) -> str:
         tries = f"after {attempt} attempt{'s' if attempt > 1 else ''}"

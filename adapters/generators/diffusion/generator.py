@@ -1,0 +1,164 @@
+"""The ``diffusion`` ImageGenerator: grade-conditioned samples or SDEdit variations of real images."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from adapters.generators.diffusion.checkpoint import SamplingModel, latest_checkpoint, load_sampling_model
+from adapters.generators.diffusion.config import SAMPLING_FIELDS, DiffusionConfig, DiffusionRecipe, recipe_from
+from adapters.generators.diffusion.sampling import sample, vary
+from adapters.torch_support import png_to_tensor, resolve_device, tensor_to_png
+from application.errors import GeneratorError, InputError
+from application.ports import GenerationRequest, GenerationResult
+
+
+class DiffusionGenerator:
+    """Makes fundus images with the store's own trained diffusion model.
+
+    The newest checkpoint under ``checkpoint_dir`` is loaded on the first ``generate`` call.
+    Sampler, steps, guidance and batch size come from ``config`` where set there, else from the
+    recipe the model was trained with. Images are made at the model's resolution and resized to
+    each request's ``size``.
+
+    Args:
+        config: the ``[generators.diffusion]`` settings (``mode``, ``strength``, sampler...).
+        checkpoint_dir: the trainer's checkpoint folder for this store.
+        device: ``auto``, ``cpu`` or ``cuda``.
+    """
+
+    def __init__(self, config: DiffusionConfig, checkpoint_dir: Path, *, device: str = "auto") -> None:
+        self._config = config
+        self._root = Path(checkpoint_dir)
+        self._device = device
+        self._batch_size = config.resolve().generate_batch_size
+        self._model: SamplingModel | None = None
+        self._recipe: DiffusionRecipe | None = None
+
+    @property
+    def name(self) -> str:
+        """``diffusion``."""
+        return "diffusion"
+
+    @property
+    def needs_source(self) -> bool:
+        """True in ``variation`` mode: each request carries the real image to vary."""
+        return self._config.mode == "variation"
+
+    @property
+    def batch_size(self) -> int:
+        """Images per UNet batch (``generate_batch_size``)."""
+        return self._batch_size
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """One PNG of ``request.size`` per request, in order.
+
+        Raises:
+            GeneratorError: no trained model, or a variation request without a source.
+            InputError: a source image cannot be decoded.
+        """
+        if not requests:
+            return []
+        model, recipe = self._load()
+        if _world_size() > 1:
+            return _distributed(lambda part: self._generate(part, model, recipe), list(requests))
+        return self._generate(list(requests), model, recipe)
+
+    def _load(self) -> tuple[SamplingModel, DiffusionRecipe]:
+        if self._model is None or self._recipe is None:
+            path = latest_checkpoint(self._root)
+            if path is None:
+                raise GeneratorError(
+                    f"no trained diffusion model in {self._root}; train one with "
+                    "`medaug generator train diffusion --store STORE`"
+                )
+            device = _process_device() if _world_size() > 1 else resolve_device(self._device)
+            self._model = load_sampling_model(path, device)
+            overrides = self._config.overrides(SAMPLING_FIELDS)
+            self._recipe = recipe_from({**self._model.meta.recipe.model_dump(), **overrides}, where=str(path))
+        return self._model, self._recipe
+
+    def _generate(
+        self, requests: list[GenerationRequest], model: SamplingModel, recipe: DiffusionRecipe
+    ) -> list[GenerationResult]:
+        if not requests:
+            return []
+        options = dict(
+            sampler=recipe.sampler, steps=recipe.sample_steps, guidance_scale=recipe.guidance_scale,
+            batch_size=self._batch_size,
+        )
+        labels, seeds = [int(r.grade) for r in requests], [r.seed for r in requests]
+        schedule = model.meta.schedule
+        if self.needs_source:
+            strength = self._config.strength
+            sources = torch.stack([_source(r, model.unet.config.sample_size) for r in requests])
+            output = vary(model.unet, schedule, sources, labels, seeds, strength=strength, **options)
+        else:
+            output = sample(model.unet, schedule, labels, seeds, **options)
+        common = self._parameters(model, recipe, len(output.timesteps))
+        return [
+            GenerationResult(image_id=r.image_id, data=self._png(r, image), parameters=self._for(r, common))
+            for r, image in zip(requests, output.images, strict=True)
+        ]
+
+    def _png(self, request: GenerationRequest, image: torch.Tensor) -> bytes:
+        if self.needs_source and self._config.strength == 0 and request.source is not None:
+            return tensor_to_png(png_to_tensor(request.source, size=request.size))
+        return tensor_to_png(image, size=request.size)
+
+    def _parameters(self, model: SamplingModel, recipe: DiffusionRecipe, denoised: int) -> dict[str, Any]:
+        common: dict[str, Any] = {
+            "mode": self._config.mode,
+            "scheduler": recipe.sampler,
+            "steps": recipe.sample_steps,
+            "guidance": recipe.guidance_scale,
+            "batch_size": self._batch_size,
+            "resolution": model.unet.config.sample_size,
+            "checkpoint": model.checkpoint,
+            "checkpoint_step": model.meta.step,
+            "weights_sha256": model.digest,
+        }
+        if self.needs_source:
+            common |= {"strength": self._config.strength, "denoising_steps": denoised}
+        return common
+
+    def _for(self, request: GenerationRequest, common: dict[str, Any]) -> dict[str, Any]:
+        specific: dict[str, Any] = {"seed": request.seed, "grade": int(request.grade)}
+        if self.needs_source:
+            specific["source"] = request.source_id
+        return common | specific
+
+
+def _source(request: GenerationRequest, resolution: int) -> torch.Tensor:
+    if request.source is None:
+        raise GeneratorError(f"request {request.image_id}: diffusion variation mode needs a source image")
+    try:
+        return png_to_tensor(request.source, size=resolution)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"source image {request.source_id} of {request.image_id}: cannot decode ({exc})") from None
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _process_device() -> torch.device:
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available()).device
+
+
+def _distributed(work, requests: list[GenerationRequest]) -> list[GenerationResult]:  # type: ignore[no-untyped-def]
+    """Under ``accelerate launch``: each process makes its share; every process gets all results."""
+    from accelerate import PartialState
+    from accelerate.utils import gather_object
+
+    state = PartialState(cpu=not torch.cuda.is_available())
+    with state.split_between_processes(list(range(len(requests)))) as mine:
+        made = [(i, r.model_dump()) for i, r in zip(mine, work([requests[i] for i in mine]), strict=True)]
+    gathered = sorted(gather_object(made), key=lambda pair: pair[0])
+    return [GenerationResult.model_validate(result) for _, result in gathered]

@@ -1,0 +1,62 @@
+"""The class-conditional UNet and the training noise schedule, built from a recipe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from diffusers import DDPMScheduler, UNet2DModel
+
+from adapters.generators.diffusion.config import NUM_CLASSES, DiffusionRecipe
+
+_BETA_SCHEDULES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
+
+
+def unet_config(recipe: DiffusionRecipe) -> dict[str, Any]:
+    """The ``UNet2DModel`` config for ``recipe``: five grades plus the null class as class labels."""
+    levels = len(recipe.channels)
+    attention = [i >= levels - recipe.attention_levels for i in range(levels)]
+    down = tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in attention)
+    up = tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attention))
+    attn_channels = [c for c, a in zip(recipe.channels, attention, strict=True) if a] or [recipe.channels[-1]]
+    return {
+        "sample_size": recipe.resolution,
+        "in_channels": 3,
+        "out_channels": 3,
+        "block_out_channels": tuple(recipe.channels),
+        "layers_per_block": recipe.layers_per_block,
+        "down_block_types": down,
+        "up_block_types": up,
+        "add_attention": recipe.attention_levels > 0,
+        "attention_head_dim": 32 if all(c % 32 == 0 for c in attn_channels) else None,
+        "norm_num_groups": _norm_groups(recipe.channels),
+        "num_class_embeds": NUM_CLASSES,
+    }
+
+
+def build_unet(recipe: DiffusionRecipe) -> UNet2DModel:
+    """A freshly initialised ``UNet2DModel`` for ``recipe`` (seed torch first for repeatability)."""
+    return UNet2DModel(**unet_config(recipe))
+
+
+def unet_from_config(config: dict[str, Any]) -> UNet2DModel:
+    """A ``UNet2DModel`` from a config saved in a checkpoint."""
+    return UNet2DModel.from_config(config)
+
+
+def noise_scheduler(recipe: DiffusionRecipe) -> DDPMScheduler:
+    """The training noise process: DDPM with the recipe's beta schedule and prediction type."""
+    return DDPMScheduler(
+        num_train_timesteps=recipe.num_train_timesteps,
+        beta_schedule=_BETA_SCHEDULES[recipe.schedule],
+        prediction_type=recipe.prediction_type,
+    )
+
+
+def count_parameters(model: Any) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _norm_groups(channels: tuple[int, ...]) -> int:
+    # GroupNorm needs a group count dividing every level's channels; 32 is diffusers' default.
+    return next(g for g in (32, 16, 8, 4, 2, 1) if all(c % g == 0 for c in channels))

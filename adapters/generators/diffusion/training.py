@@ -1,0 +1,381 @@
+"""Training the class-conditional diffusion model: the ``GeneratorTrainer`` adapter.
+
+The loop runs under ``accelerate``: a plain ``python``/``medaug`` run is one process on the CPU
+or one GPU; under ``accelerate launch`` (see ``infra/accelerate``) it is data-parallel (DDP) over
+GPUs, nodes or CPU processes (gloo), each process drawing its own share of every step's batch.
+
+Every random draw of step ``s`` (which images, flips, timesteps, noise, dropped labels) comes
+from a generator seeded by ``(seed, s, micro-step, process)``, and the image order of each epoch
+from ``(seed, epoch)``. A resumed run therefore continues exactly where the killed one would
+have gone: no random-stream state has to be saved, only weights, EMA, optimizer, learning-rate
+schedule and step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import structlog
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from diffusers import DDPMScheduler, UNet2DModel
+from diffusers.optimization import get_cosine_schedule_with_warmup
+from diffusers.training_utils import EMAModel
+from torchvision.transforms.v2 import functional as TF
+from torchvision.utils import make_grid
+
+from adapters.generators.diffusion.checkpoint import (
+    CheckpointMeta,
+    Saved,
+    TrainingState,
+    check_compatible,
+    checkpoint_name,
+    clear_checkpoints,
+    flatten_optimizer,
+    latest_checkpoint,
+    load_checkpoint,
+    read_meta,
+    read_state,
+    save_checkpoint,
+    unflatten_optimizer,
+    write_bytes_atomic,
+)
+from adapters.generators.diffusion.config import NULL_CLASS, DiffusionRecipe
+from adapters.generators.diffusion.model import build_unet, count_parameters, noise_scheduler, unet_from_config
+from adapters.generators.diffusion.sampling import sample
+from adapters.torch_support import png_to_tensor, resolve_device, tensor_to_png
+from application.errors import ConfigError, InputError
+from application.ports import GeneratorTrainingResult, LabelledImage, NullProgress, ProgressSink
+from domain.grades import ALL_GRADES
+from domain.plan import derive_seed
+
+_log = structlog.get_logger(__name__)
+
+GRAD_CLIP = 1.0
+LOSS_SMOOTHING = 0.98
+
+
+def diffusion_loss(
+    model: torch.nn.Module,
+    scheduler: DDPMScheduler,
+    clean: torch.Tensor,
+    noise: torch.Tensor,
+    timesteps: torch.Tensor,
+    labels: torch.Tensor,
+) -> torch.Tensor:
+    """The denoising objective: MSE between the model's prediction and the noise (or velocity).
+
+    Args:
+        model: the class-conditional UNet (possibly wrapped by accelerate/DDP).
+        scheduler: the training noise process; its ``prediction_type`` picks the target.
+        clean: images in [-1, 1]; noise: Gaussian noise of the same shape.
+        timesteps: one training timestep per image; labels: class per image (grade or null).
+    """
+    noisy = scheduler.add_noise(clean, noise, timesteps)
+    if scheduler.config.prediction_type == "v_prediction":
+        target = scheduler.get_velocity(clean, noise, timesteps)
+    else:
+        target = noise
+    prediction = model(noisy, timesteps, labels).sample
+    return F.mse_loss(prediction.float(), target.float())
+
+
+def training_tensors(images: Sequence[LabelledImage], resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode training images to an ``N x 3 x R x R`` tensor in [-1, 1] and their grades.
+
+    Raises:
+        InputError: an image cannot be decoded (the message names it).
+    """
+    pixels = []
+    for image in images:
+        try:
+            pixels.append(png_to_tensor(image.data, size=resolution))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"training image {image.image_id}: cannot decode ({exc})") from None
+    labels = torch.tensor([int(image.grade) for image in images], dtype=torch.long)
+    return torch.stack(pixels).mul_(2.0).sub_(1.0), labels
+
+
+class DiffusionTrainer:
+    """Trains the class-conditional diffusion model of one store (a ``GeneratorTrainer``).
+
+    Args:
+        recipe: the resolved profile (model, schedule, training length, sampler for sheets).
+        checkpoint_dir: where checkpoints and contact sheets go (one folder per store).
+        seed: the training seed.
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``; under ``accelerate launch``
+            each process gets its own GPU.
+        profile: the profile's name, for messages.
+    """
+
+    def __init__(
+        self, recipe: DiffusionRecipe, checkpoint_dir: Path, *, seed: int = 0, device: str = "auto", profile: str = ""
+    ) -> None:
+        self._recipe = recipe
+        self._root = Path(checkpoint_dir)
+        self._seed = seed
+        self._device = device
+        self._profile = profile
+
+    @property
+    def name(self) -> str:
+        """``diffusion``."""
+        return "diffusion"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """The folder holding this trainer's checkpoints."""
+        return self._root
+
+    def train(
+        self, images: Sequence[LabelledImage], *, progress: ProgressSink, resume: bool = True
+    ) -> GeneratorTrainingResult:
+        """Train on ``images`` until ``recipe.train_steps``, checkpointing as it goes.
+
+        Raises:
+            ConfigError: no images, an unusable device, or a checkpoint of another architecture.
+            InputError: an image cannot be decoded.
+        """
+        if not images:
+            raise ConfigError("no training images: the diffusion model needs real training images")
+        device = resolve_device(self._device)
+        existing = latest_checkpoint(self._root) if resume else None
+        saved_meta = read_meta(existing) if existing else None
+        if existing and saved_meta:
+            check_compatible(saved_meta, self._recipe, existing)
+            if saved_meta.step >= self._recipe.train_steps:
+                return self._finished(existing, saved_meta)
+        data, labels = training_tensors(images, self._recipe.resolution)
+        if not resume:
+            clear_checkpoints(self._root)
+        run = _Run(self._recipe, self._root, self._seed, device, data, labels)
+        if existing:
+            run.restore(load_checkpoint(existing))
+        return run.train(progress, self._profile)
+
+    def _finished(self, path: Path, meta: CheckpointMeta) -> GeneratorTrainingResult:
+        state = read_state(path)
+        _log.info("diffusion_already_trained", checkpoint=str(path), steps=meta.step)
+        return GeneratorTrainingResult(
+            generator=self.name, checkpoint=str(path), steps=meta.step, seconds=0.0, final_loss=state.loss,
+            metrics={"already_trained": True},
+        )
+
+
+class _Run:
+    """One training session: accelerator, model, optimizer, EMA and the loop over steps."""
+
+    def __init__(
+        self, recipe: DiffusionRecipe, root: Path, seed: int, device: torch.device, data: torch.Tensor,
+        labels: torch.Tensor,
+    ) -> None:
+        self.recipe, self.root, self.seed = recipe, root, seed
+        self.accelerator = _accelerator(recipe, device)
+        self.device = self.accelerator.device
+        self.data, self.labels = data.to(self.device), labels.to(self.device)
+        self.scheduler = noise_scheduler(recipe)
+        torch.manual_seed(seed)
+        unet = build_unet(recipe)
+        optimizer = torch.optim.AdamW(unet.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+        self.lr_schedule = get_cosine_schedule_with_warmup(optimizer, recipe.warmup_steps, recipe.train_steps)
+        self.model, self.optimizer = self.accelerator.prepare(unet, optimizer)
+        self.ema = EMAModel(
+            self.unet.parameters(), decay=recipe.ema_decay, use_ema_warmup=True, power=recipe.ema_power, foreach=True
+        )
+        self.step = 0
+        self.loss: float | None = None
+        self.images_seen = 0
+
+    @property
+    def unet(self) -> UNet2DModel:
+        return self.accelerator.unwrap_model(self.model)
+
+    @property
+    def world(self) -> int:
+        return self.accelerator.num_processes
+
+    def restore(self, saved: Saved) -> None:
+        """Continue from checkpoint ``saved``: weights, optimizer, schedule, EMA and step."""
+        self.unet.load_state_dict(saved.model)
+        self.optimizer.load_state_dict(unflatten_optimizer(saved.optimizer, saved.state.optimizer))
+        self.lr_schedule.load_state_dict(saved.state.lr_scheduler)
+        shadow = [saved.ema[name].to(self.device) for name, _ in self.unet.named_parameters()]
+        self.ema.load_state_dict({**saved.state.ema, "shadow_params": shadow})
+        self.step, self.loss, self.images_seen = saved.state.step, saved.state.loss, saved.state.images_seen
+
+    def train(self, progress: ProgressSink, profile: str) -> GeneratorTrainingResult:
+        """Run the remaining steps and return where the last checkpoint is."""
+        progress = progress if self.accelerator.is_main_process else NullProgress()
+        start_step, started = self.step, time.perf_counter()
+        per_step = self.recipe.batch_size * self.recipe.grad_accumulation * self.world
+        label = f"train diffusion {profile}".strip() + (f" from step {start_step}" if start_step else "")
+        checkpoint, sheet = latest_checkpoint(self.root), None
+        with progress.task(label, total=self.recipe.train_steps - start_step) as bar:
+            while self.step < self.recipe.train_steps:
+                self._smooth(self._optimisation_step(self.step))
+                self.step += 1
+                self.images_seen += per_step
+                elapsed = max(time.perf_counter() - started, 1e-9)
+                done = self.step - start_step
+                bar.advance(1, loss=self.loss, steps_s=done / elapsed, img_s=done * per_step / elapsed)
+                if self.step % self.recipe.checkpoint_every == 0 or self.step == self.recipe.train_steps:
+                    checkpoint, sheet = self._checkpoint()
+        seconds = time.perf_counter() - started
+        done = self.step - start_step
+        return GeneratorTrainingResult(
+            generator="diffusion",
+            checkpoint=str(checkpoint),
+            steps=self.step,
+            seconds=seconds,
+            final_loss=self.loss,
+            metrics={
+                "images_per_second": round(done * per_step / max(seconds, 1e-9), 3),
+                "steps_per_second": round(done / max(seconds, 1e-9), 4),
+                "parameters": count_parameters(self.unet),
+                "resolution": self.recipe.resolution,
+                "processes": self.world,
+                "device": str(self.device),
+                "contact_sheet": str(sheet) if sheet else None,
+            },
+        )
+
+    def _optimisation_step(self, step: int) -> float:
+        losses = []
+        for micro in range(self.recipe.grad_accumulation):
+            clean, noise, timesteps, labels = self._batch(step, micro)
+            with self.accelerator.accumulate(self.model):
+                loss = diffusion_loss(self.model, self.scheduler, clean, noise, timesteps, labels)
+                self.accelerator.backward(loss)
+                if self.accelerator.sync_gradients:
+                    self.accelerator.clip_grad_norm_(self.model.parameters(), GRAD_CLIP)
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.detach())
+        self.lr_schedule.step()
+        self.ema.step(self.unet.parameters())
+        return self.accelerator.reduce(torch.stack(losses).mean(), reduction="mean").item()
+
+    def _batch(self, step: int, micro: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        size, rank = self.recipe.batch_size, self.accelerator.process_index
+        position = ((step * self.recipe.grad_accumulation + micro) * self.world + rank) * size
+        index = epoch_indices(self.seed, len(self.data), position, size).to(self.device)
+        rng = torch.Generator().manual_seed(derive_seed(self.seed, "step", step, micro, rank))
+        clean = _flip(self.data[index], self.recipe.flips, rng)
+        noise = torch.randn(clean.shape, generator=rng).to(self.device)
+        timesteps = torch.randint(0, self.recipe.num_train_timesteps, (size,), generator=rng).to(self.device)
+        dropped = (torch.rand(size, generator=rng) < self.recipe.cfg_dropout).to(self.device)
+        labels = torch.where(dropped, torch.full_like(self.labels[index], NULL_CLASS), self.labels[index])
+        return clean, noise, timesteps, labels
+
+    def _smooth(self, loss: float) -> None:
+        self.loss = loss if self.loss is None else LOSS_SMOOTHING * self.loss + (1 - LOSS_SMOOTHING) * loss
+
+    def _checkpoint(self) -> tuple[Path, Path | None]:
+        path, sheet = self.root / checkpoint_name(self.step), None
+        if self.accelerator.is_main_process:
+            ema_weights = self._ema_state_dict()
+            save_checkpoint(self.root, self._saved(ema_weights), keep=self.recipe.keep_checkpoints)
+            sheet = self._contact_sheet(ema_weights)
+            _log.info("diffusion_checkpoint", step=self.step, loss=self.loss, checkpoint=str(path), sheet=str(sheet))
+        self.accelerator.wait_for_everyone()
+        return path, sheet
+
+    def _ema_state_dict(self) -> dict[str, torch.Tensor]:
+        weights = {k: v.detach().clone() for k, v in self.unet.state_dict().items()}
+        for (name, _), shadow in zip(self.unet.named_parameters(), self.ema.shadow_params, strict=True):
+            weights[name] = shadow.detach().clone()
+        return weights
+
+    def _saved(self, ema_weights: dict[str, torch.Tensor]) -> Saved:
+        optimizer_tensors, optimizer_rest = flatten_optimizer(self.optimizer.state_dict())
+        ema_meta = {k: v for k, v in self.ema.state_dict().items() if k != "shadow_params"}
+        meta = CheckpointMeta(
+            step=self.step, seed=self.seed, recipe=self.recipe, unet=_plain(self.unet.config),
+            schedule=_plain(self.scheduler.config), world_size=self.world,
+        )
+        state = TrainingState(
+            step=self.step, ema=ema_meta, optimizer=optimizer_rest, lr_scheduler=self.lr_schedule.state_dict(),
+            loss=self.loss, images_seen=self.images_seen,
+        )
+        return Saved(meta=meta, state=state, model=self.unet.state_dict(), ema=ema_weights, optimizer=optimizer_tensors)
+
+    def _contact_sheet(self, ema_weights: dict[str, torch.Tensor]) -> Path | None:
+        per_grade = self.recipe.sheet_per_grade
+        if per_grade == 0:
+            return None
+        unet = unet_from_config(_plain(self.unet.config))
+        unet.load_state_dict(ema_weights)
+        unet.to(self.device).eval()
+        labels = [int(g) for g in ALL_GRADES for _ in range(per_grade)]
+        seeds = [derive_seed(self.seed, "sheet", label, i % per_grade) for i, label in enumerate(labels)]
+        images = sample(
+            unet, _plain(self.scheduler.config), labels, seeds, sampler=self.recipe.sampler,
+            steps=self.recipe.sample_steps, guidance_scale=self.recipe.guidance_scale,
+            batch_size=self.recipe.generate_batch_size,
+        ).images
+        path = self.root / f"samples-{checkpoint_name(self.step)}.png"
+        write_bytes_atomic(path, tensor_to_png(contact_grid(images, per_grade)))
+        return path
+
+
+def contact_grid(images: torch.Tensor, per_row: int) -> torch.Tensor:
+    """A grid of ``images`` (rows of ``per_row``: one row per grade), cells at least 128 px."""
+    zoom = max(1, 128 // images.shape[-1])
+    if zoom > 1:
+        images = F.interpolate(images, scale_factor=zoom, mode="nearest")
+    return make_grid(images, nrow=per_row, padding=2, pad_value=1.0)
+
+
+def epoch_indices(seed: int, count: int, position: int, size: int) -> torch.Tensor:
+    """``size`` image indices starting at ``position`` of the endless stream of seeded epochs.
+
+    Each epoch is a permutation of ``range(count)`` seeded by ``(seed, epoch)``, so any batch of
+    any step can be recomputed without replaying the ones before it.
+    """
+    taken: list[torch.Tensor] = []
+    remaining = size
+    while remaining:
+        epoch, offset = divmod(position, count)
+        take = min(remaining, count - offset)
+        taken.append(_permutation(seed, epoch, count)[offset : offset + take])
+        position, remaining = position + take, remaining - take
+    return torch.cat(taken)
+
+
+@lru_cache(maxsize=8)
+def _permutation(seed: int, epoch: int, count: int) -> torch.Tensor:
+    return torch.randperm(count, generator=torch.Generator().manual_seed(derive_seed(seed, "epoch", epoch)))
+
+
+def _flip(images: torch.Tensor, flips: str, rng: torch.Generator) -> torch.Tensor:
+    horizontal = torch.rand(len(images), generator=rng) < 0.5
+    vertical = torch.rand(len(images), generator=rng) < 0.5
+    images = images.clone()
+    if flips in ("horizontal", "both") and horizontal.any():
+        chosen = horizontal.to(images.device)
+        images[chosen] = TF.horizontal_flip(images[chosen])
+    if flips == "both" and vertical.any():
+        chosen = vertical.to(images.device)
+        images[chosen] = TF.vertical_flip(images[chosen])
+    return images
+
+
+def _accelerator(recipe: DiffusionRecipe, device: torch.device) -> Accelerator:
+    precision = recipe.mixed_precision
+    if precision == "auto":
+        precision = "no" if device.type != "cuda" else ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
+    try:
+        return Accelerator(
+            cpu=device.type == "cpu", mixed_precision=precision, gradient_accumulation_steps=recipe.grad_accumulation
+        )
+    except ValueError as exc:  # accelerate's state is per process and cannot change once set
+        raise ConfigError(f"cannot set up diffusion training: {str(exc).splitlines()[0]}") from None
+
+
+def _plain(config: Any) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dict(config).items()}

@@ -1,0 +1,25 @@
+"""Both classifiers against the shared ClassifierTrainer contract (tiny images, two epochs)."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.trainers.cnn import CNNTrainer
+from adapters.trainers.config import CNNConfig, ResNetConfig
+from adapters.trainers.data import ImageTensors
+from adapters.trainers.resnet import ResNetTrainer
+from tests.contracts.classifier_trainer import ClassifierTrainerContract
+
+
+class TestCNNTrainer(ClassifierTrainerContract):
+    @pytest.fixture
+    def trainer(self, epochs: int) -> CNNTrainer:
+        config = CNNConfig(epochs=epochs, batch_size=8, channels=(8, 8, 16), fc=(32, 16, 16), device="cpu")
+        return CNNTrainer(config, images=ImageTensors())
+
+
+class TestResNet50Trainer(ClassifierTrainerContract):
+    @pytest.fixture
+    def trainer(self, epochs: int) -> ResNetTrainer:
+        config = ResNetConfig(epochs=epochs, batch_size=8, weights="none", input_size=32, hidden=16, device="cpu")
+        return ResNetTrainer(config, images=ImageTensors())
