@@ -21,12 +21,12 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+from rich.console import Console
+from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.datasets.phantom import PhantomSource  # noqa: E402
+from adapters.datasets.phantom import PhantomSource
 
 
 def throughput(size: int, images: int) -> tuple[float, float]:
@@ -98,14 +98,20 @@ def learnability(n: int, epochs: int, seed: int) -> dict[str, float]:
 
 
 def _small_cnn():  # type: ignore[no-untyped-def]
-    import torch.nn as nn
+    from torch import nn
 
     def block(cin: int, cout: int) -> nn.Sequential:
         return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2))
 
     return nn.Sequential(
-        block(3, 16), block(16, 32), block(32, 64), block(64, 64),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(64, 5),
+        block(3, 16),
+        block(16, 32),
+        block(32, 64),
+        block(64, 64),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Dropout(0.2),
+        nn.Linear(64, 5),
     )
 
 

@@ -17,8 +17,9 @@ from domain import DomainError
 from medaug import bootstrap
 from medaug.settings import Settings, load_settings
 
-console = Console()
-err_console = Console(stderr=True)
+# Pipes and logs get wide lines (rich would wrap tables at 80 columns).
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -66,6 +66,11 @@ def refuse() -> Reply:
     return Reply("refuse")
 
 
+def garbage() -> Reply:
+    """200 whose base64 "image" is not an image."""
+    return Reply("garbage")
+
+
 def unauthorized() -> Reply:
     """401 invalid_api_key whose message echoes the key received (as a careless server might)."""
     return Reply("unauthorized")
@@ -197,6 +202,8 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             elif reply.kind == "unauthorized":
                 echoed = auth.removeprefix("Bearer ")
                 self._error(401, "invalid_api_key", f"Incorrect API key provided: {echoed}.", request_id)
+            elif reply.kind == "garbage":
+                self._json(200, {"created": int(time.time()), "data": [{"b64_json": "bm90IGFuIGltYWdl"}]}, request_id)
             elif reply.kind == "barrier" and not _wait(reply.barrier):
                 self._error(500, "server_error", "calls were not concurrent", request_id)
                 return "not_concurrent"

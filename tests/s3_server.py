@@ -8,6 +8,7 @@ Its state lives in this process, so a bucket outlives an outage made with ``TcpP
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import selectors
 import socket
@@ -106,6 +107,7 @@ def moto_endpoint() -> Iterator[str]:
     """moto's S3 server, on a free port of 127.0.0.1, for the whole test session."""
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one INFO line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

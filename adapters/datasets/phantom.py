@@ -53,8 +53,10 @@ class PhantomSource:
         _check_int("n", n, 1, None)
         _check_int("size", size, 16, _MAX_SIZE)
         _check_int("seed", seed, None, None)
-        if isinstance(test_fraction, bool) or not isinstance(test_fraction, int | float) or not (
-            0.0 <= test_fraction < 1.0
+        if (
+            isinstance(test_fraction, bool)
+            or not isinstance(test_fraction, int | float)
+            or not (0.0 <= test_fraction < 1.0)
         ):
             raise ConfigError(f"phantom: test_fraction must be in [0, 1), got {test_fraction!r}")
         self._n, self._seed, self._size, self._test_fraction = n, seed, size, float(test_fraction)
@@ -154,7 +156,9 @@ def _parse_index(item: SourceItem, n: int) -> int:
     except ValueError:
         index = -1
     if not 0 <= index < n:
-        raise InputError(f"{item.original_name}: locator {item.locator!r} is not an image index of this phantom set (0-{n - 1})")
+        raise InputError(
+            f"{item.original_name}: locator {item.locator!r} is not an image index of this phantom set (0-{n - 1})"
+        )
     return index
 
 

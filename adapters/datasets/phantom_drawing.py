@@ -173,69 +173,56 @@ def _vessel_tree(rng: np.random.Generator, side: int, disc: np.ndarray, fovea: n
         (-rng.uniform(2.0, 2.6), rng.uniform(-0.4, 0.4), rng.uniform(0.8, 1.2)),  # superonasal
         (rng.uniform(2.0, 2.6), rng.uniform(-0.4, 0.4), rng.uniform(0.8, 1.2)),  # inferonasal
     ]
-    vessels: list[Vessel] = []
+    tree = _VesselTree(rng, side, fovea)
     for angle, bend, length in trunks:
         vein_width = rng.uniform(0.024, 0.03)
         for vein, offset, width in ((True, 0.0, vein_width), (False, rng.uniform(-0.3, 0.3), vein_width * 0.66)):
-            _grow(rng, vessels, side, fovea, disc, angle + offset, bend, length, width, vein, depth=0)
-    return tuple(vessels)
+            tree.grow(disc, angle + offset, bend, length, width, vein, depth=0)
+    return tuple(tree.vessels)
 
 
-def _grow(
-    rng: np.random.Generator,
-    out: list[Vessel],
-    side: int,
-    fovea: np.ndarray,
-    start: np.ndarray,
-    angle: float,
-    bend: float,
-    length: float,
-    width: float,
-    vein: bool,
-    depth: int,
-) -> None:
-    """Random-walk one vessel from ``start``, then its branches (recursively, depth <= 2).
+class _VesselTree:
+    """Grows vessels as smooth random walks, each followed by its branches (depth <= 2).
 
-    ``angle`` is measured from the temporal direction (positive = downwards) so that the same
+    Angles are measured from the temporal direction (positive = downwards) so that the same
     numbers describe a left and a right eye.
     """
-    steps = max(3, int(length / _STEP))
-    phi = angle + bend * _STEP * np.arange(steps) + np.cumsum(rng.normal(0.0, 0.055, steps))
-    points = np.empty((steps + 1, 2))
-    points[0] = start
-    points[1:, 0] = start[0] - side * _STEP * np.cumsum(np.cos(phi))
-    points[1:, 1] = start[1] + _STEP * np.cumsum(np.sin(phi))
-    keep = _inside_run(points, fovea)
-    if keep < 2:
-        return
-    points = points[:keep]
-    widths = width * np.exp(np.arange(keep) * (-_STEP / 2.5))
-    out.append(Vessel(points=points, widths=widths, vein=vein, depth=depth))
-    if depth < 2:
-        _branch(rng, out, side, fovea, points, phi, widths, length, vein, depth)
 
+    def __init__(self, rng: np.random.Generator, side: int, fovea: np.ndarray) -> None:
+        self.rng, self.side, self.fovea = rng, side, fovea
+        self.vessels: list[Vessel] = []
 
-def _branch(
-    rng: np.random.Generator,
-    out: list[Vessel],
-    side: int,
-    fovea: np.ndarray,
-    points: np.ndarray,
-    phi: np.ndarray,
-    widths: np.ndarray,
-    length: float,
-    vein: bool,
-    depth: int,
-) -> None:
-    """Side branches at random points along a vessel (none right at its start)."""
-    chance = rng.random(len(points))
-    sites = np.flatnonzero(chance[6:] < (0.05 if depth == 0 else 0.06))[: 5 - depth * 2] + 6
-    params = rng.random((len(sites), 5))
-    for k, (side_pick, turn, reach, bend, thin) in zip(sites, params.tolist(), strict=True):
-        turn = (0.45 + 0.55 * turn) * (1.0 if side_pick < 0.5 else -1.0)
-        child_length = length * (0.3 + 0.25 * reach) if depth == 0 else 0.12 + 0.18 * reach
-        _grow(rng, out, side, fovea, points[k], float(phi[k - 1]) + turn, 1.6 * bend - 0.8, child_length,
-              float(widths[k]) * (0.55 + 0.2 * thin), vein, depth + 1)
+    def grow(
+        self, start: np.ndarray, angle: float, bend: float, length: float, width: float, vein: bool, depth: int
+    ) -> None:
+        """Walk one vessel from ``start`` until it leaves the field or nears the fovea."""
+        steps = max(3, int(length / _STEP))
+        phi = angle + bend * _STEP * np.arange(steps) + np.cumsum(self.rng.normal(0.0, 0.055, steps))
+        points = np.empty((steps + 1, 2))
+        points[0] = start
+        points[1:, 0] = start[0] - self.side * _STEP * np.cumsum(np.cos(phi))
+        points[1:, 1] = start[1] + _STEP * np.cumsum(np.sin(phi))
+        keep = _inside_run(points, self.fovea)
+        if keep < 2:
+            return
+        points = points[:keep]
+        widths = width * np.exp(np.arange(keep) * (-_STEP / 2.5))
+        self.vessels.append(Vessel(points=points, widths=widths, vein=vein, depth=depth))
+        if depth < 2:
+            self._branch(points, phi, widths, length, vein, depth)
+
+    def _branch(
+        self, points: np.ndarray, phi: np.ndarray, widths: np.ndarray, length: float, vein: bool, depth: int
+    ) -> None:
+        """Side branches at random points along a vessel (none right at its start)."""
+        chance = self.rng.random(len(points))
+        sites = np.flatnonzero(chance[6:] < (0.05 if depth == 0 else 0.06))[: 5 - depth * 2] + 6
+        params = self.rng.random((len(sites), 5))
+        for k, (side_pick, turn, reach, bend, thin) in zip(sites, params.tolist(), strict=True):
+            turn = (0.45 + 0.55 * turn) * (1.0 if side_pick < 0.5 else -1.0)
+            child_length = length * (0.3 + 0.25 * reach) if depth == 0 else 0.12 + 0.18 * reach
+            child_width = float(widths[k]) * (0.55 + 0.2 * thin)
+            self.grow(points[k], float(phi[k - 1]) + turn, 1.6 * bend - 0.8, child_length, child_width, vein, depth + 1)
 
 
 def _inside_run(points: np.ndarray, fovea: np.ndarray) -> int:
@@ -348,8 +335,8 @@ def _exudates(rng: np.random.Generator, lesions: Lesions, anatomy: Anatomy, clus
 
 def _cotton_wool(rng: np.random.Generator, lesions: Lesions, anatomy: Anatomy, count: int, px: float) -> None:
     """Cotton-wool spots: soft, pale, fluffy patches along the arcades near the disc."""
+    trunks = _trunk_veins(anatomy)
     for _ in range(count):
-        trunks = _trunk_veins(anatomy)
         vessel = trunks[int(rng.integers(0, len(trunks)))]
         point = vessel.points[int(rng.integers(len(vessel.points) // 4, max(len(vessel.points) * 3 // 4, 2)))]
         x, y = point + rng.normal(0.0, 0.05, 2)
@@ -442,7 +429,9 @@ def _render(frame: Frame, anatomy: Anatomy, lesions: Lesions, rng: np.random.Gen
     )
 
 
-def _compose(anatomy: Anatomy, u: np.ndarray, v: np.ndarray, lum: np.ndarray, masks: dict[str, np.ndarray]) -> np.ndarray:
+def _compose(
+    anatomy: Anatomy, u: np.ndarray, v: np.ndarray, lum: np.ndarray, masks: dict[str, np.ndarray]
+) -> np.ndarray:
     """Retina, macula, disc, then vessels and lesions, as a 3xHxW float image in 0-1.
 
     Channels come first: numpy broadcasts far faster over rows than over a last axis of 3.

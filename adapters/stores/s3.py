@@ -136,7 +136,9 @@ class S3ImageStore:
     record object, so a reader never sees a record without its image; an image without a record
     (a crash in between) is invisible and rewritten by the next ``put``. ``delete`` removes the
     record first, then the image. Every image read is checked against the sha256 written with
-    its record. Records are cached in memory by ETag: ``list`` lists the record objects and
+    its record, so an ``overwrite`` interrupted between its two writes (new pixels under the old
+    record) is reported as a checksum mismatch until it is redone, never returned as wrong
+    pixels. Records are cached in memory by ETag: ``list`` lists the record objects and
     re-reads only those that changed. Retries with backoff are botocore's (see
     ``make_s3_client``); a request that still fails raises ``StoreError`` naming the object.
 

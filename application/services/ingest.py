@@ -44,7 +44,8 @@ def ingest(
     progress = progress or NullProgress()
     scan = source.scan()
     if scan.problems and not lenient:
-        more = f" (and {len(scan.problems) - 1} more problems; --lenient skips them)" if len(scan.problems) > 1 else ""
+        others = len(scan.problems) - 1
+        more = f" (and {others} more problem{'s' if others > 1 else ''}; --lenient skips them)" if others else ""
         raise InputError(scan.problems[0] + more)
     skipped = list(scan.problems)
     pending = [item for item in scan.items if not store.exists(item.id)]

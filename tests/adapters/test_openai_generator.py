@@ -25,6 +25,7 @@ from tests.conftest import png_bytes, real_record
 from tests.contracts.image_generator import ImageGeneratorContract
 from tests.fake_openai_server import (
     FakeOpenAI,
+    garbage,
     image,
     rate_limit,
     refuse,
@@ -117,8 +118,8 @@ def test_variation_mode_calls_the_legacy_endpoint(make, fake: FakeOpenAI) -> Non
 
 
 def test_429_500_and_timeout_are_retried_honouring_retry_after(make, fake, sleeps) -> None:  # type: ignore[no-untyped-def]
-    fake.script(rate_limit(retry_after=0.25), server_error(), slow(3.0), image())
-    generator = make(timeout_s=0.4, backoff_s=0.01, max_backoff_s=1.0)
+    fake.script(rate_limit(retry_after=0.25), server_error(), slow(5.0), image())
+    generator = make(timeout_s=1.0, backoff_s=0.01, max_backoff_s=1.0)
     result = generator.generate(requests_for("IDRiD_003"))[0]
 
     assert decode_png(result.data).shape == (32, 32, 3)
@@ -144,6 +145,14 @@ def test_retry_after_beyond_max_backoff_stops_instead_of_waiting(make, fake, sle
     with pytest.raises(GeneratorError, match="asks to wait 600 s"):
         make(max_backoff_s=30).generate(requests_for("IDRiD_005"))
     assert sleeps.delays == [] and fake.calls == 1
+
+
+def test_an_undecodable_answer_is_a_clear_error_counted_as_paid(make, fake) -> None:  # type: ignore[no-untyped-def]
+    fake.script(garbage())
+    generator = make()
+    with pytest.raises(GeneratorError, match="req_fake_0001 for syn-0: the API returned an undecodable image"):
+        generator.generate(requests_for("A"))
+    assert [(e["status"], e["images"]) for e in ledger(generator)] == [("error", 1)]
 
 
 def test_retry_after_header_forms() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -144,7 +145,7 @@ def test_grade_only_adds_lesions_to_the_same_eye() -> None:
 
 def test_visible_lesion_load_rises_with_every_grade_at_64_px() -> None:
     load = [np.mean([_visible_change(i, g, size=64) for i in EYES]) for g in range(5)]
-    assert all(a < b for a, b in zip(load, load[1:], strict=False)), load
+    assert all(a < b for a, b in pairwise(load)), load
     assert load[1] > 0.002  # microaneurysms survive at 64 px
 
 
@@ -220,3 +221,23 @@ def test_reading_an_index_outside_the_set_names_it(locator: str) -> None:
     item = SourceItem(id="odd", grade=Grade(1), split=Split.TRAIN, locator=locator, original_name="odd.png")
     with pytest.raises(InputError, match="odd.png"):
         source.read(item)
+
+
+# -- through the ingest pipeline -----------------------------------------------------------------
+
+
+def test_ingested_phantom_fills_the_square_and_a_larger_set_only_adds(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from adapters.imaging.preprocess import FundusPreprocessor
+    from adapters.stores.local import LocalImageStore
+    from application.services.ingest import ingest
+
+    store, preprocessor = LocalImageStore(tmp_path / "store"), FundusPreprocessor(size=48)
+    first = ingest(PhantomSource(12, seed=4, size=48), preprocessor, store)
+    records = {r.id: r for r in store.list()}
+    image = decode_png(store.get("phantom-00003"))
+    assert image.shape == (48, 48, 3)
+    assert image[24, [1, -2]].max(axis=1).min() > 40  # the retina reaches both sides of the square
+    more = ingest(PhantomSource(20, seed=4, size=48), preprocessor, store)
+    assert (first.added, more.added, more.already_present) == (12, 8, 12)
+    assert all(store.record(i) == r for i, r in records.items())
+    assert {r.provenance.generator for r in store.list()} == {"phantom"}

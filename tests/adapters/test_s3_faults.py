@@ -85,11 +85,13 @@ def test_server_outage_mid_augment_then_rerun_completes_without_duplicates_or_or
     assert augment(open_store(config), plan, {"classic": classic}, size=SIZE).added == 0
 
 
-def _fail_on(store: S3ImageStore, operation: str, key_part: str) -> None:
-    """Make ``operation`` fail like a lost connection for keys containing ``key_part``."""
+def _crash_on_second(store: S3ImageStore, operation: str) -> None:
+    """Make the second ``operation`` request of ``store`` fail like a process dying mid-way."""
+    calls = []
 
-    def hook(params: dict[str, Any], **_: Any) -> None:
-        if key_part in params.get("Key", ""):
+    def hook(**_: Any) -> None:
+        calls.append(1)
+        if len(calls) == 2:
             raise EndpointConnectionError(endpoint_url="http://127.0.0.1")
 
     store._client.meta.events.register(f"provide-client-params.s3.{operation}", hook)
@@ -98,8 +100,8 @@ def _fail_on(store: S3ImageStore, operation: str, key_part: str) -> None:
 def test_crash_between_image_and_record_leaves_nothing_visible(moto_endpoint: str, s3_bucket: str) -> None:
     config = s3_config(moto_endpoint, s3_bucket)
     crashing = open_store(config)
-    _fail_on(crashing, "PutObject", "/records/")
-    with pytest.raises(StoreError, match=r"records/a\.json: cannot reach"):
+    _crash_on_second(crashing, "PutObject")
+    with pytest.raises(StoreError, match="cannot reach"):
         crashing.put(real_record("a", 1), png_bytes(1))
     fresh = open_store(config)
     assert not fresh.exists("a") and fresh.list() == []
@@ -111,8 +113,8 @@ def test_crash_between_record_and_image_deletion_leaves_nothing_visible(moto_end
     config = s3_config(moto_endpoint, s3_bucket)
     open_store(config).put(real_record("a", 1), png_bytes(1))
     crashing = open_store(config)
-    _fail_on(crashing, "DeleteObject", ".png")
-    with pytest.raises(StoreError, match=r"train/1/a\.png: cannot reach"):
+    _crash_on_second(crashing, "DeleteObject")
+    with pytest.raises(StoreError, match="cannot reach"):
         crashing.delete("a")
     fresh = open_store(config)
     assert not fresh.exists("a") and fresh.list() == []

@@ -103,7 +103,7 @@ def test_bad_csv_stops_with_one_line_and_stores_nothing(tmp_path: Path) -> None:
     errors = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(errors) == 1
     assert errors[0].startswith("error: labels.csv row 3: grade 7 is outside 0-4")
-    assert "1 more problems" in errors[0]
+    assert "1 more problem;" in errors[0]
     assert LocalImageStore(store).list() == []
 
 

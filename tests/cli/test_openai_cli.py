@@ -59,7 +59,7 @@ def env(tmp_path: Path, fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> di
         "MEDAUG_GENERATORS__OPENAI__BASE_URL": fake.base_url,
         "MEDAUG_GENERATORS__OPENAI__ALLOW_EXTERNAL_UPLOAD": "true",
         "MEDAUG_GENERATORS__OPENAI__BACKOFF_S": "0",
-        "MEDAUG_GENERATORS__OPENAI__TIMEOUT_S": "0.5",
+        "MEDAUG_GENERATORS__OPENAI__TIMEOUT_S": "1.5",
         "MEDAUG_GENERATORS__OPENAI__UPLOAD_MAX_SIDE": "64",
     }
 
@@ -77,7 +77,7 @@ def written_text(root: Path) -> str:
 
 
 def test_fills_the_plan_through_faults_without_leaking_the_key(env, store, fake, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    fake.script(rate_limit(0.01), server_error(), slow(2.0), image())
+    fake.script(rate_limit(0.01), server_error(), slow(6.0), image())
     result = run_cli(env, "--store", str(store), "--generator", "openai", "--multiply", "2")
 
     assert result.exit_code == 0, result.output

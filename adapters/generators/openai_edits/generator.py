@@ -306,7 +306,13 @@ class OpenAIGenerator:
             response, attempt, refusal = self._send_with_retries(request, fingerprint, held)
             if response is None:
                 return GenerationResult(image_id=request.image_id, data=b"", refused=refusal)
-            images = self._decode(response, request)
+            try:
+                images = self._decode(response, request)
+            except GeneratorError as exc:  # answered, so probably billed: count it against the budget
+                billed, usd = held, self._cost(response, held)
+                self._record(request, fingerprint, "error", attempt, request_id=response._request_id,
+                             reason=self._scrub(str(exc)), images=billed, usd=usd)
+                raise
             billed, usd = len(images), self._cost(response, len(images))
             parameters = self._keep(request, fingerprint, response, images, usd)
             self._record(request, fingerprint, "ok", attempt, request_id=response._request_id, images=billed, usd=usd)

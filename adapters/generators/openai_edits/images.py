@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 
 from PIL import Image, UnidentifiedImageError
 
@@ -38,14 +39,17 @@ def prepare_upload(png: bytes, name: str, *, max_side: int, max_bytes: int) -> b
 
 
 def decode_b64_image(b64: str, where: str) -> bytes:
-    """The API's base64 image re-encoded as an RGB PNG without metadata.
+    """The API's base64 image as the bytes it sent (checked to be an image, not re-encoded).
 
     Raises:
         GeneratorError: the data is not a decodable image (naming ``where``).
     """
     try:
-        return encode_png(decode_pil(base64.b64decode(b64, validate=True)))
-    except (binascii.Error, UnidentifiedImageError, OSError, ValueError) as exc:
+        raw = base64.b64decode(b64, validate=True)
+        with Image.open(io.BytesIO(raw)) as image:
+            image.verify()
+        return raw
+    except (binascii.Error, UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise GeneratorError(f"{where}: the API returned an undecodable image ({exc})") from None
 
 
