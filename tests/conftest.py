@@ -71,3 +71,12 @@ def idrid_originals() -> Path:
     if not IDRID_ORIGINALS.is_dir():
         pytest.skip("../shared/datasets/idrid-originals is not present")
     return IDRID_ORIGINALS
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():  # type: ignore[no-untyped-def]
+    """CLI tests configure structlog; put the defaults back so tests stay independent."""
+    import structlog
+
+    yield
+    structlog.reset_defaults()

@@ -111,7 +111,7 @@ class ImageTensors:
         return stack_cached(
             self.cache,
             [(store.location, record.id, size) for record in records],
-            lambda i: decode_image(store, records[i], size),
+            lambda indices: [decode_image(store, records[i], size) for i in indices],
             what=lambda i: f"{store.location}/{records[i].key}",
         )
 
@@ -119,27 +119,37 @@ class ImageTensors:
 def stack_cached(
     cache: TensorCache,
     keys: Sequence[Hashable],
-    compute: Callable[[int], torch.Tensor],
+    compute: Callable[[list[int]], Sequence[torch.Tensor]],
     *,
     what: Callable[[int], str],
+    batch_size: int = 64,
 ) -> torch.Tensor:
-    """Stack the tensors of ``keys`` (computing and caching the missing ones) in order.
+    """Stack the tensors of ``keys`` in order, computing the missing ones ``batch_size`` at a time.
+
+    Args:
+        cache: where tensors are looked up and kept.
+        keys: one key per item.
+        compute: the tensors of the items at the given indices (called only for missing ones).
+        what: names an item in error messages.
+        batch_size: most items per ``compute`` call.
 
     Raises:
         InputError: the tensors differ in shape; names the first odd one.
     """
-    tensors = []
-    for index, key in enumerate(keys):
-        tensor = cache.get(key)
-        if tensor is None:
-            tensor = compute(index)
-            cache.put(key, tensor)
-        if tensors and tensor.shape != tensors[0].shape:
+    found: list[torch.Tensor | None] = [cache.get(key) for key in keys]
+    missing = [index for index, tensor in enumerate(found) if tensor is None]
+    for start in range(0, len(missing), batch_size):
+        chunk = missing[start : start + batch_size]
+        for index, tensor in zip(chunk, compute(chunk), strict=True):
+            cache.put(keys[index], tensor)
+            found[index] = tensor
+    tensors = [t for t in found if t is not None]
+    for index, tensor in enumerate(tensors):
+        if tensor.shape != tensors[0].shape:
             raise InputError(
                 f"{what(index)}: image is {tuple(tensor.shape)[1:]} but {what(0)} is {tuple(tensors[0].shape)[1:]}; "
                 "set the classifier's image size to resize them"
             )
-        tensors.append(tensor)
     if not tensors:
         return torch.empty(0, dtype=torch.uint8)
     return torch.stack(tensors)

@@ -257,8 +257,9 @@ class TrainingLoop:
         features = stack_cached(
             self.features,
             [(*key, record.id) for record in records],
-            lambda i: self._frozen(stem, images[i : i + 1])[0],
+            lambda indices: self._frozen(stem, images[indices]).unbind(0),
             what=lambda i: records[i].id,
+            batch_size=self.config.eval_batch_size,
         )
         return _Split(labels=labels, features=features.to(self.device))
 

@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-import structlog
 from typer.testing import CliRunner
 
 from adapters.imaging.png import decode_png
@@ -18,12 +17,6 @@ from tests.conftest import png_bytes, real_record
 COUNTS = {0: 6, 1: 1, 2: 4, 3: 3, 4: 2}
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging():  # type: ignore[no-untyped-def]
-    """The CLI points structlog at CliRunner's stderr, which closes after the test: undo it."""
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
 
 
 @pytest.fixture

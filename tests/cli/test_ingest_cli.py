@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pytest
-import structlog
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -20,11 +17,6 @@ from tests.adapters.test_idrid import make_idrid
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """The CLI points structlog at the runner's captured stderr; give later tests the default."""
-    yield
-    structlog.reset_defaults()
 
 
 def fundus_jpeg(seed: int) -> bytes:

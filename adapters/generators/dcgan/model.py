@@ -155,3 +155,37 @@ def recalibrate_batch_norm(generator: Generator, latents: torch.Tensor, grades: 
     for layer, momentum in zip(norms, momenta, strict=True):
         layer.momentum = momentum
     generator.eval()
+
+
+def sample_images(
+    generator: Generator, grades: list[int], seeds: list[int], *, batch_size: int, device: torch.device
+) -> torch.Tensor:
+    """Images ``N x 3 x R x R`` in [0, 1] on the CPU, one per (grade, seed), from an eval-mode generator.
+
+    Each image's latent comes from its own seed (:func:`latent`) and the generator runs in eval
+    mode in batches of exactly ``batch_size`` (the last one padded), so an image depends on its
+    grade and seed only, not on the other requests or how they are grouped.
+    """
+    if len(grades) != len(seeds):
+        raise ValueError(f"{len(grades)} grades for {len(seeds)} seeds")
+    if not seeds:
+        return torch.empty(0, 3, 0, 0)
+    generator.eval()
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(seeds), batch_size):
+            chunk = slice(start, start + batch_size)
+            latents = torch.stack([latent(seed, generator.latent_dim) for seed in seeds[chunk]])
+            labels = torch.tensor(grades[chunk], dtype=torch.long)
+            count = len(latents)
+            latents, labels = _pad(latents, batch_size), _pad(labels, batch_size)
+            images = generator(latents.to(device), labels.to(device))[:count]
+            outputs.append(images.float().cpu())
+    return torch.cat(outputs).add_(1.0).div_(2.0).clamp_(0.0, 1.0)
+
+
+def _pad(values: torch.Tensor, size: int) -> torch.Tensor:
+    missing = size - len(values)
+    if missing <= 0:
+        return values
+    return torch.cat([values, torch.zeros((missing, *values.shape[1:]), dtype=values.dtype)])
