@@ -115,10 +115,18 @@ def _diffusion(settings: Settings, store: ImageStore) -> ImageGenerator:
     )
 
 
+def _dcgan(settings: Settings, store: ImageStore) -> ImageGenerator:
+    from adapters.generators.dcgan.generator import DCGANGenerator
+
+    config = settings.generators.dcgan
+    return DCGANGenerator(config, generator_dir(settings, "dcgan", store), device=config.device or settings.device)
+
+
 GeneratorFactory = Callable[[Settings, ImageStore], ImageGenerator]
 
 GENERATORS: dict[str, GeneratorFactory] = {
     "classic": _classic,
+    "dcgan": _dcgan,
     "diffusion": _diffusion,
     "openai": _openai,
 }
@@ -166,9 +174,24 @@ def _diffusion_trainer(settings: Settings, store: ImageStore, profile: str | Non
     )
 
 
+def _dcgan_trainer(settings: Settings, store: ImageStore, profile: str | None) -> GeneratorTrainer:
+    from adapters.generators.dcgan.training import DCGANTrainer
+
+    config = settings.generators.dcgan
+    return DCGANTrainer(
+        config.resolve(profile),
+        generator_dir(settings, "dcgan", store),
+        seed=settings.seed if config.seed is None else config.seed,
+        device=config.device or settings.device,
+        profile=profile or config.profile,
+        num_threads=config.num_threads,
+    )
+
+
 GeneratorTrainerFactory = Callable[[Settings, ImageStore, str | None], GeneratorTrainer]
 
 GENERATOR_TRAINERS: dict[str, GeneratorTrainerFactory] = {
+    "dcgan": _dcgan_trainer,
     "diffusion": _diffusion_trainer,
 }
 

@@ -39,6 +39,11 @@ class TensorCache:
     def __len__(self) -> int:
         return len(self._items)
 
+    def keys(self) -> list[Hashable]:
+        """The cached keys, least recently used first."""
+        with self._lock:
+            return list(self._items)
+
     def get(self, key: Hashable) -> torch.Tensor | None:
         """The tensor cached under ``key``, or None."""
         with self._lock:

@@ -28,11 +28,11 @@ import numpy as np
 import structlog
 import torch
 from safetensors.torch import save_file
-from sklearn.metrics import cohen_kappa_score
 from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 from torchvision.transforms import v2
 
+from adapters.evaluation.evaluator import quadratic_kappa
 from adapters.torch_support import seed_everything
 from adapters.trainers.config import LoopConfig
 from adapters.trainers.data import ImageTensors, TensorCache, stack_cached
@@ -64,6 +64,30 @@ class Normalise(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Normalise a uint8 (or [0, 255] float) batch Nx3xHxW."""
         return (images.float() / 255.0 - self.mean) / self.std
+
+
+class Stem(nn.Module):
+    """What runs before the head without gradients: the normalisation, then any frozen stage.
+
+    Args:
+        normalise: the z-score normalisation.
+        frozen: the frozen part of the network, or None.
+    """
+
+    def __init__(self, normalise: Normalise, frozen: nn.Module | None) -> None:
+        super().__init__()
+        self.normalise = normalise
+        self.frozen = frozen
+
+    @property
+    def has_frozen(self) -> bool:
+        """True when a frozen network stage follows the normalisation."""
+        return self.frozen is not None
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images -> the head's inputs."""
+        inputs = self.normalise(images)
+        return self.frozen(inputs) if self.frozen is not None else inputs
 
 
 @dataclass
@@ -151,6 +175,9 @@ class _Epoch:
 class TrainingLoop:
     """Trains and evaluates one classifier; shared by the ``cnn`` and ``resnet50`` trainers.
 
+    Learning curves: ``train_loss`` is the training criterion (class-weighted when enabled) averaged
+    over the epoch's batches in training mode; validation and test losses are unweighted.
+
     Args:
         name: the classifier's name (progress bars, logs, checkpoint metadata).
         config: epochs, batch size, optimiser and selection options.
@@ -233,9 +260,8 @@ class TrainingLoop:
             return IMAGENET_MEAN, IMAGENET_STD
         return channel_stats(train)
 
-    def _stem(self, normalise: Normalise, network: Network) -> nn.Module:
-        stem = normalise if network.frozen is None else nn.Sequential(normalise, network.frozen)
-        stem = stem.to(self.device).eval()
+    def _stem(self, normalise: Normalise, network: Network) -> Stem:
+        stem = Stem(normalise, network.frozen).to(self.device).eval()
         for parameter in stem.parameters():
             parameter.requires_grad_(False)
         return stem
@@ -246,7 +272,7 @@ class TrainingLoop:
         self,
         records: Sequence[FundusImage],
         images: torch.Tensor,
-        stem: nn.Module,
+        stem: Stem,
         key: tuple[Hashable, ...] | None,
         *,
         per_batch: bool,
@@ -259,11 +285,11 @@ class TrainingLoop:
             [(*key, record.id) for record in records],
             lambda indices: self._frozen(stem, images[indices]).unbind(0),
             what=lambda i: records[i].id,
-            batch_size=self.config.eval_batch_size,
+            batch_size=self.config.batch_size,  # a frozen backbone's activations are large
         )
         return _Split(labels=labels, features=features.to(self.device))
 
-    def _frozen(self, stem: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    def _frozen(self, stem: Stem, images: torch.Tensor) -> torch.Tensor:
         self.frozen_images += images.shape[0]
         with torch.inference_mode():
             return stem(images.to(self.device)).float().cpu().clone()
@@ -272,7 +298,7 @@ class TrainingLoop:
         self,
         split: _Split,
         index: torch.Tensor,
-        stem: nn.Module,
+        stem: Stem,
         augment: OnlineAugmentation | None,
         channels_last: bool,
     ) -> torch.Tensor:
@@ -282,7 +308,7 @@ class TrainingLoop:
         images = split.images[index]
         if augment is not None:
             images = augment(images)
-        if isinstance(stem, nn.Sequential):  # a frozen stage follows the normalisation
+        if stem.has_frozen:
             self.frozen_images += images.shape[0]
         with torch.no_grad():
             inputs = stem(images.to(self.device, non_blocking=True))
@@ -293,7 +319,7 @@ class TrainingLoop:
     def _fit(
         self,
         head: nn.Module,
-        stem: nn.Module,
+        stem: Stem,
         splits: dict[str, _Split],
         augment: OnlineAugmentation | None,
         generator: torch.Generator,
@@ -306,7 +332,7 @@ class TrainingLoop:
         optimiser = torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
         weights = class_weights(splits["train"].labels.tolist()) if config.class_weighted else None
         criterion = nn.CrossEntropyLoss(weight=weights.to(self.device) if weights is not None else None)
-        selector = _Selector(config, has_val=len(splits["val"]) > 0)
+        selector = EpochSelector(config, has_val=len(splits["val"]) > 0)
         history: list[EpochRecord] = []
         train_seconds, seen = 0.0, 0
         with progress.task(f"{self.name} seed {seed}", total=config.epochs) as task:
@@ -329,7 +355,7 @@ class TrainingLoop:
     def _epoch(
         self,
         head: nn.Module,
-        stem: nn.Module,
+        stem: Stem,
         train: _Split,
         augment: OnlineAugmentation | None,
         generator: torch.Generator,
@@ -359,7 +385,7 @@ class TrainingLoop:
         )
 
     def _record(
-        self, epoch: int, result: _Epoch, head: nn.Module, stem: nn.Module, val: _Split, channels_last: bool
+        self, epoch: int, result: _Epoch, head: nn.Module, stem: Stem, val: _Split, channels_last: bool
     ) -> tuple[EpochRecord, float | None]:
         """The epoch's learning-curve point and, with validation images, their quadratic kappa."""
         if not len(val):
@@ -373,13 +399,15 @@ class TrainingLoop:
             val_loss=float(nn.functional.cross_entropy(logits.double(), val.labels)),
             val_accuracy=float((predicted == val.labels).double().mean()),
         )
-        return record, _kappa(val.labels.tolist(), predicted.tolist())
+        return record, quadratic_kappa(val.labels.tolist(), predicted.tolist())
 
-    def _logits(self, head: nn.Module, stem: nn.Module, split: _Split, channels_last: bool) -> torch.Tensor:
+    def _logits(self, head: nn.Module, stem: Stem, split: _Split, channels_last: bool) -> torch.Tensor:
         head.eval()
         outputs = []
+        through_backbone = split.features is None and stem.has_frozen
+        size = self.config.batch_size if through_backbone else self.config.eval_batch_size
         with torch.inference_mode():
-            for index in torch.arange(len(split)).split(self.config.eval_batch_size):
+            for index in torch.arange(len(split)).split(size):
                 outputs.append(head(self._batch(split, index, stem, None, channels_last)).float().cpu())
         return torch.cat(outputs) if outputs else torch.empty(0, NUM_GRADES)
 
@@ -412,8 +440,16 @@ class TrainingLoop:
         return save_atomic(tensors, Path(request.checkpoint_path), metadata)
 
 
-class _Selector:
-    """Keeps the best epoch's weights (on validation) and decides when to stop early."""
+class EpochSelector:
+    """Keeps the best epoch's weights (on validation) and decides when to stop early.
+
+    The monitored value is the validation loss (or kappa, per ``selection_metric``) when there are
+    validation images, else the training loss; weights are only kept with validation images.
+
+    Args:
+        config: patience, selection metric and whether to select at all.
+        has_val: whether the run has validation images.
+    """
 
     def __init__(self, config: LoopConfig, *, has_val: bool) -> None:
         self._config = config
@@ -487,14 +523,6 @@ def _predictions(records: Sequence[FundusImage], logits: torch.Tensor) -> Predic
         predicted=tuple(int(p) for p in probabilities.argmax(dim=1)),
         probabilities=tuple(tuple(float(v) for v in row) for row in probabilities.tolist()),
     )
-
-
-def _kappa(labels: Sequence[int], predicted: Sequence[int]) -> float:
-    if list(labels) == list(predicted):
-        return 1.0
-    with np.errstate(all="ignore"):
-        value = float(cohen_kappa_score(labels, predicted, weights="quadratic", labels=list(range(NUM_GRADES))))
-    return value if math.isfinite(value) else 0.0
 
 
 def _cache_key(

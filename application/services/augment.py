@@ -17,8 +17,10 @@ from application.ports import (
     ImageStore,
     NullProgress,
     ProgressSink,
+    SyntheticScreen,
     iter_batches,
 )
+from application.services.quality import Screening
 from domain import AugmentationPlan, FundusImage, Origin, PlanPolicy, Provenance, Split, SyntheticJob, make_plan
 from domain.images import storage_key
 
@@ -36,6 +38,10 @@ class AugmentReport(BaseModel):
     already_present: int
     removed_stale: int = 0
     refused: int = 0
+    filtered: int = 0
+    """Images a screen rejected (each replaced by a new one, or left unfilled)."""
+    unfilled: int = 0
+    """Jobs left without an accepted image after the screen's last attempt."""
 
 
 def plan_augmentation(
@@ -62,6 +68,8 @@ def augment(
     *,
     size: int,
     progress: ProgressSink | None = None,
+    screen: SyntheticScreen | None = None,
+    max_attempts: int = 5,
 ) -> AugmentReport:
     """Carry out ``plan``: generate each job not yet in the store and store it with provenance.
 
@@ -73,6 +81,10 @@ def augment(
     refusal of a paid API): nothing is stored for it and it is counted in ``refused``, so the
     plan stays short by that many. A paid generator that reaches its budget raises
     ``BudgetExhausted`` carrying the results it finished in that batch: they are stored first.
+
+    With a ``screen``, each batch is judged before it is stored and every rejected image is made
+    again with a seed derived from its job's, up to ``max_attempts`` images per job (see
+    ``application.services.quality.Screening``), so the plan's counts still hold.
 
     Raises:
         ConfigError: a generator named by the plan is not given.
@@ -86,11 +98,12 @@ def augment(
     stale = _remove_stale(store, plan)
     pending = [job for job in plan.jobs if not store.exists(job.image_id)]
     added = 0
+    screening = Screening(screen, max_attempts) if screen is not None else None
     with progress.task(f"augment {plan.augmentation}", total=len(pending)) as bar:
         for name, generator in generators.items():
             jobs = [job for job in pending if job.generator == name]
             for batch in iter_batches(jobs, generator.batch_size):
-                added += _run_batch(store, plan, generator, list(batch), size)
+                added += _run_batch(store, plan, generator, list(batch), size, screening)
                 bar.advance(len(batch))
     report = AugmentReport(
         augmentation=plan.augmentation,
@@ -98,27 +111,43 @@ def augment(
         added=added,
         already_present=len(plan.jobs) - len(pending),
         removed_stale=stale,
-        refused=len(pending) - added,
+        refused=len(pending) - added - (screening.unfilled if screening else 0),
+        filtered=screening.filtered if screening else 0,
+        unfilled=screening.unfilled if screening else 0,
     )
     _log.info("augment_done", **report.model_dump())
     return report
 
 
 def _run_batch(
-    store: ImageStore, plan: AugmentationPlan, generator: ImageGenerator, jobs: list[SyntheticJob], size: int
+    store: ImageStore,
+    plan: AugmentationPlan,
+    generator: ImageGenerator,
+    jobs: list[SyntheticJob],
+    size: int,
+    screening: Screening | None = None,
 ) -> int:
     requests = [_request(store, job, generator.needs_source, size) for job in jobs]
     try:
         results = generator.generate(requests)
     except BudgetExhausted as stop:
-        _store_results(store, plan, generator, jobs, stop.completed)
+        done_jobs, done = jobs, stop.completed
+        if screening is not None:
+            done_jobs, done = screening.judge_partial(jobs, requests, stop.completed)
+        _store_results(store, plan, generator, done_jobs, done)
         raise
     if len(results) != len(jobs):
         raise GeneratorError(f"generator {generator.name} returned {len(results)} images for {len(jobs)} requests")
     for job, result in zip(jobs, results, strict=True):
         if result.image_id != job.image_id:
             raise GeneratorError(f"generator {generator.name} returned {result.image_id} for {job.image_id}")
-    return _store_results(store, plan, generator, jobs, results)
+    if screening is None:
+        return _store_results(store, plan, generator, jobs, results)
+    kept_jobs, kept = screening.apply(generator, jobs, requests, results)
+    stored = _store_results(store, plan, generator, kept_jobs, kept)
+    if screening.budget_stop is not None:
+        raise screening.budget_stop
+    return stored
 
 
 def _store_results(

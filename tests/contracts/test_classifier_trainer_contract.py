@@ -14,12 +14,12 @@ from tests.contracts.classifier_trainer import ClassifierTrainerContract
 class TestCNNTrainer(ClassifierTrainerContract):
     @pytest.fixture
     def trainer(self, epochs: int) -> CNNTrainer:
-        config = CNNConfig(epochs=epochs, batch_size=8, channels=(8, 8, 16), fc=(32, 16, 16), device="cpu")
+        config = CNNConfig(epochs=epochs, batch_size=8, channels=(8, 8, 16), fc=(32, 16, 16), device="cpu", num_threads=1)
         return CNNTrainer(config, images=ImageTensors())
 
 
 class TestResNet50Trainer(ClassifierTrainerContract):
     @pytest.fixture
     def trainer(self, epochs: int) -> ResNetTrainer:
-        config = ResNetConfig(epochs=epochs, batch_size=8, weights="none", input_size=32, hidden=16, device="cpu")
+        config = ResNetConfig(epochs=epochs, batch_size=8, weights="none", input_size=32, hidden=16, device="cpu", num_threads=1)
         return ResNetTrainer(config, images=ImageTensors())

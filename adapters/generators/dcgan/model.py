@@ -18,6 +18,8 @@ border) is learnt from all of them, while the grade embedding carries what diffe
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -189,3 +191,15 @@ def _pad(values: torch.Tensor, size: int) -> torch.Tensor:
     if missing <= 0:
         return values
     return torch.cat([values, torch.zeros((missing, *values.shape[1:]), dtype=values.dtype)])
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run the block with ``count`` torch CPU threads (None: leave them), restoring them afterwards."""
+    before = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

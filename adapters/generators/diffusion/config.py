@@ -91,8 +91,8 @@ class DiffusionRecipe(BaseModel):
     ema_decay: float = Field(ge=0, lt=1)
     ema_power: float = Field(default=0.75, gt=0, le=1)
     cfg_dropout: float = Field(default=0.15, ge=0, lt=1)
-    schedule: Schedule = "linear"
-    prediction_type: PredictionType = "epsilon"
+    schedule: Schedule = "cosine"
+    prediction_type: PredictionType = "v_prediction"
     num_train_timesteps: int = Field(default=1000, ge=10, le=4000)
     flips: Flips = "horizontal"
     mixed_precision: MixedPrecision = "auto"

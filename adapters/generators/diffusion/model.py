@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
 from adapters.generators.diffusion.config import NUM_CLASSES, DiffusionRecipe
@@ -39,8 +40,13 @@ def build_unet(recipe: DiffusionRecipe) -> UNet2DModel:
 
 
 def unet_from_config(config: dict[str, Any]) -> UNet2DModel:
-    """A ``UNet2DModel`` from a config saved in a checkpoint."""
-    return UNet2DModel.from_config(config)
+    """A ``UNet2DModel`` from a config saved in a checkpoint, to load weights into.
+
+    Its throw-away initial weights are drawn from a forked RNG, so loading a model leaves the
+    global torch seed where it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        return UNet2DModel.from_config(config)
 
 
 def noise_scheduler(recipe: DiffusionRecipe) -> DDPMScheduler:

@@ -79,7 +79,7 @@ def make_scheduler(
     if name not in _SCHEDULERS:
         raise ConfigError(f"unknown sampler {name!r}; choose one of: {', '.join(_SCHEDULERS)}")
     base = {key: schedule[key] for key in _SCHEDULE_KEYS if key in schedule}
-    return _SCHEDULERS[name](**base, **SAMPLER_OPTIONS[name], **(options or {}))
+    return _SCHEDULERS[name](**{**base, **SAMPLER_OPTIONS[name], **(options or {})})
 
 
 def sample(

@@ -207,6 +207,9 @@ class _Run:
         shadow = [saved.ema[name].to(self.device) for name, _ in self.unet.named_parameters()]
         self.ema.load_state_dict({**saved.state.ema, "shadow_params": shadow})
         self.step, self.loss, self.images_seen = saved.state.step, saved.state.loss, saved.state.images_seen
+        if saved.meta.seed != self.seed:
+            _log.warning("diffusion_resume_seed", checkpoint_seed=saved.meta.seed, configured_seed=self.seed)
+            self.seed = saved.meta.seed  # the rest of the run draws from the stream it started on
 
     def train(self, progress: ProgressSink, profile: str) -> GeneratorTrainingResult:
         """Run the remaining steps and return where the last checkpoint is."""

@@ -1,0 +1,266 @@
+"""``QualityAnalyzer``: realism, label fidelity and memorisation of synthetic fundus images, offline."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import structlog
+import torch
+from sklearn.metrics import cohen_kappa_score
+
+from adapters.quality.config import QualityConfig
+from adapters.quality.features import FundusClassifier, InceptionFeatures, fit_fundus_classifier, train_on_and_predict
+from adapters.quality.metrics import distribution_scores, diversity
+from adapters.quality.similarity import SimilarityBank, nearest_by_features, nearest_records, summarise
+from adapters.torch_support import resolve_device
+from adapters.trainers.data import ImageTensors, shared_cache
+from application.errors import ConfigError
+from application.ports import ImageStore, NullProgress, ProgressSink, QualityRequest
+from domain import FundusImage, Grade
+from domain.grades import ALL_GRADES
+from domain.quality import (
+    DistributionScores,
+    GradeFidelity,
+    LabelFidelity,
+    Memorisation,
+    NearestReal,
+    QualityReport,
+)
+
+_log = structlog.get_logger(__name__)
+
+_INCEPTION_SIZE = 299
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What the analyzer knows of a set of images: grades, classifier scores, features."""
+
+    records: tuple[FundusImage, ...]
+    probabilities: torch.Tensor
+    features: torch.Tensor
+
+    @property
+    def grades(self) -> torch.Tensor:
+        return torch.tensor([int(r.grade) for r in self.records], dtype=torch.long)
+
+    def of_grade(self, grade: Grade) -> torch.Tensor:
+        """The features of the images of ``grade``."""
+        return self.features[self.grades == int(grade)]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The real side of every assessment on one store: classifier, profiles and the pixel bank."""
+
+    classifier: FundusClassifier
+    real: Profile
+    held_out: Profile
+    bank: SimilarityBank
+
+
+class FundusQualityAnalyzer:
+    """QualityAnalyzer in the fundus feature space (or Inception's), with no downloaded weights.
+
+    Args:
+        config: feature space, grading CNN, thresholds, metric options.
+        cache_dir: where the grading CNN's checkpoint is cached (one folder per store).
+        seed: the seed of the CNN and of KID's subsets (``config.seed`` wins when set).
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        images: decoded-image cache (the trainers' process-wide one by default).
+    """
+
+    def __init__(
+        self,
+        config: QualityConfig | None = None,
+        *,
+        cache_dir: Path,
+        seed: int = 0,
+        device: str = "auto",
+        images: ImageTensors | None = None,
+    ) -> None:
+        self.config = config or QualityConfig()
+        self.cache_dir = Path(cache_dir)
+        self.seed = self.config.seed if self.config.seed is not None else seed
+        self.device = resolve_device(device if self.config.device == "auto" else self.config.device)
+        self.images = images or ImageTensors(shared_cache())
+        self._inception = InceptionFeatures(self.config.inception_weights) if self.config.features == "inception" else None
+        self._references: dict[tuple[str, ...], Reference] = {}
+
+    @property
+    def feature_space(self) -> str:
+        return self.config.features
+
+    # -- the port ------------------------------------------------------------------------------
+
+    def assess(self, request: QualityRequest, store: ImageStore, *, progress: ProgressSink | None = None) -> QualityReport:
+        """Score ``request.synthetic`` and, as the reference, ``request.held_out`` (see ``QualityAnalyzer``).
+
+        Raises:
+            ConfigError: no real training or held-out images.
+            InputError: a stored image cannot be decoded.
+        """
+        progress = progress or NullProgress()
+        if not request.real or not request.held_out:
+            raise ConfigError(f"{store.location}: quality needs real training and held-out (test) images")
+        started = time.perf_counter()
+        with _threads(self.config.num_threads):
+            reference = self.reference(request, store, progress)
+            synthetic = self.profile(reference.classifier, store, request.synthetic)
+            report = QualityReport(
+                augmentation=request.augmentation,
+                generators=tuple(sorted({r.provenance.generator for r in request.synthetic})),
+                feature_space=self.feature_space,
+                classifier_accuracy=_accuracy(reference.held_out),
+                overall=self._scores(reference.real.features, synthetic.features),
+                per_grade=self._per_grade(reference.real, synthetic),
+                reference=self._scores(reference.real.features, reference.held_out.features),
+                reference_per_grade=self._per_grade(reference.real, reference.held_out, grades=_grades_of(synthetic)),
+                fidelity=self._fidelity(synthetic, tstr=self._tstr(request, store, progress)),
+                reference_fidelity=self._fidelity(reference.held_out, tstr=_accuracy_kappa(reference.held_out)),
+                memorisation=self._memorisation(reference, synthetic, store),
+                real_diversity=diversity(reference.real.features),
+                thresholds=self.config.thresholds,
+                seconds=time.perf_counter() - started,
+            )
+        return report
+
+    # -- the real side -------------------------------------------------------------------------
+
+    def reference(self, request: QualityRequest, store: ImageStore, progress: ProgressSink) -> Reference:
+        """The classifier, real and held-out profiles and pixel bank of a store (computed once)."""
+        key = (store.location, *sorted(r.id for r in request.real), "|", *sorted(r.id for r in request.held_out))
+        if key not in self._references:
+            classifier = fit_fundus_classifier(
+                self.config.cnn, store, request.real, val=request.val, test=request.held_out, seed=self.seed,
+                cache_dir=self.cache_dir, device=self.device, images=self.images, progress=progress,
+            )  # fmt: skip
+            bank = SimilarityBank(
+                self.images.load(store, request.real, self.config.similarity_size),
+                sigma=self.config.highpass_sigma,
+                flip_invariant=self.config.flip_invariant,
+            )
+            self._references[key] = Reference(
+                classifier=classifier,
+                real=self.profile(classifier, store, request.real),
+                held_out=self.profile(classifier, store, request.held_out),
+                bank=bank,
+            )
+        return self._references[key]
+
+    def profile(self, classifier: FundusClassifier, store: ImageStore, records: Sequence[FundusImage]) -> Profile:
+        """Classifier probabilities and features of stored images."""
+        probabilities, features = classifier.scores(self.images.load(store, records, classifier.size))
+        if self._inception is not None:
+            features = self._inception_features(store, records)
+        return Profile(records=tuple(records), probabilities=probabilities, features=features)
+
+    def _inception_features(self, store: ImageStore, records: Sequence[FundusImage], batch: int = 32) -> torch.Tensor:
+        assert self._inception is not None
+        parts = []
+        for start in range(0, len(records), batch):
+            images = self.images.load(store, records[start : start + batch], _INCEPTION_SIZE)
+            parts.append(self._inception(images.to(self.device)).cpu())
+        return torch.cat(parts) if parts else torch.empty(0, 2048)
+
+    # -- the figures ---------------------------------------------------------------------------
+
+    def _scores(self, real: torch.Tensor, images: torch.Tensor) -> DistributionScores:
+        c = self.config
+        return distribution_scores(
+            real, images, kid_subset_size=c.kid_subset_size, kid_subsets=c.kid_subsets, k=c.prdc_k, seed=self.seed
+        )
+
+    def _per_grade(self, real: Profile, images: Profile, grades: Sequence[Grade] | None = None) -> dict[Grade, DistributionScores]:
+        chosen = grades if grades is not None else _grades_of(images)
+        return {g: self._scores(real.of_grade(g), images.of_grade(g)) for g in chosen}
+
+    def _fidelity(self, images: Profile, *, tstr: tuple[float, float] | None) -> LabelFidelity:
+        grades = images.grades
+        per_grade = {g: self._grade_fidelity(images.probabilities[grades == int(g)], g) for g in _grades_of(images)}
+        intended = images.probabilities.gather(1, grades[:, None])[:, 0]
+        overall = GradeFidelity(
+            n=len(images.records),
+            agreement=float((images.probabilities.argmax(dim=1) == grades).double().mean()),
+            confidence=float(intended.double().mean()),
+            below_threshold=int((intended < self.config.thresholds.min_confidence).sum()),
+        )
+        return LabelFidelity(
+            overall=overall,
+            per_grade=per_grade,
+            tstr_accuracy=tstr[0] if tstr else None,
+            tstr_kappa=tstr[1] if tstr else None,
+        )
+
+    def _grade_fidelity(self, probabilities: torch.Tensor, grade: Grade) -> GradeFidelity:
+        intended = probabilities[:, int(grade)]
+        return GradeFidelity(
+            n=int(probabilities.shape[0]),
+            agreement=float((probabilities.argmax(dim=1) == int(grade)).double().mean()),
+            confidence=float(intended.double().mean()),
+            below_threshold=int((intended < self.config.thresholds.min_confidence).sum()),
+        )
+
+    def _tstr(self, request: QualityRequest, store: ImageStore, progress: ProgressSink) -> tuple[float, float] | None:
+        if not self.config.tstr:
+            return None
+        predictions = train_on_and_predict(
+            self.config.cnn, store, request.synthetic, test=request.held_out, seed=self.seed, device=self.device,
+            images=self.images, progress=progress,
+        )  # fmt: skip
+        return _agreement(predictions.labels, predictions.predicted)
+
+    def _memorisation(self, reference: Reference, synthetic: Profile, store: ImageStore) -> Memorisation:
+        nearest = self.nearest(reference, synthetic, store)
+        held_out = self.nearest(reference, reference.held_out, store)
+        return Memorisation(summary=summarise(nearest), reference=summarise(held_out), nearest=tuple(nearest))
+
+    def nearest(self, reference: Reference, images: Profile, store: ImageStore) -> list[NearestReal]:
+        """Every image's nearest real training image, flagged, most similar first."""
+        pixels = self.images.load(store, images.records, self.config.similarity_size)
+        matches = reference.bank.nearest(pixels, candidates=self.config.ssim_candidates)
+        cosines, indices = nearest_by_features(images.features, reference.real.features)
+        return nearest_records(
+            [r.id for r in images.records], [r.grade for r in images.records], matches, cosines, indices,
+            [r.id for r in reference.real.records], self.config.thresholds,
+        )  # fmt: skip
+
+
+def _grades_of(images: Profile) -> list[Grade]:
+    present = {int(g) for g in images.grades.tolist()}
+    return [g for g in ALL_GRADES if int(g) in present]
+
+
+def _accuracy(images: Profile) -> float:
+    return float((images.probabilities.argmax(dim=1) == images.grades).double().mean())
+
+
+def _accuracy_kappa(images: Profile) -> tuple[float, float]:
+    return _agreement(images.grades.tolist(), images.probabilities.argmax(dim=1).tolist())
+
+
+def _agreement(labels: Sequence[int], predicted: Sequence[int]) -> tuple[float, float]:
+    """Accuracy and quadratic weighted kappa over the five grades."""
+    accuracy = float(np.mean(np.asarray(labels) == np.asarray(predicted))) if len(labels) else 0.0
+    if list(labels) == list(predicted):
+        return accuracy, 1.0
+    with np.errstate(all="ignore"):
+        kappa = float(cohen_kappa_score(labels, predicted, weights="quadratic", labels=list(range(5))))
+    return accuracy, kappa if math.isfinite(kappa) else 0.0
+
+
+@contextlib.contextmanager
+def _threads(count: int | None) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -1,0 +1,103 @@
+"""Configuration of the quality analyzer and the synthetic-image filter: pure pydantic, no torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from adapters.trainers.config import CNNConfig
+from domain.quality import QualityThresholds
+
+FeatureKind = Literal["fundus-cnn", "inception"]
+
+
+def _default_cnn() -> CNNConfig:
+    # Small and short: a grading network that learns the real training split in well under a
+    # minute on 2 CPU cores at 64 px, whose penultimate layer is the fundus feature space.
+    return CNNConfig(epochs=30, image_size=64, class_weighted=True, online_augmentation=True, lr=1e-3)
+
+
+class FilterConfig(BaseModel):
+    """The filter ``medaug augment run`` applies to generated images when asked.
+
+    Attributes:
+        min_confidence: drop images whose intended-grade probability (by the real-trained
+            classifier) is below this; None keeps every grade-confidence.
+        drop_near_copies: drop images flagged as near-copies of a training image.
+        max_attempts: images tried per planned image, the first included.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_confidence: float | None = Field(default=None, ge=0, le=1)
+    drop_near_copies: bool = False
+    max_attempts: int = Field(default=5, ge=1, le=100)
+
+    @property
+    def enabled(self) -> bool:
+        """True when the filter drops anything."""
+        return self.min_confidence is not None or self.drop_near_copies
+
+
+class QualityConfig(BaseModel):
+    """How ``medaug quality`` (and the experiment report's quality section) measures synthetic images.
+
+    Attributes:
+        features: ``fundus-cnn`` (the penultimate layer of a grading CNN trained here on the real
+            training split: no downloaded weights) or ``inception`` (Inception-v3 pool features
+            from ``inception_weights``).
+        inception_weights: a local Inception-v3 weights file: torch-fidelity's FID weights
+            (``pt_inception-2015-12-05-*.pth``, used through torchmetrics when torch-fidelity is
+            installed) or a torchvision ``inception_v3`` state dict. Never downloaded.
+        cnn: the grading CNN (architecture, epochs, input size); its checkpoint is cached per
+            store and real training set.
+        seed: seed of the CNN and of KID's subsets; None uses the global ``seed``.
+        kid_subset_size: KID subset size, fitted down to the smaller set when it is smaller.
+        kid_subsets: KID subsets drawn.
+        prdc_k: neighbours of precision/recall/density/coverage (fitted down for tiny sets).
+        thresholds: near-copy flags and the confidence counted as off-label.
+        similarity_size: side images are compared at for pixel similarity.
+        highpass_sigma: the Gaussian blur (pixels at ``similarity_size``) removed before pixel
+            correlation, so that what every fundus photograph shares (the round field, vignetting,
+            the colour of the retina) does not count as similarity.
+        flip_invariant: compare with mirrored training images too (a mirrored copy still leaks).
+        ssim_candidates: training images (by pixel correlation) whose SSIM is computed.
+        tstr: train a CNN on each set's synthetic images alone and test it on the real test split.
+        worst_pairs: pairs shown side by side in the plots.
+        in_experiments: add a quality section per arm to experiment reports.
+        filter: what ``augment run --filter`` drops.
+        device: ``auto`` follows the global ``device`` setting.
+        num_threads: CPU threads torch uses during an assessment; None leaves torch's default.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    features: FeatureKind = "fundus-cnn"
+    inception_weights: Path | None = None
+    cnn: CNNConfig = Field(default_factory=_default_cnn)
+    seed: int | None = None
+    kid_subset_size: int = Field(default=50, ge=2)
+    kid_subsets: int = Field(default=100, ge=1)
+    prdc_k: int = Field(default=5, ge=1)
+    thresholds: QualityThresholds = QualityThresholds()
+    similarity_size: int = Field(default=64, ge=16, le=512)
+    highpass_sigma: float = Field(default=1.0, gt=0, le=16)
+    flip_invariant: bool = True
+    ssim_candidates: int = Field(default=3, ge=1, le=50)
+    tstr: bool = True
+    worst_pairs: int = Field(default=8, ge=0, le=64)
+    in_experiments: bool = True
+    filter: FilterConfig = FilterConfig()
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_threads: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _inception_needs_weights(self) -> QualityConfig:
+        if self.features == "inception" and self.inception_weights is None:
+            raise ValueError(
+                "features = 'inception' needs inception_weights = PATH to a local Inception-v3 weights file "
+                "(medaug never downloads weights); or use features = 'fundus-cnn'"
+            )
+        return self

@@ -1,0 +1,166 @@
+"""Benchmark: diffusion training and sampling throughput, speed-up over DDPMPipeline, peak memory.
+
+Run from the repository root: ``python benchmarks/diffusion.py [--profile quick]
+[--resolutions 64,128] [--steps 6] [--threads 2] [--device auto] [--pipeline-images 2]``.
+
+For each resolution it builds the profile's UNet at that resolution and measures
+- training images/s: ``--steps`` optimisation steps of the real training loop (accelerate, AdamW,
+  EMA) on random pixels after two warm-up steps (throughput does not depend on content);
+- sampling images/s of medaug's class-conditional loop (DPM-Solver++, the recipe's steps, with
+  guidance, and with guidance 1 = no unconditional pass), in ``generate_batch_size`` batches;
+- peak resident memory (CPU) or peak CUDA memory of each phase.
+At the first resolution it also times diffusers' stock ``DDPMPipeline`` (1000 steps) on the very
+same UNet and weights (the null class as its label) and prints the speed-up of medaug's loop,
+measured in the same run. Nothing is asserted: the figures are for reading.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psutil
+import torch
+from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
+from rich.console import Console
+from rich.table import Table
+
+from adapters.generators.diffusion.config import NULL_CLASS, DiffusionConfig, DiffusionRecipe
+from adapters.generators.diffusion.model import count_parameters
+from adapters.generators.diffusion.sampling import sample
+from adapters.generators.diffusion.training import _Run
+from adapters.torch_support import resolve_device
+
+
+class NullLabelUNet(UNet2DModel):
+    """The class-conditional UNet, answering label-less calls (as DDPMPipeline makes) as unconditional."""
+
+    def forward(self, sample: torch.Tensor, timestep: Any, class_labels: Any = None, return_dict: bool = True) -> Any:
+        if class_labels is None:
+            class_labels = torch.full((sample.shape[0],), NULL_CLASS, device=sample.device)
+        return super().forward(sample, timestep, class_labels, return_dict)
+
+
+@contextmanager
+def peak_memory(device: torch.device, into: dict[str, float]) -> Iterator[None]:
+    """Record the phase's peak memory in MiB under ``into["peak_mib"]`` (RSS on CPU, CUDA on GPU)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        yield
+        into["peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+        return
+    process, peak, running = psutil.Process(), [psutil.Process().memory_info().rss], [True]
+
+    def watch() -> None:
+        while running[0]:
+            peak[0] = max(peak[0], process.memory_info().rss)
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        running[0] = False
+        watcher.join()
+        into["peak_mib"] = peak[0] / 2**20
+
+
+def timed(run: Callable[[], Any], device: torch.device) -> float:
+    """Seconds one call of ``run`` takes (CUDA synchronised)."""
+    started = time.perf_counter()
+    run()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - started
+
+
+def training_rate(recipe: DiffusionRecipe, device: torch.device, steps: int) -> tuple[float, _Run, float]:
+    """Training images/s over ``steps`` steps after two warm-up steps, the run, and its peak MiB."""
+    count = max(4 * recipe.batch_size, 64)
+    data = torch.rand(count, 3, recipe.resolution, recipe.resolution).mul(2).sub(1)
+    memory: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as root, peak_memory(device, memory):
+        run = _Run(recipe, Path(root), 0, device, data, torch.arange(count) % 5)
+        for step in range(2):
+            run._optimisation_step(step)
+        seconds = timed(lambda: [run._optimisation_step(s) for s in range(2, steps + 2)], device)
+    return steps * recipe.batch_size / seconds, run, memory["peak_mib"]
+
+
+def sampling_rate(unet: UNet2DModel, schedule: dict, recipe: DiffusionRecipe, count: int, guidance: float) -> dict:
+    """medaug's loop: images/s and peak MiB for ``count`` images at ``guidance``."""
+    labels, seeds = [i % 5 for i in range(count)], list(range(count))
+    kwargs = dict(sampler="dpmsolver++", steps=recipe.sample_steps, guidance_scale=guidance,
+                  batch_size=recipe.generate_batch_size)
+    sample(unet, schedule, labels[:1], seeds[:1], **kwargs)  # warm-up
+    memory: dict[str, float] = {}
+    with peak_memory(unet.device, memory):
+        seconds = timed(lambda: sample(unet, schedule, labels, seeds, **kwargs), unet.device)
+    return {"images_s": count / seconds, "peak_mib": memory["peak_mib"]}
+
+
+def pipeline_rate(unet: UNet2DModel, schedule: dict, count: int) -> float:
+    """diffusers' DDPMPipeline (1000 steps) on the same UNet and weights: images/s."""
+    same = NullLabelUNet.from_config(unet.config)
+    same.load_state_dict(unet.state_dict())
+    pipeline = DDPMPipeline(unet=same.to(unet.device).eval(), scheduler=DDPMScheduler.from_config(schedule))
+    pipeline.set_progress_bar_config(disable=True)
+    generator = torch.Generator().manual_seed(0)
+    seconds = timed(lambda: pipeline(batch_size=count, generator=generator, num_inference_steps=1000,
+                                     output_type="np"), unet.device)
+    return count / seconds
+
+
+def main() -> None:
+    """Print the figures for each resolution."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="quick")
+    parser.add_argument("--resolutions", default="64,128")
+    parser.add_argument("--steps", type=int, default=6, help="timed training steps per resolution")
+    parser.add_argument("--samples", type=int, default=16, help="images sampled per measurement")
+    parser.add_argument("--pipeline-images", type=int, default=2, help="images for DDPMPipeline (0 = skip)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    console = Console(width=170)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    console.print(f"device {device}, torch threads {torch.get_num_threads()}, load average {load:.1f}, "
+                  f"profile {args.profile}")
+    table = Table(title="medaug diffusion throughput")
+    for column in ("px", "params", "batch", "train img/s", "train peak MiB", "sample img/s (cfg)",
+                   "sample img/s (no cfg)", "sample peak MiB", "DDPMPipeline img/s", "speed-up (cfg / no cfg)"):
+        table.add_column(column, justify="right")
+    for index, resolution in enumerate(int(r) for r in args.resolutions.split(",")):
+        recipe = DiffusionConfig(profile=args.profile, resolution=resolution).resolve()
+        rate, run, train_peak = training_rate(recipe, device, args.steps)
+        unet = run.unet.eval()
+        schedule = dict(run.scheduler.config)
+        guided = sampling_rate(unet, schedule, recipe, args.samples, recipe.guidance_scale)
+        plain = sampling_rate(unet, schedule, recipe, args.samples, 1.0)
+        pipeline, speedup = "-", "-"
+        if index == 0 and args.pipeline_images:
+            stock = pipeline_rate(unet, schedule, args.pipeline_images)
+            pipeline = f"{stock:.3f}"
+            speedup = f"{guided['images_s'] / stock:.0f}x / {plain['images_s'] / stock:.0f}x"
+        table.add_row(
+            str(resolution), f"{count_parameters(unet) / 1e6:.2f}M", str(recipe.batch_size), f"{rate:.1f}",
+            f"{train_peak:.0f}", f"{guided['images_s']:.2f}", f"{plain['images_s']:.2f}",
+            f"{max(guided['peak_mib'], plain['peak_mib']):.0f}", pipeline, speedup,
+        )
+    console.print(table)
+    console.print(f"sampling: DPM-Solver++ {recipe.sample_steps} steps, guidance {recipe.guidance_scale} "
+                  f"(cfg: two UNet passes per step) or 1 (no cfg), batch {recipe.generate_batch_size}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""Trust in synthetic images: how realistic they are, whether they carry their grade, and whether
+they are near-copies of a patient's photograph.
+
+Every figure is computed against the real training images (the distribution a generator learns
+from and the photographs it could leak) and is shown beside the same figure for held-out real
+images (the test split), which is what a perfect generator would score.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.grades import ALL_GRADES, Grade
+
+
+class QualityThresholds(BaseModel):
+    """When a synthetic image counts as a near-copy, and how confident its grade must be.
+
+    Attributes:
+        pixel_correlation: flag an image whose fine-structure pixel correlation with a training
+            image (or its mirror image) reaches this value.
+        ssim: flag an image whose SSIM with that training image reaches this value.
+        feature_cosine: flag an image whose feature cosine with a training image reaches this
+            value; None leaves feature similarity out of the flag (images of one grade are close
+            in a grading network's feature space without being copies).
+        min_confidence: the classifier's probability of the intended grade below which a
+            synthetic image counts as off-label (and the filter drops it).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pixel_correlation: float = Field(default=0.8, gt=0, le=1)
+    ssim: float = Field(default=0.95, gt=0, le=1)
+    feature_cosine: float | None = Field(default=None, gt=0, le=1)
+    min_confidence: float = Field(default=0.3, ge=0, le=1)
+
+
+class DistributionScores(BaseModel):
+    """How close a set of images is to the real training images, in a feature space.
+
+    Attributes:
+        n_real: real training images compared with.
+        n_images: images of the set.
+        fid: Fréchet distance (lower is better); None with fewer than 2 images on a side.
+        kid_mean, kid_std: kernel distance over random subsets (lower is better).
+        kid_subset_size: the subset size used (fitted to small sets: at most 50).
+        precision: share of the set inside the real images' k-NN manifold (realism).
+        recall: share of real images inside the set's k-NN manifold (variety covered).
+        density: how many real neighbourhoods contain each image, over k (about 1 for real data).
+        coverage: share of real images with an image of the set in their k-NN ball.
+        diversity: mean pairwise cosine distance between the set's features.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    n_real: int
+    n_images: int
+    fid: float | None = None
+    kid_mean: float | None = None
+    kid_std: float | None = None
+    kid_subset_size: int | None = None
+    precision: float | None = None
+    recall: float | None = None
+    density: float | None = None
+    coverage: float | None = None
+    diversity: float | None = None
+
+
+class GradeFidelity(BaseModel):
+    """How a classifier trained on real images grades one grade's images.
+
+    Attributes:
+        n: images of the grade.
+        agreement: share graded as their intended (or true) grade.
+        confidence: mean probability the classifier gives the intended grade.
+        below_threshold: images whose confidence is below ``min_confidence``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    n: int
+    agreement: float
+    confidence: float
+    below_threshold: int = 0
+
+
+class LabelFidelity(BaseModel):
+    """Whether images carry the grade they are labelled with.
+
+    Attributes:
+        overall: over every image.
+        per_grade: per intended grade.
+        tstr_accuracy, tstr_kappa: a classifier trained on the set alone, tested on the real test
+            images (for held-out real images: trained on the real training images); None when
+            not computed.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    overall: GradeFidelity
+    per_grade: dict[Grade, GradeFidelity] = Field(default_factory=dict)
+    tstr_accuracy: float | None = None
+    tstr_kappa: float | None = None
+
+
+class NearestReal(BaseModel):
+    """One image's most similar real training image, by pixels and by features.
+
+    Attributes:
+        image_id: the image compared.
+        grade: its (intended) grade.
+        pixel_id: the training image with the highest fine-structure pixel correlation.
+        pixel_transform: how that image was mirrored to match (``identity``, ``hflip``...).
+        pixel_correlation: that correlation.
+        ssim: SSIM with that (mirrored) training image.
+        feature_id: the training image with the highest feature cosine.
+        feature_cosine: that cosine.
+        flagged: a near-copy by the thresholds.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    image_id: str
+    grade: Grade
+    pixel_id: str
+    pixel_transform: str = "identity"
+    pixel_correlation: float
+    ssim: float
+    feature_id: str
+    feature_cosine: float
+    flagged: bool = False
+
+
+class SimilaritySummary(BaseModel):
+    """The distribution of nearest-training-image similarities of a set of images.
+
+    Attributes:
+        n: images.
+        flagged: near-copies by the thresholds.
+        correlation, ssim, cosine: median, 95th percentile and maximum of each similarity.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    n: int
+    flagged: int
+    correlation: tuple[float, float, float]
+    ssim: tuple[float, float, float]
+    cosine: tuple[float, float, float]
+
+
+class Memorisation(BaseModel):
+    """Near-copies of training images among the synthetic images.
+
+    Attributes:
+        summary: the synthetic images' similarity distribution.
+        reference: the same for held-out real images (other patients: what "not a copy" scores).
+        nearest: every synthetic image's nearest training image, most similar first.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    summary: SimilaritySummary
+    reference: SimilaritySummary | None = None
+    nearest: tuple[NearestReal, ...] = ()
+
+    def worst(self, count: int) -> list[NearestReal]:
+        """The ``count`` synthetic images most similar to a training image."""
+        return list(self.nearest[:count])
+
+
+class QualityReport(BaseModel):
+    """The quality of one augmentation set's synthetic images, beside held-out real images.
+
+    Attributes:
+        augmentation: the augmentation set (experiment arm).
+        generators: generators that made its images.
+        feature_space: where distances are measured (``fundus-cnn`` penultimate layer or
+            ``inception``).
+        classifier_accuracy: the real-trained grading classifier's accuracy on held-out images.
+        overall: the synthetic images against the real training images.
+        per_grade: the same per grade.
+        reference: held-out real images against the real training images.
+        reference_per_grade: the same per grade.
+        fidelity: label fidelity of the synthetic images.
+        reference_fidelity: the same for held-out real images (their true grades).
+        memorisation: near-copies of training images.
+        real_diversity: the real training images' own diversity, for scale.
+        thresholds: the thresholds the flags and counts used.
+        seconds: time the assessment took.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    augmentation: str
+    generators: tuple[str, ...] = ()
+    feature_space: str
+    classifier_accuracy: float | None = None
+    overall: DistributionScores
+    per_grade: dict[Grade, DistributionScores] = Field(default_factory=dict)
+    reference: DistributionScores
+    reference_per_grade: dict[Grade, DistributionScores] = Field(default_factory=dict)
+    fidelity: LabelFidelity
+    reference_fidelity: LabelFidelity
+    memorisation: Memorisation
+    real_diversity: float | None = None
+    thresholds: QualityThresholds = QualityThresholds()
+    seconds: float = 0.0
+
+    @property
+    def flagged(self) -> int:
+        """Synthetic images flagged as near-copies."""
+        return self.memorisation.summary.flagged
+
+    def grades(self) -> list[Grade]:
+        """Grades with synthetic images, in order."""
+        return [g for g in ALL_GRADES if g in self.per_grade]
