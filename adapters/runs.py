@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from adapters.files import write_atomic
 from application.errors import ConfigError, StoreError
 from domain.experiment import CellKey, CellResult, ExperimentResult
 
@@ -72,10 +72,6 @@ class LocalRunFolder:
 
     def _write(self, path: Path, text: str) -> None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-            os.replace(tmp, path)
+            write_atomic(path, text)
         except OSError as exc:
             raise StoreError(f"{path}: cannot write ({exc.strerror or exc})") from exc

@@ -112,9 +112,10 @@ class NearestReal(BaseModel):
         pixel_id: the training image with the highest fine-structure pixel correlation.
         pixel_transform: how that image was mirrored to match (``identity``, ``hflip``...).
         pixel_correlation: that correlation.
-        ssim: SSIM with that (mirrored) training image.
+        ssim: the highest SSIM with the few training images closest by that correlation
+            (mirrored as they matched).
         feature_id: the training image with the highest feature cosine.
-        feature_cosine: that cosine.
+        feature_cosine: that cosine, with the features centred on the training images' mean.
         flagged: a near-copy by the thresholds.
     """
 
@@ -156,6 +157,7 @@ class Memorisation(BaseModel):
         summary: the synthetic images' similarity distribution.
         reference: the same for held-out real images (other patients: what "not a copy" scores).
         nearest: every synthetic image's nearest training image, most similar first.
+        reference_nearest: every held-out real image's nearest training image, most similar first.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -163,6 +165,7 @@ class Memorisation(BaseModel):
     summary: SimilaritySummary
     reference: SimilaritySummary | None = None
     nearest: tuple[NearestReal, ...] = ()
+    reference_nearest: tuple[NearestReal, ...] = ()
 
     def worst(self, count: int) -> list[NearestReal]:
         """The ``count`` synthetic images most similar to a training image."""

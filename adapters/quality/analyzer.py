@@ -17,10 +17,10 @@ from sklearn.metrics import cohen_kappa_score
 from adapters.quality.config import QualityConfig
 from adapters.quality.features import FundusClassifier, InceptionFeatures, fit_fundus_classifier, train_on_and_predict
 from adapters.quality.metrics import distribution_scores, diversity
-from adapters.quality.similarity import SimilarityBank, nearest_by_features, nearest_records, summarise
-from adapters.torch_support import resolve_device
+from adapters.quality.similarity import Match, SimilarityBank, nearest_by_features, nearest_records, summarise
+from adapters.torch_support import png_to_tensor, resolve_device
 from adapters.trainers.data import ImageTensors, shared_cache
-from application.errors import ConfigError
+from application.errors import ConfigError, InputError
 from application.ports import ImageStore, NullProgress, ProgressSink, QualityRequest
 from domain import FundusImage, Grade
 from domain.grades import ALL_GRADES
@@ -219,7 +219,10 @@ class FundusQualityAnalyzer:
     def _memorisation(self, reference: Reference, synthetic: Profile, store: ImageStore) -> Memorisation:
         nearest = self.nearest(reference, synthetic, store)
         held_out = self.nearest(reference, reference.held_out, store)
-        return Memorisation(summary=summarise(nearest), reference=summarise(held_out), nearest=tuple(nearest))
+        return Memorisation(
+            summary=summarise(nearest), reference=summarise(held_out), nearest=tuple(nearest),
+            reference_nearest=tuple(held_out),
+        )  # fmt: skip
 
     def nearest(self, reference: Reference, images: Profile, store: ImageStore) -> list[NearestReal]:
         """Every image's nearest real training image, flagged, most similar first."""
@@ -230,6 +233,50 @@ class FundusQualityAnalyzer:
             [r.id for r in images.records], [r.grade for r in images.records], matches, cosines, indices,
             [r.id for r in reference.real.records], self.config.thresholds,
         )  # fmt: skip
+
+
+    def examine(self, reference: Reference, images: Sequence[bytes], names: Sequence[str]) -> Examination:
+        """Grade probabilities, nearest training images and feature cosines of PNG images not in a store.
+
+        Args:
+            reference: the store's real side (from ``reference``).
+            images: PNG bytes, any size.
+            names: the images' names, for errors.
+
+        Raises:
+            InputError: an image cannot be decoded (naming it).
+        """
+        with _threads(self.config.num_threads):
+            probabilities, features = reference.classifier.scores(_decode(images, names, reference.classifier.size))
+            if self._inception is not None:
+                features = self._inception(_decode(images, names, _INCEPTION_SIZE).to(self.device)).cpu()
+            matches = reference.bank.nearest(
+                _decode(images, names, self.config.similarity_size), candidates=self.config.ssim_candidates
+            )
+            cosines, indices = nearest_by_features(features, reference.real.features)
+        return Examination(probabilities=probabilities, matches=matches, cosines=cosines,
+                           feature_ids=[reference.real.records[int(i)].id for i in indices])
+
+
+@dataclass(frozen=True)
+class Examination:
+    """What ``FundusQualityAnalyzer.examine`` found for each image, in order."""
+
+    probabilities: torch.Tensor
+    matches: list[Match]
+    cosines: torch.Tensor
+    feature_ids: list[str]
+
+
+def _decode(images: Sequence[bytes], names: Sequence[str], size: int | None) -> torch.Tensor:
+    """PNG bytes -> uint8 Nx3xSxS, exactly as stored images are decoded (``decode_image``)."""
+    tensors = []
+    for data, name in zip(images, names, strict=True):
+        try:
+            tensors.append(png_to_tensor(data, size).mul_(255.0).round_().to(torch.uint8))
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise InputError(f"{name}: cannot decode generated image ({exc})") from None
+    return torch.stack(tensors) if tensors else torch.empty(0, 3, size or 1, size or 1, dtype=torch.uint8)
 
 
 def _grades_of(images: Profile) -> list[Grade]:

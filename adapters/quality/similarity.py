@@ -122,8 +122,14 @@ def _shared_field(images: torch.Tensor) -> torch.Tensor:
 
 
 def nearest_by_features(features: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each row's highest cosine with a row of ``real`` and that row's index."""
-    cosines = nn.functional.normalize(features.double(), dim=1) @ nn.functional.normalize(real.double(), dim=1).T
+    """Each row's highest cosine with a row of ``real`` and that row's index.
+
+    Both sides are centred on ``real``'s mean first: what every fundus image shares would
+    otherwise put every cosine near 1.
+    """
+    centre = real.double().mean(dim=0, keepdim=True)
+    unit_real = nn.functional.normalize(real.double() - centre, dim=1)
+    cosines = nn.functional.normalize(features.double() - centre, dim=1) @ unit_real.T
     best = cosines.max(dim=1)
     return best.values.float(), best.indices
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from adapters.files import write_atomic
 from adapters.imaging.png import decode_pil, encode_png
 from application.errors import ConfigError, InputError
 from application.ports import ImageStore
@@ -91,7 +91,7 @@ def write_contact_sheet(
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(target, data)
+        write_atomic(target, data)
     except OSError as exc:
         raise ConfigError(f"{target}: cannot write contact sheet ({exc.strerror or exc})") from None
     return target
@@ -157,15 +157,3 @@ def _text_height(font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> int:
     return int(font.getbbox("Ag")[3])
 
 
-def _write_atomic(target: Path, data: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; a figure is meant to be shared
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -8,13 +8,10 @@ file opens offline, and to Markdown, with figures referenced as ``figures/<name>
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import math
-import os
 import re
 import statistics
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -23,6 +20,7 @@ from string import Template
 
 import structlog
 
+from adapters.files import write_atomic
 from adapters.reporting import plots
 from application.errors import MedaugError
 from application.ports import ImageStore
@@ -792,17 +790,7 @@ def _figures(sections: Sequence[Section]) -> Iterator[FigureBlock]:
 
 def _write_atomic(path: Path, data: bytes) -> str:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is meant to be shared
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomic(path, data)
     except OSError as exc:
         raise MedaugError(f"{path}: cannot write the report ({exc.strerror or exc})") from exc
     return str(path)

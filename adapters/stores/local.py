@@ -6,13 +6,13 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import structlog
 from pydantic import ValidationError
 
+from adapters.files import write_atomic
 from application.errors import StoreError
 from domain import FundusImage, Grade, Origin, Split
 from domain.images import storage_key
@@ -177,18 +177,7 @@ class LocalImageStore:
 
     def _write_atomic(self, path: Path, data: bytes) -> None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            write_atomic(path, data)
         except OSError as exc:
             raise StoreError(f"{path}: cannot write to the store ({exc.strerror or exc})") from exc
 

@@ -17,8 +17,6 @@ import contextlib
 import copy
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
@@ -27,12 +25,13 @@ from pathlib import Path
 import numpy as np
 import structlog
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save as safetensors_save
 from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 from torchvision.transforms import v2
 
 from adapters.evaluation.evaluator import quadratic_kappa
+from adapters.files import write_atomic
 from adapters.torch_support import seed_everything
 from adapters.trainers.config import LoopConfig
 from adapters.trainers.data import ImageTensors, TensorCache, stack_cached
@@ -502,16 +501,7 @@ def check_request(name: str, request: TrainingRequest) -> None:
 
 def save_atomic(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> str:
     """Write a safetensors file atomically (temporary file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        save_file(tensors, temporary, metadata=metadata)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return str(path)
+    return str(write_atomic(path, safetensors_save(tensors, metadata=metadata)))
 
 
 def _predictions(records: Sequence[FundusImage], logits: torch.Tensor) -> Predictions:

@@ -1,0 +1,112 @@
+"""``SyntheticScreen``: drop generated images that are off-label or near-copies of a training image.
+
+Classifier-likelihood filtering keeps a synthetic image only when a classifier trained on the real
+training images gives its intended grade at least ``min_confidence``; near-copy filtering drops an
+image whose fine-structure correlation or SSIM with a training image (or its mirror image) reaches
+the memorisation thresholds. Both use the quality analyzer's cached grading CNN and pixel bank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from adapters.quality.analyzer import FundusQualityAnalyzer, Reference
+from adapters.quality.config import FilterConfig
+from adapters.quality.similarity import is_near_copy
+from application.errors import ConfigError
+from application.ports import (
+    GenerationRequest,
+    GenerationResult,
+    ImageStore,
+    NullProgress,
+    ProgressSink,
+    QualityRequest,
+    ScreenVerdict,
+)
+from domain import Origin, Split
+
+
+class QualityScreen:
+    """SyntheticScreen over a store's real images.
+
+    The grading CNN is trained (or read from the analyzer's cache) on the store's real training
+    split the first time an image is screened.
+
+    Args:
+        analyzer: supplies the grading CNN, the pixel bank and the thresholds.
+        store: the store whose real training images are the reference.
+        config: what to drop.
+        progress: where the CNN's training reports progress.
+
+    Raises:
+        ConfigError: the filter drops nothing (neither ``min_confidence`` nor ``drop_near_copies``).
+    """
+
+    def __init__(
+        self,
+        analyzer: FundusQualityAnalyzer,
+        store: ImageStore,
+        config: FilterConfig,
+        *,
+        progress: ProgressSink | None = None,
+    ) -> None:
+        if not config.enabled:
+            raise ConfigError("the synthetic-image filter needs min_confidence or drop_near_copies")
+        self._analyzer = analyzer
+        self._store = store
+        self._config = config
+        self._progress = progress or NullProgress()
+        self._reference: Reference | None = None
+
+    @property
+    def name(self) -> str:
+        return "quality"
+
+    def screen(self, requests: Sequence[GenerationRequest], results: Sequence[GenerationResult]) -> list[ScreenVerdict]:
+        """One verdict per result (see ``SyntheticScreen``).
+
+        Raises:
+            ConfigError: the store lacks real training or test images.
+            InputError: a result is not a decodable image.
+        """
+        if not results:
+            return []
+        reference = self._real_side()
+        found = self._analyzer.examine(reference, [r.data for r in results], [r.image_id for r in results])
+        return [
+            self._verdict(request, found.probabilities[i, int(request.grade)].item(), found.matches[i],
+                          float(found.cosines[i]))
+            for i, request in enumerate(requests)
+        ]  # fmt: skip
+
+    def _verdict(self, request: GenerationRequest, confidence: float, match, cosine: float) -> ScreenVerdict:  # type: ignore[no-untyped-def]
+        thresholds = self._analyzer.config.thresholds
+        scores = {
+            "confidence": round(confidence, 4),
+            "pixel_correlation": round(match.correlation, 4),
+            "ssim": round(match.ssim, 4),
+            "nearest": self._reference.real.records[match.index].id if self._reference else "",
+        }
+        minimum = self._config.min_confidence
+        if minimum is not None and confidence < minimum:
+            reason = f"confidence {confidence:.3f} in grade {int(request.grade)} is below {minimum:g}"
+            return ScreenVerdict(accepted=False, reason=reason, scores=scores)
+        if self._config.drop_near_copies and is_near_copy(match.correlation, match.ssim, cosine, thresholds):
+            reason = (f"near-copy of {scores['nearest']} (pixel correlation {match.correlation:.3f}, "
+                      f"SSIM {match.ssim:.3f})")
+            return ScreenVerdict(accepted=False, reason=reason, scores=scores)
+        return ScreenVerdict(accepted=True, scores=scores)
+
+    def _real_side(self) -> Reference:
+        if self._reference is None:
+            store = self._store
+            real = store.list(split=Split.TRAIN, origin=Origin.REAL)
+            held_out = store.list(split=Split.TEST, origin=Origin.REAL)
+            if not real or not held_out:
+                raise ConfigError(f"{store.location}: the synthetic-image filter needs real training and test images")
+            request = QualityRequest(
+                augmentation="screen", real=tuple(real), synthetic=(), held_out=tuple(held_out),
+                val=tuple(store.list(split=Split.VAL, origin=Origin.REAL)),
+            )  # fmt: skip
+            self._reference = self._analyzer.reference(request, store, self._progress)
+        return self._reference
