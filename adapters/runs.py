@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -26,17 +28,19 @@ class LocalRunFolder:
     def location(self) -> str:
         return str(self._root)
 
-    def claim(self, fingerprint: str, description: str) -> None:
+    def claim(self, fingerprint: str, arms: Mapping[str, str]) -> None:
         path = self._root / _CLAIM
-        if path.is_file():
-            held = json.loads(path.read_text()).get("fingerprint")
-            if held != fingerprint:
-                raise ConfigError(
-                    f"{self._root}: this run folder holds results of a different experiment definition; "
-                    "choose another --run-dir or pass --fresh to discard them"
-                )
-            return
-        self._write(path, json.dumps({"fingerprint": fingerprint, "experiment": description}, indent=2))
+        held: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {"fingerprint": fingerprint, "arms": {}}
+        advice = "choose another --run-dir or pass --fresh to discard them"
+        if held.get("fingerprint") != fingerprint:
+            raise ConfigError(
+                f"{self._root}: this run folder holds results of a different experiment definition "
+                f"(data set, plan or settings); {advice}"
+            )
+        for name, definition in arms.items():
+            if held["arms"].setdefault(name, definition) != definition:
+                raise ConfigError(f"{self._root}: arm {name!r} was defined differently in this run folder; {advice}")
+        self._write(path, json.dumps(held, indent=2))
 
     def load_cell(self, key: CellKey) -> CellResult | None:
         path = self._cell_path(key)

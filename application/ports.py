@@ -7,7 +7,7 @@ bytes (8-bit RGB), so services never touch pixel libraries.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
@@ -398,8 +398,10 @@ class RunRepository(Protocol):
     """Keeps an experiment run's results so that a killed run continues where it stopped.
 
     Contract:
-        - ``claim(fingerprint)`` binds the run folder to one experiment definition: a folder
-          holding another definition raises ``ConfigError`` (finished cells are never mixed).
+        - ``claim(fingerprint, arms)`` binds the run folder to one experiment definition (the
+          shared ``fingerprint``) and to one definition per arm name (``arms``: name ->
+          definition): a folder holding another fingerprint, or another definition under an
+          arm's name, raises ``ConfigError`` (finished cells are never mixed). New arms are added.
         - ``save_cell`` is atomic; ``load_cell`` returns a saved cell or None.
         - ``save_result`` writes ``results.json`` atomically and returns its path;
           ``load_result`` reads it back (``ConfigError`` if absent or unreadable).
@@ -410,7 +412,7 @@ class RunRepository(Protocol):
     @property
     def location(self) -> str: ...
 
-    def claim(self, fingerprint: str, description: str) -> None: ...
+    def claim(self, fingerprint: str, arms: Mapping[str, str]) -> None: ...
 
     def load_cell(self, key: CellKey) -> CellResult | None: ...
 

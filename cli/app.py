@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from cli import augment, data, experiment, generator, store
+from cli import augment, data, experiment, generator, quality, store
 from cli.common import handle_errors, state
 from medaug import __version__
 
@@ -22,6 +22,7 @@ app.add_typer(generator.app, name="generator")
 app.add_typer(experiment.app, name="experiment")
 app.add_typer(store.app, name="store")
 app.command("train")(handle_errors(experiment.train))
+app.command("quality")(quality.quality)
 
 
 def _version(value: bool) -> None:

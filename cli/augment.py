@@ -33,6 +33,12 @@ def run(
     ),
     mode: str = typer.Option(None, "--mode", help="Diffusion: 'sample' (from noise) or 'variation' (of real images)."),
     strength: float = typer.Option(None, "--strength", help="Diffusion variations: noise strength in [0, 1]."),
+    min_confidence: float = typer.Option(
+        None, "--min-confidence", help="Drop (and replace) images a real-trained CNN gives their grade less than this."
+    ),
+    drop_near_copies: bool = typer.Option(
+        None, "--drop-near-copies/--keep-near-copies", help="Drop (and replace) near-copies of training images."
+    ),
 ) -> None:
     """Plan and generate the synthetic images; a re-run adds only what is missing."""
     cfg = settings(generators=_diffusion_overrides(mode, strength))
@@ -48,9 +54,13 @@ def run(
         for gen_name, estimate in estimates.items():
             _print_estimate(plan.augmentation, gen_name, estimate)
         return
+    progress = bootstrap.build_progress(not state.quiet)
+    screen = bootstrap.build_synthetic_screen(
+        cfg, image_store, min_confidence=min_confidence, drop_near_copies=drop_near_copies, progress=progress
+    )
     try:
-        report = augment(image_store, plan, {generator: gen}, size=cfg.image_size,
-                         progress=bootstrap.build_progress(not state.quiet))
+        report = augment(image_store, plan, {generator: gen}, size=cfg.image_size, progress=progress,
+                         screen=screen, max_attempts=cfg.quality.filter.max_attempts)
     except BudgetExhausted as stop:
         err_console.print(f"[yellow]stopped:[/] {stop}; images made so far are kept, re-run to continue",
                           highlight=False, soft_wrap=True)
@@ -60,6 +70,8 @@ def run(
         f"{report.added} generated, {report.already_present} already present"
         + (f", {report.refused} refused (skipped)" if report.refused else "")
         + (f", {report.removed_stale} stale removed" if report.removed_stale else "")
+        + (f", {report.filtered} rejected by the filter (new seeds tried)" if report.filtered else "")
+        + (f", {report.unfilled} still rejected after {cfg.quality.filter.max_attempts} attempts" if report.unfilled else "")
     )
 
 

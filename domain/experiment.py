@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from domain.grades import Grade
 from domain.plan import PlanPolicy
+from domain.quality import QualityReport
 
 BASELINE_ARM = "classic"
 NO_AUGMENTATION = "none"
@@ -247,6 +248,8 @@ class ExperimentResult(BaseModel):
     seconds: float = 0.0
     artifacts: dict[str, str] = Field(default_factory=dict)
     """Extra files of the run (contact sheets per arm...), name -> path relative to the run folder."""
+    quality: dict[str, QualityReport] = Field(default_factory=dict)
+    """Quality of each augmenting arm's synthetic images (``medaug quality``), by arm; may be empty."""
 
     def cells_for(self, arm: str, classifier: str) -> list[CellResult]:
         """The cells of one arm and classifier, by seed."""

@@ -7,12 +7,14 @@ imported lazily inside the factories so that ``import medaug`` stays light and n
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from application.errors import ConfigError
 from application.ports import DatasetSource, GeneratorTrainer, ImageGenerator, ImageStore, Preprocessor, ProgressSink
 from application.ports import ClassifierTrainer, Evaluator, ReportWriter
+from application.ports import QualityAnalyzer, SyntheticScreen
+from domain.quality import QualityReport
 from medaug.settings import Settings
 
 # -- stores ----------------------------------------------------------------------------------
@@ -311,6 +313,67 @@ def build_evaluator() -> Evaluator:
     from adapters.evaluation.evaluator import SklearnEvaluator
 
     return SklearnEvaluator()
+
+
+# -- quality of synthetic images --------------------------------------------------------------
+
+
+def quality_dir(settings: Settings, store: ImageStore) -> Path:
+    """Where ``medaug quality`` keeps its grading CNN and writes its outputs for ``store``."""
+    import hashlib
+
+    digest = hashlib.sha1(store.location.encode()).hexdigest()[:8]
+    return settings.work_dir / "quality" / f"store-{digest}"
+
+
+def build_quality_analyzer(settings: Settings, store: ImageStore) -> QualityAnalyzer:
+    """The quality analyzer of ``settings.quality`` (its grading CNN cached under ``quality_dir``).
+
+    Raises:
+        ConfigError: the Inception weights file is missing or unreadable.
+    """
+    return _fundus_quality_analyzer(settings, store)
+
+
+def _fundus_quality_analyzer(settings: Settings, store: ImageStore):  # type: ignore[no-untyped-def]
+    from adapters.quality.analyzer import FundusQualityAnalyzer
+
+    config = settings.quality
+    return FundusQualityAnalyzer(
+        config,
+        cache_dir=quality_dir(settings, store) / "models",
+        seed=settings.seed if config.seed is None else config.seed,
+        device=settings.device if config.device == "auto" else config.device,
+    )
+
+
+def build_synthetic_screen(
+    settings: Settings,
+    store: ImageStore,
+    *,
+    min_confidence: float | None = None,
+    drop_near_copies: bool | None = None,
+    progress: ProgressSink | None = None,
+) -> SyntheticScreen | None:
+    """The filter ``augment`` applies to generated images (``settings.quality.filter``, with
+    overrides), or None when it would drop nothing."""
+    config = settings.quality.filter
+    updates = {"min_confidence": min_confidence, "drop_near_copies": drop_near_copies}
+    config = config.model_copy(update={k: v for k, v in updates.items() if v is not None})
+    if not config.enabled:
+        return None
+    from adapters.quality.screen import QualityScreen
+
+    return QualityScreen(_fundus_quality_analyzer(settings, store), store, config, progress=progress)
+
+
+def write_quality_outputs(
+    reports: Mapping[str, QualityReport], store: ImageStore, out: Path, *, worst: int = 8
+) -> list[Path]:
+    """Write ``quality.json`` and the quality figures (similarities, worst pairs, fidelity) to ``out``."""
+    from adapters.quality.plots import write_quality_outputs as write
+
+    return write(reports, store, out, worst=worst)
 
 
 # -- progress --------------------------------------------------------------------------------

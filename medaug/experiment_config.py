@@ -92,10 +92,15 @@ class ExperimentConfig(BaseModel):
         )
 
     def fingerprint(self, resolved_settings: dict[str, Any]) -> str:
-        """Identity of everything that shapes the results (for safe resuming)."""
+        """Identity of what every cell shares (for safe resuming).
+
+        Arms, classifiers and seeds are left out: cells are kept per arm/classifier/seed, so an
+        experiment can be narrowed or extended and still resume (each arm's own definition is
+        checked by the run folder).
+        """
         payload = {
             "dataset": self.dataset.model_dump(mode="json"),
-            "experiment": self.experiment.model_dump(mode="json"),
+            "experiment": self.experiment.model_dump(mode="json", exclude={"arms", "classifiers", "seeds"}),
             "settings": resolved_settings,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]

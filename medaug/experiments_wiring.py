@@ -9,15 +9,22 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from application.errors import ConfigError
-from application.ports import ImageGenerator, ImageStore, ProgressSink
+import structlog
+
+from application.errors import ConfigError, MedaugError
+from application.ports import ImageGenerator, ImageStore, ProgressSink, RunRepository
 from application.services.experiment import ExperimentContext, run_experiment
 from application.services.ingest import ingest
+from application.services.quality import assess_all
 from application.services.train_generator import train_generator
+from domain import DomainError
 from domain.experiment import THESIS_REFERENCES, Arm, ExperimentResult
+from domain.quality import QualityReport
 from medaug import bootstrap
 from medaug.experiment_config import DatasetConfig, ExperimentConfig
 from medaug.settings import Settings
+
+_log = structlog.get_logger(__name__)
 
 _VERSIONED = ("medaug", "torch", "torchvision", "diffusers", "numpy", "scikit-learn", "pydantic")
 
@@ -68,9 +75,54 @@ def run_experiment_job(
         environment={**environment(settings), "store": store.location},
         config_text=config.source_text,
     )
+    earlier = saved_quality(runs)
     result = run_experiment(spec, ctx, progress=progress)
+    result = with_quality(result, settings, store, runs, progress, earlier=earlier)
     written = bootstrap.build_report_writer().write(result, str(runs_root), store)
     return result, [runs.location + "/results.json", *written]
+
+
+def with_quality(
+    result: ExperimentResult,
+    settings: Settings,
+    store: ImageStore,
+    runs: RunRepository,
+    progress: ProgressSink,
+    *,
+    earlier: dict[str, QualityReport] | None = None,
+) -> ExperimentResult:
+    """``result`` with the quality of every augmenting arm's synthetic images (``settings.quality``),
+    saved to the run folder; ``earlier`` reports (of a run of the same experiment) are reused.
+
+    A failed assessment is logged and leaves the result without it: the classifiers' results stand.
+    """
+    arms = [arm.name for arm in result.spec.arms if arm.augments]
+    if not settings.quality.in_experiments or not arms:
+        return result
+    config = settings.quality
+    reports = {
+        arm: report
+        for arm, report in (earlier or {}).items()
+        if arm in arms and report.thresholds == config.thresholds and report.feature_space == config.features
+    }
+    missing = [arm for arm in arms if arm not in reports]
+    if missing:
+        try:
+            analyzer = bootstrap.build_quality_analyzer(settings, store)
+            reports |= assess_all(store, analyzer, augmentations=missing, progress=progress)
+        except (MedaugError, DomainError) as exc:
+            _log.warning("quality_unavailable", arms=missing, error=str(exc))
+    result = result.model_copy(update={"quality": {arm: reports[arm] for arm in arms if arm in reports}})
+    runs.save_result(result)
+    return result
+
+
+def saved_quality(runs: RunRepository) -> dict[str, QualityReport]:
+    """The quality reports a run folder's ``results.json`` holds (none when there is no result yet)."""
+    try:
+        return dict(runs.load_result().quality)
+    except (MedaugError, ValueError):
+        return {}
 
 
 def rebuild_report(run_dir: Path, settings: Settings) -> list[str]:
@@ -89,7 +141,10 @@ def prepare_dataset(dataset: DatasetConfig, settings: Settings, progress: Progre
         return store, f"store {store.location}"
     source, description, slug = _source(dataset, settings)
     location = dataset.store
-    if location is None and settings.store.kind == "local":
+    if location is None and settings.store.kind == "s3":
+        s3 = settings.store.s3
+        location = f"s3://{s3.bucket}/{s3.prefix.strip('/') + '/' if s3.prefix.strip('/') else ''}{slug}"
+    elif location is None:
         location = str(settings.work_dir / "stores" / slug)
     store = bootstrap.build_store(settings, location)
     ingest(source, bootstrap.build_preprocessor(settings), store, progress=progress)

@@ -22,6 +22,7 @@ from adapters.generators.classic.config import ClassicConfig
 from adapters.generators.dcgan.config import DCGANConfig
 from adapters.generators.diffusion.config import DiffusionConfig
 from adapters.generators.openai_edits.config import OpenAIConfig
+from adapters.quality.config import QualityConfig
 from adapters.stores.config import StoreConfig
 from adapters.trainers.config import TrainersConfig
 from application.errors import ConfigError
@@ -51,6 +52,7 @@ class Settings(BaseSettings):
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         log_format: ``auto`` (readable in a terminal, JSON otherwise), ``console`` or ``json``.
         log_level: ``debug``, ``info``, ``warning`` or ``error``.
+        quality: how synthetic images are assessed (``medaug quality``) and filtered.
     """
 
     model_config = SettingsConfigDict(
@@ -71,6 +73,7 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     generators: GeneratorsConfig = GeneratorsConfig()
     trainers: TrainersConfig = TrainersConfig()
+    quality: QualityConfig = QualityConfig()
 
     @classmethod
     def settings_customise_sources(

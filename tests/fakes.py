@@ -134,17 +134,21 @@ class MemoryRuns:
         self.cells: dict[str, CellResult] = {}
         self.result: ExperimentResult | None = None
         self.fingerprint: str | None = None
+        self.arms: dict[str, str] = {}
 
     @property
     def location(self) -> str:
         return "memory-runs"
 
-    def claim(self, fingerprint: str, description: str) -> None:
+    def claim(self, fingerprint: str, arms) -> None:  # type: ignore[no-untyped-def]
         from application.errors import ConfigError
 
         if self.fingerprint not in (None, fingerprint):
             raise ConfigError("memory-runs: holds a different experiment")
         self.fingerprint = fingerprint
+        for name, definition in arms.items():
+            if self.arms.setdefault(name, definition) != definition:
+                raise ConfigError(f"memory-runs: arm {name!r} was defined differently")
 
     def load_cell(self, key: CellKey) -> CellResult | None:
         return self.cells.get(key.slug)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -12,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import structlog
 import torch
-from sklearn.metrics import cohen_kappa_score
 
+from adapters.evaluation.evaluator import quadratic_kappa
 from adapters.quality.config import QualityConfig
 from adapters.quality.features import FundusClassifier, InceptionFeatures, fit_fundus_classifier, train_on_and_predict
 from adapters.quality.metrics import distribution_scores, diversity
@@ -50,6 +49,10 @@ class Profile:
     def grades(self) -> torch.Tensor:
         return torch.tensor([int(r.grade) for r in self.records], dtype=torch.long)
 
+    def scaled(self, scale: float) -> Profile:
+        """The same profile with its features divided by ``scale``."""
+        return Profile(records=self.records, probabilities=self.probabilities, features=self.features / scale)
+
     def of_grade(self, grade: Grade) -> torch.Tensor:
         """The features of the images of ``grade``."""
         return self.features[self.grades == int(grade)]
@@ -63,6 +66,8 @@ class Reference:
     real: Profile
     held_out: Profile
     bank: SimilarityBank
+    scale: float = 1.0
+    """What fundus-CNN features are divided by: the real training features' spread (see ``_spread``)."""
 
 
 class FundusQualityAnalyzer:
@@ -112,7 +117,7 @@ class FundusQualityAnalyzer:
         started = time.perf_counter()
         with _threads(self.config.num_threads):
             reference = self.reference(request, store, progress)
-            synthetic = self.profile(reference.classifier, store, request.synthetic)
+            synthetic = self.profile(reference.classifier, store, request.synthetic).scaled(reference.scale)
             report = QualityReport(
                 augmentation=request.augmentation,
                 generators=tuple(sorted({r.provenance.generator for r in request.synthetic})),
@@ -146,11 +151,14 @@ class FundusQualityAnalyzer:
                 sigma=self.config.highpass_sigma,
                 flip_invariant=self.config.flip_invariant,
             )
+            real = self.profile(classifier, store, request.real)
+            scale = 1.0 if self._inception is not None else _spread(real.features)
             self._references[key] = Reference(
                 classifier=classifier,
-                real=self.profile(classifier, store, request.real),
-                held_out=self.profile(classifier, store, request.held_out),
+                real=real.scaled(scale),
+                held_out=self.profile(classifier, store, request.held_out).scaled(scale),
                 bank=bank,
+                scale=scale,
             )
         return self._references[key]
 
@@ -253,7 +261,7 @@ class FundusQualityAnalyzer:
             matches = reference.bank.nearest(
                 _decode(images, names, self.config.similarity_size), candidates=self.config.ssim_candidates
             )
-            cosines, indices = nearest_by_features(features, reference.real.features)
+            cosines, indices = nearest_by_features(features / reference.scale, reference.real.features)
         return Examination(probabilities=probabilities, matches=matches, cosines=cosines,
                            feature_ids=[reference.real.records[int(i)].id for i in indices])
 
@@ -279,6 +287,19 @@ def _decode(images: Sequence[bytes], names: Sequence[str], size: int | None) -> 
     return torch.stack(tensors) if tensors else torch.empty(0, 3, size or 1, size or 1, dtype=torch.uint8)
 
 
+def _spread(features: torch.Tensor) -> float:
+    """The real features' root-mean-square deviation per dimension.
+
+    A CNN's activations have an arbitrary scale; dividing by this puts FID and KID in units of the
+    real images' own spread, so figures from differently trained CNNs are comparable (Inception
+    features are left raw, to stay comparable with published FIDs).
+    """
+    if features.shape[0] < 2:
+        return 1.0
+    spread = float((features.double() - features.double().mean(dim=0)).square().mean().sqrt())
+    return spread if spread > 1e-12 else 1.0
+
+
 def _grades_of(images: Profile) -> list[Grade]:
     present = {int(g) for g in images.grades.tolist()}
     return [g for g in ALL_GRADES if int(g) in present]
@@ -295,11 +316,7 @@ def _accuracy_kappa(images: Profile) -> tuple[float, float]:
 def _agreement(labels: Sequence[int], predicted: Sequence[int]) -> tuple[float, float]:
     """Accuracy and quadratic weighted kappa over the five grades."""
     accuracy = float(np.mean(np.asarray(labels) == np.asarray(predicted))) if len(labels) else 0.0
-    if list(labels) == list(predicted):
-        return accuracy, 1.0
-    with np.errstate(all="ignore"):
-        kappa = float(cohen_kappa_score(labels, predicted, weights="quadratic", labels=list(range(5))))
-    return accuracy, kappa if math.isfinite(kappa) else 0.0
+    return accuracy, quadratic_kappa(labels, predicted)
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from adapters.quality.analyzer import FundusQualityAnalyzer, Reference
 from adapters.quality.config import FilterConfig
-from adapters.quality.similarity import is_near_copy
+from adapters.quality.similarity import Match, is_near_copy
 from application.errors import ConfigError
 from application.ports import (
     GenerationRequest,
@@ -74,26 +74,27 @@ class QualityScreen:
         reference = self._real_side()
         found = self._analyzer.examine(reference, [r.data for r in results], [r.image_id for r in results])
         return [
-            self._verdict(request, found.probabilities[i, int(request.grade)].item(), found.matches[i],
-                          float(found.cosines[i]))
+            self._verdict(request, float(found.probabilities[i, int(request.grade)]), found.matches[i],
+                          float(found.cosines[i]), reference.real.records[found.matches[i].index].id)
             for i, request in enumerate(requests)
         ]  # fmt: skip
 
-    def _verdict(self, request: GenerationRequest, confidence: float, match, cosine: float) -> ScreenVerdict:  # type: ignore[no-untyped-def]
+    def _verdict(
+        self, request: GenerationRequest, confidence: float, match: Match, cosine: float, nearest: str
+    ) -> ScreenVerdict:
         thresholds = self._analyzer.config.thresholds
         scores = {
             "confidence": round(confidence, 4),
             "pixel_correlation": round(match.correlation, 4),
             "ssim": round(match.ssim, 4),
-            "nearest": self._reference.real.records[match.index].id if self._reference else "",
+            "nearest": nearest,
         }
         minimum = self._config.min_confidence
         if minimum is not None and confidence < minimum:
             reason = f"confidence {confidence:.3f} in grade {int(request.grade)} is below {minimum:g}"
             return ScreenVerdict(accepted=False, reason=reason, scores=scores)
         if self._config.drop_near_copies and is_near_copy(match.correlation, match.ssim, cosine, thresholds):
-            reason = (f"near-copy of {scores['nearest']} (pixel correlation {match.correlation:.3f}, "
-                      f"SSIM {match.ssim:.3f})")
+            reason = f"near-copy of {nearest} (pixel correlation {match.correlation:.3f}, SSIM {match.ssim:.3f})"
             return ScreenVerdict(accepted=False, reason=reason, scores=scores)
         return ScreenVerdict(accepted=True, scores=scores)
 

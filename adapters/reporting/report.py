@@ -199,6 +199,7 @@ class HtmlMarkdownReportWriter:
             confusion_section(result, self._dpi),
             learning_section(result, self._dpi),
             self._contact_section(result, store),
+            *_quality_sections(result, store, self._dpi),
             reproducibility_section(result),
         ]
         return sections
@@ -225,6 +226,15 @@ class HtmlMarkdownReportWriter:
             f"ones ({self._per_cell} per grade and origin, column titles give the counts)."
         )
         return FigureBlock(f"figures/contact-{_slug(arm)}.png", data, caption)
+
+
+def _quality_sections(result: ExperimentResult, store: ImageStore, dpi: int) -> list[Section]:
+    """The synthetic images' quality per arm, when the run assessed it (see ``adapters.quality``)."""
+    if not result.quality:
+        return []
+    from adapters.quality.report_section import quality_section  # it builds on this module's blocks
+
+    return [quality_section(result, store, dpi=dpi)]
 
 
 def _default_contact_sheet() -> ContactSheet:

@@ -105,7 +105,7 @@ def run_experiment(
     progress = progress or NullProgress()
     started, clock = datetime.now(UTC), time.monotonic()
     validate_experiment(spec, ctx)
-    ctx.runs.claim(ctx.fingerprint, spec.name)
+    ctx.runs.claim(ctx.fingerprint, {arm.name: arm.model_dump_json() for arm in spec.arms})
     carve_validation(ctx.store, spec.val_fraction, spec.plan_seed)
     plans = {
         arm.name: plan_augmentation(

@@ -12,16 +12,20 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from typer.testing import CliRunner
 
 from adapters.generators.dcgan.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from adapters.generators.dcgan.config import DCGANConfig
 from adapters.generators.dcgan.generator import DCGANGenerator
 from adapters.generators.dcgan.training import DCGANTrainer, _Run, training_tensors
 from adapters.imaging.png import decode_png
+from adapters.stores.local import LocalImageStore
 from application.errors import ConfigError, GeneratorError, InputError
 from application.ports import GenerationRequest, GeneratorTrainer, ImageGenerator, LabelledImage, NullProgress
-from domain import Grade
+from cli.app import app
+from domain import Grade, Origin, Split
 from tests.adapters.test_dcgan import one_torch_thread  # noqa: F401 - autouse fixture: one torch thread
+from tests.conftest import real_record
 from tests.contracts.image_generator import ImageGeneratorContract
 
 CPU = torch.device("cpu")
@@ -146,8 +150,9 @@ def test_a_finished_run_returns_at_once_and_a_longer_one_continues(tmp_path: Pat
     trainer(tmp_path).train(images(), progress=NullProgress())
     done = trainer(tmp_path).train(images(), progress=NullProgress())
     assert done.steps == 6 and done.metrics["already_trained"] is True and "diversity" in done.metrics
-    longer = trainer(tmp_path, train_steps=9).train(images(), progress=NullProgress())
+    longer = trainer(tmp_path, train_steps=9, d_lr=1e-3).train(images(), progress=NullProgress())
     assert longer.steps == 9 and latest_checkpoint(tmp_path) == tmp_path / "step-000009"
+    assert load_checkpoint(tmp_path / "step-000009").state.optimizer_d["param_groups"][0]["lr"] == 1e-3
 
 
 def test_fresh_training_starts_over(tmp_path: Path) -> None:
@@ -221,3 +226,30 @@ def test_an_untrained_generator_says_how_to_train_it(tmp_path: Path) -> None:
     assert generator.generate([]) == []
     with pytest.raises(GeneratorError, match="medaug generator train dcgan --store STORE"):
         generator.generate(_requests(seeds=(1,)))
+
+
+# -- end to end through the CLI ------------------------------------------------------------------
+
+
+def test_cli_trains_the_dcgan_and_augment_fills_the_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray ./medaug.toml
+    monkeypatch.setenv("MEDAUG_WORK_DIR", str(tmp_path / "work"))
+    monkeypatch.setenv("MEDAUG_IMAGE_SIZE", "24")
+    monkeypatch.setenv("MEDAUG_GENERATORS__DCGAN__NUM_THREADS", "1")
+    root = tmp_path / "store"
+    store = LocalImageStore(root)
+    for image in images(12):
+        store.put(real_record(image.image_id, int(image.grade)), image.data)
+    runner = CliRunner()
+    trained = runner.invoke(app, ["--quiet", "generator", "train", "dcgan", "--store", str(root), "--profile", "tiny"])
+    assert trained.exit_code == 0, trained.output
+    assert "dcgan: 6 steps" in trained.output
+    augmented = runner.invoke(
+        app, ["--quiet", "augment", "run", "--store", str(root), "--generator", "dcgan", "--multiply", "2"]
+    )
+    assert augmented.exit_code == 0, augmented.output
+    assert "12 generated" in augmented.output
+    synthetic = store.list(split=Split.TRAIN, origin=Origin.SYNTHETIC, augmentation="dcgan")
+    assert len(synthetic) == 12 and {s.provenance.generator for s in synthetic} == {"dcgan"}
+    assert decode_png(store.get(synthetic[0].id)).shape == (24, 24, 3)
+    assert synthetic[0].provenance.parameters["checkpoint"] == "step-000006"

@@ -190,6 +190,8 @@ class _Run:
         self.discriminator.load_state_dict(saved.tensors["discriminator"])
         self.opt_g.load_state_dict(unflatten_optimizer(saved.tensors["optimizer_g"], saved.state.optimizer_g))
         self.opt_d.load_state_dict(unflatten_optimizer(saved.tensors["optimizer_d"], saved.state.optimizer_d))
+        _set_hyperparameters(self.opt_g, self.recipe.g_lr, self.recipe.betas)  # a changed recipe wins on resume
+        _set_hyperparameters(self.opt_d, self.recipe.d_lr, self.recipe.betas)
         if self.ema is not None and saved.state.ema is not None:
             shadow = [saved.tensors["sampler"][name].to(self.device) for name, _ in self.generator.named_parameters()]
             self.ema.load_state_dict({**saved.state.ema, "shadow_params": shadow})
@@ -382,6 +384,11 @@ class _Run:
                 **_diversity_metrics(self.history[-1] if self.history else None),
             },
         )
+
+
+def _set_hyperparameters(optimizer: torch.optim.Optimizer, lr: float, betas: tuple[float, float]) -> None:
+    for group in optimizer.param_groups:
+        group["lr"], group["betas"] = lr, betas
 
 
 def _round(value: float | None) -> float | None:

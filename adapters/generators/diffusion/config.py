@@ -149,8 +149,10 @@ PROFILES: dict[str, dict[str, Any]] = {
 class DiffusionConfig(BaseModel):
     """Settings of the diffusion generator (``[generators.diffusion]``).
 
-    ``profile`` picks a built-in recipe; every recipe field set here overrides it. ``mode``,
-    ``strength``, ``seed`` and ``device`` are about generation and training runs, not the model.
+    ``profile`` picks a built-in recipe; every :class:`DiffusionRecipe` field set here (left
+    ``None`` = the profile's value) overrides it, e.g. ``resolution = 128`` or
+    ``sampler = "ddim"``. ``mode``, ``strength``, ``seed`` and ``device`` are about generation
+    and training runs, not the model.
 
     Attributes:
         profile: ``tiny``, ``quick`` (CPU) or ``standard`` (GPU).

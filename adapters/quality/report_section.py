@@ -1,0 +1,156 @@
+"""The experiment report's quality section: one block of tables and figures per augmenting arm.
+
+Built from ``ExperimentResult.quality`` (computed after the run, see ``medaug.experiments_wiring``)
+with the report writer's own document blocks, so it renders to HTML and Markdown like the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import structlog
+
+from adapters.quality import plots
+from adapters.reporting.report import Block, FigureBlock, Group, Section, Table, Text
+from application.errors import MedaugError
+from application.ports import ImageStore
+from domain.experiment import ExperimentResult
+from domain.quality import DistributionScores, GradeFidelity, LabelFidelity, QualityReport, SimilaritySummary
+
+_log = structlog.get_logger(__name__)
+
+
+def quality_section(result: ExperimentResult, store: ImageStore, *, dpi: int = plots.DPI, worst: int = 8) -> Section:
+    """Realism, label fidelity and memorisation of each arm's synthetic images, beside held-out real images."""
+    section = Section("quality", "Quality of the synthetic images")
+    if not result.quality:
+        section.blocks.append(Text("The quality of the synthetic images was not assessed in this run.", "note"))
+        return section
+    first = next(iter(result.quality.values()))
+    section.blocks += [
+        Text(
+            f"Measured in the {first.feature_space} feature space against the real training images; each figure "
+            "is shown beside the same figure for held-out real images (the test split), which is what a perfect "
+            "generator would score. Label fidelity uses a CNN trained on the real training images only; "
+            f"it grades held-out real images right {_pct(first.classifier_accuracy)} of the time.",
+            "note",
+        ),
+        overview_table(result.quality),
+        FigureBlock("figures/quality-manifold.png", plots.manifold_chart(result.quality, dpi=dpi),
+                    "Precision, recall, density and coverage of each arm's synthetic images and of held-out real "
+                    "images, against the real training images."),
+    ]  # fmt: skip
+    for arm, report in result.quality.items():
+        section.blocks.append(arm_group(arm, report, store, dpi=dpi, worst=worst))
+    return section
+
+
+def overview_table(reports: dict[str, QualityReport]) -> Table:
+    """One row per arm, and the held-out real images' row first."""
+    headers = (
+        "images", "FID", "KID", "precision", "recall", "density", "coverage", "diversity",
+        "graded as intended", "confidence", "TSTR accuracy", "TSTR kappa", "near-copies",
+    )  # fmt: skip
+    first = next(iter(reports.values()))
+    rows = [("held-out real", *_figures(first.reference, first.reference_fidelity, first.memorisation.reference))]
+    for arm, report in reports.items():
+        rows.append((arm, *_figures(report.overall, report.fidelity, report.memorisation.summary)))
+    return Table(
+        ("arm", *headers),
+        tuple(rows),
+        "Against the real training images. TSTR: a CNN trained on the arm's synthetic images alone, tested on the "
+        "real test images (held-out real row: trained on the real training images). Near-copies: images whose "
+        "fine-structure pixel correlation or SSIM with a training image passes the thresholds.",
+    )
+
+
+def _figures(scores: DistributionScores, fidelity: LabelFidelity, similarity: SimilaritySummary | None) -> tuple[str, ...]:
+    near = f"{similarity.flagged}/{similarity.n}" if similarity is not None else "n/a"
+    return (
+        str(scores.n_images), _num(scores.fid, 2), _kid(scores), _pct(scores.precision), _pct(scores.recall),
+        _num(scores.density, 2), _pct(scores.coverage), _num(scores.diversity, 3), _pct(fidelity.overall.agreement),
+        _pct(fidelity.overall.confidence), _pct(fidelity.tstr_accuracy), _num(fidelity.tstr_kappa, 3), near,
+    )  # fmt: skip
+
+
+def arm_group(arm: str, report: QualityReport, store: ImageStore, *, dpi: int, worst: int) -> Group:
+    """One arm's per-grade table, similarity histograms, label fidelity and worst pairs."""
+    blocks: list[Block] = [grade_table(report), Text(memorisation_sentence(report))]
+    slug = plots.slug_of(arm)
+    figures: list[tuple[str, Callable[[], bytes | None], str]] = [
+        (f"figures/quality-similarity-{slug}.png", lambda: plots.similarity_histograms(report, dpi=dpi),
+         "Similarity of each image to its nearest training image; dashed lines are the near-copy thresholds."),
+        (f"figures/quality-fidelity-{slug}.png", lambda: plots.fidelity_chart(report, dpi=dpi),
+         "Per grade: share graded as intended and mean confidence in the intended grade."),
+        (f"figures/quality-worst-{slug}.png", lambda: plots.worst_pairs(report, store, count=worst, dpi=dpi),
+         "The synthetic images most similar to a training image (left), each beside that image (right)."),
+    ]  # fmt: skip
+    for path, draw, caption in figures:
+        blocks.append(_figure(path, draw, caption))
+    return Group(f"Arm {arm}", tuple(blocks))
+
+
+def grade_table(report: QualityReport) -> Table:
+    """Per grade: synthetic figure / held-out real figure."""
+    flagged: dict[int, int] = {}
+    for item in report.memorisation.nearest:
+        flagged[int(item.grade)] = flagged.get(int(item.grade), 0) + int(item.flagged)
+    rows = []
+    for grade in report.grades():
+        s, r = report.per_grade[grade], report.reference_per_grade.get(grade)
+        fs, fr = report.fidelity.per_grade.get(grade), report.reference_fidelity.per_grade.get(grade)
+        rows.append((
+            f"{int(grade)} {grade.label}",
+            f"{s.n_images} / {r.n_images if r else 0}",
+            f"{_num(s.fid, 2)} / {_num(r.fid if r else None, 2)}",
+            f"{_pct(s.precision)} / {_pct(r.precision if r else None)}",
+            f"{_pct(s.coverage)} / {_pct(r.coverage if r else None)}",
+            f"{_agreement(fs)} / {_agreement(fr)}",
+            f"{flagged.get(int(grade), 0)}",
+        ))  # fmt: skip
+    headers = ("grade", "images", "FID", "precision", "coverage", "graded as intended", "near-copies")
+    return Table(headers, tuple(rows), f"{report.augmentation} per grade: synthetic / held-out real.")
+
+
+def memorisation_sentence(report: QualityReport) -> str:
+    """Near-copies in one sentence, with held-out real images for scale."""
+    memo, t = report.memorisation, report.thresholds
+    text = (
+        f"{memo.summary.flagged} of {memo.summary.n} synthetic images are near-copies of a training image "
+        f"(fine-structure pixel correlation ≥ {t.pixel_correlation:g} or SSIM ≥ {t.ssim:g}); their correlation with "
+        f"the nearest training image has median {memo.summary.correlation[0]:.3f} and maximum "
+        f"{memo.summary.correlation[2]:.3f}"
+    )
+    if memo.reference is not None:
+        text += (
+            f", against {memo.reference.correlation[0]:.3f} and {memo.reference.correlation[2]:.3f} for held-out real "
+            f"images of other patients ({memo.reference.flagged} of {memo.reference.n} flagged)"
+        )
+    return text + "."
+
+
+def _figure(path: str, draw: Callable[[], bytes | None], caption: str) -> Block:
+    try:
+        data = draw()
+    except (MedaugError, KeyError, OSError, ValueError) as exc:
+        _log.warning("quality_figure_unavailable", figure=path, error=str(exc))
+        return Text(f"Figure unavailable: {exc}", "note")
+    if data is None:
+        return Text("No synthetic image to show.", "note")
+    return FigureBlock(path, data, caption)
+
+
+def _agreement(fidelity: GradeFidelity | None) -> str:
+    return "n/a" if fidelity is None else _pct(fidelity.agreement)
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _kid(scores: DistributionScores) -> str:
+    return "n/a" if scores.kid_mean is None else f"{scores.kid_mean:.4f} ± {scores.kid_std or 0:.4f}"
