@@ -1,7 +1,7 @@
 """Benchmark: DCGAN training and sampling throughput (images/s) at 64 and 128 px.
 
 Run from the repository root: ``python benchmarks/dcgan.py [--profile quick] [--steps 10]
-[--device auto] [--threads 2]``. For each resolution it builds the profile's networks, times
+[--device auto] [--threads 1,2]``. For each thread count and resolution it builds the profile's networks, times
 ``--steps`` optimisation steps (one discriminator and one generator update on a batch of real
 images, DiffAugment included) after two warm-up steps, then times sampling (``sample_images`` in
 ``generate_batch_size`` batches) and the full ``generate`` path (sampling, upscaling to
@@ -82,25 +82,34 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=128)
     parser.add_argument("--size", type=int, default=256, help="side of the generated PNGs")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", default="1,2", help="torch CPU thread counts to compare")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    print(f"device {device}, {torch.get_num_threads()} threads, profile {args.profile}")
-    for resolution in (int(r) for r in args.resolutions.split(",")):
-        config = DCGANConfig(profile=args.profile, resolution=resolution, sheet_per_grade=0, diversity_samples=2)
-        recipe = config.resolve()
-        with tempfile.TemporaryDirectory() as folder:
-            root = Path(folder)
-            train, run = training_rate(recipe, device, args.steps, root)
-            sample = sampling_rate(run, args.samples)
-            end_to_end = generate_rate(run, root, config, args.samples, args.size)
-        print(
-            f"{resolution:>4} px  G {count_parameters(run.generator) / 1e6:.2f} M, D "
-            f"{count_parameters(run.discriminator) / 1e6:.2f} M params, batch {recipe.batch_size}: "
-            f"train {train:7.1f} img/s ({train / recipe.batch_size:.2f} steps/s)  "
-            f"sample {sample:7.1f} img/s  generate->{args.size}px PNG {end_to_end:6.1f} img/s"
-        )
+    for threads in (int(t) for t in args.threads.split(",")):
+        torch.set_num_threads(threads)
+        print(f"device {device}, {torch.get_num_threads()} threads, profile {args.profile}")
+        for resolution in (int(r) for r in args.resolutions.split(",")):
+            measure(args, device, resolution)
+
+
+def measure(args: argparse.Namespace, device: torch.device, resolution: int) -> None:
+    """Print one line of figures for ``resolution`` at the current torch thread count."""
+    config = DCGANConfig(
+        profile=args.profile, resolution=resolution, sheet_per_grade=0, diversity_samples=2,
+        num_threads=torch.get_num_threads(),
+    )
+    recipe = config.resolve()
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        train, run = training_rate(recipe, device, args.steps, root)
+        sample = sampling_rate(run, args.samples)
+        end_to_end = generate_rate(run, root, config, args.samples, args.size)
+    print(
+        f"{resolution:>4} px  G {count_parameters(run.generator) / 1e6:.2f} M, D "
+        f"{count_parameters(run.discriminator) / 1e6:.2f} M params, batch {recipe.batch_size}: "
+        f"train {train:7.1f} img/s ({train / recipe.batch_size:.2f} steps/s)  "
+        f"sample {sample:7.1f} img/s  generate->{args.size}px PNG {end_to_end:6.1f} img/s"
+    )
 
 
 if __name__ == "__main__":

@@ -82,8 +82,9 @@ def _rows(report: QualityReport) -> list[tuple[str, str, str, str]]:
 def grade_table(report: QualityReport) -> Table:
     """Per grade: synthetic figure / held-out real figure."""
     table = Table(title=f"{report.augmentation} per grade (synthetic / held-out real)", title_justify="left")
-    for column in ("grade", "images", "FID", "KID", "precision", "coverage", "graded as intended", "confidence", "near-copies"):
-        table.add_column(column, justify="left" if column == "grade" else "right")
+    for column in ("grade", "real", "images", "FID", "KID", "precision", "coverage", "as intended", "confidence",
+                   "near-copies"):
+        table.add_column(column, justify="left" if column == "grade" else "right", no_wrap=True)
     flagged = {g: 0 for g in report.per_grade}
     for item in report.memorisation.nearest:
         if item.flagged:
@@ -93,7 +94,8 @@ def grade_table(report: QualityReport) -> Table:
         fs, fr = report.fidelity.per_grade.get(grade), report.reference_fidelity.per_grade.get(grade)
         table.add_row(
             f"{int(grade)} {grade.label}",
-            f"{s.n_images} / {r.n_images if r else 0} (real {s.n_real})",
+            str(s.n_real),
+            f"{s.n_images} / {r.n_images if r else 0}",
             _pair(s.fid, r.fid if r else None, lambda v: f"{v:.2f}"),
             _pair(s.kid_mean, r.kid_mean if r else None, lambda v: f"{v:.4f}"),
             _pair(s.precision, r.precision if r else None, _pct),

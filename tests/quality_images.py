@@ -12,8 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from adapters.imaging.png import encode_png
-from adapters.quality.config import QualityConfig
-from adapters.trainers.config import CNNConfig
+from adapters.quality.config import QualityCNNConfig, QualityConfig
 from application.ports import GenerationRequest, GenerationResult, ImageStore
 from domain import FundusImage, Grade, Origin, Provenance, Split
 from domain.images import storage_key
@@ -66,7 +65,7 @@ def fill_real(store: ImageStore, train_per_grade: int = 12, test_per_grade: int 
 
 def tiny_config(**updates: object) -> QualityConfig:
     """A quality configuration small enough for a test (a tiny CNN at 32 px)."""
-    cnn = CNNConfig(
+    cnn = QualityCNNConfig(
         epochs=12, image_size=SIZE, batch_size=16, channels=(8, 16, 32), fc=(32, 32, 16), dropout=0.1,
         online_augmentation=False, class_weighted=True, lr=3e-3, num_threads=1,
     )  # fmt: skip

@@ -106,7 +106,9 @@ def manifold_chart(reports: Mapping[str, QualityReport], *, dpi: int = DPI) -> b
                      color=_REFERENCE if index == 0 else None)
         axes.set_xticks(x, list(metrics))
         axes.set_title(f"Against the real training images, in the {first.feature_space} feature space")
-        axes.legend(fontsize=8)
+        highest = max([1.0, *(getattr(s, m) or 0.0 for s in rows for m in metrics)])
+        axes.set_ylim(0, highest * 1.25)  # room for the legend above the bars
+        axes.legend(fontsize=8, ncol=len(names), loc="upper center")
         return _png(figure)
 
 
@@ -119,7 +121,7 @@ def worst_pairs(report: QualityReport, store: ImageStore, *, count: int, thumb: 
     with matplotlib.rc_context({**_STYLE, "axes.grid": False}):
         columns = min(4, len(pairs))
         rows = -(-len(pairs) // columns)
-        figure = Figure(figsize=(columns * 3.2, rows * 1.9), dpi=dpi)
+        figure = Figure(figsize=(columns * 3.2, rows * 2.3 + 0.4), dpi=dpi)
         for index, pair in enumerate(pairs):
             axes = figure.add_subplot(rows, columns, index + 1)
             axes.imshow(_side_by_side(pair, store, thumb))

@@ -32,7 +32,9 @@ def quality_section(result: ExperimentResult, store: ImageStore, *, dpi: int = p
             f"Measured in the {first.feature_space} feature space against the real training images; each figure "
             "is shown beside the same figure for held-out real images (the test split), which is what a perfect "
             "generator would score. Label fidelity uses a CNN trained on the real training images only; "
-            f"it grades held-out real images right {_pct(first.classifier_accuracy)} of the time.",
+            f"it grades held-out real images right {_pct(first.classifier_accuracy)} of the time. Overall figures "
+            "also compare the mix of grades (synthetic sets are balanced, real ones are not); per-grade figures "
+            "compare like with like.",
             "note",
         ),
         overview_table(result.quality),
@@ -100,7 +102,7 @@ def grade_table(report: QualityReport) -> Table:
         s, r = report.per_grade[grade], report.reference_per_grade.get(grade)
         fs, fr = report.fidelity.per_grade.get(grade), report.reference_fidelity.per_grade.get(grade)
         rows.append((
-            f"{int(grade)} {grade.label}",
+            f"grade {int(grade)} ({grade.label})",
             f"{s.n_images} / {r.n_images if r else 0}",
             f"{_num(s.fid, 2)} / {_num(r.fid if r else None, 2)}",
             f"{_pct(s.precision)} / {_pct(r.precision if r else None)}",

@@ -34,6 +34,7 @@ from adapters.generators.dcgan.model import (
     latent,
     recalibrate_batch_norm,
     sample_images,
+    torch_threads,
 )
 from application.errors import ConfigError, GeneratorError
 from medaug.settings import load_settings
@@ -161,6 +162,15 @@ def test_batch_norm_recalibration_sets_statistics_from_the_given_inputs() -> Non
     assert not generator.training and norm.momentum == momentum
     assert int(norm.num_batches_tracked) == 2
     assert not torch.allclose(norm.running_mean, torch.zeros_like(norm.running_mean))
+
+
+def test_thread_count_is_set_for_the_block_and_restored() -> None:
+    assert DCGANConfig().num_threads == 1
+    with torch_threads(2):
+        assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == 1
+    with torch_threads(None):
+        assert torch.get_num_threads() == 1
 
 
 # -- DiffAugment -----------------------------------------------------------------------------

@@ -155,7 +155,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         checkpoint_every=3, sheet_per_grade=2, diversity_samples=4, ema_decay=0.9, generate_batch_size=4,
     ),
     "quick": dict(
-        resolution=64, latent_dim=100, embed_dim=16, g_channels=16, d_channels=16, train_steps=600, batch_size=32,
+        resolution=64, latent_dim=100, embed_dim=16, g_channels=32, d_channels=32, train_steps=600, batch_size=32,
         checkpoint_every=100, sheet_per_grade=8, diversity_samples=32, ema_decay=0.99, generate_batch_size=32,
     ),
     "standard": dict(
@@ -176,8 +176,10 @@ class DCGANConfig(BaseModel):
         profile: ``tiny``, ``quick`` (CPU, 64 px) or ``standard`` (GPU, 128 px).
         seed: training seed (default: the global ``seed``).
         device: ``auto``, ``cpu`` or ``cuda`` (default: the global ``device``).
-        num_threads: torch CPU threads while training and generating (default: torch's own).
-            On a CPU shared with other work, 1 can be many times faster than oversubscribing.
+        num_threads: torch CPU threads while training and generating (None: torch's own
+            default). 1 by default: the DCGAN's small convolutions gain little from more threads,
+            and on a busy CPU extra threads cost far more than they give (2 cores shared with other
+            work: 186 img/s training at 64 px on 1 thread, 51 img/s on 2; see benchmarks/dcgan.py).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -185,7 +187,7 @@ class DCGANConfig(BaseModel):
     profile: str = "quick"
     seed: int | None = None
     device: Literal["auto", "cpu", "cuda"] | None = None
-    num_threads: int | None = Field(default=None, ge=1, le=256)
+    num_threads: int | None = Field(default=1, ge=1, le=256)
 
     resolution: int | None = None
     latent_dim: int | None = None

@@ -1,0 +1,37 @@
+"""Quality settings: defaults, partial overrides and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adapters.quality.config import FilterConfig, QualityConfig
+from application.errors import ConfigError
+from medaug.settings import load_settings
+
+
+def test_a_partial_cnn_override_keeps_the_quality_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDAUG_QUALITY__CNN__NUM_THREADS", "1")
+    cnn = load_settings().quality.cnn
+    assert (cnn.num_threads, cnn.epochs, cnn.image_size, cnn.class_weighted) == (1, 30, 64, True)
+
+
+def test_quality_settings_from_toml(tmp_path: Path) -> None:
+    config = tmp_path / "medaug.toml"
+    config.write_text("[quality]\ntstr = false\n[quality.thresholds]\nssim = 0.9\n[quality.filter]\nmin_confidence = 0.4\n")
+    quality = load_settings(config).quality
+    assert not quality.tstr and quality.thresholds.ssim == 0.9 and quality.thresholds.pixel_correlation == 0.8
+    assert quality.filter.enabled and quality.filter.max_attempts == 5
+
+
+def test_inception_without_weights_is_a_one_line_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "medaug.toml"
+    config.write_text('[quality]\nfeatures = "inception"\n')
+    with pytest.raises(ConfigError, match="never downloads weights"):
+        load_settings(config)
+
+
+def test_the_default_filter_drops_nothing() -> None:
+    assert not FilterConfig().enabled and not QualityConfig().filter.enabled
+    assert FilterConfig(drop_near_copies=True).enabled and FilterConfig(min_confidence=0.0).enabled
