@@ -49,8 +49,9 @@ def run(
         generators=[generator],
     )
     gen = bootstrap.build_generator(generator, cfg, image_store)
+    size = bootstrap.store_image_size(image_store) or cfg.image_size
     if dry_run:
-        estimates = estimate_augmentation(image_store, plan, {generator: gen}, size=cfg.image_size)
+        estimates = estimate_augmentation(image_store, plan, {generator: gen}, size=size)
         for gen_name, estimate in estimates.items():
             _print_estimate(plan.augmentation, gen_name, estimate)
         return
@@ -59,7 +60,7 @@ def run(
         cfg, image_store, min_confidence=min_confidence, drop_near_copies=drop_near_copies, progress=progress
     )
     try:
-        report = augment(image_store, plan, {generator: gen}, size=cfg.image_size, progress=progress,
+        report = augment(image_store, plan, {generator: gen}, size=size, progress=progress,
                          screen=screen, max_attempts=cfg.quality.filter.max_attempts)
     except BudgetExhausted as stop:
         err_console.print(f"[yellow]stopped:[/] {stop}; images made so far are kept, re-run to continue",

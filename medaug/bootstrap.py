@@ -376,6 +376,17 @@ def write_quality_outputs(
     return write(reports, store, out, worst=worst)
 
 
+def store_image_size(store: ImageStore) -> int | None:
+    """The side of the store's real images (synthetic ones are made to match), or None if empty."""
+    from adapters.imaging.png import decode_pil
+    from domain import Origin
+
+    real = store.list(origin=Origin.REAL)
+    if not real:
+        return None
+    return decode_pil(store.get(real[0].id)).width
+
+
 # -- progress --------------------------------------------------------------------------------
 
 

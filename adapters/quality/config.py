@@ -77,7 +77,8 @@ class QualityConfig(BaseModel):
             correlation, so that what every fundus photograph shares (the round field, vignetting,
             the colour of the retina) does not count as similarity.
         flip_invariant: compare with mirrored training images too (a mirrored copy still leaks).
-        ssim_candidates: training images (by pixel correlation) whose SSIM is computed.
+        ssim_candidates: training images (the best by pixel correlation first) whose SSIM with an image is
+            computed; the highest counts (SSIM is the slowest step: 1 is enough when correlation matches).
         tstr: train a CNN on each set's synthetic images alone and test it on the real test split.
         worst_pairs: pairs shown side by side in the plots.
         in_experiments: add a quality section per arm to experiment reports.
@@ -99,7 +100,7 @@ class QualityConfig(BaseModel):
     similarity_size: int = Field(default=64, ge=16, le=512)
     highpass_sigma: float = Field(default=1.0, gt=0, le=16)
     flip_invariant: bool = True
-    ssim_candidates: int = Field(default=3, ge=1, le=50)
+    ssim_candidates: int = Field(default=1, ge=1, le=50)
     tstr: bool = True
     worst_pairs: int = Field(default=8, ge=0, le=64)
     in_experiments: bool = True

@@ -26,7 +26,11 @@ from adapters.generators.dcgan.checkpoint import (
 )
 from adapters.generators.dcgan.config import PROFILES, DCGANConfig, DCGANRecipe
 from adapters.generators.dcgan.diffaugment import cutout, diff_augment
-from adapters.generators.dcgan.diversity import diversity_report, mean_pairwise_distance, real_diversity
+from adapters.generators.dcgan.diversity import (
+    diversity_report,
+    mean_pairwise_distance,
+    real_diversity,
+)
 from adapters.generators.dcgan.model import (
     Discriminator,
     Generator,
@@ -140,7 +144,7 @@ def test_the_generator_is_conditioned_on_the_grade() -> None:
 
 def test_networks_are_initialised_by_the_seed() -> None:
     first, second, other = build_networks(tiny(), 3)[0], build_networks(tiny(), 3)[0], build_networks(tiny(), 4)[0]
-    for a, b, c in zip(first.state_dict().values(), second.state_dict().values(), other.state_dict().values(), strict=True):
+    for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     assert any(not torch.equal(a, c) for a, c in zip(first.parameters(), other.parameters(), strict=True))
 

@@ -14,14 +14,24 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from adapters.generators.dcgan.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from adapters.generators.dcgan.checkpoint import (
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+)
 from adapters.generators.dcgan.config import DCGANConfig
 from adapters.generators.dcgan.generator import DCGANGenerator
 from adapters.generators.dcgan.training import DCGANTrainer, _Run, training_tensors
 from adapters.imaging.png import decode_png
 from adapters.stores.local import LocalImageStore
 from application.errors import ConfigError, GeneratorError, InputError
-from application.ports import GenerationRequest, GeneratorTrainer, ImageGenerator, LabelledImage, NullProgress
+from application.ports import (
+    GenerationRequest,
+    GeneratorTrainer,
+    ImageGenerator,
+    LabelledImage,
+    NullProgress,
+)
 from cli.app import app
 from domain import Grade, Origin, Split
 from tests.adapters.test_dcgan import one_torch_thread  # noqa: F401 - autouse fixture: one torch thread
@@ -174,7 +184,7 @@ def test_empty_input_corrupt_images_and_other_architectures_fail_before_work(tmp
 
 
 def test_switching_stabilisers_off_still_trains(tmp_path: Path) -> None:
-    plain = dict(spectral_norm=False, diffaugment="", label_smoothing=0.0, ema_decay=0.0, flips="none")
+    plain = {"spectral_norm": False, "diffaugment": "", "label_smoothing": 0.0, "ema_decay": 0.0, "flips": "none"}
     result = trainer(tmp_path, **plain, train_steps=3, d_lr=4e-4, g_lr=1e-4).train(images(), progress=NullProgress())
     assert result.steps == 3 and np.isfinite(result.final_loss)
 

@@ -58,7 +58,7 @@ def test_augment_run_then_stats_shows_balanced_counts(store: Path) -> None:
     assert [r + s for r, s in zip(real, synthetic, strict=True)] == [6, 6, 6, 6, 6]
 
     images = LocalImageStore(store).list(origin=Origin.SYNTHETIC)
-    assert len(images) == 14 and all(decode_png(LocalImageStore(store).get(i.id)).shape == (24, 24, 3) for i in images)
+    assert len(images) == 14 and all(decode_png(LocalImageStore(store).get(i.id)).shape == (20, 20, 3) for i in images)  # made at the store's size, not settings.image_size
 
 
 def test_augment_run_twice_adds_nothing(store: Path) -> None:

@@ -9,6 +9,7 @@ Subclass ``QualityAnalyzerContract`` and provide an ``analyzer`` fixture (tiny a
 from __future__ import annotations
 
 import json
+
 import pytest
 
 from adapters.imaging.png import encode_png
@@ -26,18 +27,23 @@ from domain import Grade
 from tests.quality_images import fill_real, fundus_like, noise_image, synthetic
 
 
-@pytest.fixture(scope="module")
-def quality_store(tmp_path_factory: pytest.TempPathFactory) -> LocalImageStore:
-    store = LocalImageStore(tmp_path_factory.mktemp("contract") / "store")
-    fill_real(store, train_per_grade=6, test_per_grade=3)
-    for grade in (1, 3):
-        for index in range(3):
-            store.put(synthetic(f"mixed-copy-g{grade}-{index}", grade, "mixed"), encode_png(fundus_like(100 * grade + index, grade)))
-            store.put(synthetic(f"mixed-new-g{grade}-{index}", grade, "mixed"), encode_png(fundus_like(9000 + 10 * grade + index, grade)))
-    return store
+class QualityStore:
+    """Provides ``quality_store`` to the contracts (and to their subclasses' fixtures)."""
+
+    @pytest.fixture(scope="class")
+    def quality_store(self, tmp_path_factory: pytest.TempPathFactory) -> LocalImageStore:
+        store = LocalImageStore(tmp_path_factory.mktemp("contract") / "store")
+        fill_real(store, train_per_grade=6, test_per_grade=3)
+        for grade in (1, 3):
+            for index in range(3):
+                copy = fundus_like(100 * grade + index, grade)  # = real training image train-g<grade>-<index>
+                store.put(synthetic(f"mixed-copy-g{grade}-{index}", grade, "mixed"), encode_png(copy))
+                new = fundus_like(9000 + 10 * grade + index, grade)
+                store.put(synthetic(f"mixed-new-g{grade}-{index}", grade, "mixed"), encode_png(new))
+        return store
 
 
-class QualityAnalyzerContract:
+class QualityAnalyzerContract(QualityStore):
     """What every QualityAnalyzer does (see its docstring in ``application.ports``)."""
 
     @pytest.fixture
@@ -73,7 +79,7 @@ class QualityAnalyzerContract:
                 analyzer.assess(request.model_copy(update=empty), quality_store, progress=NullProgress())
 
 
-class SyntheticScreenContract:
+class SyntheticScreenContract(QualityStore):
     """What every SyntheticScreen does (see its docstring in ``application.ports``)."""
 
     @pytest.fixture

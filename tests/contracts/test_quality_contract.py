@@ -7,7 +7,7 @@ import pytest
 from adapters.quality.analyzer import FundusQualityAnalyzer
 from adapters.quality.config import FilterConfig
 from adapters.quality.screen import QualityScreen
-from tests.contracts.quality import QualityAnalyzerContract, SyntheticScreenContract, quality_store  # noqa: F401
+from tests.contracts.quality import QualityAnalyzerContract, SyntheticScreenContract
 from tests.quality_images import tiny_config
 
 

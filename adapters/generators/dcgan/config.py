@@ -11,7 +11,14 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from application.errors import ConfigError
 
@@ -114,7 +121,8 @@ class DCGANRecipe(BaseModel):
         unknown = [op for op in operations if op not in DIFFAUGMENT_OPERATIONS]
         if unknown:
             raise ValueError(
-                f"unknown DiffAugment operation(s) {', '.join(unknown)}; choose from {', '.join(DIFFAUGMENT_OPERATIONS)}"
+                f"unknown DiffAugment operation(s) {', '.join(unknown)}; "
+                f"choose from {', '.join(DIFFAUGMENT_OPERATIONS)}"
             )
         if len(set(operations)) != len(operations):
             raise ValueError(f"DiffAugment policy {value!r} repeats an operation")
@@ -150,19 +158,21 @@ def diffaugment_operations(policy: str) -> tuple[str, ...]:
 
 
 PROFILES: dict[str, dict[str, Any]] = {
-    "tiny": dict(
-        resolution=16, latent_dim=16, embed_dim=4, g_channels=8, d_channels=8, train_steps=6, batch_size=8,
-        checkpoint_every=3, sheet_per_grade=2, diversity_samples=4, ema_decay=0.9, generate_batch_size=4,
-    ),
-    "quick": dict(
-        resolution=64, latent_dim=100, embed_dim=16, g_channels=32, d_channels=32, train_steps=600, batch_size=32,
-        checkpoint_every=100, sheet_per_grade=8, diversity_samples=32, ema_decay=0.99, generate_batch_size=32,
-    ),
-    "standard": dict(
-        resolution=128, latent_dim=128, embed_dim=64, g_channels=64, d_channels=64, train_steps=30000,
-        batch_size=64, checkpoint_every=2000, sheet_per_grade=8, diversity_samples=64, ema_decay=0.999,
-        generate_batch_size=64,
-    ),
+    "tiny": {
+        "resolution": 16, "latent_dim": 16, "embed_dim": 4, "g_channels": 8, "d_channels": 8,
+        "train_steps": 6, "batch_size": 8, "checkpoint_every": 3, "sheet_per_grade": 2,
+        "diversity_samples": 4, "ema_decay": 0.9, "generate_batch_size": 4,
+    },
+    "quick": {
+        "resolution": 64, "latent_dim": 100, "embed_dim": 16, "g_channels": 32, "d_channels": 32,
+        "train_steps": 600, "batch_size": 32, "checkpoint_every": 100, "sheet_per_grade": 8,
+        "diversity_samples": 32, "ema_decay": 0.99, "generate_batch_size": 32,
+    },
+    "standard": {
+        "resolution": 128, "latent_dim": 128, "embed_dim": 64, "g_channels": 64, "d_channels": 64,
+        "train_steps": 30000, "batch_size": 64, "checkpoint_every": 2000, "sheet_per_grade": 8,
+        "diversity_samples": 64, "ema_decay": 0.999, "generate_batch_size": 64,
+    },
 }
 """Built-in profiles: ``tiny`` (tests, seconds), ``quick`` (CPU, minutes, 64 px), ``standard`` (GPU, 128 px)."""
 
@@ -179,7 +189,8 @@ class DCGANConfig(BaseModel):
         num_threads: torch CPU threads while training and generating (None: torch's own
             default). 1 by default: the DCGAN's small convolutions gain little from more threads,
             and on a busy CPU extra threads cost far more than they give (2 cores shared with other
-            work: 186 img/s training at 64 px on 1 thread, 51 img/s on 2; see benchmarks/dcgan.py).
+            work: 58 img/s training the quick networks at 64 px on 1 thread, 5 img/s on 2; see
+            benchmarks/dcgan.py).
     """
 
     model_config = ConfigDict(extra="forbid")

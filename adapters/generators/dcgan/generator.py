@@ -6,7 +6,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adapters.generators.dcgan.checkpoint import SamplingModel, latest_checkpoint, load_sampling_model
+from adapters.generators.dcgan.checkpoint import (
+    SamplingModel,
+    latest_checkpoint,
+    load_sampling_model,
+)
 from adapters.generators.dcgan.config import DCGANConfig
 from adapters.generators.dcgan.model import sample_images, torch_threads
 from adapters.torch_support import resolve_device, tensor_to_png

@@ -17,6 +17,7 @@ border) is learnt from all of them, while the grade embedding carries what diffe
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,7 +56,7 @@ class Generator(nn.Module):
         self.latent_dim = recipe.latent_dim
         self.embed = nn.Embedding(NUM_GRADES, recipe.embed_dim)
         layers: list[nn.Module] = [_up(recipe.latent_dim + recipe.embed_dim, channels[0], stride=1, padding=0)]
-        layers += [_up(c_in, c_out) for c_in, c_out in zip(channels, channels[1:], strict=False)]
+        layers += [_up(c_in, c_out) for c_in, c_out in itertools.pairwise(channels)]
         layers += [nn.ConvTranspose2d(channels[-1], 3, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
@@ -77,7 +78,7 @@ class Discriminator(nn.Module):
         norm = _spectral if recipe.spectral_norm else (lambda module: module)
         channels = list(reversed(channel_plan(recipe.d_channels, recipe.resolution, recipe.max_multiplier)))
         layers: list[nn.Module] = [norm(nn.Conv2d(3, channels[0], 4, 2, 1)), nn.LeakyReLU(LEAK, inplace=True)]
-        for c_in, c_out in zip(channels, channels[1:], strict=False):
+        for c_in, c_out in itertools.pairwise(channels):
             layers += _down(c_in, c_out, norm, batch_norm=not recipe.spectral_norm)
         self.features = nn.Sequential(*layers)
         self.score = norm(nn.Conv2d(channels[-1], 1, 4, 1, 0))

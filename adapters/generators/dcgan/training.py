@@ -44,7 +44,11 @@ from adapters.generators.dcgan.checkpoint import (
 )
 from adapters.generators.dcgan.config import DCGANRecipe
 from adapters.generators.dcgan.diffaugment import diff_augment
-from adapters.generators.dcgan.diversity import DiversityReport, diversity_report, real_diversity
+from adapters.generators.dcgan.diversity import (
+    DiversityReport,
+    diversity_report,
+    real_diversity,
+)
 from adapters.generators.dcgan.model import (
     Discriminator,
     Generator,
@@ -198,7 +202,8 @@ class _Run:
         elif self.ema is not None:  # averaging switched on since: start it from the restored weights
             self.ema = self._new_ema()
         state = saved.state
-        self.step, self.images_seen, self.d_loss, self.g_loss = state.step, state.images_seen, state.d_loss, state.g_loss
+        self.step, self.images_seen = state.step, state.images_seen
+        self.d_loss, self.g_loss = state.d_loss, state.g_loss
         self.history = list(state.history)
 
     def train(self, progress: ProgressSink, profile: str) -> GeneratorTrainingResult:
@@ -324,7 +329,10 @@ class _Run:
         ema = {k: v for k, v in self.ema.state_dict().items() if k != "shadow_params"} if self.ema else None
         meta = CheckpointMeta(
             step=self.step, total_steps=self.total, seed=self.seed, recipe=self.recipe, diversity=signal,
-            parameters={"generator": count_parameters(self.generator), "discriminator": count_parameters(self.discriminator)},
+            parameters={
+                "generator": count_parameters(self.generator),
+                "discriminator": count_parameters(self.discriminator),
+            },
         )
         state = TrainingState(
             step=self.step, images_seen=self.images_seen, d_loss=self.d_loss, g_loss=self.g_loss,
@@ -362,7 +370,9 @@ class _Run:
             rows.append(torch.cat([chosen, blank]))
         write_bytes_atomic(self.root / "reals.png", tensor_to_png(contact_grid(torch.cat(rows), per_grade)))
 
-    def _result(self, checkpoint: Path | None, sheet: Path | None, done: int, seconds: float) -> GeneratorTrainingResult:
+    def _result(
+        self, checkpoint: Path | None, sheet: Path | None, done: int, seconds: float
+    ) -> GeneratorTrainingResult:
         per_second = done / max(seconds, 1e-9)
         return GeneratorTrainingResult(
             generator="dcgan",
