@@ -151,9 +151,9 @@ class DiffusionTrainer:
             if saved_meta.step >= self._recipe.train_steps:
                 return self._finished(existing, saved_meta)
         data, labels = training_tensors(images, self._recipe.resolution)
-        if not resume:
-            clear_checkpoints(self._root)
         run = _Run(self._recipe, self._root, self._seed, device, data, labels)
+        if not resume:
+            run.clear()
         if existing:
             run.restore(load_checkpoint(existing))
         return run.train(progress, self._profile)
@@ -198,6 +198,12 @@ class _Run:
     @property
     def world(self) -> int:
         return self.accelerator.num_processes
+
+    def clear(self) -> None:
+        """Start over: the main process removes earlier checkpoints."""
+        if self.accelerator.is_main_process:
+            clear_checkpoints(self.root)
+        self.accelerator.wait_for_everyone()
 
     def restore(self, saved: Saved) -> None:
         """Continue from checkpoint ``saved``: weights, optimizer, schedule, EMA and step."""
