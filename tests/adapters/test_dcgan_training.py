@@ -261,5 +261,5 @@ def test_cli_trains_the_dcgan_and_augment_fills_the_plan(tmp_path: Path, monkeyp
     assert "12 generated" in augmented.output
     synthetic = store.list(split=Split.TRAIN, origin=Origin.SYNTHETIC, augmentation="dcgan")
     assert len(synthetic) == 12 and {s.provenance.generator for s in synthetic} == {"dcgan"}
-    assert decode_png(store.get(synthetic[0].id)).shape == (24, 24, 3)
+    assert decode_png(store.get(synthetic[0].id)).shape == (16, 16, 3)  # the store's size, not settings.image_size
     assert synthetic[0].provenance.parameters["checkpoint"] == "step-000006"
