@@ -114,6 +114,7 @@ def save_checkpoint(root: Path, saved: Saved, *, keep: int) -> Path:
     save_file(_contiguous(saved.model), str(temp / "model.safetensors"))
     save_file(_contiguous(saved.ema), str(temp / "ema.safetensors"))
     save_file(_contiguous(saved.optimizer), str(temp / "optimizer.safetensors"))
+    _sync_files(temp)
     if target.exists():
         shutil.rmtree(target)
     os.replace(temp, target)
@@ -232,12 +233,11 @@ def check_compatible(meta: CheckpointMeta, recipe: DiffusionRecipe, path: Path) 
             )
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temp.write_bytes(data)
-    os.replace(temp, path)
+def _sync_files(folder: Path) -> None:
+    # The rename below is the commit point: the files must be on disk before it, not just cached.
+    for path in folder.iterdir():
+        with path.open("rb") as handle:
+            os.fsync(handle.fileno())
 
 
 def _write_json(path: Path, value: Any) -> None:

@@ -43,8 +43,8 @@ from adapters.generators.diffusion.checkpoint import (
     read_state,
     save_checkpoint,
     unflatten_optimizer,
-    write_bytes_atomic,
 )
+from adapters.files import write_atomic
 from adapters.generators.diffusion.config import NULL_CLASS, DiffusionRecipe
 from adapters.generators.diffusion.model import build_unet, count_parameters, noise_scheduler, unet_from_config
 from adapters.generators.diffusion.sampling import sample
@@ -328,7 +328,7 @@ class _Run:
             batch_size=self.recipe.generate_batch_size,
         ).images
         path = self.root / f"samples-{checkpoint_name(self.step)}.png"
-        write_bytes_atomic(path, tensor_to_png(contact_grid(images, per_grade)))
+        write_atomic(path, tensor_to_png(contact_grid(images, per_grade)))
         return path
 
 
