@@ -27,6 +27,7 @@ from diffusers.training_utils import EMAModel
 from torchvision.transforms.v2 import functional as TF
 from torchvision.utils import make_grid
 
+from adapters.files import write_atomic
 from adapters.generators.dcgan.checkpoint import (
     CheckpointMeta,
     Saved,
@@ -40,7 +41,6 @@ from adapters.generators.dcgan.checkpoint import (
     read_meta,
     save_checkpoint,
     unflatten_optimizer,
-    write_bytes_atomic,
 )
 from adapters.generators.dcgan.config import DCGANRecipe
 from adapters.generators.dcgan.diffaugment import diff_augment
@@ -355,7 +355,7 @@ class _Run:
         seeds = [derive_seed(self.seed, "dcgan-sheet", grade, i % per_grade) for i, grade in enumerate(grades)]
         images = sample_images(sampler, grades, seeds, batch_size=self.recipe.generate_batch_size, device=self.device)
         path = self.root / f"samples-{checkpoint_name(self.step)}.png"
-        write_bytes_atomic(path, tensor_to_png(contact_grid(images, per_grade)))
+        write_atomic(path, tensor_to_png(contact_grid(images, per_grade)))
         return path
 
     def _real_sheet(self) -> None:
@@ -368,7 +368,7 @@ class _Run:
             chosen = self.data[self.labels == int(grade)][:per_grade].cpu().add(1.0).div(2.0)
             blank = torch.zeros(per_grade - len(chosen), *self.data.shape[1:])
             rows.append(torch.cat([chosen, blank]))
-        write_bytes_atomic(self.root / "reals.png", tensor_to_png(contact_grid(torch.cat(rows), per_grade)))
+        write_atomic(self.root / "reals.png", tensor_to_png(contact_grid(torch.cat(rows), per_grade)))
 
     def _result(
         self, checkpoint: Path | None, sheet: Path | None, done: int, seconds: float

@@ -29,6 +29,7 @@ from diffusers.training_utils import EMAModel
 from torchvision.transforms.v2 import functional as TF
 from torchvision.utils import make_grid
 
+from adapters.files import write_atomic
 from adapters.generators.diffusion.checkpoint import (
     CheckpointMeta,
     Saved,
@@ -44,13 +45,22 @@ from adapters.generators.diffusion.checkpoint import (
     save_checkpoint,
     unflatten_optimizer,
 )
-from adapters.files import write_atomic
 from adapters.generators.diffusion.config import NULL_CLASS, DiffusionRecipe
-from adapters.generators.diffusion.model import build_unet, count_parameters, noise_scheduler, unet_from_config
+from adapters.generators.diffusion.model import (
+    build_unet,
+    count_parameters,
+    noise_scheduler,
+    unet_from_config,
+)
 from adapters.generators.diffusion.sampling import sample
 from adapters.torch_support import png_to_tensor, resolve_device, tensor_to_png
 from application.errors import ConfigError, InputError
-from application.ports import GeneratorTrainingResult, LabelledImage, NullProgress, ProgressSink
+from application.ports import (
+    GeneratorTrainingResult,
+    LabelledImage,
+    NullProgress,
+    ProgressSink,
+)
 from domain.grades import ALL_GRADES
 from domain.plan import derive_seed
 
