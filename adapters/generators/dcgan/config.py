@@ -15,12 +15,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from application.errors import ConfigError
+from adapters.generators.profiles import ProfileConfig, validate_recipe
 
 RESOLUTIONS: tuple[int, ...] = (16, 32, 64, 128)
 """Training resolutions: 64 (as in the thesis) and 128 for real work; 16 and 32 for tests."""
@@ -177,7 +176,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 """Built-in profiles: ``tiny`` (tests, seconds), ``quick`` (CPU, minutes, 64 px), ``standard`` (GPU, 128 px)."""
 
 
-class DCGANConfig(BaseModel):
+class DCGANConfig(ProfileConfig[DCGANRecipe]):
     """Settings of the dcgan generator (``[generators.dcgan]``).
 
     ``profile`` picks a built-in recipe; every recipe field set here overrides it.
@@ -194,8 +193,10 @@ class DCGANConfig(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
+    generator_name = "dcgan"
+    recipe_type = DCGANRecipe
+    profiles = PROFILES
 
-    profile: str = "quick"
     seed: int | None = None
     device: Literal["auto", "cpu", "cuda"] | None = None
     num_threads: int | None = Field(default=1, ge=1, le=256)
@@ -224,37 +225,7 @@ class DCGANConfig(BaseModel):
     collapse_threshold: float | None = None
     generate_batch_size: int | None = None
 
-    @model_validator(mode="after")
-    def _resolves(self) -> DCGANConfig:
-        try:
-            self.resolve()
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
-        return self
-
-    def overrides(self, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
-        """The recipe fields set explicitly here (optionally only those in ``fields``)."""
-        names = fields if fields is not None else tuple(DCGANRecipe.model_fields)
-        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
-
-    def resolve(self, profile: str | None = None) -> DCGANRecipe:
-        """The full recipe: ``profile`` (default: this config's) with this config's overrides.
-
-        Raises:
-            ConfigError: unknown profile or an invalid value (one line naming the field).
-        """
-        name = profile or self.profile
-        if name not in PROFILES:
-            raise ConfigError(f"unknown dcgan profile {name!r}; choose one of: {', '.join(PROFILES)}")
-        return recipe_from({**PROFILES[name], **self.overrides()}, where=f"dcgan profile {name!r}")
-
 
 def recipe_from(values: dict[str, Any], *, where: str) -> DCGANRecipe:
     """Validate ``values`` as a recipe, turning pydantic errors into one-line ``ConfigError``s."""
-    try:
-        return DCGANRecipe.model_validate(values)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
-        message = err["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{where}: {field + ': ' if field else ''}{message}") from None
+    return validate_recipe(DCGANRecipe, values, where=where)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +24,14 @@ import torch
 import torch.nn.functional as F
 from diffusers.training_utils import EMAModel
 from torchvision.transforms.v2 import functional as TF
-from torchvision.utils import make_grid
 
 from adapters.files import write_atomic
+from adapters.generators.checkpointing import checkpoint_name
 from adapters.generators.dcgan.checkpoint import (
     CheckpointMeta,
     Saved,
     TrainingState,
     check_compatible,
-    checkpoint_name,
     clear_checkpoints,
     flatten_optimizer,
     latest_checkpoint,
@@ -58,36 +56,25 @@ from adapters.generators.dcgan.model import (
     sample_images,
     torch_threads,
 )
-from adapters.torch_support import png_to_tensor, resolve_device, tensor_to_png
-from application.errors import ConfigError, InputError
+from adapters.generators.training_support import (
+    CheckpointedTrainer,
+    contact_grid,
+    epoch_indices,
+    smoothed,
+    training_tensors,
+)
+from adapters.torch_support import resolve_device, tensor_to_png
+from application.errors import ConfigError
 from application.ports import GeneratorTrainingResult, LabelledImage, ProgressSink
 from domain.grades import ALL_GRADES
 from domain.plan import derive_seed
 
 _log = structlog.get_logger(__name__)
 
-LOSS_SMOOTHING = 0.98
 EMA_POWER = 0.75
-SHEET_CELL = 128
 
 
-def training_tensors(images: Sequence[LabelledImage], resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decode training images to an ``N x 3 x R x R`` tensor in [-1, 1] and their grades.
-
-    Raises:
-        InputError: an image cannot be decoded (the message names it).
-    """
-    pixels = []
-    for image in images:
-        try:
-            pixels.append(png_to_tensor(image.data, size=resolution))
-        except (OSError, ValueError) as exc:
-            raise InputError(f"training image {image.image_id}: cannot decode ({exc})") from None
-    labels = torch.tensor([int(image.grade) for image in images], dtype=torch.long)
-    return torch.stack(pixels).mul_(2.0).sub_(1.0), labels
-
-
-class DCGANTrainer:
+class DCGANTrainer(CheckpointedTrainer[DCGANRecipe]):
     """Trains the class-conditional DCGAN of one store (a ``GeneratorTrainer``).
 
     Args:
@@ -99,6 +86,8 @@ class DCGANTrainer:
         num_threads: torch CPU threads while training (None: torch's default).
     """
 
+    generator_name = "dcgan"
+
     def __init__(
         self,
         recipe: DCGANRecipe,
@@ -109,22 +98,8 @@ class DCGANTrainer:
         profile: str = "",
         num_threads: int | None = None,
     ) -> None:
-        self._recipe = recipe
-        self._root = Path(checkpoint_dir)
-        self._seed = seed
-        self._device = device
-        self._profile = profile
+        super().__init__(recipe, checkpoint_dir, seed=seed, device=device, profile=profile)
         self._threads = num_threads
-
-    @property
-    def name(self) -> str:
-        """``dcgan``."""
-        return "dcgan"
-
-    @property
-    def checkpoint_dir(self) -> Path:
-        """The folder holding this trainer's checkpoints."""
-        return self._root
 
     def train(
         self, images: Sequence[LabelledImage], *, progress: ProgressSink, resume: bool = True
@@ -232,8 +207,8 @@ class _Run:
 
     def _optimisation_step(self, step: int) -> tuple[float, float]:
         rng = torch.Generator().manual_seed(derive_seed(self.seed, "dcgan-step", step))
-        index = epoch_indices(self.seed, len(self.data), step * self.recipe.batch_size, self.recipe.batch_size)
-        index = index.to(self.device)
+        size = self.recipe.batch_size
+        index = epoch_indices(self.seed, len(self.data), step * size, size, stream="dcgan-epoch").to(self.device)
         real, grades = _flip(self.data[index], self.recipe.flips, rng), self.labels[index]
         z = torch.randn(len(index), self.recipe.latent_dim, generator=rng).to(self.device)
         self.generator.train()
@@ -272,8 +247,7 @@ class _Run:
         return loss.item()
 
     def _smooth(self, d_loss: float, g_loss: float) -> None:
-        self.d_loss = d_loss if self.d_loss is None else LOSS_SMOOTHING * self.d_loss + (1 - LOSS_SMOOTHING) * d_loss
-        self.g_loss = g_loss if self.g_loss is None else LOSS_SMOOTHING * self.g_loss + (1 - LOSS_SMOOTHING) * g_loss
+        self.d_loss, self.g_loss = smoothed(self.d_loss, d_loss), smoothed(self.g_loss, g_loss)
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -413,35 +387,6 @@ def _diversity_metrics(signal: DiversityReport | None) -> dict[str, Any]:
         "diversity_min_ratio": signal.min_ratio,
         "collapsed_grades": list(signal.collapsed),
     }
-
-
-def contact_grid(images: torch.Tensor, per_row: int) -> torch.Tensor:
-    """A grid of ``images`` in [0, 1] (rows of ``per_row``: one row per grade), cells at least 128 px."""
-    zoom = max(1, SHEET_CELL // images.shape[-1])
-    if zoom > 1:
-        images = F.interpolate(images, scale_factor=zoom, mode="nearest")
-    return make_grid(images, nrow=per_row, padding=2, pad_value=1.0)
-
-
-def epoch_indices(seed: int, count: int, position: int, size: int) -> torch.Tensor:
-    """``size`` image indices starting at ``position`` of the endless stream of seeded epochs.
-
-    Each epoch is a permutation of ``range(count)`` seeded by ``(seed, epoch)``, so the batch of
-    any step can be recomputed without replaying the ones before it.
-    """
-    taken: list[torch.Tensor] = []
-    remaining = size
-    while remaining:
-        epoch, offset = divmod(position, count)
-        take = min(remaining, count - offset)
-        taken.append(_permutation(seed, epoch, count)[offset : offset + take])
-        position, remaining = position + take, remaining - take
-    return torch.cat(taken)
-
-
-@lru_cache(maxsize=8)
-def _permutation(seed: int, epoch: int, count: int) -> torch.Tensor:
-    return torch.randperm(count, generator=torch.Generator().manual_seed(derive_seed(seed, "dcgan-epoch", epoch)))
 
 
 def _flip(images: torch.Tensor, flips: str, rng: torch.Generator) -> torch.Tensor:

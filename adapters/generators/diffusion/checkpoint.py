@@ -14,25 +14,24 @@ Each checkpoint is written into a hidden temporary folder and renamed into place
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import torch
 from diffusers import UNet2DModel
 from pydantic import BaseModel, ConfigDict
-from safetensors.torch import load_file, save_file
 
+from adapters.generators import checkpointing
+from adapters.generators.checkpointing import (  # noqa: F401 (re-exported: tests and training import them from here)
+    flatten_optimizer,
+    latest_checkpoint,
+    list_checkpoints,
+    unflatten_optimizer,
+)
 from adapters.generators.diffusion.config import DiffusionRecipe
 from adapters.generators.diffusion.model import unet_from_config
-from application.errors import ConfigError, GeneratorError
 
 FORMAT = 1
-PREFIX = "step-"
 
 
 class CheckpointMeta(BaseModel):
@@ -83,49 +82,16 @@ class Saved(BaseModel):
     optimizer: dict[str, torch.Tensor]
 
 
-def checkpoint_name(step: int) -> str:
-    """Folder name of the checkpoint at ``step``."""
-    return f"{PREFIX}{step:06d}"
-
-
-def list_checkpoints(root: Path) -> list[Path]:
-    """Complete checkpoints under ``root``, oldest first."""
-    if not root.is_dir():
-        return []
-    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX) and p.name[len(PREFIX) :].isdigit()]
-    return sorted(found, key=lambda p: int(p.name[len(PREFIX) :]))
-
-
-def latest_checkpoint(root: Path) -> Path | None:
-    """The newest complete checkpoint under ``root``, or None."""
-    found = list_checkpoints(root)
-    return found[-1] if found else None
-
-
 def save_checkpoint(root: Path, saved: Saved, *, keep: int) -> Path:
     """Write ``saved`` as ``root/step-NNNNNN`` atomically and prune all but the newest ``keep``."""
-    root.mkdir(parents=True, exist_ok=True)
-    target = root / checkpoint_name(saved.meta.step)
-    temp = root / f".{target.name}.tmp-{os.getpid()}"
-    shutil.rmtree(temp, ignore_errors=True)
-    temp.mkdir()
-    _write_json(temp / "config.json", saved.meta.model_dump(mode="json"))
-    _write_json(temp / "state.json", saved.state.model_dump(mode="json"))
-    save_file(_contiguous(saved.model), str(temp / "model.safetensors"))
-    save_file(_contiguous(saved.ema), str(temp / "ema.safetensors"))
-    save_file(_contiguous(saved.optimizer), str(temp / "optimizer.safetensors"))
-    _sync_files(temp)
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(temp, target)
-    _prune(root, keep)
-    return target
+    documents = {"config.json": saved.meta, "state.json": saved.state}
+    tensors = {"model": saved.model, "ema": saved.ema, "optimizer": saved.optimizer}
+    return checkpointing.write_checkpoint(root, saved.meta.step, documents, tensors, keep=keep)
 
 
 def clear_checkpoints(root: Path) -> None:
     """Remove every checkpoint (and half-written temporary folder) under ``root``."""
-    for path in list_checkpoints(root) + _temporaries(root):
-        shutil.rmtree(path, ignore_errors=True)
+    checkpointing.clear_checkpoints(root)
 
 
 def read_meta(path: Path) -> CheckpointMeta:
@@ -134,13 +100,8 @@ def read_meta(path: Path) -> CheckpointMeta:
     Raises:
         GeneratorError: the file is missing or not a checkpoint config of this format.
     """
-    try:
-        meta = CheckpointMeta.model_validate_json((path / "config.json").read_bytes())
-    except (OSError, ValueError) as exc:
-        raise GeneratorError(f"{path / 'config.json'}: not a readable diffusion checkpoint ({_first_line(exc)})") from None
-    if meta.format != FORMAT:
-        raise GeneratorError(f"{path / 'config.json'}: checkpoint format {meta.format}, this build reads {FORMAT}")
-    return meta
+    parse = CheckpointMeta.model_validate_json
+    return checkpointing.read_config(path, parse, generator="diffusion", expected_format=FORMAT)
 
 
 def read_state(path: Path) -> TrainingState:
@@ -149,10 +110,8 @@ def read_state(path: Path) -> TrainingState:
     Raises:
         GeneratorError: the file is missing or corrupt.
     """
-    try:
+    with checkpointing.load_errors_as(f"{path / 'state.json'}: corrupt diffusion checkpoint"):
         return TrainingState.model_validate_json((path / "state.json").read_bytes())
-    except (OSError, ValueError) as exc:
-        raise GeneratorError(f"{path / 'state.json'}: corrupt diffusion checkpoint ({_first_line(exc)})") from None
 
 
 def load_checkpoint(path: Path) -> Saved:
@@ -162,10 +121,8 @@ def load_checkpoint(path: Path) -> Saved:
         GeneratorError: a file is missing or corrupt.
     """
     meta, state = read_meta(path), read_state(path)
-    try:
-        tensors = {name: load_file(str(path / f"{name}.safetensors")) for name in ("model", "ema", "optimizer")}
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise GeneratorError(f"{path}: corrupt diffusion checkpoint ({_first_line(exc)}); retrain with --fresh") from None
+    with checkpointing.load_errors_as(f"{path}: corrupt diffusion checkpoint", "; retrain with --fresh"):
+        tensors = checkpointing.load_tensor_files(path, ("model", "ema", "optimizer"))
     return Saved(meta=meta, state=state, **tensors)
 
 
@@ -188,79 +145,10 @@ def load_sampling_model(path: Path, device: torch.device) -> SamplingModel:
     """
     meta = read_meta(path)
     weights_file = path / "ema.safetensors"
-    try:
-        raw = weights_file.read_bytes()
-        unet = unet_from_config(meta.unet)
-        unet.load_state_dict(load_file(str(weights_file)))
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise GeneratorError(f"{weights_file}: cannot load diffusion weights ({_first_line(exc)})") from None
-    digest = hashlib.sha256(raw).hexdigest()[:16]
+    unet, digest = checkpointing.load_weights(weights_file, lambda: unet_from_config(meta.unet), generator="diffusion")
     return SamplingModel(unet=unet.to(device).eval(), meta=meta, checkpoint=path.name, digest=digest)
-
-
-def flatten_optimizer(state_dict: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Split an optimizer state dict into safetensors-ready tensors and JSON-ready rest."""
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, dict[str, Any]] = {}
-    for index, entries in state_dict["state"].items():
-        for name, value in entries.items():
-            if torch.is_tensor(value):
-                tensors[f"state.{index}.{name}"] = value
-            else:
-                scalars.setdefault(str(index), {})[name] = value
-    return tensors, {"param_groups": state_dict["param_groups"], "scalars": scalars}
-
-
-def unflatten_optimizer(tensors: dict[str, torch.Tensor], rest: dict[str, Any]) -> dict[str, Any]:
-    """The inverse of :func:`flatten_optimizer`."""
-    state: dict[int, dict[str, Any]] = defaultdict(dict)
-    for key, value in tensors.items():
-        _, index, name = key.split(".", 2)
-        state[int(index)][name] = value
-    for index, entries in rest.get("scalars", {}).items():
-        state[int(index)].update(entries)
-    return {"state": dict(state), "param_groups": rest["param_groups"]}
 
 
 def check_compatible(meta: CheckpointMeta, recipe: DiffusionRecipe, path: Path) -> None:
     """Raise ``ConfigError`` when ``recipe`` describes another model than checkpoint ``path``."""
-    theirs, ours = meta.recipe.architecture(), recipe.architecture()
-    for name, value in ours.items():
-        if theirs[name] != value:
-            raise ConfigError(
-                f"{path}: checkpoint has {name} = {_show(theirs[name])} but the configuration asks for "
-                f"{_show(value)}; train with --fresh to start a new model"
-            )
-
-
-def _sync_files(folder: Path) -> None:
-    # The rename below is the commit point: the files must be on disk before it, not just cached.
-    for path in folder.iterdir():
-        with path.open("rb") as handle:
-            os.fsync(handle.fileno())
-
-
-def _write_json(path: Path, value: Any) -> None:
-    path.write_text(json.dumps(value, indent=2, sort_keys=True))
-
-
-def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-
-
-def _temporaries(root: Path) -> list[Path]:
-    return [p for p in root.iterdir() if p.name.startswith(f".{PREFIX}")] if root.is_dir() else []
-
-
-def _prune(root: Path, keep: int) -> None:
-    for path in list_checkpoints(root)[:-keep] + _temporaries(root):
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _show(value: Any) -> str:
-    return str(tuple(value)) if isinstance(value, (list, tuple)) else str(value)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    checkpointing.check_architecture(meta.recipe.architecture(), recipe.architecture(), path)

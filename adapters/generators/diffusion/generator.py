@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ import torch
 
 from adapters.generators.diffusion.checkpoint import SamplingModel, latest_checkpoint, load_sampling_model
 from adapters.generators.diffusion.config import SAMPLING_FIELDS, DiffusionConfig, DiffusionRecipe, recipe_from
+from adapters.generators.diffusion.distributed import process_device, shard, world_size
 from adapters.generators.diffusion.sampling import sample, vary
 from adapters.torch_support import png_to_tensor, resolve_device, tensor_to_png
 from application.errors import GeneratorError, InputError
@@ -64,8 +64,8 @@ class DiffusionGenerator:
         if not requests:
             return []
         model, recipe = self._load()
-        if _world_size() > 1:
-            return _distributed(lambda part: self._generate(part, model, recipe), list(requests))
+        if world_size() > 1:
+            return shard(lambda part: self._generate(part, model, recipe), list(requests))
         return self._generate(list(requests), model, recipe)
 
     def _load(self) -> tuple[SamplingModel, DiffusionRecipe]:
@@ -76,7 +76,7 @@ class DiffusionGenerator:
                     f"no trained diffusion model in {self._root}; train one with "
                     "`medaug generator train diffusion --store STORE`"
                 )
-            device = _process_device() if _world_size() > 1 else resolve_device(self._device)
+            device = process_device() if world_size() > 1 else resolve_device(self._device)
             self._model = load_sampling_model(path, device)
             overrides = self._config.overrides(SAMPLING_FIELDS)
             self._recipe = recipe_from({**self._model.meta.recipe.model_dump(), **overrides}, where=str(path))
@@ -140,25 +140,3 @@ def _source(request: GenerationRequest, resolution: int) -> torch.Tensor:
         return png_to_tensor(request.source, size=resolution)
     except (OSError, ValueError) as exc:
         raise InputError(f"source image {request.source_id} of {request.image_id}: cannot decode ({exc})") from None
-
-
-def _world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def _process_device() -> torch.device:
-    from accelerate import PartialState
-
-    return PartialState(cpu=not torch.cuda.is_available()).device
-
-
-def _distributed(work, requests: list[GenerationRequest]) -> list[GenerationResult]:  # type: ignore[no-untyped-def]
-    """Under ``accelerate launch``: each process makes its share; every process gets all results."""
-    from accelerate import PartialState
-    from accelerate.utils import gather_object
-
-    state = PartialState(cpu=not torch.cuda.is_available())
-    with state.split_between_processes(list(range(len(requests)))) as mine:
-        made = [(i, r.model_dump()) for i, r in zip(mine, work([requests[i] for i in mine]), strict=True)]
-    gathered = sorted(gather_object(made), key=lambda pair: pair[0])
-    return [GenerationResult.model_validate(result) for _, result in gathered]

@@ -26,9 +26,10 @@ _SCHEDULE_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedul
 
 # Why these options: the model works in pixel space on [-1, 1], so the predicted clean image is
 # clipped to that range at every step (DDPM/DDIM ``clip_sample``, DPM-Solver++ ``thresholding``
-# with a maximum of 1). Without it an under-trained model's x0 estimate at high noise (divided by
-# a tiny alpha) explodes into colour noise. "trailing" spacing starts at the last training step,
-# so the first step sees the noise level the model was trained on.
+# with a maximum of 1). With epsilon prediction an under-trained model's x0 estimate at high noise
+# (its epsilon error divided by a tiny alpha) explodes into colour noise; v-prediction (the
+# default) avoids most of it and the clipping catches the rest. "trailing" spacing starts at the
+# last training step, so the first step sees the noise level the model was trained on.
 SAMPLER_OPTIONS: dict[str, dict[str, Any]] = {
     "dpmsolver++": {
         "algorithm_type": "dpmsolver++",

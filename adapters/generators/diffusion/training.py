@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +26,14 @@ from diffusers import DDPMScheduler, UNet2DModel
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel
 from torchvision.transforms.v2 import functional as TF
-from torchvision.utils import make_grid
 
 from adapters.files import write_atomic
+from adapters.generators.checkpointing import checkpoint_name
 from adapters.generators.diffusion.checkpoint import (
     CheckpointMeta,
     Saved,
     TrainingState,
     check_compatible,
-    checkpoint_name,
     clear_checkpoints,
     flatten_optimizer,
     latest_checkpoint,
@@ -46,6 +44,7 @@ from adapters.generators.diffusion.checkpoint import (
     unflatten_optimizer,
 )
 from adapters.generators.diffusion.config import NULL_CLASS, DiffusionRecipe
+from adapters.generators.diffusion.distributed import release_at_exit
 from adapters.generators.diffusion.model import (
     build_unet,
     count_parameters,
@@ -53,8 +52,15 @@ from adapters.generators.diffusion.model import (
     unet_from_config,
 )
 from adapters.generators.diffusion.sampling import sample
-from adapters.torch_support import png_to_tensor, resolve_device, tensor_to_png
-from application.errors import ConfigError, InputError
+from adapters.generators.training_support import (
+    CheckpointedTrainer,
+    contact_grid,
+    epoch_indices,
+    smoothed,
+    training_tensors,
+)
+from adapters.torch_support import resolve_device, tensor_to_png
+from application.errors import ConfigError
 from application.ports import (
     GeneratorTrainingResult,
     LabelledImage,
@@ -67,7 +73,6 @@ from domain.plan import derive_seed
 _log = structlog.get_logger(__name__)
 
 GRAD_CLIP = 1.0
-LOSS_SMOOTHING = 0.98
 
 
 def diffusion_loss(
@@ -95,23 +100,7 @@ def diffusion_loss(
     return F.mse_loss(prediction.float(), target.float())
 
 
-def training_tensors(images: Sequence[LabelledImage], resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decode training images to an ``N x 3 x R x R`` tensor in [-1, 1] and their grades.
-
-    Raises:
-        InputError: an image cannot be decoded (the message names it).
-    """
-    pixels = []
-    for image in images:
-        try:
-            pixels.append(png_to_tensor(image.data, size=resolution))
-        except (OSError, ValueError) as exc:
-            raise InputError(f"training image {image.image_id}: cannot decode ({exc})") from None
-    labels = torch.tensor([int(image.grade) for image in images], dtype=torch.long)
-    return torch.stack(pixels).mul_(2.0).sub_(1.0), labels
-
-
-class DiffusionTrainer:
+class DiffusionTrainer(CheckpointedTrainer[DiffusionRecipe]):
     """Trains the class-conditional diffusion model of one store (a ``GeneratorTrainer``).
 
     Args:
@@ -123,24 +112,7 @@ class DiffusionTrainer:
         profile: the profile's name, for messages.
     """
 
-    def __init__(
-        self, recipe: DiffusionRecipe, checkpoint_dir: Path, *, seed: int = 0, device: str = "auto", profile: str = ""
-    ) -> None:
-        self._recipe = recipe
-        self._root = Path(checkpoint_dir)
-        self._seed = seed
-        self._device = device
-        self._profile = profile
-
-    @property
-    def name(self) -> str:
-        """``diffusion``."""
-        return "diffusion"
-
-    @property
-    def checkpoint_dir(self) -> Path:
-        """The folder holding this trainer's checkpoints."""
-        return self._root
+    generator_name = "diffusion"
 
     def train(
         self, images: Sequence[LabelledImage], *, progress: ProgressSink, resume: bool = True
@@ -292,7 +264,7 @@ class _Run:
         return clean, noise, timesteps, labels
 
     def _smooth(self, loss: float) -> None:
-        self.loss = loss if self.loss is None else LOSS_SMOOTHING * self.loss + (1 - LOSS_SMOOTHING) * loss
+        self.loss = smoothed(self.loss, loss)
 
     def _checkpoint(self) -> tuple[Path, Path | None]:
         path, sheet = self.root / checkpoint_name(self.step), None
@@ -342,35 +314,6 @@ class _Run:
         return path
 
 
-def contact_grid(images: torch.Tensor, per_row: int) -> torch.Tensor:
-    """A grid of ``images`` (rows of ``per_row``: one row per grade), cells at least 128 px."""
-    zoom = max(1, 128 // images.shape[-1])
-    if zoom > 1:
-        images = F.interpolate(images, scale_factor=zoom, mode="nearest")
-    return make_grid(images, nrow=per_row, padding=2, pad_value=1.0)
-
-
-def epoch_indices(seed: int, count: int, position: int, size: int) -> torch.Tensor:
-    """``size`` image indices starting at ``position`` of the endless stream of seeded epochs.
-
-    Each epoch is a permutation of ``range(count)`` seeded by ``(seed, epoch)``, so any batch of
-    any step can be recomputed without replaying the ones before it.
-    """
-    taken: list[torch.Tensor] = []
-    remaining = size
-    while remaining:
-        epoch, offset = divmod(position, count)
-        take = min(remaining, count - offset)
-        taken.append(_permutation(seed, epoch, count)[offset : offset + take])
-        position, remaining = position + take, remaining - take
-    return torch.cat(taken)
-
-
-@lru_cache(maxsize=8)
-def _permutation(seed: int, epoch: int, count: int) -> torch.Tensor:
-    return torch.randperm(count, generator=torch.Generator().manual_seed(derive_seed(seed, "epoch", epoch)))
-
-
 def _flip(images: torch.Tensor, flips: str, rng: torch.Generator) -> torch.Tensor:
     horizontal = torch.rand(len(images), generator=rng) < 0.5
     vertical = torch.rand(len(images), generator=rng) < 0.5
@@ -389,11 +332,14 @@ def _accelerator(recipe: DiffusionRecipe, device: torch.device) -> Accelerator:
     if precision == "auto":
         precision = "no" if device.type != "cuda" else ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
     try:
-        return Accelerator(
+        accelerator = Accelerator(
             cpu=device.type == "cpu", mixed_precision=precision, gradient_accumulation_steps=recipe.grad_accumulation
         )
     except ValueError as exc:  # accelerate's state is per process and cannot change once set
         raise ConfigError(f"cannot set up diffusion training: {str(exc).splitlines()[0]}") from None
+    if accelerator.num_processes > 1:
+        release_at_exit()
+    return accelerator
 
 
 def _plain(config: Any) -> dict[str, Any]:
