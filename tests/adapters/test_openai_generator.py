@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import random
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +15,7 @@ import pytest
 from PIL import Image
 from structlog.testing import capture_logs
 
+from adapters.generators.openai_edits import generator as openai_generator
 from adapters.generators.openai_edits.config import OpenAIConfig
 from adapters.generators.openai_edits.generator import OpenAIGenerator, make_openai_client
 from adapters.generators.openai_edits.retry import retry_after
@@ -218,6 +222,69 @@ def test_usd_budget_uses_the_price_table(make, fake) -> None:  # type: ignore[no
     with pytest.raises(BudgetExhausted):
         generator.generate(requests_for("A", "B", "C"))
     assert fake.calls == 2
+
+
+def workers_load_the_budget_together(monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
+    """Make the budget race deterministic: a worker thread that builds budget state waits for the others.
+
+    If workers each build their own copy of the budget (as a lazy, unlocked load let them), all
+    ``workers`` meet here and every copy is built, every time. When the budget is built once
+    before the workers start, nothing waits (a lone worker would go on after the timeout).
+    """
+    caller = threading.current_thread()
+    meeting = threading.Barrier(workers, timeout=5.0)
+
+    class MeetingBudget(openai_generator._Budget):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            if threading.current_thread() is not caller:
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    meeting.wait()
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(openai_generator, "_Budget", MeetingBudget)
+
+
+@pytest.mark.parametrize("cap", ["images", "usd"])
+@pytest.mark.parametrize(("concurrency", "seed"), [(4, 0), (4, 1), (8, 2), (8, 3)])
+def test_concurrent_calls_never_pay_beyond_the_budget(make, fake, monkeypatch, cap, concurrency, seed) -> None:  # type: ignore[no-untyped-def]
+    budget = 3
+    caps: dict[str, Any] = (
+        {"budget_images": budget} if cap == "images" else {"budget_usd": budget * 0.5 + 0.25, "prices_usd": {"low": 0.5}}
+    )
+    workers_load_the_budget_together(monkeypatch, concurrency)
+    fake.script(together(budget))  # the paid calls only answer once they are all in flight at once
+    sources = [f"S{i:02d}" for i in range(3 * concurrency)]
+    random.Random(seed).shuffle(sources)
+    generator = make(max_concurrency=concurrency, **caps)
+    with pytest.raises(BudgetExhausted, match="budget reached") as stop:
+        generator.generate(requests_for(*sources))
+    assert fake.calls == budget and len(fake.served("image")) == budget
+    assert fake.max_in_flight == budget
+    assert len(stop.value.completed) == budget
+    assert [(e["status"], e["images"]) for e in ledger(generator)] == [("ok", 1)] * budget
+
+
+def test_refused_calls_give_their_budget_back_to_concurrent_calls(make, fake, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    workers_load_the_budget_together(monkeypatch, 4)
+    fake.script(refuse(), refuse())  # the first two calls in flight are refused
+    generator = make(budget_images=2, max_concurrency=4)
+    with pytest.raises(BudgetExhausted) as stop:
+        generator.generate(requests_for(*[f"S{i}" for i in range(8)]))
+    assert len(fake.served("refuse")) == 2 and len(fake.served("image")) == 2 and fake.calls == 4
+    completed = stop.value.completed
+    assert sum(bool(r.refused) for r in completed) == 2 and sum(bool(r.data) for r in completed) == 2
+    assert sorted(e["status"] for e in ledger(generator)) == ["ok", "ok", "refused", "refused"]
+
+
+def test_a_failed_call_gives_its_budget_back(make, fake) -> None:  # type: ignore[no-untyped-def]
+    fake.script(server_error())
+    generator = make(budget_images=2, max_concurrency=4, max_retries=0)
+    with pytest.raises(GeneratorError, match="HTTP 500"):
+        generator.generate(requests_for("A", "B", "C", "D"))
+    with pytest.raises(BudgetExhausted):
+        generator.generate(requests_for("E", "F", "G", "H", start=4))
+    assert len(fake.served("image")) == 2  # the failed call's hold went back; nothing was paid beyond it
+    assert [e["images"] for e in ledger(generator) if e["status"] == "error"] == [0]
 
 
 def test_privacy_gate_refuses_before_any_upload(make, fake) -> None:  # type: ignore[no-untyped-def]

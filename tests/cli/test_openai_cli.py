@@ -102,8 +102,7 @@ def test_dry_run_prints_calls_and_cost_and_sends_nothing(env, store: Path, fake:
 
 
 def test_budget_stop_is_a_clean_message(env, store: Path, fake: FakeOpenAI) -> None:  # type: ignore[no-untyped-def]
-    env["MEDAUG_GENERATORS__OPENAI__BUDGET_IMAGES"] = "4"
-    env["MEDAUG_GENERATORS__OPENAI__MAX_CONCURRENCY"] = "1"
+    env["MEDAUG_GENERATORS__OPENAI__BUDGET_IMAGES"] = "4"  # calls run at the default concurrency
     result = run_cli(env, "--store", str(store), "--generator", "openai", "--multiply", "2")
 
     assert result.exit_code == 3 and "budget reached" in result.output and "Traceback" not in result.output

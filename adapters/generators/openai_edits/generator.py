@@ -74,36 +74,51 @@ class _Stop(Exception):
 
 
 class _Budget:
-    """Images and estimated USD paid so far (from the ledger) plus calls in flight."""
+    """Images and estimated USD paid so far (from the ledger) plus calls in flight.
+
+    One instance per generator serves every worker: a call holds its share before it is sent and
+    settles it after, so calls in flight together can never ask for more than the budget has left.
+    """
 
     def __init__(self, config: OpenAIConfig, spent_images: int, spent_usd: float) -> None:
         self._config = config
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
         self.spent_images, self.spent_usd = spent_images, spent_usd
         self._held_images, self._held_usd = 0, 0.0
 
     def reserve(self, wanted: int) -> int:
-        """Hold budget for up to ``wanted`` images; how many may be asked (0: budget reached)."""
+        """Hold budget for up to ``wanted`` images; how many may be asked (0: budget reached).
+
+        While calls in flight hold all that is left, this waits for them to settle: one that is
+        refused or fails gives its hold back, so the budget is only reported reached once it is spent.
+        """
         price = self._config.price_per_image()
-        with self._lock:
-            allowed = wanted
-            if self._config.budget_images is not None:
-                allowed = min(allowed, self._config.budget_images - self.spent_images - self._held_images)
-            if self._config.budget_usd is not None and price > 0:
-                left = self._config.budget_usd - self.spent_usd - self._held_usd
-                allowed = min(allowed, math.floor(left / price + 1e-9))
-            allowed = max(allowed, 0)
+        with self._changed:
+            allowed = self._left(wanted, price)
+            while allowed < 1 and self._held_images > 0:
+                self._changed.wait()
+                allowed = self._left(wanted, price)
             self._held_images += allowed
             self._held_usd += allowed * price
             return allowed
 
+    def _left(self, wanted: int, price: float) -> int:
+        allowed = wanted
+        if self._config.budget_images is not None:
+            allowed = min(allowed, self._config.budget_images - self.spent_images - self._held_images)
+        if self._config.budget_usd is not None and price > 0:
+            left = self._config.budget_usd - self.spent_usd - self._held_usd
+            allowed = min(allowed, math.floor(left / price + 1e-9))
+        return max(allowed, 0)
+
     def settle(self, held: int, images: int, usd: float) -> None:
         """Release a hold and record what the call actually billed."""
-        with self._lock:
+        with self._changed:
             self._held_images -= held
             self._held_usd -= held * self._config.price_per_image()
             self.spent_images += images
             self.spent_usd += usd
+            self._changed.notify_all()
 
     def describe(self) -> str:
         """What was spent against which cap, for messages."""
@@ -140,6 +155,7 @@ class OpenAIGenerator:
         self._sleep = sleep
         self._secret = str(getattr(client, "api_key", "") or "") if client is not None else ""
         self._budget: _Budget | None = None
+        self._budget_lock = threading.Lock()
         self._refusals: dict[tuple[str, str], str] | None = None
         self._refusals_lock = threading.Lock()
         self._stop = threading.Event()
@@ -222,6 +238,7 @@ class OpenAIGenerator:
             if request.source is None:
                 raise GeneratorError(f"openai: request {request.image_id} has no source image to upload")
         self._stop.clear()
+        self._load_budget()  # before any worker starts: they all share this one budget
         groups: dict[str, list[int]] = defaultdict(list)
         for index, request in enumerate(requests):
             groups[self._fingerprint(request)].append(index)
@@ -478,12 +495,14 @@ class OpenAIGenerator:
             return self._refusals
 
     def _load_budget(self) -> _Budget:
-        if self._budget is None:
-            entries = self._ledger.entries()
-            self._budget = _Budget(
-                self._config, sum(e.images for e in entries), sum(e.cost_usd for e in entries)
-            )
-        return self._budget
+        """This generator's one budget, read from the ledger once (two copies would pay twice)."""
+        with self._budget_lock:
+            if self._budget is None:
+                entries = self._ledger.entries()
+                self._budget = _Budget(
+                    self._config, sum(e.images for e in entries), sum(e.cost_usd for e in entries)
+                )
+            return self._budget
 
     def _budget_message(self) -> str:
         return f"openai budget reached ({self._load_budget().describe()}); raise budget_images or budget_usd to go on"
