@@ -7,13 +7,24 @@ imported lazily inside the factories so that ``import medaug`` stays light and n
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from application.errors import ConfigError
-from application.ports import DatasetSource, GeneratorTrainer, ImageGenerator, ImageStore, Preprocessor, ProgressSink
-from application.ports import ClassifierTrainer, Evaluator, ReportWriter
-from application.ports import QualityAnalyzer, SyntheticScreen
+from application.ports import (
+    ClassifierTrainer,
+    DatasetSource,
+    Evaluator,
+    GeneratorTrainer,
+    ImageGenerator,
+    ImageStore,
+    Preprocessor,
+    ProgressSink,
+    QualityAnalyzer,
+    ReportWriter,
+    SyntheticScreen,
+)
 from domain.quality import QualityReport
 from medaug.settings import Settings
 
@@ -102,7 +113,10 @@ def _classic(settings: Settings, store: ImageStore) -> ImageGenerator:
 def _openai(settings: Settings, store: ImageStore) -> ImageGenerator:
     # The privacy gate (allow_external_upload) and the key are checked when it is first used, so
     # that ``augment run --dry-run`` can estimate costs before either is set.
-    from adapters.generators.openai_edits.generator import OpenAIGenerator, make_openai_client
+    from adapters.generators.openai_edits.generator import (
+        OpenAIGenerator,
+        make_openai_client,
+    )
 
     config = settings.generators.openai
     return OpenAIGenerator(make_openai_client(config), config, generator_dir(settings, "openai", store))
@@ -390,12 +404,19 @@ def store_image_size(store: ImageStore) -> int | None:
 # -- progress --------------------------------------------------------------------------------
 
 
-def build_progress(enabled: bool = True) -> ProgressSink:
-    """Rich progress bars for a terminal, or nothing."""
+def build_progress(enabled: bool = True, interactive: bool | None = None) -> ProgressSink:
+    """Rich bars when stderr is a terminal, periodic log lines when it is not, or nothing.
+
+    Args:
+        enabled: False shows no progress at all.
+        interactive: whether stderr is a terminal; None asks stderr.
+    """
     from application.ports import NullProgress
 
     if not enabled:
         return NullProgress()
-    from adapters.progress import RichProgress
+    from adapters.progress import LogProgress, RichProgress
 
-    return RichProgress()
+    if interactive is None:
+        interactive = sys.stderr.isatty()
+    return RichProgress() if interactive else LogProgress()
