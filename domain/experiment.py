@@ -146,6 +146,28 @@ class Summary(BaseModel):
     ci_low: float
     ci_high: float
 
+    def within(self, low: float, high: float) -> Summary:
+        """This summary with its interval clipped to the metric's possible range ``[low, high]``.
+
+        A t-interval over few seeds can reach past what the metric can take (a kappa above 1);
+        the clipped interval is the one worth printing. NaNs stay NaN.
+        """
+        return self.model_copy(
+            update={"ci_low": min(max(self.ci_low, low), high), "ci_high": max(min(self.ci_high, high), low)}
+            if self.n
+            else {}
+        )
+
+
+# The values each summarised metric can take (loss has no upper bound).
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    "accuracy": (0.0, 1.0),
+    "balanced_accuracy": (0.0, 1.0),
+    "macro_f1": (0.0, 1.0),
+    "quadratic_kappa": (-1.0, 1.0),
+    "loss": (0.0, float("inf")),
+}
+
 
 class Comparison(BaseModel):
     """An arm against the baseline arm for one classifier, on paired terms.

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import structlog
@@ -29,6 +29,7 @@ from application.services.augment import augment, plan_augmentation, training_se
 from application.services.splits import carve_validation
 from domain import Origin, Split
 from domain.experiment import (
+    METRIC_RANGES,
     Arm,
     CellKey,
     CellResult,
@@ -176,7 +177,9 @@ def _summaries(
         for classifier in spec.classifiers:
             group = [c for c in cells if c.key.arm == arm.name and c.key.classifier == classifier]
             out.setdefault(arm.name, {})[classifier] = {
-                metric: evaluator.summarise([_finite(getattr(c.metrics, metric)) for c in group])
+                metric: evaluator.summarise([_finite(getattr(c.metrics, metric)) for c in group]).within(
+                    *METRIC_RANGES[metric]
+                )
                 for metric in SUMMARY_METRICS
             }
     return out

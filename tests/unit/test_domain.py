@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 import pytest
 from pydantic import ValidationError
 
-from domain import DomainError, FundusImage, Grade, Origin, PlanPolicy, Provenance, Split, make_plan
-from domain.experiment import Arm, ExperimentSpec
+from domain import (
+    DomainError,
+    FundusImage,
+    Grade,
+    Origin,
+    PlanPolicy,
+    Provenance,
+    Split,
+    make_plan,
+)
+from domain.experiment import Arm, ExperimentSpec, Summary
 from tests.conftest import real_record, synthetic_record
 
 IDRID_TRAIN = {0: 134, 1: 20, 2: 136, 3: 74, 4: 49}
@@ -142,3 +152,11 @@ class TestExperimentSpec:
             Arm(name="classic")
         with pytest.raises(ValidationError, match="takes no generator"):
             Arm(name="none", generators=("classic",))
+
+
+def test_a_summary_interval_is_clipped_to_the_metric_range_and_nan_stays_nan() -> None:
+    wide = Summary(n=2, mean=0.95, std=0.1, ci_low=0.05, ci_high=1.85)
+    assert wide.within(-1.0, 1.0) == Summary(n=2, mean=0.95, std=0.1, ci_low=0.05, ci_high=1.0)
+    assert Summary(n=2, mean=0.1, std=0.1, ci_low=-0.3, ci_high=0.5).within(0.0, 1.0).ci_low == 0.0
+    empty = Summary(n=0, mean=math.nan, std=math.nan, ci_low=math.nan, ci_high=math.nan).within(0.0, 1.0)
+    assert math.isnan(empty.ci_low) and math.isnan(empty.ci_high)

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from application.errors import ConfigError
 from application.services.experiment import ExperimentContext, run_experiment
 from domain import DomainError, Origin, PlanPolicy, Split
-from domain.experiment import Arm, ExperimentSpec
-from tests.fakes import EchoGenerator, GradeOracleTrainer, InMemoryImageStore, MemoryRuns, SimpleEvaluator, populate
+from domain.experiment import Arm, ExperimentSpec, Summary
+from tests.fakes import (
+    EchoGenerator,
+    GradeOracleTrainer,
+    InMemoryImageStore,
+    MemoryRuns,
+    SimpleEvaluator,
+    populate,
+)
 
 TRAIN = {0: 30, 1: 5, 2: 30, 3: 15, 4: 10}
 
@@ -113,3 +122,20 @@ def test_empty_store_is_a_clear_error() -> None:
 def test_no_classic_arm_means_no_comparisons(store: InMemoryImageStore) -> None:
     result = run_experiment(spec(arms=(Arm(name="none"),)), context(store, GradeOracleTrainer(), MemoryRuns()))
     assert result.comparisons == ()
+
+
+class _WideIntervalEvaluator(SimpleEvaluator):
+    """Intervals wider than any metric's range, as a t-interval over two seeds can be."""
+
+    def summarise(self, values):  # type: ignore[no-untyped-def]
+        mean = sum(values) / len(values)
+        return Summary(n=len(values), mean=mean, std=0.5, ci_low=mean - 3, ci_high=mean + 3)
+
+
+def test_intervals_are_clipped_to_what_each_metric_can_take(store: InMemoryImageStore) -> None:
+    ctx = context(store, GradeOracleTrainer(), MemoryRuns())
+    ctx = dataclasses.replace(ctx, evaluator=_WideIntervalEvaluator())
+    summaries = run_experiment(spec(), ctx).summaries["classic"]["oracle"]
+    assert (summaries["accuracy"].ci_low, summaries["accuracy"].ci_high) == (0.0, 1.0)
+    assert (summaries["quadratic_kappa"].ci_low, summaries["quadratic_kappa"].ci_high) == (-1.0, 1.0)
+    assert summaries["loss"].ci_low == 0.0 and summaries["loss"].ci_high > 1.0
