@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from application.errors import MedaugError
 from domain import DomainError
@@ -43,7 +44,7 @@ def settings(**overrides: Any) -> Settings:
 
 def fail(message: str, code: int = 2) -> None:
     """Print one line in red on stderr and exit."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 
 from application.errors import ConfigError, MedaugError
 from application.ports import ImageGenerator, ImageStore, ProgressSink, RunRepository
@@ -22,7 +23,7 @@ from domain.experiment import THESIS_REFERENCES, Arm, ExperimentResult
 from domain.quality import QualityReport
 from medaug import bootstrap
 from medaug.experiment_config import DatasetConfig, ExperimentConfig
-from medaug.settings import Settings
+from medaug.settings import Settings, first_error
 
 _log = structlog.get_logger(__name__)
 
@@ -34,6 +35,8 @@ def experiment_settings(base: Settings, config: ExperimentConfig) -> Settings:
     merged = _deep_merge(base.model_dump(), config.settings)
     try:
         return type(base)(**merged)
+    except ValidationError as exc:
+        raise ConfigError(f"experiment {config.name}: [settings]: {first_error(exc)}") from None
     except ValueError as exc:
         raise ConfigError(f"experiment {config.name}: [settings]: {str(exc).splitlines()[0]}") from None
 

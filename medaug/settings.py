@@ -108,12 +108,13 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     try:
         return bound(**overrides)
     except ValidationError as exc:
-        raise ConfigError(f"{path or 'settings'}: {_first_error(exc)}") from None
+        raise ConfigError(f"{path or 'settings'}: {first_error(exc)}") from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: cannot read configuration ({exc})") from None
 
 
-def _first_error(exc: ValidationError) -> str:
+def first_error(exc: ValidationError) -> str:
+    """The first problem of a validation error as ``where: what``, with a count of the others."""
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"]) or "value"
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
