@@ -23,6 +23,7 @@ app.add_typer(experiment.app, name="experiment")
 app.add_typer(store.app, name="store")
 app.command("train")(handle_errors(experiment.train))
 app.command("quality")(quality.quality)
+app.command("report")(experiment.report)
 
 
 def _version(value: bool) -> None:

@@ -76,6 +76,9 @@ def test_the_command_line_narrows_arms_and_seeds_and_report_rebuilds(workspace: 
     rebuilt = invoke("experiment", "report", str(run))
     assert rebuilt.exit_code == 0, rebuilt.output
     assert (run / "report.html").is_file()
+    (run / "report.md").unlink()
+    assert invoke("report", str(run)).exit_code == 0  # the top-level shortcut
+    assert (run / "report.md").is_file()
 
 
 @pytest.mark.parametrize(
