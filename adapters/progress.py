@@ -21,6 +21,9 @@ from rich.progress import (
 )
 
 
+_log = structlog.get_logger("medaug.progress")
+
+
 class _RichTask:
     def __init__(self, progress: Progress, task_id: TaskID) -> None:
         self._progress = progress
@@ -94,8 +97,6 @@ class _LoggedTask:
             **{k: _fmt(v) for k, v in self._fields.items()},
         )
 
-
-_log = structlog.get_logger("medaug.progress")
 
 
 class LogProgress:
