@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 
-_SECRET_KEYS = re.compile(r"(api[_-]?key|secret|token|password|authorization|credential)", re.I)
+_SECRET_KEYS = re.compile(r"(api[_-]?key|secret|token|password|authorization|credential)", re.IGNORECASE)
 _SECRET_VALUES = re.compile(r"(sk-[A-Za-z0-9_-]{8,}|AKIA[0-9A-Z]{12,})")
 
 

@@ -20,7 +20,6 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-
 _log = structlog.get_logger("medaug.progress")
 
 

@@ -24,12 +24,12 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.logging import configure_logging  # noqa: E402
-from adapters.stores.local import LocalImageStore  # noqa: E402
-from adapters.stores.s3 import S3ImageStore, make_s3_client  # noqa: E402
-from application.services.sync import sync_stores  # noqa: E402
-from domain import FundusImage, Grade, Provenance, Split  # noqa: E402
-from domain.images import storage_key  # noqa: E402
+from adapters.logging import configure_logging
+from adapters.stores.local import LocalImageStore
+from adapters.stores.s3 import S3ImageStore, make_s3_client
+from application.services.sync import sync_stores
+from domain import FundusImage, Grade, Provenance, Split
+from domain.images import storage_key
 
 
 def _png(seed: int, size: int) -> bytes:

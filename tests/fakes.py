@@ -7,9 +7,25 @@ import io
 from collections.abc import Sequence
 
 from application.errors import StoreError
-from application.ports import GenerationRequest, GenerationResult, ImageStore, ProgressSink, TrainingOutcome, TrainingRequest
+from application.ports import (
+    GenerationRequest,
+    GenerationResult,
+    ImageStore,
+    ProgressSink,
+    TrainingOutcome,
+    TrainingRequest,
+)
 from domain import FundusImage, Grade, Origin, Split
-from domain.experiment import CellKey, CellResult, Comparison, EpochRecord, ExperimentResult, Metrics, Predictions, Summary
+from domain.experiment import (
+    CellKey,
+    CellResult,
+    Comparison,
+    EpochRecord,
+    ExperimentResult,
+    Metrics,
+    Predictions,
+    Summary,
+)
 
 
 class InMemoryImageStore:
@@ -189,4 +205,4 @@ def populate(store: ImageStore, train: dict[int, int], test_per_grade: int = 4) 
             store.put(real_record(f"te-{grade}-{i:03d}", grade, Split.TEST), tiny_png(9000 + grade * 10 + i))
 
 
-__all__ = ["EchoGenerator", "GradeOracleTrainer", "InMemoryImageStore", "MemoryRuns", "SimpleEvaluator", "Origin", "populate"]
+__all__ = ["EchoGenerator", "GradeOracleTrainer", "InMemoryImageStore", "MemoryRuns", "Origin", "SimpleEvaluator", "populate"]

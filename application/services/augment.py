@@ -166,7 +166,7 @@ def _store_results(
         if result.refused:
             _log.warning("generation_refused", image_id=job.image_id, generator=generator.name, reason=result.refused)
             continue
-        store.put(_record(plan, job, generator.name, result.parameters), result.data)
+        store.put(_record(plan, job, generator, result.parameters), result.data)
         stored += 1
     return stored
 
@@ -208,7 +208,9 @@ def _request(store: ImageStore, job: SyntheticJob, needs_source: bool, size: int
     )
 
 
-def _record(plan: AugmentationPlan, job: SyntheticJob, generator: str, parameters: dict) -> FundusImage:
+def _record(plan: AugmentationPlan, job: SyntheticJob, generator: ImageGenerator, parameters: dict) -> FundusImage:
+    # The plan gives every job a source image; only a generator that reads it derives the image from it.
+    sources = job.source_ids if generator.needs_source else ()
     return FundusImage(
         id=job.image_id,
         key=storage_key(Split.TRAIN, job.grade, job.image_id),
@@ -216,7 +218,7 @@ def _record(plan: AugmentationPlan, job: SyntheticJob, generator: str, parameter
         split=Split.TRAIN,
         origin=Origin.SYNTHETIC,
         augmentation=plan.augmentation,
-        provenance=Provenance(source_ids=job.source_ids, generator=generator, parameters=parameters, seed=job.seed),
+        provenance=Provenance(source_ids=sources, generator=generator.name, parameters=parameters, seed=job.seed),
     )
 
 

@@ -6,7 +6,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict
 
 from application.errors import InputError
-from application.ports import DatasetSource, ImageStore, Preprocessor, ProgressSink, NullProgress, SourceItem
+from application.ports import DatasetSource, ImageStore, NullProgress, Preprocessor, ProgressSink, SourceItem
 from domain import FundusImage, Origin, Provenance
 from domain.images import storage_key
 

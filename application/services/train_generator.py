@@ -5,7 +5,14 @@ from __future__ import annotations
 import structlog
 
 from application.errors import ConfigError
-from application.ports import GeneratorTrainer, GeneratorTrainingResult, ImageStore, LabelledImage, NullProgress, ProgressSink
+from application.ports import (
+    GeneratorTrainer,
+    GeneratorTrainingResult,
+    ImageStore,
+    LabelledImage,
+    NullProgress,
+    ProgressSink,
+)
 from domain import Origin, Split
 
 _log = structlog.get_logger(__name__)

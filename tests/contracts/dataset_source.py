@@ -26,8 +26,9 @@ class DatasetSourceContract:
         item = source.scan().items[0]
         data = source.read(item)
         assert isinstance(data, bytes) and data
-        from PIL import Image
         import io
+
+        from PIL import Image
 
         with Image.open(io.BytesIO(data)) as image:
             image.load()

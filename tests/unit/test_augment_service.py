@@ -98,6 +98,26 @@ def test_each_synthetic_image_has_provenance(store, generator) -> None:  # type:
         assert replayed == store.get(record.id)
 
 
+class _UnconditionalSampler:
+    """Draws images from noise by grade: it never reads the plan's source image."""
+
+    name, needs_source, batch_size = "sampler", False, 4
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        assert all(request.source is None for request in requests)
+        return [GenerationResult(image_id=r.image_id, data=png_bytes(r.seed, SIZE), parameters={}) for r in requests]
+
+
+def test_an_unconditional_sample_names_no_source_image(store) -> None:  # type: ignore[no-untyped-def]
+    plan = plan_augmentation(store, PlanPolicy.balance_total(TOTAL), seed=7, augmentation="sampled",
+                             generators=["sampler"])
+    augment(store, plan, {"sampler": _UnconditionalSampler()}, size=SIZE)
+    synthetic = store.list(origin=Origin.SYNTHETIC)
+    assert len(synthetic) == TOTAL - sum(TRAIN_COUNTS.values())
+    assert all(record.provenance.source_ids == () for record in synthetic)
+    assert all(record.provenance.generator == "sampler" for record in synthetic)
+
+
 def test_a_second_run_adds_nothing(store, generator) -> None:  # type: ignore[no-untyped-def]
     augment(store, _plan(store), {"classic": generator}, size=SIZE)
     before = _snapshot(store)
