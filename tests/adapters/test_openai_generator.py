@@ -224,6 +224,19 @@ def test_usd_budget_uses_the_price_table(make, fake) -> None:  # type: ignore[no
     assert fake.calls == 2
 
 
+def test_usd_budget_holds_the_dearest_price_the_api_has_billed(make, fake) -> None:  # type: ignore[no-untyped-def]
+    # The fake bills 272 output tokens a call: $0.34 at $1250 per 1M, dearer than the table's $0.20.
+    pricing = {"prices_usd": {"low": 0.2}, "usd_per_1m_input_tokens": 0.0, "usd_per_1m_output_tokens": 1250.0}
+    generator = make(budget_usd=1.0, max_concurrency=1, **pricing)
+    with pytest.raises(BudgetExhausted, match="budget reached"):
+        generator.generate(requests_for("A", "B", "C", "D"))
+    assert fake.calls == 2  # at the table's price a third call would have been sent, paying $1.02
+    assert sum(entry["cost_usd"] for entry in ledger(generator)) == pytest.approx(0.68)
+    with pytest.raises(BudgetExhausted):  # a new run starts from the ledger's price, not the table's
+        make(budget_usd=1.0, max_concurrency=1, **pricing).generate(requests_for("C", start=2))
+    assert fake.calls == 2
+
+
 def workers_load_the_budget_together(monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
     """Make the budget race deterministic: a worker thread that builds budget state waits for the others.
 

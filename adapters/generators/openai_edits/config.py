@@ -58,7 +58,10 @@ class OpenAIConfig(BaseModel):
         max_backoff_s: longest wait between retries, Retry-After included.
         timeout_s: per-request timeout.
         budget_images: most images this store may ever pay for (all runs); None = no cap.
-        budget_usd: most estimated USD this store may ever spend (all runs); None = no cap.
+        budget_usd: most estimated USD this store may ever spend (all runs); None = no cap. A call
+            is only sent when the budget left covers it at the dearest price per image seen so far
+            (``prices_usd`` or what calls have billed), so usage-based costs above the table's
+            price can overshoot only by the calls in flight when that price is first seen.
         prices_usd: USD per image by quality, for estimates and the budget.
         usd_per_1m_input_tokens: when set with the output price, the cost of a call is taken
             from the usage the API reports instead of ``prices_usd``.

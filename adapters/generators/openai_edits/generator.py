@@ -21,6 +21,7 @@ import warnings
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,14 @@ def make_openai_client(config: OpenAIConfig) -> openai.OpenAI | None:
     )
 
 
+@dataclass(frozen=True)
+class _Hold:
+    """Budget held by one call in flight."""
+
+    images: int
+    usd: float
+
+
 class _Stop(Exception):
     """Another worker stopped the batch; end this one without a call."""
 
@@ -78,6 +87,10 @@ class _Budget:
 
     One instance per generator serves every worker: a call holds its share before it is sent and
     settles it after, so calls in flight together can never ask for more than the budget has left.
+    A call's USD share is held at the dearest price per image seen so far (the configured price,
+    the ledger's average, or what any settled call billed): when the usage-based cost of a call
+    comes out above ``prices_usd``, later calls hold that much, so the overshoot of ``budget_usd``
+    is limited to the calls in flight when the dearer price was first seen.
     """
 
     def __init__(self, config: OpenAIConfig, spent_images: int, spent_usd: float) -> None:
@@ -85,39 +98,42 @@ class _Budget:
         self._changed = threading.Condition()
         self.spent_images, self.spent_usd = spent_images, spent_usd
         self._held_images, self._held_usd = 0, 0.0
+        self._price = max(config.price_per_image(), spent_usd / spent_images if spent_images else 0.0)
 
-    def reserve(self, wanted: int) -> int:
-        """Hold budget for up to ``wanted`` images; how many may be asked (0: budget reached).
+    def reserve(self, wanted: int) -> _Hold:
+        """Hold budget for up to ``wanted`` images; the hold's ``images`` may be 0 (budget reached).
 
         While calls in flight hold all that is left, this waits for them to settle: one that is
         refused or fails gives its hold back, so the budget is only reported reached once it is spent.
         """
-        price = self._config.price_per_image()
         with self._changed:
-            allowed = self._left(wanted, price)
+            allowed = self._left(wanted)
             while allowed < 1 and self._held_images > 0:
                 self._changed.wait()
-                allowed = self._left(wanted, price)
-            self._held_images += allowed
-            self._held_usd += allowed * price
-            return allowed
+                allowed = self._left(wanted)
+            hold = _Hold(images=allowed, usd=allowed * self._price)
+            self._held_images += hold.images
+            self._held_usd += hold.usd
+            return hold
 
-    def _left(self, wanted: int, price: float) -> int:
+    def _left(self, wanted: int) -> int:
         allowed = wanted
         if self._config.budget_images is not None:
             allowed = min(allowed, self._config.budget_images - self.spent_images - self._held_images)
-        if self._config.budget_usd is not None and price > 0:
+        if self._config.budget_usd is not None and self._price > 0:
             left = self._config.budget_usd - self.spent_usd - self._held_usd
-            allowed = min(allowed, math.floor(left / price + 1e-9))
+            allowed = min(allowed, math.floor(left / self._price + 1e-9))
         return max(allowed, 0)
 
-    def settle(self, held: int, images: int, usd: float) -> None:
+    def settle(self, hold: _Hold, images: int, usd: float) -> None:
         """Release a hold and record what the call actually billed."""
         with self._changed:
-            self._held_images -= held
-            self._held_usd -= held * self._config.price_per_image()
+            self._held_images -= hold.images
+            self._held_usd -= hold.usd
             self.spent_images += images
             self.spent_usd += usd
+            if images:
+                self._price = max(self._price, usd / images)
             self._changed.notify_all()
 
     def describe(self) -> str:
@@ -315,7 +331,8 @@ class OpenAIGenerator:
 
     def _call(self, request: GenerationRequest, fingerprint: str) -> GenerationResult:
         budget = self._load_budget()
-        held = budget.reserve(self._config.images_per_call)
+        hold = budget.reserve(self._config.images_per_call)
+        held = hold.images
         if held < 1:
             raise BudgetExhausted(self._budget_message())
         billed, usd = 0, 0.0
@@ -336,7 +353,7 @@ class OpenAIGenerator:
             data = to_working_size(images[0], request.size)
             return GenerationResult(image_id=request.image_id, data=data, parameters=parameters)
         finally:
-            budget.settle(held, billed, usd)
+            budget.settle(hold, billed, usd)
 
     def _keep(
         self, request: GenerationRequest, fingerprint: str, response: Any, images: list[bytes], usd: float
