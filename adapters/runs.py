@@ -10,9 +10,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from adapters.files import write_atomic
-from application.errors import ConfigError, StoreError
-from domain.experiment import CellKey, CellResult, ExperimentResult
+from medaug.adapters.files import write_atomic
+from medaug.application.errors import ConfigError, StoreError
+from medaug.domain.experiment import CellKey, CellResult, ExperimentResult
 
 RESULTS = "results.json"
 _CLAIM = "experiment.json"

@@ -7,8 +7,8 @@ import random
 import numpy as np
 import torch
 
-from adapters.imaging.png import decode_png, encode_png
-from application.errors import ConfigError
+from medaug.adapters.imaging.png import decode_png, encode_png
+from medaug.application.errors import ConfigError
 
 
 def resolve_device(preference: str = "auto") -> torch.device:

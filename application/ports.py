@@ -13,8 +13,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain import FundusImage, Grade, Origin, Split
-from domain.experiment import (
+from medaug.domain import FundusImage, Grade, Origin, Split
+from medaug.domain.experiment import (
     CellKey,
     CellResult,
     Comparison,
@@ -24,7 +24,7 @@ from domain.experiment import (
     Predictions,
     Summary,
 )
-from domain.quality import QualityReport
+from medaug.domain.quality import QualityReport
 
 PngBytes = bytes
 """An image encoded as PNG, 8-bit RGB, as exchanged by every port."""

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from adapters.generators.classic.config import ClassicConfig
-from adapters.generators.classic.generator import ClassicGenerator
-from adapters.imaging.png import encode_png
-from application.ports import GenerationRequest
-from domain import Grade
+from medaug.adapters.generators.classic.config import ClassicConfig
+from medaug.adapters.generators.classic.generator import ClassicGenerator
+from medaug.adapters.imaging.png import encode_png
+from medaug.application.ports import GenerationRequest
+from medaug.domain import Grade
 
 IDRID_TRAIN = (
     Path(__file__).resolve().parents[2] / "shared" / "datasets" / "idrid" / "B. Disease Grading"

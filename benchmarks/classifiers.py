@@ -25,15 +25,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adapters.imaging.png import encode_png
-from adapters.stores.local import LocalImageStore
-from adapters.trainers.cnn import CNNTrainer
-from adapters.trainers.config import CNNConfig, ResNetConfig
-from adapters.trainers.data import ImageTensors
-from adapters.trainers.resnet import ResNetTrainer
-from application.ports import NullProgress, TrainingOutcome, TrainingRequest
-from domain import FundusImage, Grade, Origin, Provenance, Split
-from domain.images import storage_key
+from medaug.adapters.imaging.png import encode_png
+from medaug.adapters.stores.local import LocalImageStore
+from medaug.adapters.trainers.cnn import CNNTrainer
+from medaug.adapters.trainers.config import CNNConfig, ResNetConfig
+from medaug.adapters.trainers.data import ImageTensors
+from medaug.adapters.trainers.resnet import ResNetTrainer
+from medaug.application.ports import NullProgress, TrainingOutcome, TrainingRequest
+from medaug.domain import FundusImage, Grade, Origin, Provenance, Split
+from medaug.domain.images import storage_key
 
 
 def disc_png(size: int, rng: np.random.Generator) -> bytes:

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import torch
 
-from adapters.generators.dcgan.checkpoint import latest_checkpoint
-from adapters.generators.dcgan.config import DCGANConfig, DCGANRecipe
-from adapters.generators.dcgan.generator import DCGANGenerator
-from adapters.generators.dcgan.model import count_parameters, sample_images
-from adapters.generators.dcgan.training import _Run
-from adapters.torch_support import resolve_device
-from application.ports import GenerationRequest
-from domain import Grade
+from medaug.adapters.generators.dcgan.checkpoint import latest_checkpoint
+from medaug.adapters.generators.dcgan.config import DCGANConfig, DCGANRecipe
+from medaug.adapters.generators.dcgan.generator import DCGANGenerator
+from medaug.adapters.generators.dcgan.model import count_parameters, sample_images
+from medaug.adapters.generators.dcgan.training import _Run
+from medaug.adapters.torch_support import resolve_device
+from medaug.application.ports import GenerationRequest
+from medaug.domain import Grade
 
 
 def training_rate(recipe: DCGANRecipe, device: torch.device, steps: int, root: Path) -> tuple[float, _Run]:

@@ -31,11 +31,11 @@ import torch
 from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
 from rich.console import Console
 
-from adapters.generators.diffusion.config import NULL_CLASS, DiffusionConfig, DiffusionRecipe
-from adapters.generators.diffusion.model import count_parameters
-from adapters.generators.diffusion.sampling import sample
-from adapters.generators.diffusion.training import _Run
-from adapters.torch_support import resolve_device
+from medaug.adapters.generators.diffusion.config import NULL_CLASS, DiffusionConfig, DiffusionRecipe
+from medaug.adapters.generators.diffusion.model import count_parameters
+from medaug.adapters.generators.diffusion.sampling import sample
+from medaug.adapters.generators.diffusion.training import _Run
+from medaug.adapters.torch_support import resolve_device
 
 
 class NullLabelUNet(UNet2DModel):

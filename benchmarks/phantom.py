@@ -26,7 +26,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.datasets.phantom import PhantomSource
+from medaug.adapters.datasets.phantom import PhantomSource
 
 
 def throughput(size: int, images: int) -> tuple[float, float]:
@@ -57,10 +57,10 @@ def learnability(n: int, epochs: int, seed: int) -> dict[str, float]:
     import torch
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, cohen_kappa_score
 
-    from adapters.imaging.png import decode_png
-    from adapters.imaging.preprocess import FundusPreprocessor
-    from adapters.torch_support import resolve_device, seed_everything
-    from domain import Split
+    from medaug.adapters.imaging.png import decode_png
+    from medaug.adapters.imaging.preprocess import FundusPreprocessor
+    from medaug.adapters.torch_support import resolve_device, seed_everything
+    from medaug.domain import Split
 
     torch.set_num_threads(2)
     generator = seed_everything(seed)

@@ -22,7 +22,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.imaging.preprocess import FundusPreprocessor
+from medaug.adapters.imaging.preprocess import FundusPreprocessor
 
 DEFAULT_ORIGINALS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "idrid-originals"
 

@@ -17,21 +17,21 @@ from pathlib import Path
 
 import torch
 
-from adapters.quality.analyzer import FundusQualityAnalyzer
-from adapters.quality.config import QualityConfig
-from adapters.stores.local import LocalImageStore
-from application.ports import ImageStore
-from application.services.quality import assess_quality, augmentation_sets
-from domain.quality import QualityReport
-from medaug import bootstrap
-from medaug.settings import load_settings
+from medaug.adapters.quality.analyzer import FundusQualityAnalyzer
+from medaug.adapters.quality.config import QualityConfig
+from medaug.adapters.stores.local import LocalImageStore
+from medaug.application.ports import ImageStore
+from medaug.application.services.quality import assess_quality, augmentation_sets
+from medaug.domain.quality import QualityReport
+from medaug.composition import bootstrap
+from medaug.composition.settings import load_settings
 
 
 def phantom_store(root: Path, n: int, size: int) -> ImageStore:
     """A phantom store with a classic augmentation set (balance-largest)."""
-    from application.services.augment import augment, plan_augmentation
-    from application.services.ingest import ingest
-    from domain import PlanPolicy
+    from medaug.application.services.augment import augment, plan_augmentation
+    from medaug.application.services.ingest import ingest
+    from medaug.domain import PlanPolicy
 
     settings = load_settings(image_size=size)
     store = LocalImageStore(root)

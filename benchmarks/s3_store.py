@@ -24,12 +24,12 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.logging import configure_logging
-from adapters.stores.local import LocalImageStore
-from adapters.stores.s3 import S3ImageStore, make_s3_client
-from application.services.sync import sync_stores
-from domain import FundusImage, Grade, Provenance, Split
-from domain.images import storage_key
+from medaug.adapters.logging import configure_logging
+from medaug.adapters.stores.local import LocalImageStore
+from medaug.adapters.stores.s3 import S3ImageStore, make_s3_client
+from medaug.application.services.sync import sync_stores
+from medaug.domain import FundusImage, Grade, Provenance, Split
+from medaug.domain.images import storage_key
 
 
 def _png(seed: int, size: int) -> bytes:
@@ -66,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging("console", "warning")
 
-    from adapters.stores.config import S3StoreConfig
+    from medaug.adapters.stores.config import S3StoreConfig
 
     host, port = "127.0.0.1", _free_port()
     server = _start_moto(host, port)

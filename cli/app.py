@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version as package_version
 from pathlib import Path
 
 import typer
 
-from cli import augment, data, experiment, generator, quality, store
-from cli.common import handle_errors, state
-from medaug import __version__
+from medaug.cli import augment, data, experiment, generator, quality, store
+from medaug.cli.common import handle_errors, state
 
 app = typer.Typer(
     name="medaug",
@@ -28,7 +28,7 @@ app.command("report")(experiment.report)
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"medaug {__version__}")
+        typer.echo(f"medaug {package_version('medaug')}")
         raise typer.Exit()
 
 

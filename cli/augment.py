@@ -6,12 +6,12 @@ from pathlib import Path
 
 import typer
 
-from application.errors import BudgetExhausted
-from application.ports import CostEstimate
-from application.services.augment import augment, estimate_augmentation, plan_augmentation
-from cli.common import console, err_console, handle_errors, settings, state
-from domain import PlanPolicy
-from medaug import bootstrap
+from medaug.application.errors import BudgetExhausted
+from medaug.application.ports import CostEstimate
+from medaug.application.services.augment import augment, estimate_augmentation, plan_augmentation
+from medaug.cli.common import console, err_console, handle_errors, settings, state
+from medaug.domain import PlanPolicy
+from medaug.composition import bootstrap
 
 app = typer.Typer(help="Grow the training split with synthetic images.", no_args_is_help=True)
 

@@ -13,10 +13,10 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from application.errors import MedaugError
-from domain import DomainError
-from medaug import bootstrap
-from medaug.settings import Settings, load_settings
+from medaug.application.errors import MedaugError
+from medaug.domain import DomainError
+from medaug.composition import bootstrap
+from medaug.composition.settings import Settings, load_settings
 
 # Pipes and logs get wide lines (rich would wrap tables at 80 columns).
 console = Console(width=None if sys.stdout.isatty() else 160)

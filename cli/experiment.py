@@ -7,11 +7,11 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cli.common import console, handle_errors, settings, state
-from domain.experiment import ExperimentResult
-from medaug import bootstrap
-from medaug.experiment_config import apply_overrides, load_experiment_config
-from medaug.experiments_wiring import rebuild_report, run_experiment_job
+from medaug.cli.common import console, handle_errors, settings, state
+from medaug.domain.experiment import ExperimentResult
+from medaug.composition import bootstrap
+from medaug.composition.experiment_config import apply_overrides, load_experiment_config
+from medaug.composition.experiments_wiring import rebuild_report, run_experiment_job
 
 app = typer.Typer(help="Run experiments: arms x classifiers x seeds, with a report.", no_args_is_help=True)
 
@@ -88,7 +88,7 @@ def train(
     checkpoint: Path = typer.Option(None, "--checkpoint", help="Write the weights here (safetensors)."),
 ) -> None:
     """Train one classifier on a store and print its test metrics."""
-    from application.services.train_classifier import train_classifier
+    from medaug.application.services.train_classifier import train_classifier
 
     cfg = settings()
     image_store = bootstrap.build_store(cfg, store)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from application.services.train_generator import train_generator
-from cli.common import console, handle_errors, settings, state
-from medaug import bootstrap
+from medaug.application.services.train_generator import train_generator
+from medaug.cli.common import console, handle_errors, settings, state
+from medaug.composition import bootstrap
 
 app = typer.Typer(help="Train generators on a store's real training images.", no_args_is_help=True)
 

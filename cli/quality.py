@@ -8,10 +8,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from application.services.quality import assess_all
-from cli.common import console, handle_errors, settings, state
-from domain.quality import DistributionScores, GradeFidelity, QualityReport
-from medaug import bootstrap
+from medaug.application.services.quality import assess_all
+from medaug.cli.common import console, handle_errors, settings, state
+from medaug.domain.quality import DistributionScores, GradeFidelity, QualityReport
+from medaug.composition import bootstrap
 
 _Figure = Callable[[float], str]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from application.services.sync import store_digest, sync_stores
-from cli.common import console, handle_errors, settings, state
-from medaug import bootstrap
+from medaug.application.services.sync import store_digest, sync_stores
+from medaug.cli.common import console, handle_errors, settings, state
+from medaug.composition import bootstrap
 
 app = typer.Typer(help="Copy and check image stores (folders or s3://bucket/prefix).", no_args_is_help=True)
 

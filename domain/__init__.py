@@ -4,10 +4,10 @@ Nothing here imports another layer of the project or any heavy library; every ru
 about what a valid image record, plan or experiment is lives here.
 """
 
-from domain.errors import DomainError
-from domain.grades import Grade
-from domain.images import FundusImage, Origin, Provenance, Split
-from domain.plan import AugmentationPlan, PlanPolicy, PolicyKind, SyntheticJob, make_plan
+from medaug.domain.errors import DomainError
+from medaug.domain.grades import Grade
+from medaug.domain.images import FundusImage, Origin, Provenance, Split
+from medaug.domain.plan import AugmentationPlan, PlanPolicy, PolicyKind, SyntheticJob, make_plan
 
 __all__ = [
     "AugmentationPlan",

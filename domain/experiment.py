@@ -6,9 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from domain.grades import Grade
-from domain.plan import PlanPolicy
-from domain.quality import QualityReport
+from medaug.domain.grades import Grade
+from medaug.domain.plan import PlanPolicy
+from medaug.domain.quality import QualityReport
 
 BASELINE_ARM = "classic"
 NO_AUGMENTATION = "none"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from domain.errors import DomainError
+from medaug.domain.errors import DomainError
 
 
 class Grade(IntEnum):

@@ -14,9 +14,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from domain.errors import DomainError
-from domain.grades import ALL_GRADES, Grade
-from domain.images import FundusImage, Origin, Split
+from medaug.domain.errors import DomainError
+from medaug.domain.grades import ALL_GRADES, Grade
+from medaug.domain.images import FundusImage, Origin, Split
 
 
 class PolicyKind(StrEnum):

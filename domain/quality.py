@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.grades import ALL_GRADES, Grade
+from medaug.domain.grades import ALL_GRADES, Grade
 
 
 class QualityThresholds(BaseModel):

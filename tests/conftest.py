@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from domain import FundusImage, Grade, Origin, Provenance, Split
-from domain.images import storage_key
+from medaug.domain import FundusImage, Grade, Origin, Provenance, Split
+from medaug.domain.images import storage_key
 
 os.environ.setdefault("MEDAUG_LOG_FORMAT", "json")
 

@@ -6,8 +6,8 @@ import hashlib
 import io
 from collections.abc import Sequence
 
-from application.errors import StoreError
-from application.ports import (
+from medaug.application.errors import StoreError
+from medaug.application.ports import (
     GenerationRequest,
     GenerationResult,
     ImageStore,
@@ -15,8 +15,8 @@ from application.ports import (
     TrainingOutcome,
     TrainingRequest,
 )
-from domain import FundusImage, Grade, Origin, Split
-from domain.experiment import (
+from medaug.domain import FundusImage, Grade, Origin, Split
+from medaug.domain.experiment import (
     CellKey,
     CellResult,
     Comparison,
@@ -157,7 +157,7 @@ class MemoryRuns:
         return "memory-runs"
 
     def claim(self, fingerprint: str, arms) -> None:  # type: ignore[no-untyped-def]
-        from application.errors import ConfigError
+        from medaug.application.errors import ConfigError
 
         if self.fingerprint not in (None, fingerprint):
             raise ConfigError("memory-runs: holds a different experiment")

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from adapters.imaging.png import encode_png
-from adapters.quality.config import QualityCNNConfig, QualityConfig
-from application.ports import GenerationRequest, GenerationResult, ImageStore
-from domain import FundusImage, Grade, Origin, Provenance, Split
-from domain.images import storage_key
+from medaug.adapters.imaging.png import encode_png
+from medaug.adapters.quality.config import QualityCNNConfig, QualityConfig
+from medaug.application.ports import GenerationRequest, GenerationResult, ImageStore
+from medaug.domain import FundusImage, Grade, Origin, Provenance, Split
+from medaug.domain.images import storage_key
 from tests.conftest import real_record
 
 SIZE = 32

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from adapters.stores.config import S3StoreConfig
+from medaug.adapters.stores.config import S3StoreConfig
 
 REGION = "us-east-1"
 ACCESS_KEY = "AKIATESTMEDAUGKEY0001"
@@ -139,7 +139,7 @@ def s3_config(endpoint: str, bucket: str, prefix: str = "store", **overrides: An
 
 def create_bucket(endpoint: str) -> str:
     """A new, empty bucket with a unique name."""
-    from adapters.stores.s3 import make_s3_client
+    from medaug.adapters.stores.s3 import make_s3_client
 
     name = f"medaug-test-{next(_bucket_numbers)}-{uuid.uuid4().hex[:8]}"
     make_s3_client(s3_config(endpoint, name)).create_bucket(Bucket=name)

@@ -12,9 +12,9 @@ import os
 import re
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from application.errors import InputError
-from application.ports import ScanResult, SourceItem
-from domain import DomainError, Grade, Split
+from medaug.application.errors import InputError
+from medaug.application.ports import ScanResult, SourceItem
+from medaug.domain import DomainError, Grade, Split
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".ppm", ".pgm"})
 """File extensions (lower case) treated as images when looking for unlabelled files."""

@@ -19,10 +19,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from adapters.datasets.folder_csv import cell, find_column, is_image_file, read_csv, read_image_file, safe_id
-from application.errors import InputError
-from application.ports import ScanResult, SourceItem
-from domain import DomainError, Grade, Split
+from medaug.adapters.datasets.folder_csv import cell, find_column, is_image_file, read_csv, read_image_file, safe_id
+from medaug.application.errors import InputError
+from medaug.application.ports import ScanResult, SourceItem
+from medaug.domain import DomainError, Grade, Split
 
 GRADING_FOLDER = "B. Disease Grading"
 _IMAGES = "1. Original Images"

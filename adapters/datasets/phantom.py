@@ -12,11 +12,11 @@ import math
 
 import numpy as np
 
-from adapters.datasets.phantom_drawing import draw_phantom
-from adapters.imaging.png import encode_png
-from application.errors import ConfigError, InputError
-from application.ports import ScanResult, SourceItem
-from domain import Grade, Split
+from medaug.adapters.datasets.phantom_drawing import draw_phantom
+from medaug.adapters.imaging.png import encode_png
+from medaug.application.errors import ConfigError, InputError
+from medaug.application.ports import ScanResult, SourceItem
+from medaug.domain import Grade, Split
 
 IDRID_TRAINING_COUNTS = (134, 20, 136, 74, 49)
 """Images per grade 0-4 in the IDRiD grading training set (413 images)."""

@@ -19,10 +19,10 @@ from sklearn.metrics import (
     recall_score,
 )
 
-from application.errors import InputError
-from domain import Grade
-from domain.experiment import Comparison, Metrics, Predictions, Summary
-from domain.grades import ALL_GRADES
+from medaug.application.errors import InputError
+from medaug.domain import Grade
+from medaug.domain.experiment import Comparison, Metrics, Predictions, Summary
+from medaug.domain.grades import ALL_GRADES
 
 GRADES = [int(g) for g in ALL_GRADES]
 _CHUNK = 500

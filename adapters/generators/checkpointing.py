@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from application.errors import ConfigError, GeneratorError
+from medaug.application.errors import ConfigError, GeneratorError
 
 PREFIX = "step-"
 

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError, model_validator
 
-from application.errors import ConfigError
+from medaug.application.errors import ConfigError
 
 RecipeT = TypeVar("RecipeT", bound=BaseModel)
 

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid
 
-from adapters.torch_support import png_to_tensor
-from application.errors import InputError
-from application.ports import LabelledImage
-from domain.plan import derive_seed
+from medaug.adapters.torch_support import png_to_tensor
+from medaug.application.errors import InputError
+from medaug.application.ports import LabelledImage
+from medaug.domain.plan import derive_seed
 
 LOSS_SMOOTHING = 0.98
 SHEET_CELL = 128

@@ -17,8 +17,8 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from adapters.imaging.png import encode_png
-from application.errors import ConfigError, InputError
+from medaug.adapters.imaging.png import encode_png
+from medaug.application.errors import ConfigError, InputError
 
 Box = tuple[int, int, int, int]
 

@@ -12,18 +12,18 @@ import numpy as np
 import structlog
 import torch
 
-from adapters.evaluation.evaluator import quadratic_kappa
-from adapters.quality.config import QualityConfig
-from adapters.quality.features import FundusClassifier, InceptionFeatures, fit_fundus_classifier, train_on_and_predict
-from adapters.quality.metrics import distribution_scores, diversity
-from adapters.quality.similarity import Match, SimilarityBank, nearest_by_features, nearest_records, summarise
-from adapters.torch_support import png_to_tensor, resolve_device
-from adapters.trainers.data import ImageTensors, shared_cache
-from application.errors import ConfigError, InputError
-from application.ports import ImageStore, NullProgress, ProgressSink, QualityRequest
-from domain import FundusImage, Grade
-from domain.grades import ALL_GRADES
-from domain.quality import (
+from medaug.adapters.evaluation.evaluator import quadratic_kappa
+from medaug.adapters.quality.config import QualityConfig
+from medaug.adapters.quality.features import FundusClassifier, InceptionFeatures, fit_fundus_classifier, train_on_and_predict
+from medaug.adapters.quality.metrics import distribution_scores, diversity
+from medaug.adapters.quality.similarity import Match, SimilarityBank, nearest_by_features, nearest_records, summarise
+from medaug.adapters.torch_support import png_to_tensor, resolve_device
+from medaug.adapters.trainers.data import ImageTensors, shared_cache
+from medaug.application.errors import ConfigError, InputError
+from medaug.application.ports import ImageStore, NullProgress, ProgressSink, QualityRequest
+from medaug.domain import FundusImage, Grade
+from medaug.domain.grades import ALL_GRADES
+from medaug.domain.quality import (
     DistributionScores,
     GradeFidelity,
     LabelFidelity,

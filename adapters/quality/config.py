@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from adapters.trainers.config import CNNConfig
-from domain.quality import QualityThresholds
+from medaug.adapters.trainers.config import CNNConfig
+from medaug.domain.quality import QualityThresholds
 
 FeatureKind = Literal["fundus-cnn", "inception"]
 

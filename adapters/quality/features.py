@@ -21,14 +21,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from adapters.trainers.cnn import ProposedCNN
-from adapters.trainers.config import CNNConfig
-from adapters.trainers.data import ImageTensors
-from adapters.trainers.loop import IMAGENET_MEAN, IMAGENET_STD, Network, Normalise, TrainingLoop
-from application.errors import ConfigError
-from application.ports import ImageStore, ProgressSink, TrainingRequest
-from domain import FundusImage
-from domain.experiment import Predictions
+from medaug.adapters.trainers.cnn import ProposedCNN
+from medaug.adapters.trainers.config import CNNConfig
+from medaug.adapters.trainers.data import ImageTensors
+from medaug.adapters.trainers.loop import IMAGENET_MEAN, IMAGENET_STD, Network, Normalise, TrainingLoop
+from medaug.application.errors import ConfigError
+from medaug.application.ports import ImageStore, ProgressSink, TrainingRequest
+from medaug.domain import FundusImage
+from medaug.domain.experiment import Predictions
 
 _log = structlog.get_logger(__name__)
 

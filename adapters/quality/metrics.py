@@ -16,7 +16,7 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from domain.quality import DistributionScores
+from medaug.domain.quality import DistributionScores
 
 
 class Precomputed(nn.Module):

@@ -15,13 +15,13 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from adapters.files import write_atomic
-from adapters.quality.similarity import mirrored
-from adapters.torch_support import png_to_tensor
-from application.errors import MedaugError
-from application.ports import ImageStore
-from domain.grades import ALL_GRADES
-from domain.quality import NearestReal, QualityReport
+from medaug.adapters.files import write_atomic
+from medaug.adapters.quality.similarity import mirrored
+from medaug.adapters.torch_support import png_to_tensor
+from medaug.application.errors import MedaugError
+from medaug.application.ports import ImageStore
+from medaug.domain.grades import ALL_GRADES
+from medaug.domain.quality import NearestReal, QualityReport
 
 DPI = 80
 _STYLE = {

@@ -1,6 +1,6 @@
 """The experiment report's quality section: one block of tables and figures per augmenting arm.
 
-Built from ``ExperimentResult.quality`` (computed after the run, see ``medaug.experiments_wiring``)
+Built from ``ExperimentResult.quality`` (computed after the run, see ``medaug.composition.experiments_wiring``)
 with the report writer's own document blocks, so it renders to HTML and Markdown like the rest.
 """
 
@@ -10,12 +10,12 @@ from collections.abc import Callable
 
 import structlog
 
-from adapters.quality import plots
-from adapters.reporting.report import Block, FigureBlock, Group, Section, Table, Text
-from application.errors import MedaugError
-from application.ports import ImageStore
-from domain.experiment import ExperimentResult
-from domain.quality import DistributionScores, GradeFidelity, LabelFidelity, QualityReport, SimilaritySummary
+from medaug.adapters.quality import plots
+from medaug.adapters.reporting.report import Block, FigureBlock, Group, Section, Table, Text
+from medaug.application.errors import MedaugError
+from medaug.application.ports import ImageStore
+from medaug.domain.experiment import ExperimentResult
+from medaug.domain.quality import DistributionScores, GradeFidelity, LabelFidelity, QualityReport, SimilaritySummary
 
 _log = structlog.get_logger(__name__)
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from adapters.quality.analyzer import FundusQualityAnalyzer, Reference
-from adapters.quality.config import FilterConfig
-from adapters.quality.similarity import Match, is_near_copy
-from application.errors import ConfigError
-from application.ports import (
+from medaug.adapters.quality.analyzer import FundusQualityAnalyzer, Reference
+from medaug.adapters.quality.config import FilterConfig
+from medaug.adapters.quality.similarity import Match, is_near_copy
+from medaug.application.errors import ConfigError
+from medaug.application.ports import (
     GenerationRequest,
     GenerationResult,
     ImageStore,
@@ -23,7 +23,7 @@ from application.ports import (
     QualityRequest,
     ScreenVerdict,
 )
-from domain import Origin, Split
+from medaug.domain import Origin, Split
 
 
 class QualityScreen:

@@ -19,8 +19,8 @@ from torch import nn
 from torchmetrics.functional.image import structural_similarity_index_measure
 from torchvision.transforms.v2.functional import gaussian_blur
 
-from domain import Grade
-from domain.quality import NearestReal, QualityThresholds, SimilaritySummary
+from medaug.domain import Grade
+from medaug.domain.quality import NearestReal, QualityThresholds, SimilaritySummary
 
 TRANSFORMS: tuple[str, ...] = ("identity", "hflip", "vflip", "rot180")
 """How training images are mirrored when ``flip_invariant`` (in this order)."""

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from adapters.files import write_atomic
-from adapters.imaging.png import decode_pil, encode_png
-from application.errors import ConfigError, InputError
-from application.ports import ImageStore
-from domain import FundusImage, Grade, Origin, Split
+from medaug.adapters.files import write_atomic
+from medaug.adapters.imaging.png import decode_pil, encode_png
+from medaug.application.errors import ConfigError, InputError
+from medaug.application.ports import ImageStore
+from medaug.domain import FundusImage, Grade, Origin, Split
 
 _BACKGROUND = (255, 255, 255)
 _INK = (20, 20, 20)

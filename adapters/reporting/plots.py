@@ -18,8 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from domain.experiment import CellResult, ExperimentResult, Summary
-from domain.grades import ALL_GRADES
+from medaug.domain.experiment import CellResult, ExperimentResult, Summary
+from medaug.domain.grades import ALL_GRADES
 
 DPI = 80
 """Resolution of every figure: sharp enough on screen, small enough to inline."""

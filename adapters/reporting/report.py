@@ -20,12 +20,12 @@ from string import Template
 
 import structlog
 
-from adapters.files import write_atomic
-from adapters.reporting import plots
-from application.errors import MedaugError
-from application.ports import ImageStore
-from domain.experiment import CellResult, Comparison, ExperimentResult, Summary
-from domain.grades import ALL_GRADES
+from medaug.adapters.files import write_atomic
+from medaug.adapters.reporting import plots
+from medaug.application.errors import MedaugError
+from medaug.application.ports import ImageStore
+from medaug.domain.experiment import CellResult, Comparison, ExperimentResult, Summary
+from medaug.domain.grades import ALL_GRADES
 
 _log = structlog.get_logger(__name__)
 
@@ -232,13 +232,13 @@ def _quality_sections(result: ExperimentResult, store: ImageStore, dpi: int) -> 
     """The synthetic images' quality per arm, when the run assessed it (see ``adapters.quality``)."""
     if not result.quality:
         return []
-    from adapters.quality.report_section import quality_section  # it builds on this module's blocks
+    from medaug.adapters.quality.report_section import quality_section  # it builds on this module's blocks
 
     return [quality_section(result, store, dpi=dpi)]
 
 
 def _default_contact_sheet() -> ContactSheet:
-    from adapters.reporting.contact_sheet import contact_sheet
+    from medaug.adapters.reporting.contact_sheet import contact_sheet
 
     return contact_sheet
 
@@ -611,7 +611,7 @@ def _md_cell(text: str) -> str:
 
 def render_html(title: str, subtitle: str, sections: Sequence[Section]) -> str:
     """The report as one self-contained HTML page (inline CSS, figures as data URIs)."""
-    template = Template(resources.files("adapters.reporting").joinpath("templates/report.html").read_text("utf-8"))
+    template = Template(resources.files("medaug.adapters.reporting").joinpath("templates/report.html").read_text("utf-8"))
     toc = "".join(f'<li><a href="#{s.anchor}">{_e(s.title)}</a></li>' for s in sections)
     body = "\n".join(_html_section(s) for s in sections)
     return template.substitute(

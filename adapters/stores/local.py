@@ -12,10 +12,10 @@ from pathlib import Path
 import structlog
 from pydantic import ValidationError
 
-from adapters.files import write_atomic
-from application.errors import StoreError
-from domain import FundusImage, Grade, Origin, Split
-from domain.images import storage_key
+from medaug.adapters.files import write_atomic
+from medaug.application.errors import StoreError
+from medaug.domain import FundusImage, Grade, Origin, Split
+from medaug.domain.images import storage_key
 
 _log = structlog.get_logger(__name__)
 

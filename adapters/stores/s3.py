@@ -38,11 +38,11 @@ from botocore.exceptions import (
 )
 from pydantic import SecretStr, ValidationError
 
-from adapters.stores.config import MIB, S3StoreConfig
-from adapters.stores.local import MANIFEST
-from application.errors import ConfigError, StoreError
-from domain import FundusImage, Grade, Origin, Split
-from domain.images import storage_key
+from medaug.adapters.stores.config import MIB, S3StoreConfig
+from medaug.adapters.stores.local import MANIFEST
+from medaug.application.errors import ConfigError, StoreError
+from medaug.domain import FundusImage, Grade, Origin, Split
+from medaug.domain.images import storage_key
 
 _log = structlog.get_logger(__name__)
 

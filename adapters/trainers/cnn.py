@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from torch import nn
 
-from adapters.torch_support import resolve_device
-from adapters.trainers.config import CNNConfig
-from adapters.trainers.data import ImageTensors, shared_cache
-from adapters.trainers.loop import NUM_GRADES, Network, TrainingLoop
-from application.ports import ImageStore, ProgressSink, TrainingOutcome, TrainingRequest
+from medaug.adapters.torch_support import resolve_device
+from medaug.adapters.trainers.config import CNNConfig
+from medaug.adapters.trainers.data import ImageTensors, shared_cache
+from medaug.adapters.trainers.loop import NUM_GRADES, Network, TrainingLoop
+from medaug.application.ports import ImageStore, ProgressSink, TrainingOutcome, TrainingRequest
 
 
 class ProposedCNN(nn.Sequential):

@@ -13,10 +13,10 @@ from collections.abc import Callable, Hashable, Sequence
 
 import torch
 
-from adapters.torch_support import png_to_tensor
-from application.errors import InputError
-from application.ports import ImageStore
-from domain import FundusImage
+from medaug.adapters.torch_support import png_to_tensor
+from medaug.application.errors import InputError
+from medaug.application.ports import ImageStore
+from medaug.domain import FundusImage
 
 DEFAULT_BUDGET_BYTES = 2 * 1024**3
 

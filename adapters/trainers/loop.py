@@ -30,15 +30,15 @@ from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 from torchvision.transforms import v2
 
-from adapters.evaluation.evaluator import quadratic_kappa
-from adapters.files import write_atomic
-from adapters.torch_support import seed_everything
-from adapters.trainers.config import LoopConfig
-from adapters.trainers.data import ImageTensors, TensorCache, stack_cached
-from application.errors import ConfigError
-from application.ports import ImageStore, ProgressSink, TrainingOutcome, TrainingRequest
-from domain import FundusImage
-from domain.experiment import EpochRecord, Predictions
+from medaug.adapters.evaluation.evaluator import quadratic_kappa
+from medaug.adapters.files import write_atomic
+from medaug.adapters.torch_support import seed_everything
+from medaug.adapters.trainers.config import LoopConfig
+from medaug.adapters.trainers.data import ImageTensors, TensorCache, stack_cached
+from medaug.application.errors import ConfigError
+from medaug.application.ports import ImageStore, ProgressSink, TrainingOutcome, TrainingRequest
+from medaug.domain import FundusImage
+from medaug.domain.experiment import EpochRecord, Predictions
 
 _log = structlog.get_logger(__name__)
 

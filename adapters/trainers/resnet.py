@@ -14,12 +14,12 @@ import torch
 import torchvision
 from torch import nn
 
-from adapters.torch_support import resolve_device
-from adapters.trainers.config import ResNetConfig
-from adapters.trainers.data import ImageTensors, TensorCache, shared_cache
-from adapters.trainers.loop import NUM_GRADES, Network, TrainingLoop
-from application.errors import ConfigError
-from application.ports import ImageStore, ProgressSink, TrainingOutcome, TrainingRequest
+from medaug.adapters.torch_support import resolve_device
+from medaug.adapters.trainers.config import ResNetConfig
+from medaug.adapters.trainers.data import ImageTensors, TensorCache, shared_cache
+from medaug.adapters.trainers.loop import NUM_GRADES, Network, TrainingLoop
+from medaug.application.errors import ConfigError
+from medaug.application.ports import ImageStore, ProgressSink, TrainingOutcome, TrainingRequest
 
 IMAGENET_FILES = ("resnet50-11ad3fa6.pth", "resnet50-0676ba61.pth")
 """torchvision's IMAGENET1K_V2 and IMAGENET1K_V1 files, in order of preference."""

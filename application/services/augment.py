@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 import structlog
 from pydantic import BaseModel, ConfigDict
 
-from application.errors import BudgetExhausted, ConfigError, GeneratorError
-from application.ports import (
+from medaug.application.errors import BudgetExhausted, ConfigError, GeneratorError
+from medaug.application.ports import (
     CostEstimate,
     CostEstimating,
     GenerationRequest,
@@ -20,9 +20,9 @@ from application.ports import (
     SyntheticScreen,
     iter_batches,
 )
-from application.services.quality import Screening
-from domain import AugmentationPlan, FundusImage, Origin, PlanPolicy, Provenance, Split, SyntheticJob, make_plan
-from domain.images import storage_key
+from medaug.application.services.quality import Screening
+from medaug.domain import AugmentationPlan, FundusImage, Origin, PlanPolicy, Provenance, Split, SyntheticJob, make_plan
+from medaug.domain.images import storage_key
 
 _log = structlog.get_logger(__name__)
 

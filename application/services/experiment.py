@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 
 import structlog
 
-from application.errors import ConfigError
-from application.ports import (
+from medaug.application.errors import ConfigError
+from medaug.application.ports import (
     ClassifierTrainer,
     Evaluator,
     ImageGenerator,
@@ -25,10 +25,10 @@ from application.ports import (
     RunRepository,
     TrainingRequest,
 )
-from application.services.augment import augment, plan_augmentation, training_set
-from application.services.splits import carve_validation
-from domain import Origin, Split
-from domain.experiment import (
+from medaug.application.services.augment import augment, plan_augmentation, training_set
+from medaug.application.services.splits import carve_validation
+from medaug.domain import Origin, Split
+from medaug.domain.experiment import (
     METRIC_RANGES,
     Arm,
     CellKey,

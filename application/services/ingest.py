@@ -5,10 +5,10 @@ from __future__ import annotations
 import structlog
 from pydantic import BaseModel, ConfigDict
 
-from application.errors import InputError
-from application.ports import DatasetSource, ImageStore, NullProgress, Preprocessor, ProgressSink, SourceItem
-from domain import FundusImage, Origin, Provenance
-from domain.images import storage_key
+from medaug.application.errors import InputError
+from medaug.application.ports import DatasetSource, ImageStore, NullProgress, Preprocessor, ProgressSink, SourceItem
+from medaug.domain import FundusImage, Origin, Provenance
+from medaug.domain.images import storage_key
 
 _log = structlog.get_logger(__name__)
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from application.errors import BudgetExhausted, ConfigError, GeneratorError
-from application.ports import (
+from medaug.application.errors import BudgetExhausted, ConfigError, GeneratorError
+from medaug.application.ports import (
     GenerationRequest,
     GenerationResult,
     ImageGenerator,
@@ -26,9 +26,9 @@ from application.ports import (
     ScreenVerdict,
     SyntheticScreen,
 )
-from domain import Origin, Split, SyntheticJob
-from domain.plan import derive_seed
-from domain.quality import QualityReport
+from medaug.domain import Origin, Split, SyntheticJob
+from medaug.domain.plan import derive_seed
+from medaug.domain.quality import QualityReport
 
 _log = structlog.get_logger(__name__)
 

@@ -6,9 +6,9 @@ import random
 
 import structlog
 
-from application.ports import ImageStore
-from domain import FundusImage, Grade, Origin, Split
-from domain.images import storage_key
+from medaug.application.ports import ImageStore
+from medaug.domain import FundusImage, Grade, Origin, Split
+from medaug.domain.images import storage_key
 
 _log = structlog.get_logger(__name__)
 

@@ -6,8 +6,8 @@ from collections import Counter
 
 from pydantic import BaseModel, ConfigDict
 
-from application.ports import ImageStore
-from domain import Grade
+from medaug.application.ports import ImageStore
+from medaug.domain import Grade
 
 
 class StoreStats(BaseModel):

@@ -8,9 +8,9 @@ import json
 import structlog
 from pydantic import BaseModel, ConfigDict
 
-from application.errors import ConfigError, StoreError
-from application.ports import ImageStore, NullProgress, ProgressSink
-from domain import FundusImage
+from medaug.application.errors import ConfigError, StoreError
+from medaug.application.ports import ImageStore, NullProgress, ProgressSink
+from medaug.domain import FundusImage
 
 _log = structlog.get_logger(__name__)
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from application.errors import ConfigError
-from application.ports import ClassifierTrainer, Evaluator, ImageStore, NullProgress, ProgressSink, TrainingRequest
-from application.services.augment import training_set
-from domain import Split
-from domain.experiment import CellKey, CellResult
+from medaug.application.errors import ConfigError
+from medaug.application.ports import ClassifierTrainer, Evaluator, ImageStore, NullProgress, ProgressSink, TrainingRequest
+from medaug.application.services.augment import training_set
+from medaug.domain import Split
+from medaug.domain.experiment import CellKey, CellResult
 
 
 def train_classifier(

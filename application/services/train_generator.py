@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import structlog
 
-from application.errors import ConfigError
-from application.ports import (
+from medaug.application.errors import ConfigError
+from medaug.application.ports import (
     GeneratorTrainer,
     GeneratorTrainingResult,
     ImageStore,
@@ -13,7 +13,7 @@ from application.ports import (
     NullProgress,
     ProgressSink,
 )
-from domain import Origin, Split
+from medaug.domain import Origin, Split
 
 _log = structlog.get_logger(__name__)
 

@@ -11,14 +11,14 @@ import pytest
 import torch
 from PIL import Image
 
-from adapters.generators.classic.config import OPERATION_SPECS, PRESETS, ClassicConfig
-from adapters.generators.classic.generator import ClassicGenerator
-from adapters.generators.classic.operations import OPERATIONS
-from adapters.imaging.png import decode_png, encode_png
-from application.errors import ConfigError, GeneratorError
-from application.ports import GenerationRequest, ImageGenerator
-from domain import Grade
-from medaug.settings import load_settings
+from medaug.adapters.generators.classic.config import OPERATION_SPECS, PRESETS, ClassicConfig
+from medaug.adapters.generators.classic.generator import ClassicGenerator
+from medaug.adapters.generators.classic.operations import OPERATIONS
+from medaug.adapters.imaging.png import decode_png, encode_png
+from medaug.application.errors import ConfigError, GeneratorError
+from medaug.application.ports import GenerationRequest, ImageGenerator
+from medaug.domain import Grade
+from medaug.composition.settings import load_settings
 from tests.contracts.image_generator import ImageGeneratorContract
 
 SIZE = 48

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapters.imaging.png import decode_png, encode_png
-from adapters.reporting.contact_sheet import contact_sheet, write_contact_sheet
-from adapters.stores.local import LocalImageStore
-from application.errors import ConfigError, InputError
-from domain import Split
-from medaug import bootstrap
+from medaug.adapters.imaging.png import decode_png, encode_png
+from medaug.adapters.reporting.contact_sheet import contact_sheet, write_contact_sheet
+from medaug.adapters.stores.local import LocalImageStore
+from medaug.application.errors import ConfigError, InputError
+from medaug.domain import Split
+from medaug.composition import bootstrap
 from tests.conftest import real_record, synthetic_record
 
 THUMB = 16

@@ -11,7 +11,7 @@ import torch
 from safetensors import safe_open
 from torch.nn.utils import parametrize
 
-from adapters.generators.dcgan.checkpoint import (
+from medaug.adapters.generators.dcgan.checkpoint import (
     CheckpointMeta,
     Saved,
     TrainingState,
@@ -24,14 +24,14 @@ from adapters.generators.dcgan.checkpoint import (
     save_checkpoint,
     unflatten_optimizer,
 )
-from adapters.generators.dcgan.config import PROFILES, DCGANConfig, DCGANRecipe
-from adapters.generators.dcgan.diffaugment import cutout, diff_augment
-from adapters.generators.dcgan.diversity import (
+from medaug.adapters.generators.dcgan.config import PROFILES, DCGANConfig, DCGANRecipe
+from medaug.adapters.generators.dcgan.diffaugment import cutout, diff_augment
+from medaug.adapters.generators.dcgan.diversity import (
     diversity_report,
     mean_pairwise_distance,
     real_diversity,
 )
-from adapters.generators.dcgan.model import (
+from medaug.adapters.generators.dcgan.model import (
     Discriminator,
     Generator,
     build_networks,
@@ -40,8 +40,8 @@ from adapters.generators.dcgan.model import (
     sample_images,
     torch_threads,
 )
-from application.errors import ConfigError, GeneratorError
-from medaug.settings import load_settings
+from medaug.application.errors import ConfigError, GeneratorError
+from medaug.composition.settings import load_settings
 
 CPU = torch.device("cpu")
 

@@ -14,26 +14,26 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from adapters.generators.dcgan.checkpoint import (
+from medaug.adapters.generators.dcgan.checkpoint import (
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
 )
-from adapters.generators.dcgan.config import DCGANConfig
-from adapters.generators.dcgan.generator import DCGANGenerator
-from adapters.generators.dcgan.training import DCGANTrainer, _Run, training_tensors
-from adapters.imaging.png import decode_png
-from adapters.stores.local import LocalImageStore
-from application.errors import ConfigError, GeneratorError, InputError
-from application.ports import (
+from medaug.adapters.generators.dcgan.config import DCGANConfig
+from medaug.adapters.generators.dcgan.generator import DCGANGenerator
+from medaug.adapters.generators.dcgan.training import DCGANTrainer, _Run, training_tensors
+from medaug.adapters.imaging.png import decode_png
+from medaug.adapters.stores.local import LocalImageStore
+from medaug.application.errors import ConfigError, GeneratorError, InputError
+from medaug.application.ports import (
     GenerationRequest,
     GeneratorTrainer,
     ImageGenerator,
     LabelledImage,
     NullProgress,
 )
-from cli.app import app
-from domain import Grade, Origin, Split
+from medaug.cli.app import app
+from medaug.domain import Grade, Origin, Split
 from tests.adapters.test_dcgan import one_torch_thread  # noqa: F401 - autouse fixture: one torch thread
 from tests.conftest import real_record
 from tests.contracts.image_generator import ImageGeneratorContract

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from adapters.stores.local import LocalImageStore
-from cli.app import app
-from domain import Origin, Split
+from medaug.adapters.stores.local import LocalImageStore
+from medaug.cli.app import app
+from medaug.domain import Origin, Split
 from tests.adapters.test_diffusion_fixtures import disc_images, disc_png, one_torch_thread  # noqa: F401
 from tests.conftest import real_record
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.generators.diffusion.config import PROFILES, DiffusionConfig, DiffusionRecipe
-from application.errors import ConfigError
-from medaug.settings import load_settings
+from medaug.adapters.generators.diffusion.config import PROFILES, DiffusionConfig, DiffusionRecipe
+from medaug.application.errors import ConfigError
+from medaug.composition.settings import load_settings
 
 
 @pytest.mark.parametrize("name", sorted(PROFILES))

@@ -21,9 +21,9 @@ STEPS = dict(train_steps=4, checkpoint_every=2, batch_size=4, sheet_per_grade=1,
 
 
 def _generate(checkpoints: Path) -> list[dict]:
-    from adapters.generators.diffusion.generator import DiffusionGenerator
-    from application.ports import GenerationRequest
-    from domain import Grade
+    from medaug.adapters.generators.diffusion.generator import DiffusionGenerator
+    from medaug.application.ports import GenerationRequest
+    from medaug.domain import Grade
     from tests.adapters.test_diffusion_fixtures import tiny_config
 
     generator = DiffusionGenerator(tiny_config(**STEPS), checkpoints, device="cpu")
@@ -33,8 +33,8 @@ def _generate(checkpoints: Path) -> list[dict]:
 
 def _worker(out: Path) -> None:
     """What each process runs: train the tiny model, then generate; rank 0 writes a summary."""
-    from adapters.generators.diffusion.training import DiffusionTrainer
-    from application.ports import NullProgress
+    from medaug.adapters.generators.diffusion.training import DiffusionTrainer
+    from medaug.application.ports import NullProgress
     from tests.adapters.test_diffusion_fixtures import disc_images, tiny_recipe
 
     torch.set_num_threads(1)

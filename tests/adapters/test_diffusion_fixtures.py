@@ -14,10 +14,10 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from adapters.generators.diffusion.config import DiffusionConfig, DiffusionRecipe
-from adapters.generators.diffusion.training import DiffusionTrainer
-from application.ports import LabelledImage, NullProgress
-from domain import Grade
+from medaug.adapters.generators.diffusion.config import DiffusionConfig, DiffusionRecipe
+from medaug.adapters.generators.diffusion.training import DiffusionTrainer
+from medaug.application.ports import LabelledImage, NullProgress
+from medaug.domain import Grade
 
 SIZE = 16
 DISC = (0.85, 0.45, 0.2)

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from adapters.generators.diffusion.generator import DiffusionGenerator
-from adapters.imaging.png import decode_png
-from application.errors import GeneratorError, InputError
-from application.ports import GenerationRequest, ImageGenerator
-from domain import Grade
+from medaug.adapters.generators.diffusion.generator import DiffusionGenerator
+from medaug.adapters.imaging.png import decode_png
+from medaug.application.errors import GeneratorError, InputError
+from medaug.application.ports import GenerationRequest, ImageGenerator
+from medaug.domain import Grade
 from tests.adapters.test_diffusion_fixtures import DISC, SIZE, disc_png, one_torch_thread, train_tiny  # noqa: F401
 from tests.contracts.image_generator import ImageGeneratorContract
 

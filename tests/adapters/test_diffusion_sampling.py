@@ -6,9 +6,9 @@ import pytest
 import torch
 from diffusers import UNet2DModel
 
-from adapters.generators.diffusion.model import build_unet, noise_scheduler
-from adapters.generators.diffusion.sampling import make_scheduler, sample, vary
-from application.errors import ConfigError
+from medaug.adapters.generators.diffusion.model import build_unet, noise_scheduler
+from medaug.adapters.generators.diffusion.sampling import make_scheduler, sample, vary
+from medaug.application.errors import ConfigError
 from tests.adapters.test_diffusion_fixtures import one_torch_thread, tiny_recipe  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -11,20 +11,20 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from adapters.generators.diffusion.checkpoint import (
+from medaug.adapters.generators.diffusion.checkpoint import (
     flatten_optimizer,
     latest_checkpoint,
     list_checkpoints,
     load_sampling_model,
     unflatten_optimizer,
 )
-from adapters.generators.diffusion.model import build_unet, noise_scheduler
-from adapters.generators.diffusion.sampling import sample
-from adapters.generators.diffusion.training import DiffusionTrainer, diffusion_loss, epoch_indices, training_tensors
-from adapters.imaging.png import decode_png
-from application.errors import ConfigError, InputError
-from application.ports import GeneratorTrainer, LabelledImage, NullProgress
-from domain import Grade
+from medaug.adapters.generators.diffusion.model import build_unet, noise_scheduler
+from medaug.adapters.generators.diffusion.sampling import sample
+from medaug.adapters.generators.diffusion.training import DiffusionTrainer, diffusion_loss, epoch_indices, training_tensors
+from medaug.adapters.imaging.png import decode_png
+from medaug.application.errors import ConfigError, InputError
+from medaug.application.ports import GeneratorTrainer, LabelledImage, NullProgress
+from medaug.domain import Grade
 from tests.adapters.test_diffusion_fixtures import disc_images, one_torch_thread, tiny_recipe  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -7,16 +7,16 @@ import math
 import numpy as np
 import pytest
 
-from adapters.evaluation.evaluator import (
+from medaug.adapters.evaluation.evaluator import (
     SklearnEvaluator,
     mcnemar_exact,
     quadratic_kappa,
 )
-from application.errors import InputError
-from application.ports import Evaluator
-from domain import Grade
-from domain.experiment import Predictions
-from medaug import bootstrap
+from medaug.application.errors import InputError
+from medaug.application.ports import Evaluator
+from medaug.domain import Grade
+from medaug.domain.experiment import Predictions
+from medaug.composition import bootstrap
 
 
 def predictions(labels: list[int], predicted: list[int], probabilities: list[list[float]] | None = None) -> Predictions:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from adapters.datasets.folder_csv import FolderCsvSource, safe_id
-from application.errors import InputError
-from domain import Grade, Split
+from medaug.adapters.datasets.folder_csv import FolderCsvSource, safe_id
+from medaug.application.errors import InputError
+from medaug.domain import Grade, Split
 from tests.contracts.dataset_source import DatasetSourceContract
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from adapters.datasets.idrid import IdridSource
-from application.errors import InputError
-from domain import Grade, Split
+from medaug.adapters.datasets.idrid import IdridSource
+from medaug.application.errors import InputError
+from medaug.domain import Grade, Split
 from tests.contracts.dataset_source import DatasetSourceContract
 
 GRADING = "B. Disease Grading"
@@ -182,8 +182,8 @@ def test_real_idrid_counts(idrid_root: Path) -> None:
 
 @pytest.mark.slow
 def test_every_real_image_preprocesses(idrid_root: Path) -> None:
-    from adapters.imaging.png import decode_png
-    from adapters.imaging.preprocess import FundusPreprocessor
+    from medaug.adapters.imaging.png import decode_png
+    from medaug.adapters.imaging.preprocess import FundusPreprocessor
 
     source, preprocessor = IdridSource(idrid_root), FundusPreprocessor(size=64)
     for item in source.scan().items:

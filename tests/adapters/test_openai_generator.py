@@ -15,16 +15,16 @@ import pytest
 from PIL import Image
 from structlog.testing import capture_logs
 
-from adapters.generators.openai_edits import generator as openai_generator
-from adapters.generators.openai_edits.config import OpenAIConfig
-from adapters.generators.openai_edits.generator import OpenAIGenerator, make_openai_client
-from adapters.generators.openai_edits.retry import retry_after
-from adapters.imaging.png import decode_png
-from adapters.stores.local import LocalImageStore
-from application.errors import BudgetExhausted, ConfigError, GeneratorError
-from application.ports import CostEstimating, GenerationRequest
-from application.services.augment import augment, plan_augmentation
-from domain import Grade, PlanPolicy
+from medaug.adapters.generators.openai_edits import generator as openai_generator
+from medaug.adapters.generators.openai_edits.config import OpenAIConfig
+from medaug.adapters.generators.openai_edits.generator import OpenAIGenerator, make_openai_client
+from medaug.adapters.generators.openai_edits.retry import retry_after
+from medaug.adapters.imaging.png import decode_png
+from medaug.adapters.stores.local import LocalImageStore
+from medaug.application.errors import BudgetExhausted, ConfigError, GeneratorError
+from medaug.application.ports import CostEstimating, GenerationRequest
+from medaug.application.services.augment import augment, plan_augmentation
+from medaug.domain import Grade, PlanPolicy
 from tests.conftest import png_bytes, real_record
 from tests.contracts.image_generator import ImageGeneratorContract
 from tests.fake_openai_server import (

@@ -8,12 +8,12 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from adapters.datasets.phantom import IDRID_TRAINING_COUNTS, PhantomSource
-from adapters.datasets.phantom_drawing import draw_phantom
-from adapters.imaging.png import decode_png
-from application.errors import ConfigError, InputError
-from application.ports import SourceItem
-from domain import Grade, Split
+from medaug.adapters.datasets.phantom import IDRID_TRAINING_COUNTS, PhantomSource
+from medaug.adapters.datasets.phantom_drawing import draw_phantom
+from medaug.adapters.imaging.png import decode_png
+from medaug.application.errors import ConfigError, InputError
+from medaug.application.ports import SourceItem
+from medaug.domain import Grade, Split
 from tests.contracts.dataset_source import DatasetSourceContract
 
 EYES = range(6)
@@ -227,9 +227,9 @@ def test_reading_an_index_outside_the_set_names_it(locator: str) -> None:
 
 
 def test_ingested_phantom_fills_the_square_and_a_larger_set_only_adds(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from adapters.imaging.preprocess import FundusPreprocessor
-    from adapters.stores.local import LocalImageStore
-    from application.services.ingest import ingest
+    from medaug.adapters.imaging.preprocess import FundusPreprocessor
+    from medaug.adapters.stores.local import LocalImageStore
+    from medaug.application.services.ingest import ingest
 
     store, preprocessor = LocalImageStore(tmp_path / "store"), FundusPreprocessor(size=48)
     first = ingest(PhantomSource(12, seed=4, size=48), preprocessor, store)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms, ImageFile
 
-from adapters.imaging.png import decode_png
-from adapters.imaging.preprocess import FundusPreprocessor, decode_image, to_rgb
-from application.errors import InputError
-from application.ports import Preprocessor
+from medaug.adapters.imaging.png import decode_png
+from medaug.adapters.imaging.preprocess import FundusPreprocessor, decode_image, to_rgb
+from medaug.application.errors import InputError
+from medaug.application.ports import Preprocessor
 
 SIZE = 64
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from structlog.testing import capture_logs
 
-from adapters.progress import LogProgress, RichProgress
-from application.ports import NullProgress, ProgressSink
-from medaug import bootstrap
+from medaug.adapters.progress import LogProgress, RichProgress
+from medaug.application.ports import NullProgress, ProgressSink
+from medaug.composition import bootstrap
 
 
 class _Clock:

@@ -7,17 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapters.imaging.png import encode_png
-from adapters.quality.analyzer import FundusQualityAnalyzer
-from adapters.quality.config import FilterConfig, QualityConfig
-from adapters.quality.features import InceptionFeatures
-from adapters.quality.screen import QualityScreen
-from adapters.stores.local import LocalImageStore
-from adapters.trainers import loop
-from application.errors import ConfigError
-from application.ports import GenerationRequest, GenerationResult, QualityAnalyzer, SyntheticScreen
-from application.services.quality import assess_quality
-from domain import Grade
+from medaug.adapters.imaging.png import encode_png
+from medaug.adapters.quality.analyzer import FundusQualityAnalyzer
+from medaug.adapters.quality.config import FilterConfig, QualityConfig
+from medaug.adapters.quality.features import InceptionFeatures
+from medaug.adapters.quality.screen import QualityScreen
+from medaug.adapters.stores.local import LocalImageStore
+from medaug.adapters.trainers import loop
+from medaug.application.errors import ConfigError
+from medaug.application.ports import GenerationRequest, GenerationResult, QualityAnalyzer, SyntheticScreen
+from medaug.application.services.quality import assess_quality
+from medaug.domain import Grade
 from tests.quality_images import fill_real, fundus_like, noise_image, perturbed, synthetic, tiny_config
 
 SETS = ("noise", "copies")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.quality.config import FilterConfig, QualityConfig
-from application.errors import ConfigError
-from medaug.settings import load_settings
+from medaug.adapters.quality.config import FilterConfig, QualityConfig
+from medaug.application.errors import ConfigError
+from medaug.composition.settings import load_settings
 
 
 def test_a_partial_cnn_override_keeps_the_quality_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adapters.datasets.idrid import IdridSource
-from adapters.imaging.png import decode_png
-from adapters.imaging.preprocess import FundusPreprocessor
-from adapters.quality.config import QualityConfig
-from adapters.quality.similarity import SimilarityBank, is_near_copy
-from domain import Split
+from medaug.adapters.datasets.idrid import IdridSource
+from medaug.adapters.imaging.png import decode_png
+from medaug.adapters.imaging.preprocess import FundusPreprocessor
+from medaug.adapters.quality.config import QualityConfig
+from medaug.adapters.quality.similarity import SimilarityBank, is_near_copy
+from medaug.domain import Split
 from tests.quality_images import perturbed
 
 SIZE = 64

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from adapters.quality.metrics import diversity, fid, kid, kth_neighbour_distances, prdc
-from adapters.quality.similarity import SimilarityBank, is_near_copy, mirrored, nearest_records
-from domain import Grade
-from domain.quality import QualityThresholds
+from medaug.adapters.quality.metrics import diversity, fid, kid, kth_neighbour_distances, prdc
+from medaug.adapters.quality.similarity import SimilarityBank, is_near_copy, mirrored, nearest_records
+from medaug.domain import Grade
+from medaug.domain.quality import QualityThresholds
 from tests.quality_images import fundus_like, noise_image, perturbed
 
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from adapters.imaging.png import encode_png
-from adapters.reporting.report import HtmlMarkdownReportWriter
-from adapters.stores.local import LocalImageStore
-from domain import Grade, PlanPolicy, Split
-from domain.experiment import Arm, ExperimentResult, ExperimentSpec
-from domain.quality import (
+from medaug.adapters.imaging.png import encode_png
+from medaug.adapters.reporting.report import HtmlMarkdownReportWriter
+from medaug.adapters.stores.local import LocalImageStore
+from medaug.domain import Grade, PlanPolicy, Split
+from medaug.domain.experiment import Arm, ExperimentResult, ExperimentSpec
+from medaug.domain.quality import (
     DistributionScores,
     GradeFidelity,
     LabelFidelity,
@@ -20,8 +20,8 @@ from domain.quality import (
     QualityReport,
     SimilaritySummary,
 )
-from medaug import experiments_wiring
-from medaug.settings import load_settings
+from medaug.composition import experiments_wiring
+from medaug.composition.settings import load_settings
 from tests.conftest import real_record
 from tests.fakes import MemoryRuns
 from tests.quality_images import fundus_like, synthetic

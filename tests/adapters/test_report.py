@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from adapters.reporting.report import HtmlMarkdownReportWriter, one_image_sentence, redact
-from adapters.stores.local import LocalImageStore
-from application.errors import MedaugError
-from application.ports import ReportWriter
-from domain import Grade, PlanPolicy
-from domain.experiment import (
+from medaug.adapters.reporting.report import HtmlMarkdownReportWriter, one_image_sentence, redact
+from medaug.adapters.stores.local import LocalImageStore
+from medaug.application.errors import MedaugError
+from medaug.application.ports import ReportWriter
+from medaug.domain import Grade, PlanPolicy
+from medaug.domain.experiment import (
     THESIS_REFERENCES,
     Arm,
     CellKey,
@@ -276,6 +276,6 @@ def test_redact_hides_secret_values_only() -> None:
 
 
 def test_bootstrap_builds_the_report_writer() -> None:
-    from medaug.bootstrap import build_report_writer
+    from medaug.composition.bootstrap import build_report_writer
 
     assert isinstance(build_report_writer(), ReportWriter)

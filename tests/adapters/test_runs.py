@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters.runs import LocalRunFolder
-from application.errors import ConfigError
-from domain import Grade
-from domain.experiment import CellKey, CellResult, EpochRecord, Metrics, Predictions
+from medaug.adapters.runs import LocalRunFolder
+from medaug.application.errors import ConfigError
+from medaug.domain import Grade
+from medaug.domain.experiment import CellKey, CellResult, EpochRecord, Metrics, Predictions
 
 
 def cell(seed: int = 0) -> CellResult:

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from adapters.generators.classic.config import ClassicConfig
-from adapters.generators.classic.generator import ClassicGenerator
-from adapters.stores.s3 import S3ImageStore
-from application.errors import StoreError
-from application.ports import GenerationRequest, GenerationResult, ImageGenerator
-from application.services.augment import augment, plan_augmentation
-from domain import AugmentationPlan, PlanPolicy
+from medaug.adapters.generators.classic.config import ClassicConfig
+from medaug.adapters.generators.classic.generator import ClassicGenerator
+from medaug.adapters.stores.s3 import S3ImageStore
+from medaug.application.errors import StoreError
+from medaug.application.ports import GenerationRequest, GenerationResult, ImageGenerator
+from medaug.application.services.augment import augment, plan_augmentation
+from medaug.domain import AugmentationPlan, PlanPolicy
 from tests.conftest import png_bytes, real_record
 from tests.contracts.test_s3_store_contract import open_store
 from tests.s3_server import TcpProxy, s3_config

@@ -10,18 +10,18 @@ import torch
 import torchvision
 from safetensors import safe_open
 
-from adapters.stores.local import LocalImageStore
-from adapters.trainers.cnn import CNNTrainer, ProposedCNN
-from adapters.trainers.config import CNNConfig, ResNetConfig, TrainersConfig
-from adapters.trainers.data import ImageTensors, TensorCache
-from adapters.trainers.loop import EpochSelector, channel_stats, class_weights
-from adapters.trainers.resnet import IMAGENET_FILES, ResNetTrainer
-from application.errors import ConfigError, InputError
-from application.ports import ClassifierTrainer, NullProgress, TrainingRequest
-from domain import Split
-from domain.experiment import EpochRecord
-from medaug import bootstrap
-from medaug.settings import load_settings
+from medaug.adapters.stores.local import LocalImageStore
+from medaug.adapters.trainers.cnn import CNNTrainer, ProposedCNN
+from medaug.adapters.trainers.config import CNNConfig, ResNetConfig, TrainersConfig
+from medaug.adapters.trainers.data import ImageTensors, TensorCache
+from medaug.adapters.trainers.loop import EpochSelector, channel_stats, class_weights
+from medaug.adapters.trainers.resnet import IMAGENET_FILES, ResNetTrainer
+from medaug.application.errors import ConfigError, InputError
+from medaug.application.ports import ClassifierTrainer, NullProgress, TrainingRequest
+from medaug.domain import Split
+from medaug.domain.experiment import EpochRecord
+from medaug.composition import bootstrap
+from medaug.composition.settings import load_settings
 from tests.conftest import png_bytes, real_record
 from tests.contracts.classifier_trainer import graded_store
 

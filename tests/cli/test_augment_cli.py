@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from adapters.imaging.png import decode_png
-from adapters.stores.local import LocalImageStore
-from cli.app import app
-from domain import Grade, Origin, Split
+from medaug.adapters.imaging.png import decode_png
+from medaug.adapters.stores.local import LocalImageStore
+from medaug.cli.app import app
+from medaug.domain import Grade, Origin, Split
 from tests.conftest import png_bytes, real_record
 
 COUNTS = {0: 6, 1: 1, 2: 4, 3: 3, 4: 2}

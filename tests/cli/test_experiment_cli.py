@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.app import app
+from medaug.cli.app import app
 
 TINY = """
 name = "tiny"
@@ -127,7 +127,7 @@ def test_an_impossible_plan_is_refused_before_any_training(workspace: Path) -> N
 
 
 def test_the_built_in_experiment_compares_none_classic_and_diffusion_on_phantom() -> None:
-    from medaug.experiment_config import load_experiment_config
+    from medaug.composition.experiment_config import load_experiment_config
 
     config = load_experiment_config(None)
     assert config.dataset.kind == "phantom"

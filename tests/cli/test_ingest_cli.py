@@ -9,9 +9,9 @@ import numpy as np
 from PIL import Image
 from typer.testing import CliRunner
 
-from adapters.stores.local import LocalImageStore
-from cli.app import app
-from domain import Grade, Split
+from medaug.adapters.stores.local import LocalImageStore
+from medaug.cli.app import app
+from medaug.domain import Grade, Split
 from tests.adapters.test_idrid import make_idrid
 
 runner = CliRunner()

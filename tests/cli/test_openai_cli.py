@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from adapters.stores.local import LocalImageStore
-from cli.app import app
+from medaug.adapters.stores.local import LocalImageStore
+from medaug.cli.app import app
 from tests.conftest import png_bytes, real_record
 from tests.fake_openai_server import FakeOpenAI, image, rate_limit, server_error, slow
 

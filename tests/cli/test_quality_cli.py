@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from adapters.imaging.png import encode_png
-from adapters.stores.local import LocalImageStore
-from cli.app import app
-from domain import Origin
+from medaug.adapters.imaging.png import encode_png
+from medaug.adapters.stores.local import LocalImageStore
+from medaug.cli.app import app
+from medaug.domain import Origin
 from tests.quality_images import SIZE, fill_real, fundus_like, noise_image, synthetic
 
 CONFIG = f"""

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from adapters.stores.local import LocalImageStore
-from cli.app import app
-from domain import Split
+from medaug.adapters.stores.local import LocalImageStore
+from medaug.cli.app import app
+from medaug.domain import Split
 from tests.conftest import png_bytes, real_record, synthetic_record
 from tests.s3_server import SECRET_KEY
 

@@ -18,10 +18,10 @@ import pytest
 from PIL import Image
 from safetensors import safe_open
 
-from adapters.stores.local import LocalImageStore
-from application.errors import ConfigError
-from application.ports import TrainingOutcome, TrainingRequest
-from domain import FundusImage, Split
+from medaug.adapters.stores.local import LocalImageStore
+from medaug.application.errors import ConfigError
+from medaug.application.ports import TrainingOutcome, TrainingRequest
+from medaug.domain import FundusImage, Split
 from tests.conftest import real_record
 
 GRADE_COLOURS = ((230, 40, 40), (40, 230, 40), (40, 40, 230), (230, 230, 40), (40, 230, 230))

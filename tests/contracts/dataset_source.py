@@ -5,8 +5,8 @@ Subclass ``DatasetSourceContract`` and provide a ``source`` fixture (a small, va
 
 from __future__ import annotations
 
-from adapters.imaging.png import decode_png  # noqa: F401  (Pillow must read what read() returns)
-from application.ports import ScanResult
+from medaug.adapters.imaging.png import decode_png  # noqa: F401  (Pillow must read what read() returns)
+from medaug.application.ports import ScanResult
 
 
 class DatasetSourceContract:

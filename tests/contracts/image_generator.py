@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.imaging.png import decode_png
-from application.ports import GenerationRequest, GenerationResult
-from domain import Grade
+from medaug.adapters.imaging.png import decode_png
+from medaug.application.ports import GenerationRequest, GenerationResult
+from medaug.domain import Grade
 from tests.conftest import png_bytes
 
 

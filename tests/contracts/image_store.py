@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from application.errors import StoreError
-from domain import Grade, Origin, Split
+from medaug.application.errors import StoreError
+from medaug.domain import Grade, Origin, Split
 from tests.conftest import png_bytes, real_record, synthetic_record
 
 

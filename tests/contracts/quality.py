@@ -12,18 +12,18 @@ import json
 
 import pytest
 
-from adapters.imaging.png import encode_png
-from adapters.stores.local import LocalImageStore
-from application.errors import ConfigError
-from application.ports import (
+from medaug.adapters.imaging.png import encode_png
+from medaug.adapters.stores.local import LocalImageStore
+from medaug.application.errors import ConfigError
+from medaug.application.ports import (
     GenerationRequest,
     GenerationResult,
     NullProgress,
     QualityAnalyzer,
     SyntheticScreen,
 )
-from application.services.quality import quality_request
-from domain import Grade
+from medaug.application.services.quality import quality_request
+from medaug.domain import Grade
 from tests.quality_images import fill_real, fundus_like, noise_image, synthetic
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.trainers.cnn import CNNTrainer
-from adapters.trainers.config import CNNConfig, ResNetConfig
-from adapters.trainers.data import ImageTensors
-from adapters.trainers.resnet import ResNetTrainer
+from medaug.adapters.trainers.cnn import CNNTrainer
+from medaug.adapters.trainers.config import CNNConfig, ResNetConfig
+from medaug.adapters.trainers.data import ImageTensors
+from medaug.adapters.trainers.resnet import ResNetTrainer
 from tests.contracts.classifier_trainer import ClassifierTrainerContract
 
 

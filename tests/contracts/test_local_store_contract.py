@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.stores.local import MANIFEST, LocalImageStore
-from application.errors import StoreError
+from medaug.adapters.stores.local import MANIFEST, LocalImageStore
+from medaug.application.errors import StoreError
 from tests.conftest import png_bytes, real_record
 from tests.contracts.image_store import ImageStoreContract
 

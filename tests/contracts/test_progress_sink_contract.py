@@ -7,8 +7,8 @@ import io
 import pytest
 from rich.console import Console
 
-from adapters.progress import LogProgress, RichProgress
-from application.ports import NullProgress, ProgressSink
+from medaug.adapters.progress import LogProgress, RichProgress
+from medaug.application.ports import NullProgress, ProgressSink
 
 SINKS = {
     "null": NullProgress,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.quality.analyzer import FundusQualityAnalyzer
-from adapters.quality.config import FilterConfig
-from adapters.quality.screen import QualityScreen
+from medaug.adapters.quality.analyzer import FundusQualityAnalyzer
+from medaug.adapters.quality.config import FilterConfig
+from medaug.adapters.quality.screen import QualityScreen
 from tests.contracts.quality import QualityAnalyzerContract, SyntheticScreenContract
 from tests.quality_images import tiny_config
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters.stores.config import MIB, S3StoreConfig
-from adapters.stores.local import LocalImageStore
-from adapters.stores.s3 import S3ImageStore, make_s3_client
-from application.errors import StoreError
+from medaug.adapters.stores.config import MIB, S3StoreConfig
+from medaug.adapters.stores.local import LocalImageStore
+from medaug.adapters.stores.s3 import S3ImageStore, make_s3_client
+from medaug.application.errors import StoreError
 from tests.conftest import png_bytes, real_record, synthetic_record
 from tests.contracts.image_store import ImageStoreContract
 from tests.s3_server import SECRET_KEY, s3_config

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from adapters.generators.classic.config import ClassicConfig
-from adapters.generators.classic.generator import ClassicGenerator
-from adapters.imaging.png import decode_png
-from adapters.stores.local import LocalImageStore
-from application.errors import ConfigError
-from application.ports import GenerationRequest, GenerationResult
-from application.services.augment import augment, plan_augmentation
-from domain import DomainError, Grade, Origin, PlanPolicy, Split
+from medaug.adapters.generators.classic.config import ClassicConfig
+from medaug.adapters.generators.classic.generator import ClassicGenerator
+from medaug.adapters.imaging.png import decode_png
+from medaug.adapters.stores.local import LocalImageStore
+from medaug.application.errors import ConfigError
+from medaug.application.ports import GenerationRequest, GenerationResult
+from medaug.application.services.augment import augment, plan_augmentation
+from medaug.domain import DomainError, Grade, Origin, PlanPolicy, Split
 from tests.conftest import png_bytes, real_record
 
 TRAIN_COUNTS = {0: 7, 1: 2, 2: 5, 3: 4, 4: 2}  # 20 real training images, imbalanced like IDRiD

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 from pydantic import ValidationError
 
-from domain import (
+from medaug.domain import (
     DomainError,
     FundusImage,
     Grade,
@@ -18,7 +18,7 @@ from domain import (
     Split,
     make_plan,
 )
-from domain.experiment import Arm, ExperimentSpec, Summary
+from medaug.domain.experiment import Arm, ExperimentSpec, Summary
 from tests.conftest import real_record, synthetic_record
 
 IDRID_TRAIN = {0: 134, 1: 20, 2: 136, 3: 74, 4: 49}

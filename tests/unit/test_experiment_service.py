@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 
-from application.errors import ConfigError
-from application.services.experiment import ExperimentContext, run_experiment
-from domain import DomainError, Origin, PlanPolicy, Split
-from domain.experiment import Arm, ExperimentSpec, Summary
+from medaug.application.errors import ConfigError
+from medaug.application.services.experiment import ExperimentContext, run_experiment
+from medaug.domain import DomainError, Origin, PlanPolicy, Split
+from medaug.domain.experiment import Arm, ExperimentSpec, Summary
 from tests.fakes import (
     EchoGenerator,
     GradeOracleTrainer,

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from application.errors import BudgetExhausted, ConfigError
-from application.ports import (
+from medaug.application.errors import BudgetExhausted, ConfigError
+from medaug.application.ports import (
     GenerationRequest,
     GenerationResult,
     ImageStore,
@@ -16,11 +16,11 @@ from application.ports import (
     QualityRequest,
     ScreenVerdict,
 )
-from application.services.augment import augment, plan_augmentation
-from application.services.quality import Screening, assess_all, assess_quality, augmentation_sets
-from domain import Grade, Origin, PlanPolicy, Split
-from domain.plan import derive_seed
-from domain.quality import (
+from medaug.application.services.augment import augment, plan_augmentation
+from medaug.application.services.quality import Screening, assess_all, assess_quality, augmentation_sets
+from medaug.domain import Grade, Origin, PlanPolicy, Split
+from medaug.domain.plan import derive_seed
+from medaug.domain.quality import (
     DistributionScores,
     GradeFidelity,
     LabelFidelity,

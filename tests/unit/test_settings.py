@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from application.errors import ConfigError
-from medaug import bootstrap
-from medaug.settings import load_settings
+from medaug.application.errors import ConfigError
+from medaug.composition import bootstrap
+from medaug.composition.settings import load_settings
 
 
 def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

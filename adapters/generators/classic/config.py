@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from application.errors import ConfigError
+from medaug.application.errors import ConfigError
 
 
 def _ordered(value: tuple[float, float]) -> tuple[float, float]:

@@ -10,12 +10,12 @@ from PIL import Image
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
-from adapters.generators.classic.config import ClassicConfig
-from adapters.generators.classic.operations import build_operations, replay, run_operations
-from adapters.imaging.png import decode_png, encode_png
-from adapters.torch_support import resolve_device
-from application.errors import GeneratorError
-from application.ports import GenerationRequest, GenerationResult
+from medaug.adapters.generators.classic.config import ClassicConfig
+from medaug.adapters.generators.classic.operations import build_operations, replay, run_operations
+from medaug.adapters.imaging.png import decode_png, encode_png
+from medaug.adapters.torch_support import resolve_device
+from medaug.application.errors import GeneratorError
+from medaug.application.ports import GenerationRequest, GenerationResult
 
 _UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 """What Pillow raises for bytes that are not a readable image."""

@@ -19,8 +19,8 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
-from adapters.generators.classic.config import OperationSpec
-from application.errors import GeneratorError
+from medaug.adapters.generators.classic.config import OperationSpec
+from medaug.application.errors import GeneratorError
 
 Record = dict[str, Any]
 """One applied operation: ``{"op": name, **parameters}``, JSON-serialisable."""

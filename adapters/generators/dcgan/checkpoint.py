@@ -28,16 +28,16 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from adapters.generators import checkpointing
-from adapters.generators.checkpointing import (  # noqa: F401 (re-exported: tests and training import them from here)
+from medaug.adapters.generators import checkpointing
+from medaug.adapters.generators.checkpointing import (  # noqa: F401 (re-exported: tests and training import them from here)
     flatten_optimizer,
     latest_checkpoint,
     list_checkpoints,
     unflatten_optimizer,
 )
-from adapters.generators.dcgan.config import DCGANRecipe
-from adapters.generators.dcgan.diversity import DiversityReport
-from adapters.generators.dcgan.model import Generator
+from medaug.adapters.generators.dcgan.config import DCGANRecipe
+from medaug.adapters.generators.dcgan.diversity import DiversityReport
+from medaug.adapters.generators.dcgan.model import Generator
 
 FORMAT = 1
 TENSOR_FILES: tuple[str, ...] = ("sampler", "generator", "discriminator", "optimizer_g", "optimizer_d")

@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from adapters.generators.profiles import ProfileConfig, validate_recipe
+from medaug.adapters.generators.profiles import ProfileConfig, validate_recipe
 
 RESOLUTIONS: tuple[int, ...] = (16, 32, 64, 128)
 """Training resolutions: 64 (as in the thesis) and 128 for real work; 16 and 32 for tests."""

@@ -15,7 +15,7 @@ import math
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from domain.grades import ALL_GRADES
+from medaug.domain.grades import ALL_GRADES
 
 
 class GradeDiversity(BaseModel):

@@ -6,16 +6,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adapters.generators.dcgan.checkpoint import (
+from medaug.adapters.generators.dcgan.checkpoint import (
     SamplingModel,
     latest_checkpoint,
     load_sampling_model,
 )
-from adapters.generators.dcgan.config import DCGANConfig
-from adapters.generators.dcgan.model import sample_images, torch_threads
-from adapters.torch_support import resolve_device, tensor_to_png
-from application.errors import GeneratorError
-from application.ports import GenerationRequest, GenerationResult
+from medaug.adapters.generators.dcgan.config import DCGANConfig
+from medaug.adapters.generators.dcgan.model import sample_images, torch_threads
+from medaug.adapters.torch_support import resolve_device, tensor_to_png
+from medaug.application.errors import GeneratorError
+from medaug.application.ports import GenerationRequest, GenerationResult
 
 UPSCALE = "bicubic-antialiased"
 

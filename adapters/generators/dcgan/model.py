@@ -26,8 +26,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from adapters.generators.dcgan.config import DCGANRecipe
-from domain.grades import ALL_GRADES
+from medaug.adapters.generators.dcgan.config import DCGANRecipe
+from medaug.domain.grades import ALL_GRADES
 
 NUM_GRADES = len(ALL_GRADES)
 LEAK = 0.2

@@ -25,9 +25,9 @@ import torch.nn.functional as F
 from diffusers.training_utils import EMAModel
 from torchvision.transforms.v2 import functional as TF
 
-from adapters.files import write_atomic
-from adapters.generators.checkpointing import checkpoint_name
-from adapters.generators.dcgan.checkpoint import (
+from medaug.adapters.files import write_atomic
+from medaug.adapters.generators.checkpointing import checkpoint_name
+from medaug.adapters.generators.dcgan.checkpoint import (
     CheckpointMeta,
     Saved,
     TrainingState,
@@ -40,14 +40,14 @@ from adapters.generators.dcgan.checkpoint import (
     save_checkpoint,
     unflatten_optimizer,
 )
-from adapters.generators.dcgan.config import DCGANRecipe
-from adapters.generators.dcgan.diffaugment import diff_augment
-from adapters.generators.dcgan.diversity import (
+from medaug.adapters.generators.dcgan.config import DCGANRecipe
+from medaug.adapters.generators.dcgan.diffaugment import diff_augment
+from medaug.adapters.generators.dcgan.diversity import (
     DiversityReport,
     diversity_report,
     real_diversity,
 )
-from adapters.generators.dcgan.model import (
+from medaug.adapters.generators.dcgan.model import (
     Discriminator,
     Generator,
     build_networks,
@@ -56,18 +56,18 @@ from adapters.generators.dcgan.model import (
     sample_images,
     torch_threads,
 )
-from adapters.generators.training_support import (
+from medaug.adapters.generators.training_support import (
     CheckpointedTrainer,
     contact_grid,
     epoch_indices,
     smoothed,
     training_tensors,
 )
-from adapters.torch_support import resolve_device, tensor_to_png
-from application.errors import ConfigError
-from application.ports import GeneratorTrainingResult, LabelledImage, ProgressSink
-from domain.grades import ALL_GRADES
-from domain.plan import derive_seed
+from medaug.adapters.torch_support import resolve_device, tensor_to_png
+from medaug.application.errors import ConfigError
+from medaug.application.ports import GeneratorTrainingResult, LabelledImage, ProgressSink
+from medaug.domain.grades import ALL_GRADES
+from medaug.domain.plan import derive_seed
 
 _log = structlog.get_logger(__name__)
 

@@ -21,15 +21,15 @@ import torch
 from diffusers import UNet2DModel
 from pydantic import BaseModel, ConfigDict
 
-from adapters.generators import checkpointing
-from adapters.generators.checkpointing import (  # noqa: F401 (re-exported: tests and training import them from here)
+from medaug.adapters.generators import checkpointing
+from medaug.adapters.generators.checkpointing import (  # noqa: F401 (re-exported: tests and training import them from here)
     flatten_optimizer,
     latest_checkpoint,
     list_checkpoints,
     unflatten_optimizer,
 )
-from adapters.generators.diffusion.config import DiffusionRecipe
-from adapters.generators.diffusion.model import unet_from_config
+from medaug.adapters.generators.diffusion.config import DiffusionRecipe
+from medaug.adapters.generators.diffusion.model import unet_from_config
 
 FORMAT = 1
 

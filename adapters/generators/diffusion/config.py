@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from adapters.generators.profiles import ProfileConfig, validate_recipe
+from medaug.adapters.generators.profiles import ProfileConfig, validate_recipe
 
 RESOLUTIONS: tuple[int, ...] = (16, 32, 64, 128, 256)
 """Training resolutions: 64, 128 and 256 for real work; 16 and 32 for tests and smoke runs."""

@@ -8,13 +8,13 @@ from typing import Any
 
 import torch
 
-from adapters.generators.diffusion.checkpoint import SamplingModel, latest_checkpoint, load_sampling_model
-from adapters.generators.diffusion.config import SAMPLING_FIELDS, DiffusionConfig, DiffusionRecipe, recipe_from
-from adapters.generators.diffusion.distributed import process_device, shard, world_size
-from adapters.generators.diffusion.sampling import sample, vary
-from adapters.torch_support import png_to_tensor, resolve_device, tensor_to_png
-from application.errors import GeneratorError, InputError
-from application.ports import GenerationRequest, GenerationResult
+from medaug.adapters.generators.diffusion.checkpoint import SamplingModel, latest_checkpoint, load_sampling_model
+from medaug.adapters.generators.diffusion.config import SAMPLING_FIELDS, DiffusionConfig, DiffusionRecipe, recipe_from
+from medaug.adapters.generators.diffusion.distributed import process_device, shard, world_size
+from medaug.adapters.generators.diffusion.sampling import sample, vary
+from medaug.adapters.torch_support import png_to_tensor, resolve_device, tensor_to_png
+from medaug.application.errors import GeneratorError, InputError
+from medaug.application.ports import GenerationRequest, GenerationResult
 
 
 class DiffusionGenerator:

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
-from adapters.generators.diffusion.config import NUM_CLASSES, DiffusionRecipe
+from medaug.adapters.generators.diffusion.config import NUM_CLASSES, DiffusionRecipe
 
 _BETA_SCHEDULES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
 

@@ -19,8 +19,8 @@ from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler,
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 
-from adapters.generators.diffusion.config import NULL_CLASS, NUM_CLASSES, SamplerName
-from application.errors import ConfigError
+from medaug.adapters.generators.diffusion.config import NULL_CLASS, NUM_CLASSES, SamplerName
+from medaug.application.errors import ConfigError
 
 _SCHEDULE_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas", "prediction_type")
 

@@ -27,9 +27,9 @@ from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel
 from torchvision.transforms.v2 import functional as TF
 
-from adapters.files import write_atomic
-from adapters.generators.checkpointing import checkpoint_name
-from adapters.generators.diffusion.checkpoint import (
+from medaug.adapters.files import write_atomic
+from medaug.adapters.generators.checkpointing import checkpoint_name
+from medaug.adapters.generators.diffusion.checkpoint import (
     CheckpointMeta,
     Saved,
     TrainingState,
@@ -43,32 +43,32 @@ from adapters.generators.diffusion.checkpoint import (
     save_checkpoint,
     unflatten_optimizer,
 )
-from adapters.generators.diffusion.config import NULL_CLASS, DiffusionRecipe
-from adapters.generators.diffusion.distributed import release_at_exit
-from adapters.generators.diffusion.model import (
+from medaug.adapters.generators.diffusion.config import NULL_CLASS, DiffusionRecipe
+from medaug.adapters.generators.diffusion.distributed import release_at_exit
+from medaug.adapters.generators.diffusion.model import (
     build_unet,
     count_parameters,
     noise_scheduler,
     unet_from_config,
 )
-from adapters.generators.diffusion.sampling import sample
-from adapters.generators.training_support import (
+from medaug.adapters.generators.diffusion.sampling import sample
+from medaug.adapters.generators.training_support import (
     CheckpointedTrainer,
     contact_grid,
     epoch_indices,
     smoothed,
     training_tensors,
 )
-from adapters.torch_support import resolve_device, tensor_to_png
-from application.errors import ConfigError
-from application.ports import (
+from medaug.adapters.torch_support import resolve_device, tensor_to_png
+from medaug.application.errors import ConfigError
+from medaug.application.ports import (
     GeneratorTrainingResult,
     LabelledImage,
     NullProgress,
     ProgressSink,
 )
-from domain.grades import ALL_GRADES
-from domain.plan import derive_seed
+from medaug.domain.grades import ALL_GRADES
+from medaug.domain.plan import derive_seed
 
 _log = structlog.get_logger(__name__)
 

@@ -28,19 +28,19 @@ from typing import Any
 import openai
 import structlog
 
-from adapters.generators.openai_edits.config import OpenAIConfig
-from adapters.generators.openai_edits.images import (
+from medaug.adapters.generators.openai_edits.config import OpenAIConfig
+from medaug.adapters.generators.openai_edits.images import (
     EDIT_MAX_BYTES,
     VARIATION_MAX_BYTES,
     decode_b64_image,
     prepare_upload,
     to_working_size,
 )
-from adapters.generators.openai_edits.ledger import Ledger, LedgerEntry, ResultCache, Status, now
-from adapters.generators.openai_edits.retry import Failure, backoff_delay, classify
-from application.errors import BudgetExhausted, ConfigError, GeneratorError
-from application.ports import CostEstimate, GenerationRequest, GenerationResult
-from domain import Grade
+from medaug.adapters.generators.openai_edits.ledger import Ledger, LedgerEntry, ResultCache, Status, now
+from medaug.adapters.generators.openai_edits.retry import Failure, backoff_delay, classify
+from medaug.application.errors import BudgetExhausted, ConfigError, GeneratorError
+from medaug.application.ports import CostEstimate, GenerationRequest, GenerationResult
+from medaug.domain import Grade
 
 _log = structlog.get_logger(__name__)
 

@@ -8,8 +8,8 @@ import io
 
 from PIL import Image, UnidentifiedImageError
 
-from adapters.imaging.png import decode_pil, encode_png
-from application.errors import GeneratorError, InputError
+from medaug.adapters.imaging.png import decode_pil, encode_png
+from medaug.application.errors import GeneratorError, InputError
 
 EDIT_MAX_BYTES = 50 * 1024 * 1024 - 1
 """GPT Image edit inputs must be smaller than 50 MB."""

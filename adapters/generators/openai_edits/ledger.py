@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from adapters import files
-from application.errors import GeneratorError
+from medaug.adapters import files
+from medaug.application.errors import GeneratorError
 
 Status = Literal["ok", "refused", "retry", "error"]
 

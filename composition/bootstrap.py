@@ -11,8 +11,8 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from application.errors import ConfigError
-from application.ports import (
+from medaug.application.errors import ConfigError
+from medaug.application.ports import (
     ClassifierTrainer,
     DatasetSource,
     Evaluator,
@@ -25,8 +25,8 @@ from application.ports import (
     ReportWriter,
     SyntheticScreen,
 )
-from domain.quality import QualityReport
-from medaug.settings import Settings
+from medaug.domain.quality import QualityReport
+from medaug.composition.settings import Settings
 
 # -- stores ----------------------------------------------------------------------------------
 
@@ -44,14 +44,14 @@ def build_store(settings: Settings, location: str | None = None) -> ImageStore:
             config = config.model_copy(update={"kind": "local", "root": Path(location)})
     if config.kind == "s3":
         return _build_s3_store(config)
-    from adapters.stores.local import LocalImageStore
+    from medaug.adapters.stores.local import LocalImageStore
 
     return LocalImageStore(config.root)
 
 
 def _build_s3_store(config) -> ImageStore:  # type: ignore[no-untyped-def]
     try:
-        from adapters.stores.s3 import S3ImageStore, make_s3_client
+        from medaug.adapters.stores.s3 import S3ImageStore, make_s3_client
     except ImportError as exc:  # pragma: no cover - until the S3 adapter lands
         raise ConfigError("store.kind = 's3' is not available in this build") from exc
     if not config.s3.bucket:
@@ -71,14 +71,14 @@ def _build_s3_store(config) -> ImageStore:  # type: ignore[no-untyped-def]
 
 def build_preprocessor(settings: Settings, size: int | None = None) -> Preprocessor:
     """The fundus preprocessor at the working size."""
-    from adapters.imaging.preprocess import FundusPreprocessor
+    from medaug.adapters.imaging.preprocess import FundusPreprocessor
 
     return FundusPreprocessor(size=size or settings.image_size)
 
 
 def build_idrid_source(path: Path) -> DatasetSource:
     """IDRiD "B. Disease Grading" in its official layout."""
-    from adapters.datasets.idrid import IdridSource
+    from medaug.adapters.datasets.idrid import IdridSource
 
     return IdridSource(path)
 
@@ -87,7 +87,7 @@ def build_folder_source(
     path: Path, csv: Path, *, image_column: str, label_column: str, split_column: str | None, name: str
 ) -> DatasetSource:
     """A folder of images labelled by a CSV file."""
-    from adapters.datasets.folder_csv import FolderCsvSource
+    from medaug.adapters.datasets.folder_csv import FolderCsvSource
 
     return FolderCsvSource(
         path, csv, image_column=image_column, label_column=label_column, split_column=split_column, name=name
@@ -96,7 +96,7 @@ def build_folder_source(
 
 def build_phantom_source(n: int, *, seed: int, size: int, test_fraction: float = 0.2) -> DatasetSource:
     """The built-in synthetic fundus set."""
-    from adapters.datasets.phantom import PhantomSource
+    from medaug.adapters.datasets.phantom import PhantomSource
 
     return PhantomSource(n=n, seed=seed, size=size, test_fraction=test_fraction)
 
@@ -105,7 +105,7 @@ def build_phantom_source(n: int, *, seed: int, size: int, test_fraction: float =
 
 
 def _classic(settings: Settings, store: ImageStore) -> ImageGenerator:
-    from adapters.generators.classic.generator import ClassicGenerator
+    from medaug.adapters.generators.classic.generator import ClassicGenerator
 
     return ClassicGenerator(settings.generators.classic, device=settings.device)
 
@@ -113,7 +113,7 @@ def _classic(settings: Settings, store: ImageStore) -> ImageGenerator:
 def _openai(settings: Settings, store: ImageStore) -> ImageGenerator:
     # The privacy gate (allow_external_upload) and the key are checked when it is first used, so
     # that ``augment run --dry-run`` can estimate costs before either is set.
-    from adapters.generators.openai_edits.generator import (
+    from medaug.adapters.generators.openai_edits.generator import (
         OpenAIGenerator,
         make_openai_client,
     )
@@ -123,7 +123,7 @@ def _openai(settings: Settings, store: ImageStore) -> ImageGenerator:
 
 
 def _diffusion(settings: Settings, store: ImageStore) -> ImageGenerator:
-    from adapters.generators.diffusion.generator import DiffusionGenerator
+    from medaug.adapters.generators.diffusion.generator import DiffusionGenerator
 
     config = settings.generators.diffusion
     return DiffusionGenerator(
@@ -132,7 +132,7 @@ def _diffusion(settings: Settings, store: ImageStore) -> ImageGenerator:
 
 
 def _dcgan(settings: Settings, store: ImageStore) -> ImageGenerator:
-    from adapters.generators.dcgan.generator import DCGANGenerator
+    from medaug.adapters.generators.dcgan.generator import DCGANGenerator
 
     config = settings.generators.dcgan
     return DCGANGenerator(config, generator_dir(settings, "dcgan", store), device=config.device or settings.device)
@@ -178,7 +178,7 @@ def generator_dir(settings: Settings, name: str, store: ImageStore) -> Path:
 
 
 def _diffusion_trainer(settings: Settings, store: ImageStore, profile: str | None) -> GeneratorTrainer:
-    from adapters.generators.diffusion.training import DiffusionTrainer
+    from medaug.adapters.generators.diffusion.training import DiffusionTrainer
 
     config = settings.generators.diffusion
     return DiffusionTrainer(
@@ -191,7 +191,7 @@ def _diffusion_trainer(settings: Settings, store: ImageStore, profile: str | Non
 
 
 def _dcgan_trainer(settings: Settings, store: ImageStore, profile: str | None) -> GeneratorTrainer:
-    from adapters.generators.dcgan.training import DCGANTrainer
+    from medaug.adapters.generators.dcgan.training import DCGANTrainer
 
     config = settings.generators.dcgan
     return DCGANTrainer(
@@ -233,7 +233,7 @@ def build_generator_trainer(
 
 def configure_logging(settings: Settings) -> None:
     """structlog as the settings ask (readable in a terminal, JSON otherwise)."""
-    from adapters.logging import configure_logging as configure
+    from medaug.adapters.logging import configure_logging as configure
 
     configure(settings.log_format, settings.log_level)
 
@@ -243,7 +243,7 @@ def configure_logging(settings: Settings) -> None:
 
 def describe_device(preference: str) -> str:
     """The device torch work will run on, in words (e.g. ``cuda (NVIDIA H100)`` or ``cpu``)."""
-    from adapters.torch_support import resolve_device
+    from medaug.adapters.torch_support import resolve_device
 
     device = resolve_device(preference)
     if device.type == "cuda":
@@ -260,7 +260,7 @@ def write_contact_sheet(
     store: ImageStore, out: Path, *, per_cell: int = 4, augmentation: str | None = None
 ) -> Path:
     """Write a PNG contact sheet of ``store`` (grades x real/synthetic columns) to ``out``, atomically."""
-    from adapters.reporting.contact_sheet import write_contact_sheet as write
+    from medaug.adapters.reporting.contact_sheet import write_contact_sheet as write
 
     return write(store, out, per_cell=per_cell, augmentation=augmentation)
 
@@ -270,7 +270,7 @@ def write_contact_sheet(
 
 def build_report_writer() -> ReportWriter:
     """The experiment report writer: ``report.html`` (self-contained), ``report.md`` and figures."""
-    from adapters.reporting.report import HtmlMarkdownReportWriter
+    from medaug.adapters.reporting.report import HtmlMarkdownReportWriter
 
     return HtmlMarkdownReportWriter()
 
@@ -283,14 +283,14 @@ def _trainer_device(settings: Settings, configured: str) -> str:
 
 
 def _cnn(settings: Settings) -> ClassifierTrainer:
-    from adapters.trainers.cnn import CNNTrainer
+    from medaug.adapters.trainers.cnn import CNNTrainer
 
     config = settings.trainers.cnn
     return CNNTrainer(config, device=_trainer_device(settings, config.device))
 
 
 def _resnet50(settings: Settings) -> ClassifierTrainer:
-    from adapters.trainers.resnet import ResNetTrainer
+    from medaug.adapters.trainers.resnet import ResNetTrainer
 
     config = settings.trainers.resnet50
     return ResNetTrainer(config, device=_trainer_device(settings, config.device))
@@ -324,7 +324,7 @@ def build_trainer(name: str, settings: Settings) -> ClassifierTrainer:
 
 def build_evaluator() -> Evaluator:
     """Metrics and paired statistics (scikit-learn and scipy)."""
-    from adapters.evaluation.evaluator import SklearnEvaluator
+    from medaug.adapters.evaluation.evaluator import SklearnEvaluator
 
     return SklearnEvaluator()
 
@@ -350,7 +350,7 @@ def build_quality_analyzer(settings: Settings, store: ImageStore) -> QualityAnal
 
 
 def _fundus_quality_analyzer(settings: Settings, store: ImageStore):  # type: ignore[no-untyped-def]
-    from adapters.quality.analyzer import FundusQualityAnalyzer
+    from medaug.adapters.quality.analyzer import FundusQualityAnalyzer
 
     config = settings.quality
     return FundusQualityAnalyzer(
@@ -376,7 +376,7 @@ def build_synthetic_screen(
     config = config.model_copy(update={k: v for k, v in updates.items() if v is not None})
     if not config.enabled:
         return None
-    from adapters.quality.screen import QualityScreen
+    from medaug.adapters.quality.screen import QualityScreen
 
     return QualityScreen(_fundus_quality_analyzer(settings, store), store, config, progress=progress)
 
@@ -385,15 +385,15 @@ def write_quality_outputs(
     reports: Mapping[str, QualityReport], store: ImageStore, out: Path, *, worst: int = 8
 ) -> list[Path]:
     """Write ``quality.json`` and the quality figures (similarities, worst pairs, fidelity) to ``out``."""
-    from adapters.quality.plots import write_quality_outputs as write
+    from medaug.adapters.quality.plots import write_quality_outputs as write
 
     return write(reports, store, out, worst=worst)
 
 
 def store_image_size(store: ImageStore) -> int | None:
     """The side of the store's real images (synthetic ones are made to match), or None if empty."""
-    from adapters.imaging.png import decode_pil
-    from domain import Origin
+    from medaug.adapters.imaging.png import decode_pil
+    from medaug.domain import Origin
 
     real = store.list(origin=Origin.REAL)
     if not real:
@@ -411,11 +411,11 @@ def build_progress(enabled: bool = True, interactive: bool | None = None) -> Pro
         enabled: False shows no progress at all.
         interactive: whether stderr is a terminal; None asks stderr.
     """
-    from application.ports import NullProgress
+    from medaug.application.ports import NullProgress
 
     if not enabled:
         return NullProgress()
-    from adapters.progress import LogProgress, RichProgress
+    from medaug.adapters.progress import LogProgress, RichProgress
 
     if interactive is None:
         interactive = sys.stderr.isatty()

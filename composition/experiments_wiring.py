@@ -12,18 +12,18 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from application.errors import ConfigError, MedaugError
-from application.ports import ImageGenerator, ImageStore, ProgressSink, RunRepository
-from application.services.experiment import ExperimentContext, run_experiment
-from application.services.ingest import ingest
-from application.services.quality import assess_all
-from application.services.train_generator import train_generator
-from domain import DomainError
-from domain.experiment import THESIS_REFERENCES, Arm, ExperimentResult
-from domain.quality import QualityReport
-from medaug import bootstrap
-from medaug.experiment_config import DatasetConfig, ExperimentConfig
-from medaug.settings import Settings, first_error
+from medaug.application.errors import ConfigError, MedaugError
+from medaug.application.ports import ImageGenerator, ImageStore, ProgressSink, RunRepository
+from medaug.application.services.experiment import ExperimentContext, run_experiment
+from medaug.application.services.ingest import ingest
+from medaug.application.services.quality import assess_all
+from medaug.application.services.train_generator import train_generator
+from medaug.domain import DomainError
+from medaug.domain.experiment import THESIS_REFERENCES, Arm, ExperimentResult
+from medaug.domain.quality import QualityReport
+from medaug.composition import bootstrap
+from medaug.composition.experiment_config import DatasetConfig, ExperimentConfig
+from medaug.composition.settings import Settings, first_error
 
 _log = structlog.get_logger(__name__)
 
@@ -62,7 +62,7 @@ def run_experiment_job(
     runs_root = run_dir or settings.work_dir / "runs" / config.name
     if fresh and runs_root.exists():
         shutil.rmtree(runs_root)
-    from adapters.runs import LocalRunFolder
+    from medaug.adapters.runs import LocalRunFolder
 
     runs = LocalRunFolder(runs_root)
     ctx = ExperimentContext(
@@ -130,7 +130,7 @@ def saved_quality(runs: RunRepository) -> dict[str, QualityReport]:
 
 def rebuild_report(run_dir: Path, settings: Settings) -> list[str]:
     """Re-render the report of a finished run from its ``results.json``."""
-    from adapters.runs import LocalRunFolder
+    from medaug.adapters.runs import LocalRunFolder
 
     result = LocalRunFolder(run_dir).load_result()
     store = bootstrap.build_store(settings, result.environment.get("store"))

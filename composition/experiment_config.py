@@ -11,9 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from application.errors import ConfigError
-from domain import PlanPolicy
-from domain.experiment import Arm, ExperimentSpec
+from medaug.application.errors import ConfigError
+from medaug.domain import PlanPolicy
+from medaug.domain.experiment import Arm, ExperimentSpec
 
 BUILTIN_QUICK = "quick.toml"
 
@@ -114,7 +114,7 @@ def load_experiment_config(path: Path | None) -> ExperimentConfig:
     """
     if path is None:
         name = f"built-in {BUILTIN_QUICK}"
-        text = resources.files("medaug.experiments").joinpath(BUILTIN_QUICK).read_text()
+        text = resources.files("medaug.composition.experiments").joinpath(BUILTIN_QUICK).read_text()
     else:
         name = str(path)
         try:

@@ -18,14 +18,14 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from adapters.generators.classic.config import ClassicConfig
-from adapters.generators.dcgan.config import DCGANConfig
-from adapters.generators.diffusion.config import DiffusionConfig
-from adapters.generators.openai_edits.config import OpenAIConfig
-from adapters.quality.config import QualityConfig
-from adapters.stores.config import StoreConfig
-from adapters.trainers.config import TrainersConfig
-from application.errors import ConfigError
+from medaug.adapters.generators.classic.config import ClassicConfig
+from medaug.adapters.generators.dcgan.config import DCGANConfig
+from medaug.adapters.generators.diffusion.config import DiffusionConfig
+from medaug.adapters.generators.openai_edits.config import OpenAIConfig
+from medaug.adapters.quality.config import QualityConfig
+from medaug.adapters.stores.config import StoreConfig
+from medaug.adapters.trainers.config import TrainersConfig
+from medaug.application.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = Path("medaug.toml")
 
