@@ -22,9 +22,9 @@ from medaug.adapters.quality.config import QualityConfig
 from medaug.adapters.stores.local import LocalImageStore
 from medaug.application.ports import ImageStore
 from medaug.application.services.quality import assess_quality, augmentation_sets
-from medaug.domain.quality import QualityReport
 from medaug.composition import bootstrap
 from medaug.composition.settings import load_settings
+from medaug.domain.quality import QualityReport
 
 
 def phantom_store(root: Path, n: int, size: int) -> ImageStore:

@@ -10,8 +10,8 @@ from medaug.application.errors import BudgetExhausted
 from medaug.application.ports import CostEstimate
 from medaug.application.services.augment import augment, estimate_augmentation, plan_augmentation
 from medaug.cli.common import console, err_console, handle_errors, settings, state
-from medaug.domain import PlanPolicy
 from medaug.composition import bootstrap
+from medaug.domain import PlanPolicy
 
 app = typer.Typer(help="Grow the training split with synthetic images.", no_args_is_help=True)
 

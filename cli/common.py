@@ -14,9 +14,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from medaug.application.errors import MedaugError
-from medaug.domain import DomainError
 from medaug.composition import bootstrap
 from medaug.composition.settings import Settings, load_settings
+from medaug.domain import DomainError
 
 # Pipes and logs get wide lines (rich would wrap tables at 80 columns).
 console = Console(width=None if sys.stdout.isatty() else 160)

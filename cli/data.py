@@ -10,8 +10,8 @@ from rich.table import Table
 from medaug.application.services.ingest import IngestReport, ingest
 from medaug.application.services.stats import store_stats
 from medaug.cli.common import console, err_console, handle_errors, settings, state
-from medaug.domain import Grade
 from medaug.composition import bootstrap
+from medaug.domain import Grade
 
 app = typer.Typer(help="Bring data sets into a store and inspect it.", no_args_is_help=True)
 ingest_app = typer.Typer(help="Ingest a labelled data set into a store.", no_args_is_help=True)

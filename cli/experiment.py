@@ -8,10 +8,10 @@ import typer
 from rich.table import Table
 
 from medaug.cli.common import console, handle_errors, settings, state
-from medaug.domain.experiment import ExperimentResult
 from medaug.composition import bootstrap
 from medaug.composition.experiment_config import apply_overrides, load_experiment_config
 from medaug.composition.experiments_wiring import rebuild_report, run_experiment_job
+from medaug.domain.experiment import ExperimentResult
 
 app = typer.Typer(help="Run experiments: arms x classifiers x seeds, with a report.", no_args_is_help=True)
 

@@ -10,8 +10,8 @@ from rich.table import Table
 
 from medaug.application.services.quality import assess_all
 from medaug.cli.common import console, handle_errors, settings, state
-from medaug.domain.quality import DistributionScores, GradeFidelity, QualityReport
 from medaug.composition import bootstrap
+from medaug.domain.quality import DistributionScores, GradeFidelity, QualityReport
 
 _Figure = Callable[[float], str]
 

@@ -25,8 +25,8 @@ from medaug.application.ports import (
     ReportWriter,
     SyntheticScreen,
 )
-from medaug.domain.quality import QualityReport
 from medaug.composition.settings import Settings
+from medaug.domain.quality import QualityReport
 
 # -- stores ----------------------------------------------------------------------------------
 

@@ -18,12 +18,12 @@ from medaug.application.services.experiment import ExperimentContext, run_experi
 from medaug.application.services.ingest import ingest
 from medaug.application.services.quality import assess_all
 from medaug.application.services.train_generator import train_generator
-from medaug.domain import DomainError
-from medaug.domain.experiment import THESIS_REFERENCES, Arm, ExperimentResult
-from medaug.domain.quality import QualityReport
 from medaug.composition import bootstrap
 from medaug.composition.experiment_config import DatasetConfig, ExperimentConfig
 from medaug.composition.settings import Settings, first_error
+from medaug.domain import DomainError
+from medaug.domain.experiment import THESIS_REFERENCES, Arm, ExperimentResult
+from medaug.domain.quality import QualityReport
 
 _log = structlog.get_logger(__name__)
 

@@ -14,7 +14,12 @@ import torch
 
 from medaug.adapters.evaluation.evaluator import quadratic_kappa
 from medaug.adapters.quality.config import QualityConfig
-from medaug.adapters.quality.features import FundusClassifier, InceptionFeatures, fit_fundus_classifier, train_on_and_predict
+from medaug.adapters.quality.features import (
+    FundusClassifier,
+    InceptionFeatures,
+    fit_fundus_classifier,
+    train_on_and_predict,
+)
 from medaug.adapters.quality.metrics import distribution_scores, diversity
 from medaug.adapters.quality.similarity import Match, SimilarityBank, nearest_by_features, nearest_records, summarise
 from medaug.adapters.torch_support import png_to_tensor, resolve_device

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from medaug.application.errors import ConfigError
-from medaug.application.ports import ClassifierTrainer, Evaluator, ImageStore, NullProgress, ProgressSink, TrainingRequest
+from medaug.application.ports import (
+    ClassifierTrainer,
+    Evaluator,
+    ImageStore,
+    NullProgress,
+    ProgressSink,
+    TrainingRequest,
+)
 from medaug.application.services.augment import training_set
 from medaug.domain import Split
 from medaug.domain.experiment import CellKey, CellResult

@@ -17,8 +17,8 @@ from medaug.adapters.generators.classic.operations import OPERATIONS
 from medaug.adapters.imaging.png import decode_png, encode_png
 from medaug.application.errors import ConfigError, GeneratorError
 from medaug.application.ports import GenerationRequest, ImageGenerator
-from medaug.domain import Grade
 from medaug.composition.settings import load_settings
+from medaug.domain import Grade
 from tests.contracts.image_generator import ImageGeneratorContract
 
 SIZE = 48

@@ -11,8 +11,8 @@ from medaug.adapters.imaging.png import decode_png, encode_png
 from medaug.adapters.reporting.contact_sheet import contact_sheet, write_contact_sheet
 from medaug.adapters.stores.local import LocalImageStore
 from medaug.application.errors import ConfigError, InputError
-from medaug.domain import Split
 from medaug.composition import bootstrap
+from medaug.domain import Split
 from tests.conftest import real_record, synthetic_record
 
 THUMB = 16

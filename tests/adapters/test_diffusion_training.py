@@ -20,7 +20,12 @@ from medaug.adapters.generators.diffusion.checkpoint import (
 )
 from medaug.adapters.generators.diffusion.model import build_unet, noise_scheduler
 from medaug.adapters.generators.diffusion.sampling import sample
-from medaug.adapters.generators.diffusion.training import DiffusionTrainer, diffusion_loss, epoch_indices, training_tensors
+from medaug.adapters.generators.diffusion.training import (
+    DiffusionTrainer,
+    diffusion_loss,
+    epoch_indices,
+    training_tensors,
+)
 from medaug.adapters.imaging.png import decode_png
 from medaug.application.errors import ConfigError, InputError
 from medaug.application.ports import GeneratorTrainer, LabelledImage, NullProgress

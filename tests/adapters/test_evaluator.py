@@ -14,9 +14,9 @@ from medaug.adapters.evaluation.evaluator import (
 )
 from medaug.application.errors import InputError
 from medaug.application.ports import Evaluator
+from medaug.composition import bootstrap
 from medaug.domain import Grade
 from medaug.domain.experiment import Predictions
-from medaug.composition import bootstrap
 
 
 def predictions(labels: list[int], predicted: list[int], probabilities: list[list[float]] | None = None) -> Predictions:

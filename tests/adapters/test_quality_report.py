@@ -9,6 +9,8 @@ import pytest
 from medaug.adapters.imaging.png import encode_png
 from medaug.adapters.reporting.report import HtmlMarkdownReportWriter
 from medaug.adapters.stores.local import LocalImageStore
+from medaug.composition import experiments_wiring
+from medaug.composition.settings import load_settings
 from medaug.domain import Grade, PlanPolicy, Split
 from medaug.domain.experiment import Arm, ExperimentResult, ExperimentSpec
 from medaug.domain.quality import (
@@ -20,8 +22,6 @@ from medaug.domain.quality import (
     QualityReport,
     SimilaritySummary,
 )
-from medaug.composition import experiments_wiring
-from medaug.composition.settings import load_settings
 from tests.conftest import real_record
 from tests.fakes import MemoryRuns
 from tests.quality_images import fundus_like, synthetic

@@ -18,10 +18,10 @@ from medaug.adapters.trainers.loop import EpochSelector, channel_stats, class_we
 from medaug.adapters.trainers.resnet import IMAGENET_FILES, ResNetTrainer
 from medaug.application.errors import ConfigError, InputError
 from medaug.application.ports import ClassifierTrainer, NullProgress, TrainingRequest
-from medaug.domain import Split
-from medaug.domain.experiment import EpochRecord
 from medaug.composition import bootstrap
 from medaug.composition.settings import load_settings
+from medaug.domain import Split
+from medaug.domain.experiment import EpochRecord
 from tests.conftest import png_bytes, real_record
 from tests.contracts.classifier_trainer import graded_store
 

@@ -1,0 +1,55 @@
+"""Ports: the interfaces through which application services reach the outside world.
+
+Every port is a ``typing.Protocol`` whose docstring is its contract; each adapter of a port
+passes the shared contract suite in ``tests/contracts``. Images cross ports as encoded PNG
+bytes (8-bit RGB), so services never touch pixel libraries. One module per feature; this
+package re-exports them all.
+"""
+
+from medaug.application.ports.classification import ClassifierTrainer, Evaluator, TrainingOutcome, TrainingRequest
+from medaug.application.ports.datasets import DatasetSource, Preprocessor, ScanResult, SourceItem
+from medaug.application.ports.generation import (
+    CostEstimate,
+    CostEstimating,
+    GenerationRequest,
+    GenerationResult,
+    GeneratorTrainer,
+    GeneratorTrainingResult,
+    ImageGenerator,
+    LabelledImage,
+)
+from medaug.application.ports.progress import NullProgress, ProgressSink, ProgressTask, iter_batches
+from medaug.application.ports.quality import QualityAnalyzer, QualityRequest, ScreenVerdict, SyntheticScreen
+from medaug.application.ports.reporting import ReportWriter
+from medaug.application.ports.storage import ImageStore, PngBytes, RunRepository
+
+__all__ = [
+    "ClassifierTrainer",
+    "CostEstimate",
+    "CostEstimating",
+    "DatasetSource",
+    "Evaluator",
+    "GenerationRequest",
+    "GenerationResult",
+    "GeneratorTrainer",
+    "GeneratorTrainingResult",
+    "ImageGenerator",
+    "ImageStore",
+    "LabelledImage",
+    "NullProgress",
+    "PngBytes",
+    "Preprocessor",
+    "ProgressSink",
+    "ProgressTask",
+    "QualityAnalyzer",
+    "QualityRequest",
+    "ReportWriter",
+    "RunRepository",
+    "ScanResult",
+    "ScreenVerdict",
+    "SourceItem",
+    "SyntheticScreen",
+    "TrainingOutcome",
+    "TrainingRequest",
+    "iter_batches",
+]

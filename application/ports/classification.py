@@ -1,0 +1,106 @@
+"""Ports: Classifiers: training one cell, scoring and comparing predictions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from medaug.application.ports.progress import ProgressSink
+from medaug.application.ports.storage import ImageStore
+from medaug.domain import FundusImage
+from medaug.domain.experiment import (
+    Comparison,
+    EpochRecord,
+    Metrics,
+    Predictions,
+    Summary,
+)
+
+
+class TrainingRequest(BaseModel):
+    """One classifier training run.
+
+    Attributes:
+        train: training images (real and, per arm, synthetic), read from the store.
+        val: validation images for model selection / early stopping (may be empty).
+        test: the untouched test images to predict at the end.
+        seed: the seed of this run (weights, shuffling, dropout).
+        checkpoint_path: where to write the chosen weights (safetensors), if anywhere.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    train: tuple[FundusImage, ...]
+    val: tuple[FundusImage, ...] = ()
+    test: tuple[FundusImage, ...]
+    seed: int
+    checkpoint_path: str | None = None
+
+
+class TrainingOutcome(BaseModel):
+    """What a classifier training run produced: test predictions and its learning curves."""
+
+    model_config = ConfigDict(frozen=True)
+
+    predictions: Predictions
+    history: tuple[EpochRecord, ...]
+    best_epoch: int | None = None
+    checkpoint: str | None = None
+    seconds: float
+    images_per_second: float
+
+
+@runtime_checkable
+class ClassifierTrainer(Protocol):
+    """Trains a grade classifier and predicts the test images.
+
+    Contract:
+        - ``name`` is the classifier's name in experiments (``cnn``, ``resnet50``).
+        - ``train_and_predict`` reads pixels from ``store``, trains on ``request.train`` (model
+          selection on ``request.val`` when given, never on the test images), then predicts
+          every ``request.test`` image: ``predictions`` follow the order of ``request.test``,
+          with probabilities over the five grades summing to 1.
+        - Deterministic by ``request.seed`` on CPU: same request, same predictions.
+        - ``history`` has one ``EpochRecord`` per epoch run.
+        - Reports one progress bar per run (epochs, with loss and accuracy).
+        - Missing weights or an impossible configuration raise ``ConfigError`` naming what to do.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def train_and_predict(
+        self, request: TrainingRequest, store: ImageStore, *, progress: ProgressSink
+    ) -> TrainingOutcome: ...
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    """Metrics and statistics over predictions.
+
+    Contract:
+        - ``metrics(predictions)``: accuracy, balanced accuracy, macro-F1, quadratic weighted kappa,
+          cross-entropy loss, per-grade precision and recall (0 where undefined), and the 5x5
+          confusion matrix over all grades 0-4 (even those absent).
+        - ``summarise(values)``: mean, sample standard deviation and a 95% t-interval across seeds
+          (a single value gives a zero-width interval at that value).
+        - ``compare(arm, baseline, ...)``: paired comparison of two arms' predictions on the same
+          test images, seed by seed (lists aligned by seed and by image id): per-seed accuracy
+          differences, exact McNemar p-value on the pooled discordant pairs, and a paired
+          bootstrap 95% interval of the accuracy difference (seeded, deterministic).
+    """
+
+    def metrics(self, predictions: Predictions) -> Metrics: ...
+
+    def summarise(self, values: Sequence[float]) -> Summary: ...
+
+    def compare(
+        self,
+        arm: str,
+        baseline: str,
+        classifier: str,
+        arm_predictions: Sequence[Predictions],
+        baseline_predictions: Sequence[Predictions],
+    ) -> Comparison: ...

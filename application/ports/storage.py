@@ -1,0 +1,88 @@
+"""Ports: Where images and run results are kept."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
+
+from medaug.domain import FundusImage, Grade, Origin, Split
+from medaug.domain.experiment import (
+    CellKey,
+    CellResult,
+    ExperimentResult,
+)
+
+PngBytes = bytes
+"""An image encoded as PNG, 8-bit RGB, as exchanged by every port."""
+
+
+@runtime_checkable
+class ImageStore(Protocol):
+    """Stores fundus images (pixels) and their records (``FundusImage``).
+
+    Contract:
+        - ``put`` is atomic: after it returns, ``exists``/``get``/``record``/``list`` see the
+          image; if it fails or the process dies, neither the pixels nor the record are
+          visible (no record without its image, no half-written file).
+        - Putting an id that already exists raises ``StoreError`` unless ``overwrite=True``.
+        - ``get`` returns exactly the bytes that were put; an unknown id raises ``KeyError``.
+        - ``list`` returns records sorted by id, filtered by any given split/grade/origin/
+          augmentation (``augmentation=None`` means any).
+        - ``delete`` removes the record and the pixels; deleting an unknown id raises ``KeyError``.
+        - Keys follow ``<split>/<grade>/<id>.png`` (see ``domain.images.storage_key``).
+        - ``location`` is a human-readable description (a path or ``s3://bucket/prefix``).
+    """
+
+    @property
+    def location(self) -> str: ...
+
+    def put(self, image: FundusImage, data: PngBytes, *, overwrite: bool = False) -> None: ...
+
+    def get(self, image_id: str) -> PngBytes: ...
+
+    def record(self, image_id: str) -> FundusImage: ...
+
+    def exists(self, image_id: str) -> bool: ...
+
+    def list(
+        self,
+        *,
+        split: Split | None = None,
+        grade: Grade | None = None,
+        origin: Origin | None = None,
+        augmentation: str | None = None,
+    ) -> list[FundusImage]: ...
+
+    def delete(self, image_id: str) -> None: ...
+
+
+@runtime_checkable
+class RunRepository(Protocol):
+    """Keeps an experiment run's results so that a killed run continues where it stopped.
+
+    Contract:
+        - ``claim(fingerprint, arms)`` binds the run folder to one experiment definition (the
+          shared ``fingerprint``) and to one definition per arm name (``arms``: name ->
+          definition): a folder holding another fingerprint, or another definition under an
+          arm's name, raises ``ConfigError`` (finished cells are never mixed). New arms are added.
+        - ``save_cell`` is atomic; ``load_cell`` returns a saved cell or None.
+        - ``save_result`` writes ``results.json`` atomically and returns its path;
+          ``load_result`` reads it back (``ConfigError`` if absent or unreadable).
+        - ``checkpoint_path(slug)`` is where a cell may write its weights.
+        - ``location`` is the run folder.
+    """
+
+    @property
+    def location(self) -> str: ...
+
+    def claim(self, fingerprint: str, arms: Mapping[str, str]) -> None: ...
+
+    def load_cell(self, key: CellKey) -> CellResult | None: ...
+
+    def save_cell(self, cell: CellResult) -> None: ...
+
+    def save_result(self, result: ExperimentResult) -> str: ...
+
+    def load_result(self) -> ExperimentResult: ...
+
+    def checkpoint_path(self, slug: str) -> str: ...
