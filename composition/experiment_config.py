@@ -43,6 +43,10 @@ class DatasetConfig(BaseModel):
     store: str | None = None
 
 
+DEFAULT_BASELINE = "classic"
+"""The thesis's comparison: every arm against classic augmentation, when the file names no baseline."""
+
+
 class ExperimentSection(BaseModel):
     """The ``[experiment]`` table: arms, classifiers, seeds and the plan policy."""
 
@@ -54,6 +58,8 @@ class ExperimentSection(BaseModel):
     plan_seed: int = 0
     val_fraction: float = 0.0
     policy: PlanPolicy = PlanPolicy.balance_largest()
+    baseline: str | None = None
+    """The arm the others are compared with; default: ``classic`` when it is one of the arms."""
 
     @field_validator("arms", mode="before")
     @classmethod
@@ -89,6 +95,7 @@ class ExperimentConfig(BaseModel):
             policy=e.policy,
             plan_seed=e.plan_seed,
             val_fraction=e.val_fraction,
+            baseline=e.baseline or (DEFAULT_BASELINE if any(a.name == DEFAULT_BASELINE for a in e.arms) else None),
         )
 
     def fingerprint(self, resolved_settings: dict[str, Any]) -> str:
@@ -100,7 +107,7 @@ class ExperimentConfig(BaseModel):
         """
         payload = {
             "dataset": self.dataset.model_dump(mode="json"),
-            "experiment": self.experiment.model_dump(mode="json", exclude={"arms", "classifiers", "seeds"}),
+            "experiment": self.experiment.model_dump(mode="json", exclude={"arms", "classifiers", "seeds", "baseline"}),
             "settings": resolved_settings,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]

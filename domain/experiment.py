@@ -10,7 +10,6 @@ from medaug.domain.grades import Grade
 from medaug.domain.plan import PlanPolicy
 from medaug.domain.quality import QualityReport
 
-BASELINE_ARM = "classic"
 NO_AUGMENTATION = "none"
 
 
@@ -224,6 +223,8 @@ class ExperimentSpec(BaseModel):
     policy: PlanPolicy
     plan_seed: int = 0
     val_fraction: float = Field(default=0.0, ge=0.0, lt=0.5)
+    baseline: str | None = None
+    """The arm every other arm is compared with (paired, per classifier); None compares nothing."""
 
     @model_validator(mode="after")
     def _well_formed(self) -> ExperimentSpec:
@@ -236,6 +237,8 @@ class ExperimentSpec(BaseModel):
             raise ValueError("an experiment needs at least one classifier")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError("an experiment needs one or more distinct seeds")
+        if self.baseline is not None and self.baseline not in names:
+            raise ValueError(f"baseline {self.baseline!r} is not one of the arms {names}")
         return self
 
     def cells(self) -> list[CellKey]:
@@ -243,11 +246,6 @@ class ExperimentSpec(BaseModel):
         return [
             CellKey(arm=arm.name, classifier=c, seed=s) for arm in self.arms for c in self.classifiers for s in self.seeds
         ]
-
-    @property
-    def baseline(self) -> str | None:
-        """The arm others are compared with: ``classic`` when present."""
-        return BASELINE_ARM if any(a.name == BASELINE_ARM for a in self.arms) else None
 
 
 class ExperimentResult(BaseModel):

@@ -11,7 +11,6 @@ from scipy import stats
 from sklearn.metrics import (
     accuracy_score,
     balanced_accuracy_score,
-    cohen_kappa_score,
     confusion_matrix,
     f1_score,
     log_loss,
@@ -23,6 +22,7 @@ from medaug.application.errors import InputError
 from medaug.domain import Grade
 from medaug.domain.experiment import Comparison, Metrics, Predictions, Summary
 from medaug.domain.grades import ALL_GRADES
+from medaug.domain.metrics import is_significant, quadratic_weighted_kappa
 
 GRADES = [int(g) for g in ALL_GRADES]
 _CHUNK = 500
@@ -59,7 +59,7 @@ class SklearnEvaluator:
                 accuracy=float(accuracy_score(y, predicted)),
                 balanced_accuracy=float(balanced_accuracy_score(y, predicted)),
                 macro_f1=float(f1_score(y, predicted, average="macro", zero_division=0)),
-                quadratic_kappa=quadratic_kappa(y, predicted),
+                quadratic_kappa=quadratic_weighted_kappa(y.tolist(), predicted.tolist()),
                 loss=float(log_loss(y, probabilities, labels=GRADES)),
                 precision={Grade(g): float(v) for g, v in zip(GRADES, precision, strict=True)},
                 recall={Grade(g): float(v) for g, v in zip(GRADES, recall, strict=True)},
@@ -108,7 +108,7 @@ class SklearnEvaluator:
             mean_difference=float(per_seed.mean()),
             mcnemar_p=p_value,
             bootstrap_ci=(low, high),
-            significant=(low > 0 or high < 0) and p_value < 0.05,
+            significant=is_significant(p_value, (low, high)),
         )
 
     def bootstrap_interval(self, differences: np.ndarray) -> tuple[float, float]:
@@ -122,17 +122,6 @@ class SklearnEvaluator:
         tail = (1.0 - self.confidence) / 2 * 100
         low, high = np.percentile(means, [tail, 100 - tail])
         return float(low), float(high)
-
-
-def quadratic_kappa(labels: Sequence[int] | np.ndarray, predicted: Sequence[int] | np.ndarray) -> float:
-    """Quadratic weighted kappa; 1 for a perfect prediction even when only one grade occurs."""
-    y, p = np.asarray(labels), np.asarray(predicted)
-    if np.array_equal(y, p):
-        return 1.0
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        value = float(cohen_kappa_score(y, p, weights="quadratic", labels=GRADES))
-    return value if math.isfinite(value) else 0.0
 
 
 def mcnemar_exact(arm_only: int, baseline_only: int) -> float:

@@ -12,7 +12,6 @@ import numpy as np
 import structlog
 import torch
 
-from medaug.adapters.evaluation.evaluator import quadratic_kappa
 from medaug.adapters.quality.config import QualityConfig
 from medaug.adapters.quality.features import (
     FundusClassifier,
@@ -28,6 +27,7 @@ from medaug.application.errors import ConfigError, InputError
 from medaug.application.ports import ImageStore, NullProgress, ProgressSink, QualityRequest
 from medaug.domain import FundusImage, Grade
 from medaug.domain.grades import ALL_GRADES
+from medaug.domain.metrics import quadratic_weighted_kappa
 from medaug.domain.quality import (
     DistributionScores,
     GradeFidelity,
@@ -321,7 +321,7 @@ def _accuracy_kappa(images: Profile) -> tuple[float, float]:
 def _agreement(labels: Sequence[int], predicted: Sequence[int]) -> tuple[float, float]:
     """Accuracy and quadratic weighted kappa over the five grades."""
     accuracy = float(np.mean(np.asarray(labels) == np.asarray(predicted))) if len(labels) else 0.0
-    return accuracy, quadratic_kappa(labels, predicted)
+    return accuracy, quadratic_weighted_kappa(labels, predicted)
 
 
 @contextlib.contextmanager

@@ -30,7 +30,6 @@ from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 from torchvision.transforms import v2
 
-from medaug.adapters.evaluation.evaluator import quadratic_kappa
 from medaug.adapters.files import write_atomic
 from medaug.adapters.torch_support import seed_everything
 from medaug.adapters.trainers.config import LoopConfig
@@ -39,6 +38,7 @@ from medaug.application.errors import ConfigError
 from medaug.application.ports import ImageStore, ProgressSink, TrainingOutcome, TrainingRequest
 from medaug.domain import FundusImage
 from medaug.domain.experiment import EpochRecord, Predictions
+from medaug.domain.metrics import quadratic_weighted_kappa
 
 _log = structlog.get_logger(__name__)
 
@@ -398,7 +398,7 @@ class TrainingLoop:
             val_loss=float(nn.functional.cross_entropy(logits.double(), val.labels)),
             val_accuracy=float((predicted == val.labels).double().mean()),
         )
-        return record, quadratic_kappa(val.labels.tolist(), predicted.tolist())
+        return record, quadratic_weighted_kappa(val.labels.tolist(), predicted.tolist())
 
     def _logits(self, head: nn.Module, stem: Stem, split: _Split, channels_last: bool) -> torch.Tensor:
         head.eval()

@@ -104,7 +104,8 @@ def _result(
     **extra: object,
 ) -> ExperimentResult:
     spec = ExperimentSpec(
-        name="tiny", arms=arms, classifiers=classifiers, seeds=seeds, policy=PlanPolicy.balance_total(20)
+        name="tiny", arms=arms, classifiers=classifiers, seeds=seeds, policy=PlanPolicy.balance_total(20),
+        baseline="classic" if any(arm.name == "classic" for arm in arms) else None,
     )
     return ExperimentResult(
         spec=spec, dataset="idrid", cells=tuple(cells), summaries=_summaries(cells), comparisons=comparisons,

@@ -142,7 +142,16 @@ class TestExperimentSpec:
                               classifiers=("cnn",), seeds=(0, 1), policy=PlanPolicy.balance_largest())
         assert [c.slug for c in spec.cells()] == ["none__cnn__s0", "none__cnn__s1", "classic__cnn__s0",
                                                    "classic__cnn__s1"]
-        assert spec.baseline == "classic"
+        assert spec.baseline is None
+
+    def test_the_baseline_must_be_one_of_the_arms(self) -> None:
+        arms = (Arm(name="none"), Arm(name="classic", generators=("classic",)))
+        spec = ExperimentSpec(arms=arms, classifiers=("cnn",), seeds=(0,), policy=PlanPolicy.balance_largest(),
+                              baseline="none")
+        assert spec.baseline == "none"
+        with pytest.raises(ValidationError, match="baseline 'diffusion' is not one of the arms"):
+            ExperimentSpec(arms=arms, classifiers=("cnn",), seeds=(0,), policy=PlanPolicy.balance_largest(),
+                           baseline="diffusion")
 
     def test_rejects_duplicate_arms_and_missing_generators(self) -> None:
         with pytest.raises(ValidationError, match="unique"):

@@ -26,6 +26,7 @@ def spec(**changes: object) -> ExperimentSpec:
     base = dict(
         arms=(Arm(name="none"), Arm(name="classic", generators=("echo",)), Arm(name="more", generators=("echo",))),
         classifiers=("oracle",), seeds=(0, 1), policy=PlanPolicy.balance_largest(), val_fraction=0.2,
+        baseline="classic",
     )
     return ExperimentSpec(**{**base, **changes})
 
@@ -119,8 +120,8 @@ def test_empty_store_is_a_clear_error() -> None:
         run_experiment(spec(), context(InMemoryImageStore(), GradeOracleTrainer(), MemoryRuns()))
 
 
-def test_no_classic_arm_means_no_comparisons(store: InMemoryImageStore) -> None:
-    result = run_experiment(spec(arms=(Arm(name="none"),)), context(store, GradeOracleTrainer(), MemoryRuns()))
+def test_no_baseline_means_no_comparisons(store: InMemoryImageStore) -> None:
+    result = run_experiment(spec(baseline=None), context(store, GradeOracleTrainer(), MemoryRuns()))
     assert result.comparisons == ()
 
 
