@@ -23,6 +23,7 @@ from medaug.application.ports import (
     ProgressSink,
     QualityAnalyzer,
     ReportWriter,
+    RunRepository,
     SyntheticScreen,
 )
 from medaug.composition.settings import Settings
@@ -265,7 +266,11 @@ def write_contact_sheet(
     return write(store, out, per_cell=per_cell, augmentation=augmentation)
 
 
-# -- reporting -------------------------------------------------------------------------------
+def build_run_folder(location: Path) -> RunRepository:
+    """The run folder of an experiment (cells, results, checkpoints), on the local file system."""
+    from medaug.adapters.runs import LocalRunFolder
+
+    return LocalRunFolder(location)
 
 
 def build_report_writer() -> ReportWriter:
@@ -388,6 +393,12 @@ def write_quality_outputs(
     from medaug.adapters.quality.plots import write_quality_outputs as write
 
     return write(reports, store, out, worst=worst)
+
+
+def working_image_size(settings: Settings, store: ImageStore) -> int:
+    """The side synthetic images are made at, for every flow: that of the store's real images,
+    or ``settings.image_size`` for a store without any yet."""
+    return store_image_size(store) or settings.image_size
 
 
 def store_image_size(store: ImageStore) -> int | None:

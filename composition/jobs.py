@@ -1,4 +1,5 @@
-"""Wiring of the experiment job: data set -> store, adapters, run folder, report."""
+"""The main job built from settings and an experiment file: every adapter it runs on, checked
+before any work starts. The use case itself is ``medaug.application.services.experiment_job``."""
 
 from __future__ import annotations
 
@@ -9,23 +10,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import structlog
 from pydantic import ValidationError
 
-from medaug.application.errors import ConfigError, MedaugError
-from medaug.application.ports import ImageGenerator, ImageStore, ProgressSink, RunRepository
-from medaug.application.services.experiment import ExperimentContext, run_experiment
-from medaug.application.services.ingest import ingest
-from medaug.application.services.quality import assess_all
-from medaug.application.services.train_generator import train_generator
+from medaug.application.errors import ConfigError
+from medaug.application.ports import GeneratorTrainer, ImageStore
+from medaug.application.services import experiment_job as job_service
+from medaug.application.services.experiment_job import DatasetStep, ExperimentJob, QualityStep
 from medaug.composition import bootstrap
 from medaug.composition.experiment_config import DatasetConfig, ExperimentConfig
 from medaug.composition.settings import Settings, first_error
-from medaug.domain import DomainError
-from medaug.domain.experiment import THESIS_REFERENCES, Arm, ExperimentResult
-from medaug.domain.quality import QualityReport
-
-_log = structlog.get_logger(__name__)
+from medaug.domain.experiment import THESIS_REFERENCES, Arm
 
 _VERSIONED = ("medaug", "torch", "torchvision", "diffusers", "numpy", "scikit-learn", "pydantic")
 
@@ -41,107 +35,70 @@ def experiment_settings(base: Settings, config: ExperimentConfig) -> Settings:
         raise ConfigError(f"experiment {config.name}: [settings]: {str(exc).splitlines()[0]}") from None
 
 
-def run_experiment_job(
-    config: ExperimentConfig,
-    base_settings: Settings,
-    *,
-    run_dir: Path | None = None,
-    fresh: bool = False,
-    progress: ProgressSink,
-) -> tuple[ExperimentResult, list[str]]:
-    """Run (or resume) the experiment ``config`` end to end and write its report.
+def experiment_job(
+    config: ExperimentConfig, base_settings: Settings, *, run_dir: Path | None = None, fresh: bool = False
+) -> ExperimentJob:
+    """The main job for experiment file ``config``: its settings merged over ``base_settings``,
+    every adapter built, names checked before any work starts.
 
-    Returns:
-        The result and the report files written.
+    Raises:
+        ConfigError: an unknown generator or classifier, a bad setting, or a missing data set.
     """
     settings = experiment_settings(base_settings, config)
     spec = config.spec()
     _check_names(spec.arms, spec.classifiers)
     trainers = {name: bootstrap.build_trainer(name, settings) for name in spec.classifiers}
-    store, dataset = prepare_dataset(config.dataset, settings, progress)
+    dataset = dataset_step(config.dataset, settings)
     runs_root = run_dir or settings.work_dir / "runs" / config.name
     if fresh and runs_root.exists():
         shutil.rmtree(runs_root)
-    from medaug.adapters.runs import LocalRunFolder
-
-    runs = LocalRunFolder(runs_root)
-    ctx = ExperimentContext(
-        store=store,
+    store = dataset.store
+    return ExperimentJob(
+        spec=spec,
         dataset=dataset,
-        image_size=settings.image_size,
-        generators=lambda name, arm: _ready_generator(name, arm, settings, store, progress),
+        runs=bootstrap.build_run_folder(runs_root),
         trainers=trainers,
+        generators=lambda name, arm: bootstrap.build_generator(name, _arm_settings(settings, name, arm), store),
+        generator_trainers=lambda name, arm: _generator_trainer(name, _arm_settings(settings, name, arm), store),
         evaluator=bootstrap.build_evaluator(),
-        runs=runs,
+        report_writer=bootstrap.build_report_writer(),
+        image_size=lambda ready: bootstrap.working_image_size(settings, ready),
+        quality=_quality_step(settings) if settings.quality.in_experiments else None,
         fingerprint=config.fingerprint(_fingerprint_settings(settings)),
         references=THESIS_REFERENCES if config.dataset.kind == "idrid" else (),
-        environment={**environment(settings), "store": store.location},
+        environment=environment(settings),
         config_text=config.source_text,
     )
-    earlier = saved_quality(runs)
-    result = run_experiment(spec, ctx, progress=progress)
-    result = with_quality(result, settings, store, runs, progress, earlier=earlier)
-    written = bootstrap.build_report_writer().write(result, str(runs_root), store)
-    return result, [runs.location + "/results.json", *written]
 
 
-def with_quality(
-    result: ExperimentResult,
-    settings: Settings,
-    store: ImageStore,
-    runs: RunRepository,
-    progress: ProgressSink,
-    *,
-    earlier: dict[str, QualityReport] | None = None,
-) -> ExperimentResult:
-    """``result`` with the quality of every augmenting arm's synthetic images (``settings.quality``),
-    saved to the run folder; ``earlier`` reports (of a run of the same experiment) are reused.
-
-    A failed assessment is logged and leaves the result without it: the classifiers' results stand.
-    """
-    arms = [arm.name for arm in result.spec.arms if arm.augments]
-    if not settings.quality.in_experiments or not arms:
-        return result
+def _quality_step(settings: Settings) -> QualityStep:
     config = settings.quality
-    reports = {
-        arm: report
-        for arm, report in (earlier or {}).items()
-        if arm in arms and report.thresholds == config.thresholds and report.feature_space == config.features
-    }
-    missing = [arm for arm in arms if arm not in reports]
-    if missing:
-        try:
-            analyzer = bootstrap.build_quality_analyzer(settings, store)
-            reports |= assess_all(store, analyzer, augmentations=missing, progress=progress)
-        except (MedaugError, DomainError) as exc:
-            _log.warning("quality_unavailable", arms=missing, error=str(exc))
-    result = result.model_copy(update={"quality": {arm: reports[arm] for arm in arms if arm in reports}})
-    runs.save_result(result)
-    return result
+    return QualityStep(
+        analyzer=lambda store: bootstrap.build_quality_analyzer(settings, store),
+        is_current=lambda report: report.thresholds == config.thresholds and report.feature_space == config.features,
+    )
 
 
-def saved_quality(runs: RunRepository) -> dict[str, QualityReport]:
-    """The quality reports a run folder's ``results.json`` holds (none when there is no result yet)."""
-    try:
-        return dict(runs.load_result().quality)
-    except (MedaugError, ValueError):
-        return {}
+def _generator_trainer(name: str, settings: Settings, store: ImageStore) -> GeneratorTrainer | None:
+    if name not in bootstrap.GENERATOR_TRAINERS:
+        return None
+    return bootstrap.build_generator_trainer(name, settings, store)
 
 
 def rebuild_report(run_dir: Path, settings: Settings) -> list[str]:
-    """Re-render the report of a finished run from its ``results.json``."""
-    from medaug.adapters.runs import LocalRunFolder
+    """Re-render the report of the finished run in ``run_dir`` from its ``results.json``."""
+    return job_service.rebuild_report(
+        bootstrap.build_run_folder(run_dir),
+        lambda location: bootstrap.build_store(settings, location),
+        bootstrap.build_report_writer(),
+    )
 
-    result = LocalRunFolder(run_dir).load_result()
-    store = bootstrap.build_store(settings, result.environment.get("store"))
-    return bootstrap.build_report_writer().write(result, str(run_dir), store)
 
-
-def prepare_dataset(dataset: DatasetConfig, settings: Settings, progress: ProgressSink) -> tuple[ImageStore, str]:
-    """Ingest the experiment's data set into its store (resumable) and describe it."""
+def dataset_step(dataset: DatasetConfig, settings: Settings) -> DatasetStep:
+    """The experiment's store and the data set to ingest into it (``kind = "store"``: none)."""
     if dataset.kind == "store":
         store = bootstrap.build_store(settings, dataset.store)
-        return store, f"store {store.location}"
+        return DatasetStep(store=store, description=f"store {store.location}")
     source, description, slug = _source(dataset, settings)
     location = dataset.store
     if location is None and settings.store.kind == "s3":
@@ -149,9 +106,12 @@ def prepare_dataset(dataset: DatasetConfig, settings: Settings, progress: Progre
         location = f"s3://{s3.bucket}/{s3.prefix.strip('/') + '/' if s3.prefix.strip('/') else ''}{slug}"
     elif location is None:
         location = str(settings.work_dir / "stores" / slug)
-    store = bootstrap.build_store(settings, location)
-    ingest(source, bootstrap.build_preprocessor(settings), store, progress=progress)
-    return store, description
+    return DatasetStep(
+        store=bootstrap.build_store(settings, location),
+        description=description,
+        source=source,
+        preprocessor=bootstrap.build_preprocessor(settings),
+    )
 
 
 def _source(dataset: DatasetConfig, settings: Settings):  # type: ignore[no-untyped-def]
@@ -175,12 +135,8 @@ def _source(dataset: DatasetConfig, settings: Settings):  # type: ignore[no-unty
     return source, f"folder {path} ({size} px)", f"folder-{Path(path).name}-{size}px"
 
 
-def _ready_generator(name: str, arm: Arm, settings: Settings, store: ImageStore, progress: ProgressSink) -> ImageGenerator:
-    arm_settings = _with_generator_options(settings, name, arm.options)
-    if name in bootstrap.GENERATOR_TRAINERS:
-        trainer = bootstrap.build_generator_trainer(name, arm_settings, store)
-        train_generator(store, trainer, resume=True, progress=progress)
-    return bootstrap.build_generator(name, arm_settings, store)
+def _arm_settings(settings: Settings, name: str, arm: Arm) -> Settings:
+    return _with_generator_options(settings, name, arm.options)
 
 
 def _with_generator_options(settings: Settings, name: str, options: dict[str, Any]) -> Settings:

@@ -1,0 +1,211 @@
+"""The main job: data set -> store -> experiment (arms x classifiers x seeds) -> quality -> report.
+
+The composition root builds an ``ExperimentJob`` (what to run and every adapter it runs on) from
+settings and an experiment file; ``run_experiment_job`` is the use case, written against ports
+only. Each step is resumable: ingest skips stored images, generators resume from their
+checkpoints, finished cells and quality reports are read back from the run folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import structlog
+
+from medaug.application.errors import MedaugError
+from medaug.application.ports import (
+    ClassifierTrainer,
+    DatasetSource,
+    Evaluator,
+    GeneratorTrainer,
+    ImageGenerator,
+    ImageStore,
+    Preprocessor,
+    ProgressSink,
+    QualityAnalyzer,
+    ReportWriter,
+    RunRepository,
+)
+from medaug.application.services.experiment import ExperimentContext, run_experiment
+from medaug.application.services.ingest import ingest
+from medaug.application.services.quality import assess_all
+from medaug.application.services.train_generator import train_generator
+from medaug.domain import DomainError
+from medaug.domain.experiment import Arm, ExperimentResult, ExperimentSpec, ReferenceResult
+from medaug.domain.quality import QualityReport
+
+_log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class DatasetStep:
+    """Where the job's real images come from.
+
+    Attributes:
+        store: the store the experiment runs on.
+        description: the data set in words, for reports.
+        source: the data set to ingest into ``store`` first, or None when the store already holds it.
+        preprocessor: how ``source`` images are prepared (needed with a source).
+    """
+
+    store: ImageStore
+    description: str
+    source: DatasetSource | None = None
+    preprocessor: Preprocessor | None = None
+
+
+@dataclass(frozen=True)
+class QualityStep:
+    """The quality assessment of each augmenting arm's synthetic images.
+
+    Attributes:
+        analyzer: builds the analyzer for a store when one is needed (it may load models).
+        is_current: whether a saved report was made with today's thresholds and feature space.
+    """
+
+    analyzer: Callable[[ImageStore], QualityAnalyzer]
+    is_current: Callable[[QualityReport], bool]
+
+
+GeneratorFactory = Callable[[str, Arm], ImageGenerator]
+"""Builds generator ``name`` with ``arm``'s options."""
+
+GeneratorTrainerFactory = Callable[[str, Arm], GeneratorTrainer | None]
+"""Builds the trainer of generator ``name`` with ``arm``'s options, or None if it needs no training."""
+
+
+@dataclass(frozen=True)
+class ExperimentJob:
+    """The main job, fully built: what to run and every adapter it runs on.
+
+    Attributes:
+        spec: arms, classifiers, seeds, plan policy and baseline.
+        dataset: the store and the data set to ingest into it.
+        runs: the run folder (cells, results, checkpoints).
+        trainers: classifier trainers by name (every classifier of ``spec``).
+        generators: builds each arm's generators.
+        generator_trainers: trains the generators that need training before they generate.
+        evaluator: metrics and paired statistics.
+        report_writer: writes the report into the run folder.
+        image_size: the side synthetic images are made at, given the store once its data set
+            is in (one rule for every flow: the side of the store's real images).
+        quality: the quality step, or None when experiments skip it.
+        fingerprint: identity of the definition, so a run folder never mixes two experiments.
+        references: published figures shown beside the results.
+        environment: versions and machine, for reproducibility.
+        config_text: the experiment file as written.
+    """
+
+    spec: ExperimentSpec
+    dataset: DatasetStep
+    runs: RunRepository
+    trainers: Mapping[str, ClassifierTrainer]
+    generators: GeneratorFactory
+    generator_trainers: GeneratorTrainerFactory
+    evaluator: Evaluator
+    report_writer: ReportWriter
+    image_size: Callable[[ImageStore], int]
+    quality: QualityStep | None = None
+    fingerprint: str = ""
+    references: tuple[ReferenceResult, ...] = ()
+    environment: Mapping[str, str] = field(default_factory=dict)
+    config_text: str = ""
+
+
+@dataclass(frozen=True)
+class ExperimentOutcome:
+    """A finished job: its result and the files written (``results.json`` and the report)."""
+
+    result: ExperimentResult
+    written: tuple[str, ...]
+
+
+def run_experiment_job(job: ExperimentJob, *, progress: ProgressSink) -> ExperimentOutcome:
+    """Run (or resume) the job end to end and write its report.
+
+    Raises:
+        ConfigError: the definition is invalid or the run folder holds another experiment.
+        InputError: the data set cannot be ingested.
+        DomainError: the plan policy cannot be met.
+    """
+    store = job.dataset.store
+    if job.dataset.source is not None:
+        if job.dataset.preprocessor is None:
+            raise ValueError("a data set source needs a preprocessor")
+        ingest(job.dataset.source, job.dataset.preprocessor, store, progress=progress)
+    context = ExperimentContext(
+        store=store,
+        dataset=job.dataset.description,
+        image_size=job.image_size(store),
+        generators=lambda name, arm: _ready_generator(job, store, name, arm, progress),
+        trainers=job.trainers,
+        evaluator=job.evaluator,
+        runs=job.runs,
+        fingerprint=job.fingerprint,
+        references=job.references,
+        environment={**job.environment, "store": store.location},
+        config_text=job.config_text,
+    )
+    earlier = saved_quality(job.runs)
+    result = run_experiment(job.spec, context, progress=progress)
+    result = with_quality(result, job, progress, earlier=earlier)
+    written = job.report_writer.write(result, job.runs.location, store)
+    return ExperimentOutcome(result=result, written=(f"{job.runs.location}/results.json", *written))
+
+
+def rebuild_report(runs: RunRepository, store_for: Callable[[str | None], ImageStore], writer: ReportWriter) -> list[str]:
+    """Re-render the report of a finished run from its ``results.json`` (nothing is retrained).
+
+    ``store_for`` opens the store the run recorded (for its contact sheets).
+    """
+    result = runs.load_result()
+    return writer.write(result, runs.location, store_for(result.environment.get("store")))
+
+
+def with_quality(
+    result: ExperimentResult,
+    job: ExperimentJob,
+    progress: ProgressSink,
+    *,
+    earlier: Mapping[str, QualityReport] | None = None,
+) -> ExperimentResult:
+    """``result`` with the quality of every augmenting arm's synthetic images, saved to the run
+    folder; current ``earlier`` reports (of a run of the same experiment) are reused.
+
+    A failed assessment is logged and leaves the result without it: the classifiers' results stand.
+    """
+    arms = [arm.name for arm in result.spec.arms if arm.augments]
+    if job.quality is None or not arms:
+        return result
+    reports = {
+        arm: report for arm, report in (earlier or {}).items() if arm in arms and job.quality.is_current(report)
+    }
+    missing = [arm for arm in arms if arm not in reports]
+    if missing:
+        try:
+            reports |= assess_all(
+                job.dataset.store, job.quality.analyzer(job.dataset.store), augmentations=missing, progress=progress
+            )
+        except (MedaugError, DomainError) as exc:
+            _log.warning("quality_unavailable", arms=missing, error=str(exc))
+    result = result.model_copy(update={"quality": {arm: reports[arm] for arm in arms if arm in reports}})
+    job.runs.save_result(result)
+    return result
+
+
+def saved_quality(runs: RunRepository) -> dict[str, QualityReport]:
+    """The quality reports a run folder's ``results.json`` holds (none when there is no result yet)."""
+    try:
+        return dict(runs.load_result().quality)
+    except (MedaugError, ValueError):
+        return {}
+
+
+def _ready_generator(
+    job: ExperimentJob, store: ImageStore, name: str, arm: Arm, progress: ProgressSink
+) -> ImageGenerator:
+    trainer = job.generator_trainers(name, arm)
+    if trainer is not None:
+        train_generator(store, trainer, resume=True, progress=progress)
+    return job.generators(name, arm)
