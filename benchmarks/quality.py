@@ -22,7 +22,7 @@ from medaug.adapters.quality.config import QualityConfig
 from medaug.adapters.stores.local import LocalImageStore
 from medaug.application.ports import ImageStore
 from medaug.application.services.quality import assess_quality, augmentation_sets
-from medaug.composition import bootstrap
+from medaug.composition import factories
 from medaug.composition.settings import load_settings
 from medaug.domain.quality import QualityReport
 
@@ -35,9 +35,9 @@ def phantom_store(root: Path, n: int, size: int) -> ImageStore:
 
     settings = load_settings(image_size=size)
     store = LocalImageStore(root)
-    ingest(bootstrap.build_phantom_source(n, seed=0, size=size), bootstrap.build_preprocessor(settings), store)
+    ingest(factories.build_phantom_source(n, seed=0, size=size), factories.build_preprocessor(settings), store)
     plan = plan_augmentation(store, PlanPolicy.balance_largest(), seed=0, augmentation="classic", generators=["classic"])
-    augment(store, plan, {"classic": bootstrap.build_generator("classic", settings, store)}, size=size)
+    augment(store, plan, {"classic": factories.build_generator("classic", settings, store)}, size=size)
     return store
 
 

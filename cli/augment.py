@@ -8,9 +8,8 @@ import typer
 
 from medaug.application.errors import BudgetExhausted
 from medaug.application.ports import CostEstimate
-from medaug.application.services.augment import augment, estimate_augmentation, plan_augmentation
-from medaug.cli.common import console, err_console, handle_errors, settings, state
-from medaug.composition import bootstrap
+from medaug.application.services.augment import AugmentCommand
+from medaug.cli.common import console, err_console, handle_errors, services
 from medaug.domain import PlanPolicy
 
 app = typer.Typer(help="Grow the training split with synthetic images.", no_args_is_help=True)
@@ -41,38 +40,32 @@ def run(
     ),
 ) -> None:
     """Plan and generate the synthetic images; a re-run adds only what is missing."""
-    cfg = settings(generators=_diffusion_overrides(mode, strength))
-    policy = _policy(target_total, balance_largest, multiply)
-    image_store = bootstrap.build_store(cfg, store)
-    plan = plan_augmentation(
-        image_store, policy, seed=cfg.seed if seed is None else seed, augmentation=name or generator,
-        generators=[generator],
-    )
-    gen = bootstrap.build_generator(generator, cfg, image_store)
-    size = bootstrap.store_image_size(image_store) or cfg.image_size
-    if dry_run:
-        estimates = estimate_augmentation(image_store, plan, {generator: gen}, size=size)
-        for gen_name, estimate in estimates.items():
-            _print_estimate(plan.augmentation, gen_name, estimate)
-        return
-    progress = bootstrap.build_progress(not state.quiet)
-    screen = bootstrap.build_synthetic_screen(
-        cfg, image_store, min_confidence=min_confidence, drop_near_copies=drop_near_copies, progress=progress
-    )
+    service = services(generators=_diffusion_overrides(mode, strength))
+    command = AugmentCommand(
+        generator=generator, policy=_policy(target_total, balance_largest, multiply), augmentation=name,
+        seed=service.settings.seed if seed is None else seed, dry_run=dry_run,
+    )  # fmt: skip
     try:
-        report = augment(image_store, plan, {generator: gen}, size=size, progress=progress,
-                         screen=screen, max_attempts=cfg.quality.filter.max_attempts)
+        outcome = service.augment(
+            command, store=store, min_confidence=min_confidence, drop_near_copies=drop_near_copies
+        )
     except BudgetExhausted as stop:
         err_console.print(f"[yellow]stopped:[/] {stop}; images made so far are kept, re-run to continue",
                           highlight=False, soft_wrap=True)
         raise typer.Exit(3) from None
+    plan, report = outcome.plan, outcome.report
+    if report is None:
+        for gen_name, estimate in (outcome.estimates or {}).items():
+            _print_estimate(plan.augmentation, gen_name, estimate)
+        return
+    attempts = service.settings.quality.filter.max_attempts
     console.print(
         f"{plan.augmentation}: {plan.policy.describe()} -> {plan.total} training images; "
         f"{report.added} generated, {report.already_present} already present"
         + (f", {report.refused} refused (skipped)" if report.refused else "")
         + (f", {report.removed_stale} stale removed" if report.removed_stale else "")
         + (f", {report.filtered} rejected by the filter (new seeds tried)" if report.filtered else "")
-        + (f", {report.unfilled} still rejected after {cfg.quality.filter.max_attempts} attempts" if report.unfilled else "")
+        + (f", {report.unfilled} still rejected after {attempts} attempts" if report.unfilled else "")
     )
 
 
@@ -112,7 +105,5 @@ def grid(
     augmentation: str = typer.Option(None, "--augmentation", help="Only this augmentation set's synthetic images."),
 ) -> None:
     """A PNG contact sheet of sample images per grade (rows) and origin (columns)."""
-    cfg = settings()
-    image_store = bootstrap.build_store(cfg, store)
-    bootstrap.write_contact_sheet(image_store, out, per_cell=per_cell, augmentation=augmentation)
+    services().contact_sheet(out, store=store, per_cell=per_cell, augmentation=augmentation)
     console.print(f"wrote {out}")

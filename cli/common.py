@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from medaug.application.errors import MedaugError
-from medaug.composition import bootstrap
+from medaug.composition import factories
+from medaug.composition.bootstrap import Services, bootstrap
 from medaug.composition.settings import Settings, load_settings
 from medaug.domain import DomainError
 
@@ -38,8 +39,13 @@ state = _State()
 def settings(**overrides: Any) -> Settings:
     """Settings from the global ``--config`` file, MEDAUG_* env and per-command overrides."""
     loaded = load_settings(state.config, **{k: v for k, v in overrides.items() if v is not None})
-    bootstrap.configure_logging(loaded)
+    factories.configure_logging(loaded)
     return loaded
+
+
+def services(**overrides: Any) -> Services:
+    """The services over ``settings(**overrides)``, with progress shown unless ``--quiet``."""
+    return bootstrap(settings(**overrides), progress=factories.build_progress(not state.quiet))
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -10,7 +10,7 @@ from rich.table import Table
 from medaug.application.services.ingest import IngestReport, ingest
 from medaug.application.services.stats import store_stats
 from medaug.cli.common import console, err_console, handle_errors, settings, state
-from medaug.composition import bootstrap
+from medaug.composition import factories
 from medaug.domain import Grade
 
 app = typer.Typer(help="Bring data sets into a store and inspect it.", no_args_is_help=True)
@@ -32,7 +32,7 @@ def ingest_idrid(
 ) -> None:
     """Ingest IDRiD "B. Disease Grading" (413 training + 103 test images)."""
     cfg = settings(image_size=size)
-    _run_ingest(bootstrap.build_idrid_source(path), cfg, store, lenient)
+    _run_ingest(factories.build_idrid_source(path), cfg, store, lenient)
 
 
 @ingest_app.command("folder")
@@ -50,7 +50,7 @@ def ingest_folder(
 ) -> None:
     """Ingest a folder of images labelled by a CSV file."""
     cfg = settings(image_size=size)
-    source = bootstrap.build_folder_source(
+    source = factories.build_folder_source(
         path, csv, image_column=image_column, label_column=label_column, split_column=split_column, name=name
     )
     _run_ingest(source, cfg, store, lenient)
@@ -67,7 +67,7 @@ def phantom(
 ) -> None:
     """Make the built-in synthetic fundus set (known ground truth, IDRiD-like imbalance)."""
     cfg = settings(image_size=size)
-    source = bootstrap.build_phantom_source(
+    source = factories.build_phantom_source(
         n, seed=cfg.seed if seed is None else seed, size=cfg.image_size, test_fraction=test_fraction
     )
     _run_ingest(source, cfg, store, lenient=False)
@@ -78,7 +78,7 @@ def phantom(
 def stats(store: str = StoreOption) -> None:
     """Table of image counts per split, origin and grade."""
     cfg = settings()
-    result = store_stats(bootstrap.build_store(cfg, store))
+    result = store_stats(factories.build_store(cfg, store))
     table = Table(title=f"{result.location}: {result.total} images")
     table.add_column("split / origin")
     for grade in Grade:
@@ -90,13 +90,13 @@ def stats(store: str = StoreOption) -> None:
 
 
 def _run_ingest(source, cfg, store: str | None, lenient: bool) -> IngestReport:  # type: ignore[no-untyped-def]
-    image_store = bootstrap.build_store(cfg, store)
+    image_store = factories.build_store(cfg, store)
     report = ingest(
         source,
-        bootstrap.build_preprocessor(cfg),
+        factories.build_preprocessor(cfg),
         image_store,
         lenient=lenient,
-        progress=bootstrap.build_progress(not state.quiet),
+        progress=factories.build_progress(not state.quiet),
     )
     for problem in report.skipped:
         err_console.print(f"[yellow]skipped:[/] {problem}", highlight=False)

@@ -7,10 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from medaug.cli.common import console, handle_errors, settings, state
-from medaug.composition import bootstrap
+from medaug.cli.common import console, handle_errors, services
 from medaug.composition.experiment_config import apply_overrides, load_experiment_config
-from medaug.composition.experiments_wiring import rebuild_report, run_experiment_job
 from medaug.domain.experiment import ExperimentResult
 
 app = typer.Typer(help="Run experiments: arms x classifiers x seeds, with a report.", no_args_is_help=True)
@@ -32,7 +30,6 @@ def run(
     fresh: bool = typer.Option(False, "--fresh", help="Discard earlier results in the run folder first."),
 ) -> None:
     """Run (or resume) an experiment and write report.html, report.md and results.json."""
-    base = settings()
     experiment = load_experiment_config(config)
     try:
         seed_list = [int(s) for s in _csv(seeds)] if seeds else None
@@ -41,11 +38,9 @@ def run(
     experiment = apply_overrides(
         experiment, data=data, arms=_csv(arms), classifiers=_csv(classifiers), seeds=seed_list
     )
-    result, written = run_experiment_job(
-        experiment, base, run_dir=run_dir, fresh=fresh, progress=bootstrap.build_progress(not state.quiet)
-    )
-    _print_summary(result)
-    for path in written:
+    outcome = services().run_experiment(experiment, run_dir=run_dir, fresh=fresh)
+    _print_summary(outcome.result)
+    for path in outcome.written:
         console.print(f"wrote {path}")
 
 
@@ -53,7 +48,7 @@ def run(
 @handle_errors
 def report(run_dir: Path = typer.Argument(..., help="A run folder holding results.json.")) -> None:
     """Rebuild report.html and report.md of a finished run from its results.json."""
-    for path in rebuild_report(run_dir, settings()):
+    for path in services().rebuild_report(run_dir):
         console.print(f"wrote {path}")
 
 
@@ -88,14 +83,8 @@ def train(
     checkpoint: Path = typer.Option(None, "--checkpoint", help="Write the weights here (safetensors)."),
 ) -> None:
     """Train one classifier on a store and print its test metrics."""
-    from medaug.application.services.train_classifier import train_classifier
-
-    cfg = settings()
-    image_store = bootstrap.build_store(cfg, store)
-    cell = train_classifier(
-        image_store, bootstrap.build_trainer(classifier, cfg), bootstrap.build_evaluator(),
-        augmentation=augmentation, seed=seed, checkpoint_path=str(checkpoint) if checkpoint else None,
-        progress=bootstrap.build_progress(not state.quiet),
+    cell = services().train_classifier(
+        classifier, store=store, augmentation=augmentation, seed=seed, checkpoint=checkpoint
     )
     m = cell.metrics
     console.print(

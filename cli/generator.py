@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from medaug.application.services.train_generator import train_generator
-from medaug.cli.common import console, handle_errors, settings, state
-from medaug.composition import bootstrap
+from medaug.cli.common import console, handle_errors, services
 
 app = typer.Typer(help="Train generators on a store's real training images.", no_args_is_help=True)
 
@@ -20,9 +18,6 @@ def train(
     fresh: bool = typer.Option(False, "--fresh", help="Start from scratch instead of resuming the last checkpoint."),
 ) -> None:
     """Train generator NAME on the real training split; resumes after a kill."""
-    cfg = settings()
-    image_store = bootstrap.build_store(cfg, store)
-    trainer = bootstrap.build_generator_trainer(name, cfg, image_store, profile)
-    result = train_generator(image_store, trainer, resume=not fresh, progress=bootstrap.build_progress(not state.quiet))
+    result = services().train_generator(name, store=store, profile=profile, fresh=fresh)
     loss = f", final loss {result.final_loss:.4f}" if result.final_loss is not None else ""
     console.print(f"{result.generator}: {result.steps} steps in {result.seconds:.0f} s{loss}; checkpoint {result.checkpoint}")

@@ -8,9 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from medaug.application.services.quality import assess_all
-from medaug.cli.common import console, handle_errors, settings, state
-from medaug.composition import bootstrap
+from medaug.cli.common import console, handle_errors, services
 from medaug.domain.quality import DistributionScores, GradeFidelity, QualityReport
 
 _Figure = Callable[[float], str]
@@ -26,19 +24,12 @@ def quality(
     """Measure augmentation sets against the real images: FID, KID, precision, recall, density,
     coverage, diversity, label fidelity, train-on-synthetic accuracy and near-copies of training
     images, each beside the same figure for held-out real images; writes quality.json and plots."""
-    cfg = settings()
-    image_store = bootstrap.build_store(cfg, store)
-    analyzer = bootstrap.build_quality_analyzer(cfg, image_store)
-    reports = assess_all(
-        image_store, analyzer, augmentations=[augmentation] if augmentation else None, generator=generator,
-        progress=bootstrap.build_progress(not state.quiet),
-    )  # fmt: skip
-    for report in reports.values():
+    outcome = services().assess_quality(store=store, generator=generator, augmentation=augmentation, out=out)
+    for report in outcome.reports.values():
         console.print(summary_table(report))
         console.print(grade_table(report))
         console.print(memorisation_line(report), highlight=False, soft_wrap=True)
-    folder = out or bootstrap.quality_dir(cfg, image_store)
-    for path in bootstrap.write_quality_outputs(reports, image_store, folder, worst=cfg.quality.worst_pairs):
+    for path in outcome.written:
         console.print(f"wrote {path}", highlight=False, soft_wrap=True)
 
 

@@ -6,7 +6,7 @@ import typer
 
 from medaug.application.services.sync import store_digest, sync_stores
 from medaug.cli.common import console, handle_errors, settings, state
-from medaug.composition import bootstrap
+from medaug.composition import factories
 
 app = typer.Typer(help="Copy and check image stores (folders or s3://bucket/prefix).", no_args_is_help=True)
 
@@ -21,10 +21,10 @@ def sync(
     """Copy every image of SRC into DST, checking each copy's sha256; a re-run skips identical images."""
     cfg = settings()
     report = sync_stores(
-        bootstrap.build_store(cfg, src),
-        bootstrap.build_store(cfg, dst),
+        factories.build_store(cfg, src),
+        factories.build_store(cfg, dst),
         prune=prune,
-        progress=bootstrap.build_progress(not state.quiet),
+        progress=factories.build_progress(not state.quiet),
     )
     pruned = f", {report.pruned} pruned" if prune else ""
     console.print(
@@ -42,5 +42,5 @@ def digest(
 ) -> None:
     """Print a fingerprint of every record and image: two stores with the same digest are identical."""
     cfg = settings()
-    result = store_digest(bootstrap.build_store(cfg, store), progress=bootstrap.build_progress(not state.quiet))
+    result = store_digest(factories.build_store(cfg, store), progress=factories.build_progress(not state.quiet))
     console.print(f"{result.location}: {result.images} images; digest {result.digest}", highlight=False, soft_wrap=True)

@@ -16,7 +16,7 @@ from medaug.application.errors import ConfigError
 from medaug.application.ports import GeneratorTrainer, ImageStore
 from medaug.application.services import experiment_job as job_service
 from medaug.application.services.experiment_job import DatasetStep, ExperimentJob, QualityStep
-from medaug.composition import bootstrap
+from medaug.composition import factories
 from medaug.composition.experiment_config import DatasetConfig, ExperimentConfig
 from medaug.composition.settings import Settings, first_error
 from medaug.domain.experiment import THESIS_REFERENCES, Arm
@@ -47,7 +47,7 @@ def experiment_job(
     settings = experiment_settings(base_settings, config)
     spec = config.spec()
     _check_names(spec.arms, spec.classifiers)
-    trainers = {name: bootstrap.build_trainer(name, settings) for name in spec.classifiers}
+    trainers = {name: factories.build_trainer(name, settings) for name in spec.classifiers}
     dataset = dataset_step(config.dataset, settings)
     runs_root = run_dir or settings.work_dir / "runs" / config.name
     if fresh and runs_root.exists():
@@ -56,13 +56,13 @@ def experiment_job(
     return ExperimentJob(
         spec=spec,
         dataset=dataset,
-        runs=bootstrap.build_run_folder(runs_root),
+        runs=factories.build_run_folder(runs_root),
         trainers=trainers,
-        generators=lambda name, arm: bootstrap.build_generator(name, _arm_settings(settings, name, arm), store),
+        generators=lambda name, arm: factories.build_generator(name, _arm_settings(settings, name, arm), store),
         generator_trainers=lambda name, arm: _generator_trainer(name, _arm_settings(settings, name, arm), store),
-        evaluator=bootstrap.build_evaluator(),
-        report_writer=bootstrap.build_report_writer(),
-        image_size=lambda ready: bootstrap.working_image_size(settings, ready),
+        evaluator=factories.build_evaluator(),
+        report_writer=factories.build_report_writer(),
+        image_size=lambda ready: factories.working_image_size(settings, ready),
         quality=_quality_step(settings) if settings.quality.in_experiments else None,
         fingerprint=config.fingerprint(_fingerprint_settings(settings)),
         references=THESIS_REFERENCES if config.dataset.kind == "idrid" else (),
@@ -74,30 +74,30 @@ def experiment_job(
 def _quality_step(settings: Settings) -> QualityStep:
     config = settings.quality
     return QualityStep(
-        analyzer=lambda store: bootstrap.build_quality_analyzer(settings, store),
+        analyzer=lambda store: factories.build_quality_analyzer(settings, store),
         is_current=lambda report: report.thresholds == config.thresholds and report.feature_space == config.features,
     )
 
 
 def _generator_trainer(name: str, settings: Settings, store: ImageStore) -> GeneratorTrainer | None:
-    if name not in bootstrap.GENERATOR_TRAINERS:
+    if name not in factories.GENERATOR_TRAINERS:
         return None
-    return bootstrap.build_generator_trainer(name, settings, store)
+    return factories.build_generator_trainer(name, settings, store)
 
 
 def rebuild_report(run_dir: Path, settings: Settings) -> list[str]:
     """Re-render the report of the finished run in ``run_dir`` from its ``results.json``."""
     return job_service.rebuild_report(
-        bootstrap.build_run_folder(run_dir),
-        lambda location: bootstrap.build_store(settings, location),
-        bootstrap.build_report_writer(),
+        factories.build_run_folder(run_dir),
+        lambda location: factories.build_store(settings, location),
+        factories.build_report_writer(),
     )
 
 
 def dataset_step(dataset: DatasetConfig, settings: Settings) -> DatasetStep:
     """The experiment's store and the data set to ingest into it (``kind = "store"``: none)."""
     if dataset.kind == "store":
-        store = bootstrap.build_store(settings, dataset.store)
+        store = factories.build_store(settings, dataset.store)
         return DatasetStep(store=store, description=f"store {store.location}")
     source, description, slug = _source(dataset, settings)
     location = dataset.store
@@ -107,17 +107,17 @@ def dataset_step(dataset: DatasetConfig, settings: Settings) -> DatasetStep:
     elif location is None:
         location = str(settings.work_dir / "stores" / slug)
     return DatasetStep(
-        store=bootstrap.build_store(settings, location),
+        store=factories.build_store(settings, location),
         description=description,
         source=source,
-        preprocessor=bootstrap.build_preprocessor(settings),
+        preprocessor=factories.build_preprocessor(settings),
     )
 
 
 def _source(dataset: DatasetConfig, settings: Settings):  # type: ignore[no-untyped-def]
     size = settings.image_size
     if dataset.kind == "phantom":
-        source = bootstrap.build_phantom_source(dataset.n, seed=dataset.seed, size=size)
+        source = factories.build_phantom_source(dataset.n, seed=dataset.seed, size=size)
         return source, f"phantom (n={dataset.n}, seed={dataset.seed}, {size} px)", f"phantom-n{dataset.n}-s{dataset.seed}-{size}px"
     path = dataset.path or (Path(os.environ["MEDAUG_DATA"]) if os.environ.get("MEDAUG_DATA") else None)
     if path is None:
@@ -125,10 +125,10 @@ def _source(dataset: DatasetConfig, settings: Settings):  # type: ignore[no-unty
     if not Path(path).exists():
         raise ConfigError(f"{path}: data set folder not found")
     if dataset.kind == "idrid":
-        return bootstrap.build_idrid_source(Path(path)), f"IDRiD grading ({size} px)", f"idrid-{size}px"
+        return factories.build_idrid_source(Path(path)), f"IDRiD grading ({size} px)", f"idrid-{size}px"
     if dataset.csv is None:
         raise ConfigError("dataset kind 'folder' needs dataset.csv")
-    source = bootstrap.build_folder_source(
+    source = factories.build_folder_source(
         Path(path), dataset.csv, image_column=dataset.image_column, label_column=dataset.label_column,
         split_column=dataset.split_column, name="folder",
     )
@@ -154,14 +154,14 @@ def _with_generator_options(settings: Settings, name: str, options: dict[str, An
 
 
 def _check_names(arms: tuple[Arm, ...], classifiers: tuple[str, ...]) -> None:
-    unknown = sorted({g for arm in arms for g in arm.generators} - set(bootstrap.generator_names()))
+    unknown = sorted({g for arm in arms for g in arm.generators} - set(factories.generator_names()))
     if unknown:
         raise ConfigError(
-            f"unknown generator(s) {', '.join(unknown)} in arms; available: {', '.join(bootstrap.generator_names())}"
+            f"unknown generator(s) {', '.join(unknown)} in arms; available: {', '.join(factories.generator_names())}"
         )
-    bad = [c for c in classifiers if c not in bootstrap.trainer_names()]
+    bad = [c for c in classifiers if c not in factories.trainer_names()]
     if bad:
-        raise ConfigError(f"unknown classifier(s) {', '.join(bad)}; available: {', '.join(bootstrap.trainer_names())}")
+        raise ConfigError(f"unknown classifier(s) {', '.join(bad)}; available: {', '.join(factories.trainer_names())}")
 
 
 def _fingerprint_settings(settings: Settings) -> dict[str, Any]:
@@ -180,7 +180,7 @@ def environment(settings: Settings) -> dict[str, str]:
             env[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             continue
-    env["device"] = bootstrap.describe_device(settings.device)
+    env["device"] = factories.describe_device(settings.device)
     return env
 
 

@@ -236,3 +236,65 @@ def training_set(store: ImageStore, augmentation: str | None) -> list[FundusImag
     if augmentation is None:
         return real
     return real + store.list(split=Split.TRAIN, origin=Origin.SYNTHETIC, augmentation=augmentation)
+
+
+class AugmentCommand(BaseModel):
+    """``augment run``: grow the training split of a store with one generator.
+
+    Attributes:
+        generator: the generator's name.
+        policy: how many images per grade.
+        seed: the plan's seed.
+        augmentation: the set's name (default: the generator's).
+        dry_run: only estimate what it would make and cost; generate, send and write nothing.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    generator: str
+    policy: PlanPolicy
+    seed: int
+    augmentation: str | None = None
+    dry_run: bool = False
+
+
+class AugmentOutcome(BaseModel):
+    """What ``run_augmentation`` did: the plan, and either the report or the estimates."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    plan: AugmentationPlan
+    report: AugmentReport | None = None
+    estimates: dict[str, CostEstimate] | None = None
+
+
+def run_augmentation(
+    command: AugmentCommand,
+    store: ImageStore,
+    generator: ImageGenerator,
+    *,
+    size: int,
+    screen: SyntheticScreen | None = None,
+    max_attempts: int = 5,
+    progress: ProgressSink | None = None,
+) -> AugmentOutcome:
+    """Plan ``command`` on ``store`` and carry it out with ``generator`` (or only estimate it).
+
+    Raises:
+        DomainError: the policy cannot be met.
+        GeneratorError, BudgetExhausted: as ``augment``.
+    """
+    plan = plan_augmentation(
+        store,
+        command.policy,
+        seed=command.seed,
+        augmentation=command.augmentation or command.generator,
+        generators=[command.generator],
+    )
+    generators = {command.generator: generator}
+    if command.dry_run:
+        return AugmentOutcome(plan=plan, estimates=estimate_augmentation(store, plan, generators, size=size))
+    report = augment(
+        store, plan, generators, size=size, progress=progress, screen=screen, max_attempts=max_attempts
+    )
+    return AugmentOutcome(plan=plan, report=report)

@@ -11,7 +11,7 @@ from medaug.adapters.imaging.png import decode_png, encode_png
 from medaug.adapters.reporting.contact_sheet import contact_sheet, write_contact_sheet
 from medaug.adapters.stores.local import LocalImageStore
 from medaug.application.errors import ConfigError, InputError
-from medaug.composition import bootstrap
+from medaug.composition import factories
 from medaug.domain import Split
 from tests.conftest import real_record, synthetic_record
 
@@ -119,5 +119,5 @@ def test_unwritable_destination_is_a_config_error(store: LocalImageStore, tmp_pa
 
 
 def test_bootstrap_delegates_to_the_contact_sheet(store: LocalImageStore, tmp_path: Path) -> None:
-    out = bootstrap.write_contact_sheet(store, tmp_path / "sheet.png", per_cell=3, augmentation="classic")
+    out = factories.write_contact_sheet(store, tmp_path / "sheet.png", per_cell=3, augmentation="classic")
     assert Path(out).read_bytes() == contact_sheet(store, per_cell=3, augmentation="classic")

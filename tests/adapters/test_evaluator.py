@@ -13,7 +13,7 @@ from medaug.adapters.evaluation.evaluator import (
 )
 from medaug.application.errors import InputError
 from medaug.application.ports import Evaluator
-from medaug.composition import bootstrap
+from medaug.composition import factories
 from medaug.domain import Grade
 from medaug.domain.experiment import Predictions
 
@@ -36,7 +36,7 @@ def evaluator() -> SklearnEvaluator:
 
 
 def test_is_an_evaluator_and_bootstrap_builds_it() -> None:
-    assert isinstance(bootstrap.build_evaluator(), Evaluator)
+    assert isinstance(factories.build_evaluator(), Evaluator)
 
 
 def test_a_perfect_prediction(evaluator: SklearnEvaluator) -> None:

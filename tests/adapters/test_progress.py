@@ -6,7 +6,7 @@ from structlog.testing import capture_logs
 
 from medaug.adapters.progress import LogProgress, RichProgress
 from medaug.application.ports import NullProgress, ProgressSink
-from medaug.composition import bootstrap
+from medaug.composition import factories
 
 
 class _Clock:
@@ -41,7 +41,7 @@ def test_log_progress_without_a_total_has_no_eta() -> None:
 
 
 def test_the_cli_shows_bars_on_a_terminal_log_lines_elsewhere_and_nothing_when_quiet() -> None:
-    assert isinstance(bootstrap.build_progress(interactive=True), RichProgress)
-    assert isinstance(bootstrap.build_progress(interactive=False), LogProgress)
-    assert isinstance(bootstrap.build_progress(False), NullProgress)
+    assert isinstance(factories.build_progress(interactive=True), RichProgress)
+    assert isinstance(factories.build_progress(interactive=False), LogProgress)
+    assert isinstance(factories.build_progress(False), NullProgress)
     assert isinstance(LogProgress(), ProgressSink)

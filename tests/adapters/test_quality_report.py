@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,15 @@ import pytest
 from medaug.adapters.imaging.png import encode_png
 from medaug.adapters.reporting.report import HtmlMarkdownReportWriter
 from medaug.adapters.stores.local import LocalImageStore
-from medaug.composition import experiments_wiring
+from medaug.application.ports import ImageStore, NullProgress
+from medaug.application.services.experiment_job import (
+    DatasetStep,
+    ExperimentJob,
+    QualityStep,
+    saved_quality,
+    with_quality,
+)
+from medaug.composition import factories
 from medaug.composition.settings import load_settings
 from medaug.domain import Grade, PlanPolicy, Split
 from medaug.domain.experiment import Arm, ExperimentResult, ExperimentSpec
@@ -100,24 +109,33 @@ class _Analyzer:
         return _report(request.augmentation)
 
 
-def test_the_experiment_job_adds_quality_of_augmenting_arms_and_reuses_earlier_reports(
-    store: LocalImageStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _job(store: LocalImageStore, runs: MemoryRuns, analyzer: Callable[[ImageStore], object] | None) -> ExperimentJob:
+    result = _result({})
+    return ExperimentJob(
+        spec=result.spec, dataset=DatasetStep(store=store, description="test"), runs=runs, trainers={},
+        generators=_unused, generator_trainers=_unused, evaluator=None, report_writer=None,  # type: ignore[arg-type]
+        image_size=lambda store: 64,
+        quality=None if analyzer is None else QualityStep(analyzer=analyzer, is_current=lambda report: True),  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def _unused(*args: object) -> None:
+    raise AssertionError("not used by the quality step")
+
+
+def test_the_experiment_job_adds_quality_of_augmenting_arms_and_reuses_earlier_reports(store: LocalImageStore) -> None:
     store.put(real_record("t0", 2, split=Split.TEST), encode_png(fundus_like(50, 2)))
-    analyzer = _Analyzer()
-    monkeypatch.setattr(experiments_wiring.bootstrap, "build_quality_analyzer", lambda settings, s: analyzer)
-    runs, settings = MemoryRuns(), load_settings()
-    result = experiments_wiring.with_quality(_result({}), settings, store, runs, progress=None)  # type: ignore[arg-type]
+    analyzer, runs = _Analyzer(), MemoryRuns()
+    job = _job(store, runs, lambda s: analyzer)
+    result = with_quality(_result({}), job, NullProgress())
     assert list(result.quality) == ["copies"] and analyzer.assessed == ["copies"]
     assert runs.result is not None and list(runs.result.quality) == ["copies"]
-    again = experiments_wiring.with_quality(_result({}), settings, store, runs, progress=None,  # type: ignore[arg-type]
-                                            earlier=experiments_wiring.saved_quality(runs))
+    again = with_quality(_result({}), job, NullProgress(), earlier=saved_quality(runs))
     assert analyzer.assessed == ["copies"] and again.quality == result.quality
-    off = settings.model_copy(update={"quality": settings.quality.model_copy(update={"in_experiments": False})})
-    assert experiments_wiring.with_quality(_result({}), off, store, MemoryRuns(), progress=None).quality == {}  # type: ignore[arg-type]
+    assert with_quality(_result({}), _job(store, MemoryRuns(), None), NullProgress()).quality == {}
 
 
 def test_a_failed_assessment_leaves_the_result_without_quality(store: LocalImageStore) -> None:
     # No test images in this store: the assessment fails with a one-line error, which is logged.
-    result = experiments_wiring.with_quality(_result({}), load_settings(), store, MemoryRuns(), progress=None)  # type: ignore[arg-type]
-    assert result.quality == {}
+    job = _job(store, MemoryRuns(), lambda s: factories.build_quality_analyzer(load_settings(), s))
+    assert with_quality(_result({}), job, NullProgress()).quality == {}

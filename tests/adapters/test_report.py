@@ -277,6 +277,6 @@ def test_redact_hides_secret_values_only() -> None:
 
 
 def test_bootstrap_builds_the_report_writer() -> None:
-    from medaug.composition.bootstrap import build_report_writer
+    from medaug.composition.factories import build_report_writer
 
     assert isinstance(build_report_writer(), ReportWriter)

@@ -18,7 +18,7 @@ from medaug.adapters.trainers.loop import EpochSelector, channel_stats, class_we
 from medaug.adapters.trainers.resnet import IMAGENET_FILES, ResNetTrainer
 from medaug.application.errors import ConfigError, InputError
 from medaug.application.ports import ClassifierTrainer, NullProgress, TrainingRequest
-from medaug.composition import bootstrap
+from medaug.composition import factories
 from medaug.composition.settings import load_settings
 from medaug.domain import Split
 from medaug.domain.experiment import EpochRecord
@@ -331,15 +331,15 @@ def test_defaults_follow_the_thesis() -> None:
 
 def test_settings_configure_the_trainers(tmp_path: Path) -> None:
     settings = load_settings(trainers={"cnn": {"epochs": 2, "image_size": 32}, "resnet50": {"weights": "none"}})
-    trainer = bootstrap.build_trainer("cnn", settings)
+    trainer = factories.build_trainer("cnn", settings)
     assert isinstance(trainer, ClassifierTrainer) and trainer.name == "cnn" and trainer.config.epochs == 2
-    assert bootstrap.build_trainer("resnet50", settings).name == "resnet50"
-    assert bootstrap.trainer_names() == ["cnn", "resnet50"]
+    assert factories.build_trainer("resnet50", settings).name == "resnet50"
+    assert factories.trainer_names() == ["cnn", "resnet50"]
 
 
 def test_unknown_trainer_lists_the_valid_names() -> None:
     with pytest.raises(ConfigError, match="choose one of: cnn, resnet50"):
-        bootstrap.build_trainer("vgg16", load_settings())
+        factories.build_trainer("vgg16", load_settings())
 
 
 def test_unknown_trainer_option_is_a_config_error() -> None:

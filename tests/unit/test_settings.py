@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from medaug.application.errors import ConfigError
-from medaug.composition import bootstrap
+from medaug.composition import factories
 from medaug.composition.settings import load_settings
 
 
@@ -59,9 +59,9 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
 
 def test_unknown_generator_lists_the_choices(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown generator 'gan9'.*classic"):
-        bootstrap.build_generator("gan9", load_settings(None), bootstrap.build_store(load_settings(None), str(tmp_path)))
+        factories.build_generator("gan9", load_settings(None), factories.build_store(load_settings(None), str(tmp_path)))
 
 
 def test_store_location_selects_the_adapter(tmp_path: Path) -> None:
-    store = bootstrap.build_store(load_settings(None), str(tmp_path / "s"))
+    store = factories.build_store(load_settings(None), str(tmp_path / "s"))
     assert store.location == str(tmp_path / "s")
