@@ -14,10 +14,11 @@ import json
 import os
 import shutil
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import torch
 from pydantic import BaseModel
@@ -37,8 +38,23 @@ class _Versioned(Protocol):
     def format(self) -> int: ...
 
 
+class _Recipe(Protocol):
+    def architecture(self) -> Mapping[str, Any]: ...
+
+
+class _Meta(Protocol):
+    """What every generator's ``config.json`` model has: the step reached and the recipe."""
+
+    @property
+    def step(self) -> int: ...
+
+    @property
+    def recipe(self) -> Any: ...
+
+
 VersionedT = TypeVar("VersionedT", bound=_Versioned)
 ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
+MetaT = TypeVar("MetaT", bound=_Meta)
 
 
 def checkpoint_name(step: int) -> str:
@@ -157,6 +173,75 @@ def load_weights(weights_file: Path, build: Callable[[], ModuleT], *, generator:
         network = build()
         network.load_state_dict(load_file(str(weights_file)))
     return network, hashlib.sha256(raw).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ResumePoint(Generic[MetaT]):
+    """Where a training run starts: the newest checkpoint and its ``config.json``, or nothing."""
+
+    checkpoint: Path | None = None
+    meta: MetaT | None = None
+
+    def finished(self, total_steps: int) -> bool:
+        """Whether the checkpoint already holds ``total_steps`` steps."""
+        return self.meta is not None and self.meta.step >= total_steps
+
+
+def resume_point(root: Path, recipe: _Recipe, *, resume: bool, read_meta: Callable[[Path], MetaT]) -> ResumePoint[MetaT]:
+    """The checkpoint a run of ``recipe`` resumes from (none unless ``resume``).
+
+    Raises:
+        ConfigError: the checkpoint is of another architecture than ``recipe``.
+        GeneratorError: its ``config.json`` is unreadable.
+    """
+    existing = latest_checkpoint(root) if resume else None
+    if existing is None:
+        return ResumePoint()
+    meta = read_meta(existing)
+    check_architecture(meta.recipe.architecture(), recipe.architecture(), existing)
+    return ResumePoint(checkpoint=existing, meta=meta)
+
+
+def require_training_images(images: Sequence[object], generator: str) -> None:
+    """Raise ``ConfigError`` when there is nothing to train ``generator`` on."""
+    if not images:
+        raise ConfigError(f"no training images: the {generator} generator needs real training images")
+
+
+@dataclass(frozen=True)
+class SamplingModel(Generic[ModuleT, MetaT]):
+    """A trained network loaded for sampling, with what provenance needs to name it.
+
+    Attributes:
+        network: the network in eval mode on its device.
+        meta: the checkpoint's ``config.json``.
+        checkpoint: the checkpoint's folder name (``step-NNNNNN``).
+        digest: the weights' digest.
+    """
+
+    network: ModuleT
+    meta: MetaT
+    checkpoint: str
+    digest: str
+
+
+def load_sampling_model(
+    path: Path,
+    device: torch.device,
+    *,
+    read_meta: Callable[[Path], MetaT],
+    weights: str,
+    build: Callable[[MetaT], ModuleT],
+    generator: str,
+) -> SamplingModel[ModuleT, MetaT]:
+    """The network ``build(meta)`` with the weights file ``weights`` of checkpoint ``path``.
+
+    Raises:
+        GeneratorError: the checkpoint is missing or corrupt.
+    """
+    meta = read_meta(path)
+    network, digest = load_weights(path / weights, lambda: build(meta), generator=generator)
+    return SamplingModel(network=network.to(device).eval(), meta=meta, checkpoint=path.name, digest=digest)
 
 
 def check_architecture(theirs: Mapping[str, Any], ours: Mapping[str, Any], path: Path) -> None:

@@ -259,7 +259,7 @@ def test_checkpoint_round_trip_keeps_every_tensor_and_the_signal(tmp_path: Path)
     with safe_open(str(path / "sampler.safetensors"), "pt") as handle:
         assert json.loads(handle.metadata()["diversity"])["step"] == 3
     model = load_sampling_model(path, CPU)
-    assert model.checkpoint == "step-000003" and not model.generator.training
+    assert model.checkpoint == "step-000003" and not model.network.training
 
 
 def test_optimizer_state_survives_flattening() -> None:

@@ -176,7 +176,7 @@ def test_save_and_load_give_identical_samples(tmp_path: Path) -> None:
     in_memory = build_unet(tiny_recipe())
     in_memory.load_state_dict(_weights(tmp_path))
     kwargs = dict(steps=3, batch_size=2, guidance_scale=2.0)
-    first = sample(loaded.unet, loaded.meta.schedule, [1, 4], [3, 4], **kwargs).images  # type: ignore[arg-type]
+    first = sample(loaded.network, loaded.meta.schedule, [1, 4], [3, 4], **kwargs).images  # type: ignore[arg-type]
     second = sample(in_memory.eval(), loaded.meta.schedule, [1, 4], [3, 4], **kwargs).images  # type: ignore[arg-type]
     assert torch.equal(first, second)
     assert loaded.meta.recipe.prediction_type == tiny_recipe().prediction_type and len(loaded.digest) == 16

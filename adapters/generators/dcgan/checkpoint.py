@@ -140,29 +140,20 @@ def load_checkpoint(path: Path) -> Saved:
     return Saved(meta=meta, state=state, tensors=tensors)
 
 
-class SamplingModel(BaseModel):
-    """A generator loaded for sampling, with what provenance needs to name it."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    generator: Generator
-    meta: CheckpointMeta
-    checkpoint: str
-    digest: str
+SamplingModel = checkpointing.SamplingModel
 
 
 def load_sampling_model(path: Path, device: torch.device) -> SamplingModel:
-    """The sampling generator of checkpoint ``path``, in eval mode on ``device``.
+    """The sampling network of checkpoint ``path`` in eval mode on ``device``.
 
     Raises:
         GeneratorError: the checkpoint is missing or corrupt.
     """
-    meta = read_meta(path)
-    weights_file = path / "sampler.safetensors"
-    generator, digest = checkpointing.load_weights(weights_file, lambda: Generator(meta.recipe), generator="dcgan")
-    return SamplingModel(generator=generator.to(device).eval(), meta=meta, checkpoint=path.name, digest=digest)
-
-
-def check_compatible(meta: CheckpointMeta, recipe: DCGANRecipe, path: Path) -> None:
-    """Raise ``ConfigError`` when ``recipe`` describes another model than checkpoint ``path``."""
-    checkpointing.check_architecture(meta.recipe.architecture(), recipe.architecture(), path)
+    return checkpointing.load_sampling_model(
+        path,
+        device,
+        read_meta=read_meta,
+        weights="sampler.safetensors",
+        build=lambda meta: Generator(meta.recipe),
+        generator="dcgan",
+    )

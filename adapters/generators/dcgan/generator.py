@@ -66,10 +66,10 @@ class DCGANGenerator:
         if not requests:
             return []
         model = self._load()
-        device = next(model.generator.parameters()).device
+        device = next(model.network.parameters()).device
         with torch_threads(self._threads):
             images = sample_images(
-                model.generator, [int(r.grade) for r in requests], [r.seed for r in requests],
+                model.network, [int(r.grade) for r in requests], [r.seed for r in requests],
                 batch_size=self._batch_size, device=device,
             )
         common = self._parameters(model)

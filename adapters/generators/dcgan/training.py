@@ -26,12 +26,11 @@ from diffusers.training_utils import EMAModel
 from torchvision.transforms.v2 import functional as TF
 
 from medaug.adapters.files import write_atomic
-from medaug.adapters.generators.checkpointing import checkpoint_name
+from medaug.adapters.generators.checkpointing import checkpoint_name, require_training_images, resume_point
 from medaug.adapters.generators.dcgan.checkpoint import (
     CheckpointMeta,
     Saved,
     TrainingState,
-    check_compatible,
     clear_checkpoints,
     flatten_optimizer,
     latest_checkpoint,
@@ -64,7 +63,6 @@ from medaug.adapters.generators.training_support import (
     training_tensors,
 )
 from medaug.adapters.torch_support import resolve_device, tensor_to_png
-from medaug.application.errors import ConfigError
 from medaug.application.ports import GeneratorTrainingResult, LabelledImage, ProgressSink
 from medaug.domain.grades import ALL_GRADES
 from medaug.domain.plan import derive_seed
@@ -110,23 +108,19 @@ class DCGANTrainer(CheckpointedTrainer[DCGANRecipe]):
             ConfigError: no images, an unusable device, or a checkpoint of another architecture.
             InputError: an image cannot be decoded.
         """
-        if not images:
-            raise ConfigError("no training images: the dcgan generator needs real training images")
+        require_training_images(images, "dcgan")
         device = resolve_device(self._device)
         total = self._recipe.total_steps(len(images))
-        existing = latest_checkpoint(self._root) if resume else None
-        meta = read_meta(existing) if existing else None
-        if existing and meta:
-            check_compatible(meta, self._recipe, existing)
-            if meta.step >= total:
-                return self._finished(existing, meta)
+        start = resume_point(self._root, self._recipe, resume=resume, read_meta=read_meta)
+        if start.checkpoint and start.meta and start.finished(total):
+            return self._finished(start.checkpoint, start.meta)
         data, labels = training_tensors(images, self._recipe.resolution)
         if not resume:
             clear_checkpoints(self._root)
         with torch_threads(self._threads):
             run = _Run(self._recipe, self._root, self._seed, device, data, labels, total)
-            if existing:
-                run.restore(load_checkpoint(existing))
+            if start.checkpoint:
+                run.restore(load_checkpoint(start.checkpoint))
             return run.train(progress, self._profile)
 
     def _finished(self, path: Path, meta: CheckpointMeta) -> GeneratorTrainingResult:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import UNet2DModel
 from pydantic import BaseModel, ConfigDict
 
 from medaug.adapters.generators import checkpointing
@@ -126,29 +125,20 @@ def load_checkpoint(path: Path) -> Saved:
     return Saved(meta=meta, state=state, **tensors)
 
 
-class SamplingModel(BaseModel):
-    """An EMA model loaded for sampling, with what provenance needs to name it."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    unet: UNet2DModel
-    meta: CheckpointMeta
-    checkpoint: str
-    digest: str
+SamplingModel = checkpointing.SamplingModel
 
 
 def load_sampling_model(path: Path, device: torch.device) -> SamplingModel:
-    """The EMA UNet of checkpoint ``path`` in eval mode on ``device``.
+    """The sampling network of checkpoint ``path`` in eval mode on ``device``.
 
     Raises:
         GeneratorError: the checkpoint is missing or corrupt.
     """
-    meta = read_meta(path)
-    weights_file = path / "ema.safetensors"
-    unet, digest = checkpointing.load_weights(weights_file, lambda: unet_from_config(meta.unet), generator="diffusion")
-    return SamplingModel(unet=unet.to(device).eval(), meta=meta, checkpoint=path.name, digest=digest)
-
-
-def check_compatible(meta: CheckpointMeta, recipe: DiffusionRecipe, path: Path) -> None:
-    """Raise ``ConfigError`` when ``recipe`` describes another model than checkpoint ``path``."""
-    checkpointing.check_architecture(meta.recipe.architecture(), recipe.architecture(), path)
+    return checkpointing.load_sampling_model(
+        path,
+        device,
+        read_meta=read_meta,
+        weights="ema.safetensors",
+        build=lambda meta: unet_from_config(meta.unet),
+        generator="diffusion",
+    )

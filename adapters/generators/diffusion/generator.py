@@ -95,10 +95,10 @@ class DiffusionGenerator:
         schedule = model.meta.schedule
         if self.needs_source:
             strength = self._config.strength
-            sources = torch.stack([_source(r, model.unet.config.sample_size) for r in requests])
-            output = vary(model.unet, schedule, sources, labels, seeds, strength=strength, **options)
+            sources = torch.stack([_source(r, model.network.config.sample_size) for r in requests])
+            output = vary(model.network, schedule, sources, labels, seeds, strength=strength, **options)
         else:
-            output = sample(model.unet, schedule, labels, seeds, **options)
+            output = sample(model.network, schedule, labels, seeds, **options)
         common = self._parameters(model, recipe, len(output.timesteps))
         return [
             GenerationResult(image_id=r.image_id, data=self._png(r, image), parameters=self._for(r, common))
@@ -117,7 +117,7 @@ class DiffusionGenerator:
             "steps": recipe.sample_steps,
             "guidance": recipe.guidance_scale,
             "batch_size": self._batch_size,
-            "resolution": model.unet.config.sample_size,
+            "resolution": model.network.config.sample_size,
             "checkpoint": model.checkpoint,
             "checkpoint_step": model.meta.step,
             "weights_sha256": model.digest,

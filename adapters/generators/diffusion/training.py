@@ -28,12 +28,11 @@ from diffusers.training_utils import EMAModel
 from torchvision.transforms.v2 import functional as TF
 
 from medaug.adapters.files import write_atomic
-from medaug.adapters.generators.checkpointing import checkpoint_name
+from medaug.adapters.generators.checkpointing import checkpoint_name, require_training_images, resume_point
 from medaug.adapters.generators.diffusion.checkpoint import (
     CheckpointMeta,
     Saved,
     TrainingState,
-    check_compatible,
     clear_checkpoints,
     flatten_optimizer,
     latest_checkpoint,
@@ -123,21 +122,17 @@ class DiffusionTrainer(CheckpointedTrainer[DiffusionRecipe]):
             ConfigError: no images, an unusable device, or a checkpoint of another architecture.
             InputError: an image cannot be decoded.
         """
-        if not images:
-            raise ConfigError("no training images: the diffusion model needs real training images")
+        require_training_images(images, "diffusion")
         device = resolve_device(self._device)
-        existing = latest_checkpoint(self._root) if resume else None
-        saved_meta = read_meta(existing) if existing else None
-        if existing and saved_meta:
-            check_compatible(saved_meta, self._recipe, existing)
-            if saved_meta.step >= self._recipe.train_steps:
-                return self._finished(existing, saved_meta)
+        start = resume_point(self._root, self._recipe, resume=resume, read_meta=read_meta)
+        if start.checkpoint and start.meta and start.finished(self._recipe.train_steps):
+            return self._finished(start.checkpoint, start.meta)
         data, labels = training_tensors(images, self._recipe.resolution)
         run = _Run(self._recipe, self._root, self._seed, device, data, labels)
         if not resume:
             run.clear()
-        if existing:
-            run.restore(load_checkpoint(existing))
+        if start.checkpoint:
+            run.restore(load_checkpoint(start.checkpoint))
         return run.train(progress, self._profile)
 
     def _finished(self, path: Path, meta: CheckpointMeta) -> GeneratorTrainingResult:
