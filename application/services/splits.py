@@ -88,7 +88,7 @@ def stratified_subset(items: Sequence[_T], n: int, seed: int) -> list[_T]:
     keys = sorted(strata)
     exact = {key: n * len(strata[key]) / len(items) for key in keys}
     shares = {key: int(exact[key]) for key in keys}
-    by_remainder = sorted(keys, key=lambda key: (-(exact[key] - shares[key]), key))
+    by_remainder = sorted(keys, key=lambda key: (-(exact[key] - shares[key]), -len(strata[key]), key))
     for key in by_remainder[: n - sum(shares.values())]:
         shares[key] += 1
     rng = random.Random(seed)
