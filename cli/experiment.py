@@ -7,10 +7,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from medaug.cli.common import console, handle_errors, settings, state
+from medaug.cli.common import console, err_console, handle_errors, settings, state
 from medaug.composition import bootstrap
 from medaug.composition.experiment_config import apply_overrides, load_experiment_config
-from medaug.composition.experiments_wiring import rebuild_report, run_experiment_job
+from medaug.composition.experiments_wiring import plan_experiment_job, rebuild_report, run_experiment_job
 from medaug.domain.experiment import ExperimentResult
 
 app = typer.Typer(help="Run experiments: arms x classifiers x seeds, with a report.", no_args_is_help=True)
@@ -30,6 +30,9 @@ def run(
     seeds: str = typer.Option(None, "--seeds", help="Seeds, comma-separated (e.g. 0,1,2)."),
     run_dir: Path = typer.Option(None, "--run-dir", help="Run folder (default: <work_dir>/runs/<name>)."),
     fresh: bool = typer.Option(False, "--fresh", help="Discard earlier results in the run folder first."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Check the file and every data set, say what would run; train nothing."
+    ),
 ) -> None:
     """Run (or resume) an experiment and write report.html, report.md and results.json."""
     base = settings()
@@ -41,6 +44,14 @@ def run(
     experiment = apply_overrides(
         experiment, data=data, arms=_csv(arms), classifiers=_csv(classifiers), seeds=seed_list
     )
+    if dry_run:
+        for line in plan_experiment_job(experiment, base, run_dir=run_dir):
+            console.print(line, highlight=False, soft_wrap=True)
+        return
+    if experiment.dataset.external:
+        names = ", ".join(entry.name for entry in experiment.dataset.external)
+        err_console.print(f"[yellow]note:[/] external test sets ({names}) are checked but not yet evaluated "
+                          "by this version", highlight=False)
     result, written = run_experiment_job(
         experiment, base, run_dir=run_dir, fresh=fresh, progress=bootstrap.build_progress(not state.quiet)
     )
