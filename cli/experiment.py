@@ -24,7 +24,7 @@ def _csv(value: str | None) -> list[str] | None:
 @handle_errors
 def run(
     config: Path = typer.Argument(None, help="Experiment TOML (default: the built-in quick experiment on phantom data)."),
-    data: Path = typer.Option(None, "--data", help="Data-set folder (e.g. ../shared/datasets/idrid)."),
+    data: Path = typer.Option(None, "--data", help="Data-set folder (e.g. ~/data/idrid)."),
     arms: str = typer.Option(None, "--arms", help="Only these arms of the file, comma-separated (e.g. none,classic)."),
     classifiers: str = typer.Option(None, "--classifiers", help="Classifiers, comma-separated (cnn,resnet50)."),
     seeds: str = typer.Option(None, "--seeds", help="Seeds, comma-separated (e.g. 0,1,2)."),
