@@ -20,6 +20,10 @@ app.add_typer(ingest_app, name="ingest")
 StoreOption = typer.Option(None, "--store", "-s", help="Store folder or s3://bucket/prefix (default: settings).")
 SizeOption = typer.Option(None, "--size", help="Working image size in pixels (default: settings.image_size, 256).")
 LenientOption = typer.Option(False, "--lenient", help="Skip bad images and rows (reported) instead of stopping.")
+LimitOption = typer.Option(
+    None, "--limit", min=1, help="Take only N images, stratified by split and grade (seeded: --seed)."
+)
+SeedOption = typer.Option(None, "--seed", help="Seed of the --limit draw (default: settings.seed).")
 
 
 @ingest_app.command("idrid")
@@ -29,10 +33,12 @@ def ingest_idrid(
     store: str = StoreOption,
     size: int = SizeOption,
     lenient: bool = LenientOption,
+    limit: int = LimitOption,
+    seed: int = SeedOption,
 ) -> None:
     """Ingest IDRiD "B. Disease Grading" (413 training + 103 test images)."""
     cfg = settings(image_size=size)
-    _run_ingest(factories.build_idrid_source(path), cfg, store, lenient)
+    _run_ingest(factories.build_idrid_source(path), cfg, store, lenient, limit=limit, seed=seed)
 
 
 @ingest_app.command("folder")
@@ -47,13 +53,52 @@ def ingest_folder(
     store: str = StoreOption,
     size: int = SizeOption,
     lenient: bool = LenientOption,
+    limit: int = LimitOption,
+    seed: int = SeedOption,
 ) -> None:
-    """Ingest a folder of images labelled by a CSV file."""
+    """Ingest a folder of images labelled by a CSV file (images without a row are counted, not ingested)."""
     cfg = settings(image_size=size)
     source = factories.build_folder_source(
         path, csv, image_column=image_column, label_column=label_column, split_column=split_column, name=name
     )
-    _run_ingest(source, cfg, store, lenient)
+    _run_ingest(source, cfg, store, lenient, limit=limit, seed=seed)
+
+
+_PUBLISHED_HELP = {
+    "aptos2019": ("APTOS 2019 folder (train.csv, train_images/).",
+                  "Ingest APTOS 2019 Blindness Detection (3,662 labelled training images; the test part has no labels)."),
+    "eyepacs": ("EyePACS folder (trainLabels.csv, train/; retinopathy_solution.csv, test/ when present).",
+                "Ingest EyePACS, Kaggle DR Detection 2015 (35,126 train + 53,576 labelled test images); use --limit."),
+    "messidor2": ("Messidor-2 folder (messidor_data.csv and the images below it).",
+                  "Ingest Messidor-2 with the adjudicated grades (1,748 images; ungradable ones are left out)."),
+    "ddr": ("DDR folder (holding DR_grading/) or DR_grading itself.",
+            "Ingest DDR DR_grading (13,673 images, published train/valid/test kept; grade 5 = ungradable, left out)."),
+}
+
+
+def _published_command(kind: str) -> None:
+    path_help, doc = _PUBLISHED_HELP[kind]
+
+    @handle_errors
+    def command(
+        path: Path = typer.Argument(..., help=path_help),
+        store: str = StoreOption,
+        size: int = SizeOption,
+        lenient: bool = LenientOption,
+        limit: int = LimitOption,
+        seed: int = SeedOption,
+        labels: Path = typer.Option(None, "--labels", help="Another labels file (Messidor-2's CSV under another name)."),
+    ) -> None:
+        cfg = settings(image_size=size)
+        source = factories.build_published_source(kind, path, labels=labels)
+        _run_ingest(source, cfg, store, lenient, limit=limit, seed=seed)
+
+    command.__doc__ = doc
+    ingest_app.command(kind)(command)
+
+
+for _kind in factories.PUBLISHED_DATASETS:
+    _published_command(_kind)
 
 
 @app.command("phantom")
@@ -89,7 +134,9 @@ def stats(store: str = StoreOption) -> None:
     console.print(table)
 
 
-def _run_ingest(source, cfg, store: str | None, lenient: bool) -> IngestReport:  # type: ignore[no-untyped-def]
+def _run_ingest(  # type: ignore[no-untyped-def]
+    source, cfg, store: str | None, lenient: bool, *, limit: int | None = None, seed: int | None = None
+) -> IngestReport:
     image_store = factories.build_store(cfg, store)
     report = ingest(
         source,
@@ -97,7 +144,11 @@ def _run_ingest(source, cfg, store: str | None, lenient: bool) -> IngestReport: 
         image_store,
         lenient=lenient,
         progress=factories.build_progress(not state.quiet),
+        limit=limit,
+        seed=cfg.seed if seed is None else seed,
     )
+    for notice in report.notices:
+        err_console.print(f"[cyan]note:[/] {notice}", highlight=False)
     for problem in report.skipped:
         err_console.print(f"[yellow]skipped:[/] {problem}", highlight=False)
     console.print(

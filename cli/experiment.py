@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from medaug.cli.common import console, handle_errors, services
+from medaug.cli.common import console, err_console, handle_errors, services
 from medaug.composition.experiment_config import apply_overrides, load_experiment_config
 from medaug.domain.experiment import ExperimentResult
 
@@ -22,12 +22,15 @@ def _csv(value: str | None) -> list[str] | None:
 @handle_errors
 def run(
     config: Path = typer.Argument(None, help="Experiment TOML (default: the built-in quick experiment on phantom data)."),
-    data: Path = typer.Option(None, "--data", help="Data-set folder (e.g. ../shared/datasets/idrid)."),
+    data: Path = typer.Option(None, "--data", help="Data-set folder (e.g. ~/data/idrid)."),
     arms: str = typer.Option(None, "--arms", help="Only these arms of the file, comma-separated (e.g. none,classic)."),
     classifiers: str = typer.Option(None, "--classifiers", help="Classifiers, comma-separated (cnn,resnet50)."),
     seeds: str = typer.Option(None, "--seeds", help="Seeds, comma-separated (e.g. 0,1,2)."),
     run_dir: Path = typer.Option(None, "--run-dir", help="Run folder (default: <work_dir>/runs/<name>)."),
     fresh: bool = typer.Option(False, "--fresh", help="Discard earlier results in the run folder first."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Check the file and every data set, say what would run; train nothing."
+    ),
 ) -> None:
     """Run (or resume) an experiment and write report.html, report.md and results.json."""
     experiment = load_experiment_config(config)
@@ -38,6 +41,14 @@ def run(
     experiment = apply_overrides(
         experiment, data=data, arms=_csv(arms), classifiers=_csv(classifiers), seeds=seed_list
     )
+    if dry_run:
+        for line in services().plan_experiment(experiment, run_dir=run_dir):
+            console.print(line, highlight=False, soft_wrap=True)
+        return
+    if experiment.dataset.external:
+        names = ", ".join(entry.name for entry in experiment.dataset.external)
+        err_console.print(f"[yellow]note:[/] external test sets ({names}) are checked but not yet evaluated "
+                          "by this version", highlight=False)
     outcome = services().run_experiment(experiment, run_dir=run_dir, fresh=fresh)
     _print_summary(outcome.result)
     for path in outcome.written:

@@ -51,6 +51,10 @@ class Services:
         job = jobs.experiment_job(config, self.settings, run_dir=run_dir, fresh=fresh)
         return run_experiment_job(job, progress=self.progress)
 
+    def plan_experiment(self, config: ExperimentConfig, *, run_dir: Path | None = None) -> list[str]:
+        """What ``run_experiment`` would do, every data set checked; nothing trained or written."""
+        return jobs.plan_experiment_job(config, self.settings, run_dir=run_dir)
+
     def rebuild_report(self, run_dir: Path) -> list[str]:
         """Re-render the report of a finished run from its ``results.json``."""
         return jobs.rebuild_report(run_dir, self.settings)

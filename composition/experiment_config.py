@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from medaug.application.errors import ConfigError
 from medaug.domain import PlanPolicy
@@ -18,29 +18,86 @@ from medaug.domain.experiment import Arm, ExperimentSpec
 BUILTIN_QUICK = "quick.toml"
 
 
-class DatasetConfig(BaseModel):
-    """Which data set an experiment runs on.
+DatasetKind = Literal["phantom", "idrid", "folder", "store", "aptos2019", "eyepacs", "messidor2", "ddr"]
+"""``phantom`` (built in), ``idrid`` / ``aptos2019`` / ``eyepacs`` / ``messidor2`` / ``ddr`` (the
+published layout at ``path``), ``folder`` (images at ``path`` labelled by ``csv``) or ``store``
+(an already-ingested store)."""
+
+
+class DataLocation(BaseModel):
+    """Where a data set lies on disk and how it is laid out (shared by the main and external sets).
 
     Attributes:
-        kind: ``phantom`` (built in), ``idrid`` (official layout at ``path``), ``folder`` (images
-            at ``path`` labelled by ``csv``) or ``store`` (an already-ingested store).
-        path: data-set folder (idrid, folder); ``--data`` on the command line overrides it.
-        n, seed: phantom size and seed.
-        csv, image_column, label_column, split_column: the folder+CSV layout.
-        store: where the data set is ingested (default: ``<work_dir>/stores/<kind>-...``).
+        kind: see ``DatasetKind``.
+        path: data-set folder (``~`` is expanded).
+        csv, image_column, label_column, split_column: the folder+CSV layout (``csv``: also
+            another labels file for ``messidor2``).
+        store: where the set is ingested (default: ``<work_dir>/stores/<kind>-...``); for
+            ``kind = "store"``, the store itself.
+        limit: ingest only this many images, stratified by split and grade (large sets).
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["phantom", "idrid", "folder", "store"] = "phantom"
+    kind: DatasetKind = "phantom"
     path: Path | None = None
-    n: int = Field(default=500, ge=10)
-    seed: int = 0
     csv: Path | None = None
     image_column: str = "image"
     label_column: str = "grade"
     split_column: str | None = None
     store: str | None = None
+    limit: int | None = Field(default=None, ge=1)
+
+    @field_validator("path", "csv")
+    @classmethod
+    def _expand_home(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+
+class ExternalDataset(DataLocation):
+    """One ``[[dataset.external]]`` entry: a data set every trained cell is also tested on.
+
+    Attributes:
+        name: its name in results and reports (letters, digits, ``-``, ``_``).
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+    kind: DatasetKind
+
+    @model_validator(mode="after")
+    def _located(self) -> ExternalDataset:
+        if self.kind == "phantom":
+            raise ValueError(f"external set {self.name!r}: kind 'phantom' cannot be an external test set")
+        if self.kind == "store" and not self.store:
+            raise ValueError(f"external set {self.name!r}: kind 'store' needs store")
+        if self.kind != "store" and self.path is None:
+            raise ValueError(f"external set {self.name!r}: kind {self.kind!r} needs path")
+        if self.kind == "folder" and self.csv is None:
+            raise ValueError(f"external set {self.name!r}: kind 'folder' needs csv")
+        return self
+
+
+class DatasetConfig(DataLocation):
+    """Which data set an experiment runs on, and the external sets it is also tested on.
+
+    Attributes:
+        path: data-set folder (non-phantom kinds); ``--data`` on the command line overrides it.
+        n, seed: phantom size and seed.
+        external: ``[[dataset.external]]`` entries (names unique).
+    """
+
+    n: int = Field(default=500, ge=10)
+    seed: int = 0
+    external: list[ExternalDataset] = Field(default_factory=list)
+
+    @field_validator("external")
+    @classmethod
+    def _unique_names(cls, value: list[ExternalDataset]) -> list[ExternalDataset]:
+        names = [entry.name for entry in value]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"external set name(s) {', '.join(repeated)} used twice")
+        return value
 
 
 DEFAULT_BASELINE = "classic"
@@ -105,8 +162,11 @@ class ExperimentConfig(BaseModel):
         experiment can be narrowed or extended and still resume (each arm's own definition is
         checked by the run folder).
         """
+        # External sets are only predicted: they leave the cells as they are. ``limit`` joins the
+        # identity only when set, so files written before it existed keep resuming.
+        excluded = {"external"} | ({"limit"} if self.dataset.limit is None else set())
         payload = {
-            "dataset": self.dataset.model_dump(mode="json"),
+            "dataset": self.dataset.model_dump(mode="json", exclude=excluded),
             "experiment": self.experiment.model_dump(mode="json", exclude={"arms", "classifiers", "seeds", "baseline"}),
             "settings": resolved_settings,
         }

@@ -95,6 +95,17 @@ def build_folder_source(
     )
 
 
+PUBLISHED_DATASETS = ("aptos2019", "eyepacs", "messidor2", "ddr")
+"""The public DR sets read in their published layouts (``medaug data ingest <name>``, ``kind = "<name>"``)."""
+
+
+def build_published_source(kind: str, path: Path, *, labels: Path | None = None) -> DatasetSource:
+    """One of ``PUBLISHED_DATASETS`` in its published layout at ``path`` (``labels``: another labels file)."""
+    from medaug.adapters.datasets.published import published_source
+
+    return published_source(kind, path, labels=labels)
+
+
 def build_phantom_source(n: int, *, seed: int, size: int, test_fraction: float = 0.2) -> DatasetSource:
     """The built-in synthetic fundus set."""
     from medaug.adapters.datasets.phantom import PhantomSource

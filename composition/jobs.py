@@ -12,12 +12,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from medaug.application.errors import ConfigError
+from medaug.application.errors import ConfigError, InputError
 from medaug.application.ports import GeneratorTrainer, ImageStore
 from medaug.application.services import experiment_job as job_service
 from medaug.application.services.experiment_job import DatasetStep, ExperimentJob, QualityStep
 from medaug.composition import factories
-from medaug.composition.experiment_config import DatasetConfig, ExperimentConfig
+from medaug.composition.experiment_config import DataLocation, DatasetConfig, ExperimentConfig
 from medaug.composition.settings import Settings, first_error
 from medaug.domain.experiment import THESIS_REFERENCES, Arm
 
@@ -47,6 +47,8 @@ def experiment_job(
     settings = experiment_settings(base_settings, config)
     spec = config.spec()
     _check_names(spec.arms, spec.classifiers)
+    if config.dataset.external:  # checked before any work; their evaluation is not wired in yet
+        check_external_sets(config, settings)
     trainers = {name: factories.build_trainer(name, settings) for name in spec.classifiers}
     dataset = dataset_step(config.dataset, settings)
     runs_root = run_dir or settings.work_dir / "runs" / config.name
@@ -100,6 +102,8 @@ def dataset_step(dataset: DatasetConfig, settings: Settings) -> DatasetStep:
         store = factories.build_store(settings, dataset.store)
         return DatasetStep(store=store, description=f"store {store.location}")
     source, description, slug = _source(dataset, settings)
+    if dataset.limit is not None:
+        slug += f"-limit{dataset.limit}-s{settings.seed}"
     location = dataset.store
     if location is None and settings.store.kind == "s3":
         s3 = settings.store.s3
@@ -111,21 +115,33 @@ def dataset_step(dataset: DatasetConfig, settings: Settings) -> DatasetStep:
         description=description,
         source=source,
         preprocessor=factories.build_preprocessor(settings),
+        limit=dataset.limit,
+        seed=settings.seed,
     )
 
 
-def _source(dataset: DatasetConfig, settings: Settings):  # type: ignore[no-untyped-def]
+def _source(dataset: DataLocation, settings: Settings, *, use_env: bool = True):  # type: ignore[no-untyped-def]
+    """The source, its description and its store's folder name; the folder must exist.
+
+    Raises:
+        ConfigError: no path, or the path is not a folder (one line naming it).
+    """
     size = settings.image_size
-    if dataset.kind == "phantom":
+    if isinstance(dataset, DatasetConfig) and dataset.kind == "phantom":
         source = factories.build_phantom_source(dataset.n, seed=dataset.seed, size=size)
         return source, f"phantom (n={dataset.n}, seed={dataset.seed}, {size} px)", f"phantom-n{dataset.n}-s{dataset.seed}-{size}px"
-    path = dataset.path or (Path(os.environ["MEDAUG_DATA"]) if os.environ.get("MEDAUG_DATA") else None)
+    path = dataset.path
+    if path is None and use_env and os.environ.get("MEDAUG_DATA"):
+        path = Path(os.environ["MEDAUG_DATA"]).expanduser()
     if path is None:
         raise ConfigError(f"dataset kind {dataset.kind!r} needs a path: pass --data PATH or set MEDAUG_DATA")
-    if not Path(path).exists():
+    if not Path(path).is_dir():
         raise ConfigError(f"{path}: data set folder not found")
     if dataset.kind == "idrid":
         return factories.build_idrid_source(Path(path)), f"IDRiD grading ({size} px)", f"idrid-{size}px"
+    if dataset.kind in factories.PUBLISHED_DATASETS:
+        source = factories.build_published_source(dataset.kind, Path(path), labels=dataset.csv)
+        return source, f"{dataset.kind} {path} ({size} px)", f"{dataset.kind}-{size}px"
     if dataset.csv is None:
         raise ConfigError("dataset kind 'folder' needs dataset.csv")
     source = factories.build_folder_source(
@@ -133,6 +149,62 @@ def _source(dataset: DatasetConfig, settings: Settings):  # type: ignore[no-unty
         split_column=dataset.split_column, name="folder",
     )
     return source, f"folder {path} ({size} px)", f"folder-{Path(path).name}-{size}px"
+
+
+def plan_experiment_job(config: ExperimentConfig, base_settings: Settings, *, run_dir: Path | None = None) -> list[str]:
+    """What the experiment job would do, checked without training or writing anything.
+
+    Every data set (the main one and each external one) is found and its labels scanned; names
+    of generators and classifiers are checked.
+
+    Returns:
+        One line per data set, then the cells and the run folder.
+
+    Raises:
+        ConfigError: a data-set folder is missing (one line naming it), or a name is unknown.
+        InputError: a data set's labels have a problem (the first one, as ingest would stop).
+    """
+    settings = experiment_settings(base_settings, config)
+    spec = config.spec()
+    _check_names(spec.arms, spec.classifiers)
+    lines = [f"dataset: {_describe(config.dataset, settings, 'dataset', use_env=True)}"]
+    lines += [
+        f"external {entry.name}: {_describe(entry, settings, f'dataset.external {entry.name}', use_env=False)}"
+        for entry in config.dataset.external
+    ]
+    cells = len(spec.arms) * len(spec.classifiers) * len(spec.seeds)
+    lines.append(
+        f"{cells} cells: arms {', '.join(a.name for a in spec.arms)} x classifiers {', '.join(spec.classifiers)} "
+        f"x seeds {', '.join(str(s) for s in spec.seeds)}"
+    )
+    lines.append(f"run folder: {run_dir or settings.work_dir / 'runs' / config.name}")
+    return lines
+
+
+def check_external_sets(config: ExperimentConfig, settings: Settings) -> list[str]:
+    """Describe each external set after checking it is there (as ``plan_experiment_job`` does)."""
+    return [
+        f"{entry.name}: {_describe(entry, settings, f'dataset.external {entry.name}', use_env=False)}"
+        for entry in config.dataset.external
+    ]
+
+
+def _describe(dataset: DataLocation, settings: Settings, what: str, *, use_env: bool) -> str:
+    if dataset.kind == "store":
+        return f"store {dataset.store}"
+    try:
+        source, description, _ = _source(dataset, settings, use_env=use_env)
+    except ConfigError as exc:
+        raise ConfigError(f"{what}: {exc}") from None
+    scan = source.scan()
+    if scan.problems:
+        more = f" (and {len(scan.problems) - 1} more)" if len(scan.problems) > 1 else ""
+        raise InputError(f"{what}: {scan.problems[0]}{more}")
+    counts = {split: sum(1 for item in scan.items if item.split.value == split) for split in ("train", "val", "test")}
+    listed = ", ".join(f"{n} {split}" for split, n in counts.items() if n)
+    limit = f", --limit {dataset.limit}" if dataset.limit else ""
+    notes = f"; {'; '.join(scan.notices)}" if scan.notices else ""
+    return f"{description}: {len(scan.items)} images ({listed}{limit}){notes}"
 
 
 def _arm_settings(settings: Settings, name: str, arm: Arm) -> Settings:

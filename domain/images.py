@@ -61,6 +61,8 @@ class FundusImage(BaseModel):
         origin: real or synthetic.
         augmentation: for a synthetic image, the augmentation set (experiment arm) it belongs to.
         provenance: where it came from.
+        group: the patient (or other unit) of a real image when its data set records one:
+            images of one group are kept in the same split or fold. ``None``: its own group.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -72,6 +74,7 @@ class FundusImage(BaseModel):
     origin: Origin = Origin.REAL
     augmentation: str | None = None
     provenance: Provenance
+    group: str | None = None
 
     @field_validator("id")
     @classmethod

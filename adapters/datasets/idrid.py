@@ -11,6 +11,7 @@
 The label files have the columns ``Image name`` (without extension), ``Retinopathy grade``
 and ``Risk of macular edema `` (with a trailing space), often followed by empty columns.
 File names repeat between the two sets, so ids carry the split: ``idrid-train-IDRiD_001``.
+An image that is a symlink leading out of the data-set folder is refused (a problem line).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from medaug.adapters.datasets.folder_csv import cell, find_column, is_image_file, read_csv, read_image_file, safe_id
+from medaug.adapters.datasets.common import assign_ids, cell, find_column, is_image_file, read_csv, read_image_file
 from medaug.application.errors import InputError
 from medaug.application.ports import ScanResult, SourceItem
 from medaug.domain import DomainError, Grade, Split
@@ -79,12 +80,17 @@ class IdridSource:
             InputError: a folder or label file of the layout is missing, or a CSV is unreadable.
         """
         grading = self._grading_folder()
-        items: list[SourceItem] = []
+        found: list[_Found] = []
         problems: list[str] = []
         for part in _PARTS:
-            part_items, part_problems = _scan_part(grading, part)
-            items.extend(part_items)
+            part_found, part_problems = _scan_part(grading, part)
+            found.extend(part_found)
             problems.extend(part_problems)
+        ids = assign_ids([(f"idrid-{part.split.value}", path.name) for part, _, path in found])
+        items = [
+            SourceItem(id=image_id, grade=grade, split=part.split, locator=str(path), original_name=path.name)
+            for image_id, (part, grade, path) in zip(ids, found, strict=True)
+        ]
         return ScanResult(items=tuple(items), problems=tuple(problems))
 
     def read(self, item: SourceItem) -> bytes:
@@ -112,19 +118,21 @@ class IdridSource:
         return grading
 
 
-def _scan_part(grading: Path, part: _Part) -> tuple[list[SourceItem], list[str]]:
+_Found = tuple[_Part, Grade, Path]
+
+
+def _scan_part(grading: Path, part: _Part) -> tuple[list[_Found], list[str]]:
     labels = grading / part.label_file
     header, rows = read_csv(labels)
     name_col = find_column(header, _NAME_COLUMN, labels)
     grade_col = find_column(header, _GRADE_COLUMN, labels)
-    images = _images_by_stem(grading / part.image_folder)
-    items: list[SourceItem] = []
-    problems: list[str] = []
+    images, problems = _images_by_stem(grading / part.image_folder, grading.resolve(), part)
+    found: list[_Found] = []
     first_row: dict[str, int] = {}
     for number, row in rows:
         stem = _stem(cell(row, name_col))
         try:
-            items.append(_item(part, stem, cell(row, grade_col), images, first_row, number))
+            found.append(_row(part, stem, cell(row, grade_col), images, first_row, number))
         except InputError as exc:
             problems.append(f"{part.labels} row {number}: {exc}")
     problems.extend(
@@ -133,13 +141,13 @@ def _scan_part(grading: Path, part: _Part) -> tuple[list[SourceItem], list[str]]
         if stem not in first_row
         for path in paths
     )
-    return items, problems
+    return found, problems
 
 
-def _item(
+def _row(
     part: _Part, stem: str, grade_text: str, images: dict[str, list[Path]], first_row: dict[str, int], number: int
-) -> SourceItem:
-    """The item of one CSV row (recording it in ``first_row``).
+) -> _Found:
+    """The image and grade of one CSV row (recording it in ``first_row``).
 
     Raises:
         InputError: the row is empty, a duplicate, badly graded or has no (single) image.
@@ -158,25 +166,28 @@ def _item(
         raise InputError(f"no image {stem}.jpg in '{part.images}'")
     if len(paths) > 1:
         raise InputError(f"several images named {stem}: {', '.join(p.name for p in paths)}")
-    return SourceItem(
-        id=safe_id(f"idrid-{part.split.value}-{stem}"),
-        grade=grade,
-        split=part.split,
-        locator=str(paths[0]),
-        original_name=paths[0].name,
-    )
+    return part, grade, paths[0]
 
 
-def _images_by_stem(folder: Path) -> dict[str, list[Path]]:
+def _images_by_stem(folder: Path, inside: Path, part: _Part) -> tuple[dict[str, list[Path]], list[str]]:
+    """The folder's image files by name without extension, and one problem per symlink leading out.
+
+    The data set is the grading folder ``inside`` (resolved): an image whose real file lies
+    outside it is not read.
+    """
     images: dict[str, list[Path]] = {}
+    problems: list[str] = []
     for path in sorted(folder.iterdir()):
-        if path.is_file() and is_image_file(path):
+        if not is_image_file(path):
+            continue
+        if not path.resolve().is_relative_to(inside):
+            problems.append(f"{part.images}/{path.name}: a symlink leads outside the data set, not read")
+        elif path.is_file():
             images.setdefault(path.stem, []).append(path)
-    return images
+    return images, problems
 
 
 def _stem(name: str) -> str:
     """The image name without a trailing image extension (the CSV usually has none)."""
     path = Path(name.strip())
     return path.stem if is_image_file(path) else name.strip()
-

@@ -1,6 +1,6 @@
 """The experiment report's quality section: one block of tables and figures per augmenting arm.
 
-Built from ``ExperimentResult.quality`` (computed after the run, see ``medaug.composition.experiments_wiring``)
+Built from ``ExperimentResult.quality`` (computed after the run, see ``medaug.application.services.experiment_job``)
 with the report writer's own document blocks, so it renders to HTML and Markdown like the rest.
 """
 

@@ -19,6 +19,8 @@ class SourceItem(BaseModel):
         split: the split the data set puts it in.
         locator: where the source reads it from (a path, or a generator index).
         original_name: its name in the data set, for provenance.
+        group: the patient (or other unit) it belongs to, when the data set says so: images of
+            one group are kept in the same split or fold. ``None``: the image is its own group.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -28,15 +30,24 @@ class SourceItem(BaseModel):
     split: Split
     locator: str
     original_name: str
+    group: str | None = None
 
 
 class ScanResult(BaseModel):
-    """The items a data-set scan found, and the problems it met (one line each)."""
+    """The items a data-set scan found, the problems it met and what it left out on purpose.
+
+    Attributes:
+        items: the labelled, gradable images, in a stable order.
+        problems: one line per bad row or file (an error unless the ingest is lenient).
+        notices: one line per kind of image left out on purpose, with its count (ungradable
+            images, an unlabelled test part, images the labels file does not list): not errors.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     items: tuple[SourceItem, ...]
     problems: tuple[str, ...] = ()
+    notices: tuple[str, ...] = ()
 
 
 @runtime_checkable
@@ -48,7 +59,13 @@ class DatasetSource(Protocol):
         - ``scan`` reads labels only (no pixels) and never raises for a bad row: each problem
           (missing image, image without label, grade outside 0-4, duplicate id, unsafe path...)
           becomes one line in ``ScanResult.problems`` naming the file and the problem, and the
-          offending item is left out. Ids are unique across splits.
+          offending item is left out. Images left out on purpose (ungradable, unlabelled) are
+          counted in ``ScanResult.notices``, one line per kind, and are not problems.
+        - Ids are injective: distinct files always get distinct ids (``x.jpg`` and ``x.png``,
+          ``a b`` and ``a_b``), across splits too; a collision is impossible, not refused.
+        - Nothing outside the data-set folder is read: a symlink leading out of it is a problem
+          naming the file.
+        - ``SourceItem.group`` names the patient when the layout records one (two eyes).
         - ``read`` returns the raw encoded bytes of the item (any format Pillow reads); it raises
           ``InputError`` naming the file when it cannot be read.
         - Scanning twice gives the same items in the same order.

@@ -47,12 +47,16 @@ class DatasetStep:
         description: the data set in words, for reports.
         source: the data set to ingest into ``store`` first, or None when the store already holds it.
         preprocessor: how ``source`` images are prepared (needed with a source).
+        limit: ingest only a stratified subset of this many images (None: all).
+        seed: the seed that draws the subset.
     """
 
     store: ImageStore
     description: str
     source: DatasetSource | None = None
     preprocessor: Preprocessor | None = None
+    limit: int | None = None
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,14 @@ def run_experiment_job(job: ExperimentJob, *, progress: ProgressSink) -> Experim
     if job.dataset.source is not None:
         if job.dataset.preprocessor is None:
             raise ValueError("a data set source needs a preprocessor")
-        ingest(job.dataset.source, job.dataset.preprocessor, store, progress=progress)
+        ingest(
+            job.dataset.source,
+            job.dataset.preprocessor,
+            store,
+            progress=progress,
+            limit=job.dataset.limit,
+            seed=job.dataset.seed,
+        )
     context = ExperimentContext(
         store=store,
         dataset=job.dataset.description,

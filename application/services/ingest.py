@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict
 
 from medaug.application.errors import InputError
 from medaug.application.ports import DatasetSource, ImageStore, NullProgress, Preprocessor, ProgressSink, SourceItem
+from medaug.application.services.splits import stratified_subset
 from medaug.domain import FundusImage, Origin, Provenance
 from medaug.domain.images import storage_key
 
@@ -14,13 +15,15 @@ _log = structlog.get_logger(__name__)
 
 
 class IngestReport(BaseModel):
-    """What an ingest did: images added, already present, and skipped (with reasons)."""
+    """What an ingest did: images added, already present, skipped (with reasons), and the source's
+    notices (images left out on purpose, counted: ungradable, unlabelled, beyond ``limit``)."""
 
     model_config = ConfigDict(frozen=True)
 
     added: int
     already_present: int
     skipped: tuple[str, ...] = ()
+    notices: tuple[str, ...] = ()
 
 
 def ingest(
@@ -30,6 +33,8 @@ def ingest(
     *,
     lenient: bool = False,
     progress: ProgressSink | None = None,
+    limit: int | None = None,
+    seed: int = 0,
 ) -> IngestReport:
     """Preprocess every image of ``source`` into ``store``; images already stored are skipped.
 
@@ -37,6 +42,9 @@ def ingest(
     image is written, and an unreadable image stops it with a one-line ``InputError`` (images
     stored before it stay complete, and a re-run continues). With ``lenient=True`` each problem
     is reported as a skip instead.
+
+    ``limit`` takes a subset of that many images, stratified by split and grade and drawn with
+    ``seed`` (the same limit and seed always give the same subset, so a re-run adds nothing).
 
     Raises:
         InputError: a labelling problem or an unreadable image, in strict mode.
@@ -48,7 +56,13 @@ def ingest(
         more = f" (and {others} more problem{'s' if others > 1 else ''}; --lenient skips them)" if others else ""
         raise InputError(scan.problems[0] + more)
     skipped = list(scan.problems)
-    pending = [item for item in scan.items if not store.exists(item.id)]
+    notices = list(scan.notices)
+    items = scan.items
+    if limit is not None and limit < len(items):
+        items = tuple(stratified_subset(items, limit, seed))
+        notices.append(f"--limit {limit}: {len(items)} of {len(scan.items)} images taken, stratified by split "
+                       f"and grade (seed {seed})")
+    pending = [item for item in items if not store.exists(item.id)]
     added = 0
     with progress.task(f"ingest {source.name}", total=len(pending)) as bar:
         for item in pending:
@@ -64,7 +78,9 @@ def ingest(
             store.put(_record(source.name, item), png)
             added += 1
             bar.advance()
-    report = IngestReport(added=added, already_present=len(scan.items) - len(pending), skipped=tuple(skipped))
+    report = IngestReport(
+        added=added, already_present=len(items) - len(pending), skipped=tuple(skipped), notices=tuple(notices)
+    )
     _log.info("ingest_done", source=source.name, added=report.added, present=report.already_present,
               skipped=len(report.skipped))
     return report
@@ -78,4 +94,5 @@ def _record(source_name: str, item: SourceItem) -> FundusImage:
         split=item.split,
         origin=Origin.REAL,
         provenance=Provenance(generator=source_name, original_name=item.original_name),
+        group=item.group,
     )

@@ -1,8 +1,11 @@
-"""Carving a stratified validation split from the real training images."""
+"""Splitting real images: a stratified validation split (patient groups kept whole) and subsets."""
 
 from __future__ import annotations
 
 import random
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Protocol, TypeVar
 
 import structlog
 
@@ -19,7 +22,8 @@ def carve_validation(store: ImageStore, fraction: float, seed: int) -> int:
     Done once per store: if it already has validation images nothing moves. It must happen
     before augmenting, so that no synthetic image is derived from a validation image (plans
     only take real training images as sources). Test images are never touched. Each grade
-    keeps at least one training image.
+    keeps at least one training image. Images of one group (a patient's two eyes) move
+    together: a group counts once, under its most severe grade.
 
     Returns:
         The number of images moved.
@@ -28,14 +32,68 @@ def carve_validation(store: ImageStore, fraction: float, seed: int) -> int:
         return 0
     rng = random.Random(seed)
     moved = 0
-    for grade in Grade:
-        images = store.list(split=Split.TRAIN, origin=Origin.REAL, grade=grade)
-        count = min(round(len(images) * fraction), max(len(images) - 1, 0))
-        for image in rng.sample(images, count):
-            _move(store, image, Split.VAL)
-            moved += 1
+    for units in _units_by_grade(store.list(split=Split.TRAIN, origin=Origin.REAL)):
+        count = min(round(len(units) * fraction), max(len(units) - 1, 0))
+        for unit in rng.sample(units, count):
+            for image in unit:
+                _move(store, image, Split.VAL)
+                moved += 1
     _log.info("validation_carved", images=moved, fraction=fraction, seed=seed)
     return moved
+
+
+def _units_by_grade(images: list[FundusImage]) -> list[list[list[FundusImage]]]:
+    """Per grade (0-4), the groups whose most severe grade it is; an ungrouped image is its own group.
+
+    Within a grade, groups keep the order of their first image in ``images`` sorted by grade.
+    """
+    members: dict[str, list[FundusImage]] = defaultdict(list)
+    for image in images:
+        if image.group is not None:
+            members[image.group].append(image)
+    per_grade: dict[Grade, list[list[FundusImage]]] = {grade: [] for grade in Grade}
+    seen: set[str] = set()
+    for image in sorted(images, key=lambda i: int(i.grade)):
+        if image.group is None:
+            per_grade[image.grade].append([image])
+        elif image.group not in seen:
+            seen.add(image.group)
+            unit = members[image.group]
+            per_grade[max(i.grade for i in unit)].append(unit)
+    return [per_grade[grade] for grade in Grade]
+
+
+class _Stratifiable(Protocol):
+    @property
+    def grade(self) -> Grade: ...
+
+    @property
+    def split(self) -> Split: ...
+
+
+_T = TypeVar("_T", bound=_Stratifiable)
+
+
+def stratified_subset(items: Sequence[_T], n: int, seed: int) -> list[_T]:
+    """``n`` of ``items`` drawn with ``seed``, each (split, grade) stratum in proportion to its size.
+
+    Shares are rounded by largest remainder, so exactly ``min(n, len(items))`` come back, in
+    their original order. The same items, ``n`` and ``seed`` always give the same subset.
+    """
+    if n >= len(items):
+        return list(items)
+    strata: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for index, item in enumerate(items):
+        strata[(item.split.value, int(item.grade))].append(index)
+    keys = sorted(strata)
+    exact = {key: n * len(strata[key]) / len(items) for key in keys}
+    shares = {key: int(exact[key]) for key in keys}
+    by_remainder = sorted(keys, key=lambda key: (-(exact[key] - shares[key]), -len(strata[key]), key))
+    for key in by_remainder[: n - sum(shares.values())]:
+        shares[key] += 1
+    rng = random.Random(seed)
+    chosen = sorted(index for key in keys for index in rng.sample(strata[key], shares[key]))
+    return [items[index] for index in chosen]
 
 
 def _move(store: ImageStore, image: FundusImage, split: Split) -> None:

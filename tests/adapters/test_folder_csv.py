@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from medaug.adapters.datasets.common import assign_ids
 from medaug.adapters.datasets.folder_csv import FolderCsvSource, safe_id
 from medaug.application.errors import InputError
 from medaug.domain import Grade, Split
@@ -34,6 +35,7 @@ def make_folder(root: Path, csv_text: str, images: list[str]) -> Path:
 
 GOOD_CSV = "image,grade,split\na.jpg,0,train\nsub/b c.jpg,3,VAL\nd.png,4,Test\n"
 GOOD_IMAGES = ["a.jpg", "sub/b c.jpg", "d.png"]
+SUB_B_C = assign_ids([("eyes", "sub/b c.jpg")])[0]  # a name made safe carries a hash of the original
 
 
 def source_for(root: Path, csv_text: str = GOOD_CSV, images: list[str] | None = None, **kwargs) -> FolderCsvSource:  # type: ignore[no-untyped-def]
@@ -53,7 +55,7 @@ def test_scan_reads_rows_with_sanitised_ids_and_case_insensitive_splits(tmp_path
     assert result.problems == ()
     assert [(i.id, i.grade, i.split, i.original_name) for i in result.items] == [
         ("eyes-a", Grade(0), Split.TRAIN, "a.jpg"),
-        ("eyes-sub_b_c", Grade(3), Split.VAL, "sub/b c.jpg"),
+        (SUB_B_C, Grade(3), Split.VAL, "sub/b c.jpg"),
         ("eyes-d", Grade(4), Split.TEST, "d.png"),
     ]
     assert source_for(tmp_path).name == "eyes"
@@ -68,7 +70,7 @@ def test_custom_column_names_and_windows_separators(tmp_path: Path) -> None:
     csv_text = "File,DR Level\nsub\\b c.jpg,2\na.jpg,1\nd.png,0\n"
     result = source_for(tmp_path, csv_text, image_column="File", label_column="dr level", split_column=None).scan()
     assert result.problems == ()
-    assert [i.id for i in result.items] == ["eyes-sub_b_c", "eyes-a", "eyes-d"]
+    assert [i.id for i in result.items] == [SUB_B_C, "eyes-a", "eyes-d"]
 
 
 def test_unknown_column_lists_the_available_ones(tmp_path: Path) -> None:
@@ -104,12 +106,17 @@ def test_row_without_image(tmp_path: Path) -> None:
     assert len(problems) == 1 and problems[0].startswith("labels.csv row 3: no image 'missing.jpg'")
 
 
-def test_image_without_row_only_counts_image_files(tmp_path: Path) -> None:
+def test_images_without_a_row_are_one_notice_not_problems(tmp_path: Path) -> None:
     (tmp_path / "images").mkdir(parents=True)
     (tmp_path / "images" / "README.txt").write_text("not an image")
-    ids, problems = _scan(tmp_path, "a.jpg,0,train\n", ["a.jpg", "extra/e.JPG"])
-    assert ids == ["eyes-a"]
-    assert problems == ["extra/e.JPG: image has no row in labels.csv"]
+    result = source_for(tmp_path, "image,grade,split\na.jpg,0,train\n", ["a.jpg", "extra/e.JPG", "f.png"]).scan()
+    assert [item.id for item in result.items] == ["eyes-a"]
+    assert result.problems == ()
+    assert result.notices == ("images: 2 images without a row in labels.csv not ingested (e.g. f.png)",)
+
+
+def test_all_images_listed_means_no_notice(tmp_path: Path) -> None:
+    assert source_for(tmp_path).scan().notices == ()
 
 
 @pytest.mark.parametrize(
@@ -126,15 +133,38 @@ def test_bad_split(tmp_path: Path) -> None:
     assert ids == [] and problems == ["labels.csv row 2: split 'holdout' is not train, val or test"]
 
 
-def test_duplicate_ids(tmp_path: Path) -> None:
-    rows = "a.jpg,0,train\na.png,1,train\na.jpg,0,train\nx y.jpg,2,test\nx_y.jpg,2,test\n"
-    ids, problems = _scan(tmp_path, rows, ["a.jpg", "a.png", "x y.jpg", "x_y.jpg"])
-    assert ids == ["eyes-a", "eyes-x_y"]
-    assert problems == [
-        "labels.csv row 3: duplicate id eyes-a (also row 2)",
-        "labels.csv row 4: duplicate id eyes-a (also row 2)",
-        "labels.csv row 6: duplicate id eyes-x_y (also row 5)",
-    ]
+def test_distinct_files_never_share_an_id(tmp_path: Path) -> None:
+    rows = "a.jpg,0,train\na.png,1,train\nx y.jpg,2,test\nx_y.jpg,2,test\nIDRiD 001.jpg,3,train\nIDRiD_001.jpg,4,train\n"
+    images = ["a.jpg", "a.png", "x y.jpg", "x_y.jpg", "IDRiD 001.jpg", "IDRiD_001.jpg"]
+    ids, problems = _scan(tmp_path, rows, images)
+    assert problems == []
+    assert len(set(ids)) == 6
+    assert ids[0] == "eyes-a.jpg" and ids[1] == "eyes-a.png"  # the extension joins the name when needed
+    assert ids[3] == "eyes-x_y" and ids[2].startswith("eyes-x_y-")  # a name made safe carries a hash
+    assert ids[5] == "eyes-IDRiD_001" and ids[4].startswith("eyes-IDRiD_001-")
+
+
+def test_ids_are_injective_even_when_extensions_and_stems_meet() -> None:
+    names = ["x.jpg", "x.png", "x.jpg.png", "x.png.jpg", "x", "x_", "x .jpg", "sub/x.jpg", "sub_x.jpg", "y" * 200]
+    ids = assign_ids([("p", name) for name in names])
+    assert len(set(ids)) == len(names)
+    assert all(len(i) <= 128 for i in ids)
+    assert assign_ids([("p", "x.jpg")]) == ["p-x"]  # alone, a safe name keeps its plain id
+
+
+def test_the_same_image_listed_twice_is_a_duplicate_row(tmp_path: Path) -> None:
+    ids, problems = _scan(tmp_path, "a.jpg,0,train\na.jpg,0,train\n", ["a.jpg"])
+    assert ids == ["eyes-a"] and problems == ["labels.csv row 3: duplicate row for 'a.jpg' (also row 2)"]
+
+
+def test_nul_byte_in_the_image_cell_is_one_line_naming_file_and_row(tmp_path: Path) -> None:
+    make_folder(tmp_path, "", ["a.jpg"])
+    (tmp_path / "labels.csv").write_bytes(b"image,grade\na\x00.jpg,0\n")
+    with pytest.raises(InputError) as caught:
+        FolderCsvSource(tmp_path / "images", tmp_path / "labels.csv").scan()
+    message = str(caught.value)
+    assert message.endswith("labels.csv row 2: a cell holds a NUL byte (not a text label file?)")
+    assert "\n" not in message
 
 
 @pytest.mark.parametrize("path", ["../x.jpg", "sub/../../x.jpg", "/etc/x.jpg", "C:\\x.jpg", "..\\x.jpg"])

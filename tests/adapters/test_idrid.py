@@ -190,3 +190,33 @@ def test_every_real_image_preprocesses(idrid_root: Path) -> None:
         pixels = decode_png(preprocessor.preprocess(source.read(item), item.original_name))
         assert pixels.shape == (64, 64, 3)
         assert pixels[:2, :2].max() < 40 and pixels[24:40, 24:40].mean() > 20, item.id
+
+
+def test_symlink_leading_out_of_the_data_set_is_refused_naming_the_file(tmp_path: Path) -> None:
+    root = make_idrid(tmp_path / "idrid")
+    secret = tmp_path / "elsewhere.jpg"
+    secret.write_bytes(tiny_jpeg(200))
+    image = root / GRADING / TRAIN_DIR / "IDRiD_002.jpg"
+    image.unlink()
+    image.symlink_to(secret)
+    result = IdridSource(root).scan()
+    assert "idrid-train-IDRiD_002" not in [item.id for item in result.items]
+    assert result.problems[0] == "a. Training Set/IDRiD_002.jpg: a symlink leads outside the data set, not read"
+
+
+def test_symlink_inside_the_data_set_is_followed(tmp_path: Path) -> None:
+    root = make_idrid(tmp_path / "idrid")
+    image = root / GRADING / TRAIN_DIR / "IDRiD_002.jpg"
+    image.unlink()
+    image.symlink_to(root / GRADING / TRAIN_DIR / "IDRiD_001.jpg")
+    assert IdridSource(root).scan().problems == ()
+
+
+def test_names_that_differ_only_by_unsafe_characters_get_distinct_ids(tmp_path: Path) -> None:
+    root = make_idrid(tmp_path, train=[("IDRiD 001", "1"), ("IDRiD_001", "2")], test=[("IDRiD_001", "0")])
+    result = IdridSource(root).scan()
+    assert result.problems == ()
+    ids = [item.id for item in result.items]
+    assert len(set(ids)) == 3
+    assert ids[1] == "idrid-train-IDRiD_001" and ids[0].startswith("idrid-train-IDRiD_001-")
+    assert [item.grade for item in result.items] == [Grade(1), Grade(2), Grade(0)]
