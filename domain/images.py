@@ -105,11 +105,6 @@ class FundusImage(BaseModel):
             raise ValueError(f"real image {self.id} cannot belong to augmentation set")
         return self
 
-    @property
-    def is_synthetic(self) -> bool:
-        """True for generated images."""
-        return self.origin is Origin.SYNTHETIC
-
 
 def storage_key(split: Split, grade: Grade, image_id: str) -> str:
     """The canonical storage key ``<split>/<grade>/<id>.png`` used by every store."""

@@ -119,10 +119,6 @@ class AugmentationPlan(BaseModel):
         """Training images once the plan is done, real ones included."""
         return sum(self.targets.values())
 
-    def jobs_for(self, grade: Grade) -> list[SyntheticJob]:
-        """The jobs of one grade, in plan order."""
-        return [job for job in self.jobs if job.grade == grade]
-
 
 def make_plan(
     real_images: Iterable[FundusImage],

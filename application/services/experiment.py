@@ -27,6 +27,7 @@ from medaug.application.ports import (
 )
 from medaug.application.services.augment import augment, plan_augmentation, training_set
 from medaug.application.services.splits import carve_validation
+from medaug.application.services.train_classifier import train_cell
 from medaug.domain import Origin, Split
 from medaug.domain.experiment import (
     METRIC_RANGES,
@@ -152,19 +153,9 @@ def _run_cell(spec: ExperimentSpec, key: CellKey, ctx: ExperimentContext, progre
         seed=key.seed,
         checkpoint_path=ctx.runs.checkpoint_path(key.slug),
     )
-    outcome = ctx.trainers[key.classifier].train_and_predict(request, ctx.store, progress=progress)
-    metrics = ctx.evaluator.metrics(outcome.predictions)
-    cell = CellResult(
-        key=key,
-        metrics=metrics,
-        predictions=outcome.predictions,
-        history=outcome.history,
-        best_epoch=outcome.best_epoch,
-        train_images=len(train),
-        seconds=outcome.seconds,
-        checkpoint=outcome.checkpoint,
-    )
+    cell = train_cell(key, request, ctx.store, ctx.trainers[key.classifier], ctx.evaluator, progress=progress)
     ctx.runs.save_cell(cell)
+    metrics = cell.metrics
     _log.info("cell_done", cell=key.slug, accuracy=round(metrics.accuracy, 4), kappa=round(metrics.quadratic_kappa, 4))
     return cell
 

@@ -41,14 +41,28 @@ def train_classifier(
         train=tuple(train), val=tuple(store.list(split=Split.VAL)), test=tuple(test), seed=seed,
         checkpoint_path=checkpoint_path,
     )
-    outcome = trainer.train_and_predict(request, store, progress=progress or NullProgress())
+    key = CellKey(arm=augmentation or "none", classifier=trainer.name, seed=seed)
+    return train_cell(key, request, store, trainer, evaluator, progress=progress or NullProgress())
+
+
+def train_cell(
+    key: CellKey,
+    request: TrainingRequest,
+    store: ImageStore,
+    trainer: ClassifierTrainer,
+    evaluator: Evaluator,
+    *,
+    progress: ProgressSink,
+) -> CellResult:
+    """Train ``trainer`` as ``request`` asks and score its test predictions: one cell's result."""
+    outcome = trainer.train_and_predict(request, store, progress=progress)
     return CellResult(
-        key=CellKey(arm=augmentation or "none", classifier=trainer.name, seed=seed),
+        key=key,
         metrics=evaluator.metrics(outcome.predictions),
         predictions=outcome.predictions,
         history=outcome.history,
         best_epoch=outcome.best_epoch,
-        train_images=len(train),
+        train_images=len(request.train),
         seconds=outcome.seconds,
         checkpoint=outcome.checkpoint,
     )

@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 
 from medaug.adapters.generators.openai_edits import generator as openai_generator
 from medaug.adapters.generators.openai_edits.config import OpenAIConfig
-from medaug.adapters.generators.openai_edits.generator import OpenAIGenerator, make_openai_client
+from medaug.adapters.generators.openai_edits.generator import LEDGER_FILE, OpenAIGenerator, make_openai_client
 from medaug.adapters.generators.openai_edits.retry import retry_after
 from medaug.adapters.imaging.png import decode_png
 from medaug.adapters.stores.local import LocalImageStore
@@ -85,7 +85,9 @@ def requests_for(*sources: str, grade: int = 2, size: int = 32, start: int = 0) 
 
 
 def ledger(generator: OpenAIGenerator) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in generator.ledger_path.read_text().splitlines()]
+    # Every generator these tests build works in tmp_path / "openai" (see the fixture above).
+    folder = Path(generator._work_dir)  # noqa: SLF001 - the ledger's place is the generator's own
+    return [json.loads(line) for line in (folder / LEDGER_FILE).read_text().splitlines()]
 
 
 class TestOpenAIGeneratorContract(ImageGeneratorContract):

@@ -144,6 +144,10 @@ class _Budget:
         return f"spent {images}, {usd}"
 
 
+LEDGER_FILE = "ledger.jsonl"
+"""The JSON-lines ledger of every upload, in the generator's work folder."""
+
+
 class OpenAIGenerator:
     """ImageGenerator (and CostEstimating) over the OpenAI images API.
 
@@ -166,7 +170,7 @@ class OpenAIGenerator:
         self._client = client
         self._config = config
         self._work_dir = Path(work_dir)
-        self._ledger = Ledger(self._work_dir / "ledger.jsonl")
+        self._ledger = Ledger(self._work_dir / LEDGER_FILE)
         self._cache = ResultCache(self._work_dir)
         self._sleep = sleep
         self._secret = str(getattr(client, "api_key", "") or "") if client is not None else ""
@@ -190,11 +194,6 @@ class OpenAIGenerator:
     def batch_size(self) -> int:
         """As many requests as calls may be in flight at once."""
         return self._config.max_concurrency
-
-    @property
-    def ledger_path(self) -> Path:
-        """The JSON-lines ledger of every upload."""
-        return self._ledger.path
 
     # -- estimating ------------------------------------------------------------------------------
 
