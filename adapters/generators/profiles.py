@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Generic, Self, TypeVar, cast
 
-from pydantic import BaseModel, ValidationError, model_validator
+from pydantic import BaseModel, ValidationError, create_model, model_validator
 
 from medaug.application.errors import ConfigError
 
@@ -38,11 +38,21 @@ def validate_recipe(recipe_type: type[RecipeT], values: Mapping[str, Any], *, wh
         raise ConfigError(f"{where}: {field + ': ' if field else ''}{message}") from None
 
 
+def recipe_overrides(recipe_type: type[BaseModel]) -> type[BaseModel]:
+    """A model holding every field of ``recipe_type`` as optional (``None`` = the profile's value).
+
+    A generator's settings inherit from it, so each recipe field is declared once, on the recipe;
+    the bounds are checked when the settings resolve to a recipe.
+    """
+    fields: dict[str, Any] = {name: (field.annotation | None, None) for name, field in recipe_type.model_fields.items()}
+    return create_model(f"{recipe_type.__name__}Overrides", **fields)
+
+
 class ProfileConfig(BaseModel, Generic[RecipeT]):
     """A generator's settings: a built-in profile plus optional overrides of its recipe fields.
 
-    A subclass declares every recipe field as an optional field (``None`` = the profile's value)
-    and sets the class variables below. It is checked on construction: settings that do not
+    A subclass also inherits ``recipe_overrides(its recipe)`` (every recipe field, optional) and
+    sets the class variables below. It is checked on construction: settings that do not
     resolve to a valid recipe fail to load.
 
     Attributes:

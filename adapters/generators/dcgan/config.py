@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from medaug.adapters.generators.profiles import ProfileConfig, validate_recipe
+from medaug.adapters.generators.profiles import ProfileConfig, recipe_overrides, validate_recipe
 
 RESOLUTIONS: tuple[int, ...] = (16, 32, 64, 128)
 """Training resolutions: 64 (as in the thesis) and 128 for real work; 16 and 32 for tests."""
@@ -176,7 +176,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 """Built-in profiles: ``tiny`` (tests, seconds), ``quick`` (CPU, minutes, 64 px), ``standard`` (GPU, 128 px)."""
 
 
-class DCGANConfig(ProfileConfig[DCGANRecipe]):
+class DCGANConfig(ProfileConfig[DCGANRecipe], recipe_overrides(DCGANRecipe)):  # type: ignore[misc]
     """Settings of the dcgan generator (``[generators.dcgan]``).
 
     ``profile`` picks a built-in recipe; every recipe field set here overrides it.
@@ -200,30 +200,6 @@ class DCGANConfig(ProfileConfig[DCGANRecipe]):
     seed: int | None = None
     device: Literal["auto", "cpu", "cuda"] | None = None
     num_threads: int | None = Field(default=1, ge=1, le=256)
-
-    resolution: int | None = None
-    latent_dim: int | None = None
-    embed_dim: int | None = None
-    g_channels: int | None = None
-    d_channels: int | None = None
-    max_multiplier: int | None = None
-    train_steps: int | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    g_lr: float | None = None
-    d_lr: float | None = None
-    betas: tuple[float, float] | None = None
-    label_smoothing: float | None = None
-    spectral_norm: bool | None = None
-    diffaugment: str | None = None
-    flips: Flips | None = None
-    ema_decay: float | None = None
-    checkpoint_every: int | None = None
-    keep_checkpoints: int | None = None
-    sheet_per_grade: int | None = None
-    diversity_samples: int | None = None
-    collapse_threshold: float | None = None
-    generate_batch_size: int | None = None
 
 
 def recipe_from(values: dict[str, Any], *, where: str) -> DCGANRecipe:

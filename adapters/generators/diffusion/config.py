@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from medaug.adapters.generators.profiles import ProfileConfig, validate_recipe
+from medaug.adapters.generators.profiles import ProfileConfig, recipe_overrides, validate_recipe
 
 RESOLUTIONS: tuple[int, ...] = (16, 32, 64, 128, 256)
 """Training resolutions: 64, 128 and 256 for real work; 16 and 32 for tests and smoke runs."""
@@ -149,7 +149,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 """Built-in profiles: ``tiny`` (tests, seconds), ``quick`` (CPU, minutes, 64 px), ``standard`` (GPU)."""
 
 
-class DiffusionConfig(ProfileConfig[DiffusionRecipe]):
+class DiffusionConfig(ProfileConfig[DiffusionRecipe], recipe_overrides(DiffusionRecipe)):  # type: ignore[misc]
     """Settings of the diffusion generator (``[generators.diffusion]``).
 
     ``profile`` picks a built-in recipe; every :class:`DiffusionRecipe` field set here (left
@@ -176,32 +176,6 @@ class DiffusionConfig(ProfileConfig[DiffusionRecipe]):
     strength: float = Field(default=0.5, ge=0, le=1)
     seed: int | None = None
     device: Literal["auto", "cpu", "cuda"] | None = None
-
-    resolution: int | None = None
-    channels: tuple[int, ...] | None = None
-    layers_per_block: int | None = None
-    attention_levels: int | None = None
-    train_steps: int | None = None
-    batch_size: int | None = None
-    grad_accumulation: int | None = None
-    learning_rate: float | None = None
-    warmup_steps: int | None = None
-    weight_decay: float | None = None
-    ema_decay: float | None = None
-    ema_power: float | None = None
-    cfg_dropout: float | None = None
-    schedule: Schedule | None = None
-    prediction_type: PredictionType | None = None
-    num_train_timesteps: int | None = None
-    flips: Flips | None = None
-    mixed_precision: MixedPrecision | None = None
-    checkpoint_every: int | None = None
-    keep_checkpoints: int | None = None
-    sheet_per_grade: int | None = None
-    sampler: SamplerName | None = None
-    sample_steps: int | None = None
-    guidance_scale: float | None = None
-    generate_batch_size: int | None = None
 
 
 def recipe_from(values: dict[str, Any], *, where: str) -> DiffusionRecipe:
