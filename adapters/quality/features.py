@@ -24,7 +24,8 @@ from torch import nn
 from medaug.adapters.trainers.cnn import ProposedCNN
 from medaug.adapters.trainers.config import CNNConfig
 from medaug.adapters.trainers.data import ImageTensors
-from medaug.adapters.trainers.loop import IMAGENET_MEAN, IMAGENET_STD, Network, Normalise, TrainingLoop
+from medaug.adapters.trainers.loop import TrainingLoop
+from medaug.adapters.trainers.network import IMAGENET_MEAN, IMAGENET_STD, Network, Normalise
 from medaug.application.errors import ConfigError
 from medaug.application.ports import ImageStore, ProgressSink, TrainingRequest
 from medaug.domain import FundusImage

@@ -8,148 +8,45 @@ chosen weights as safetensors and predicts the test images.
 A network is split into a ``frozen`` stage (run without gradients, in eval mode) and a trained
 ``head``. The output of the frozen stage does not change during a run, so it is computed once per
 image and kept in a feature cache keyed by the frozen weights' identity: an epoch then costs only
-the head.
+the head. The network's parts live in ``network``; best-epoch selection, early stopping, request
+checks and checkpoint writing in ``handlers``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
-import math
 import time
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import structlog
 import torch
-from safetensors.torch import save as safetensors_save
-from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
-from torchvision.transforms import v2
 
-from medaug.adapters.files import write_atomic
 from medaug.adapters.torch_support import seed_everything
 from medaug.adapters.trainers.config import LoopConfig
 from medaug.adapters.trainers.data import ImageTensors, TensorCache, stack_cached
-from medaug.application.errors import ConfigError
+from medaug.adapters.trainers.handlers import EpochSelector, check_request, save_atomic
+from medaug.adapters.trainers.network import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    NUM_GRADES,
+    Network,
+    NetworkBuilder,
+    Normalise,
+    OnlineAugmentation,
+    Stem,
+    channel_stats,
+    class_weights,
+)
 from medaug.application.ports import ImageStore, ProgressSink, TrainingOutcome, TrainingRequest
 from medaug.domain import FundusImage
 from medaug.domain.experiment import EpochRecord, Predictions
 from medaug.domain.metrics import quadratic_weighted_kappa
 
 _log = structlog.get_logger(__name__)
-
-NUM_GRADES = 5
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class Normalise(nn.Module):
-    """uint8 images -> floats z-scored with fixed per-channel statistics.
-
-    Args:
-        mean: per-channel mean of the [0, 1] pixel values.
-        std: per-channel standard deviation of the [0, 1] pixel values.
-    """
-
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalise a uint8 (or [0, 255] float) batch Nx3xHxW."""
-        return (images.float() / 255.0 - self.mean) / self.std
-
-
-class Stem(nn.Module):
-    """What runs before the head without gradients: the normalisation, then any frozen stage.
-
-    Args:
-        normalise: the z-score normalisation.
-        frozen: the frozen part of the network, or None.
-    """
-
-    def __init__(self, normalise: Normalise, frozen: nn.Module | None) -> None:
-        super().__init__()
-        self.normalise = normalise
-        self.frozen = frozen
-
-    @property
-    def has_frozen(self) -> bool:
-        """True when a frozen network stage follows the normalisation."""
-        return self.frozen is not None
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 images -> the head's inputs."""
-        inputs = self.normalise(images)
-        return self.frozen(inputs) if self.frozen is not None else inputs
-
-
-@dataclass
-class Network:
-    """A classifier as the loop sees it.
-
-    Attributes:
-        head: the trained part; maps the frozen stage's output to five logits.
-        frozen: a part run without gradients in eval mode before the head, or None.
-        identity: names the frozen stage's weights (e.g. ``imagenet:resnet50-11ad3fa6.pth|pooled``);
-            when set, its outputs are cached per image under it. None disables the cache.
-        channels_last: feed the head channels-last tensors (faster convolutions on CPU).
-    """
-
-    head: nn.Module
-    frozen: nn.Module | None = None
-    identity: str | None = None
-    channels_last: bool = False
-
-
-NetworkBuilder = Callable[[int], Network]
-"""Builds a fresh network for a run's seed (called after seeding, so its initialisation is seeded)."""
-
-
-def channel_stats(images: torch.Tensor, chunk: int = 64) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and standard deviation of uint8 images Nx3xHxW, in [0, 1] units."""
-    total = torch.zeros(images.shape[1], dtype=torch.float64)
-    squares = torch.zeros_like(total)
-    for start in range(0, images.shape[0], chunk):
-        part = images[start : start + chunk].to(torch.float64).div_(255.0)
-        total += part.sum(dim=(0, 2, 3))
-        squares += part.square().sum(dim=(0, 2, 3))
-    count = images.shape[0] * images.shape[2] * images.shape[3]
-    mean = total / count
-    std = (squares / count - mean.square()).clamp_min(1e-12).sqrt().clamp_min(1e-3)
-    return tuple(mean.tolist()), tuple(std.tolist())
-
-
-def class_weights(labels: Sequence[int]) -> torch.Tensor:
-    """Balanced cross-entropy weights over the five grades (``n / (k * n_grade)``); 1 for absent grades."""
-    present = np.unique(np.asarray(labels))
-    balanced = compute_class_weight("balanced", classes=present, y=np.asarray(labels))
-    weights = torch.ones(NUM_GRADES, dtype=torch.float32)
-    weights[torch.as_tensor(present)] = torch.as_tensor(balanced, dtype=torch.float32)
-    return weights
-
-
-class OnlineAugmentation:
-    """Random flips and a small rotation of each image (torchvision.transforms.v2, global torch RNG).
-
-    Args:
-        degrees: the largest rotation either way.
-    """
-
-    def __init__(self, degrees: float) -> None:
-        self._transform = v2.Compose(
-            [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(), v2.RandomRotation(degrees)]
-        )
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        """Augment each image of a uint8 batch Nx3xHxW independently."""
-        return torch.stack([self._transform(image) for image in images])
-
 
 @dataclass
 class _Split:
@@ -437,71 +334,6 @@ class TrainingLoop:
             "config": self.config.model_dump_json(),
         }
         return save_atomic(tensors, Path(request.checkpoint_path), metadata)
-
-
-class EpochSelector:
-    """Keeps the best epoch's weights (on validation) and decides when to stop early.
-
-    The monitored value is the validation loss (or kappa, per ``selection_metric``) when there are
-    validation images, else the training loss; weights are only kept with validation images.
-
-    Args:
-        config: patience, selection metric and whether to select at all.
-        has_val: whether the run has validation images.
-    """
-
-    def __init__(self, config: LoopConfig, *, has_val: bool) -> None:
-        self._config = config
-        self._has_val = has_val
-        self._best = math.inf
-        self._stale = 0
-        self.best_epoch: int | None = None
-        self.best_state: dict[str, torch.Tensor] | None = None
-
-    def update(self, record: EpochRecord, kappa: float | None, head: nn.Module) -> None:
-        """Note an epoch's figures, keeping the head's weights when they are the best so far."""
-        score = self._score(record, kappa)
-        if score < self._best - 1e-9:
-            self._best, self._stale = score, 0
-            if self._has_val and self._config.select_best_on_val:
-                self.best_epoch = record.epoch
-                self.best_state = copy.deepcopy(head.state_dict())
-        else:
-            self._stale += 1
-
-    def should_stop(self) -> bool:
-        """True once the monitored value has not improved for ``early_stopping_patience`` epochs."""
-        patience = self._config.early_stopping_patience
-        return patience is not None and self._stale >= patience
-
-    def _score(self, record: EpochRecord, kappa: float | None) -> float:
-        """The monitored value, lower is better."""
-        if not self._has_val:
-            return record.train_loss
-        if self._config.selection_metric == "kappa":
-            return -(kappa if kappa is not None else 0.0)
-        return record.val_loss if record.val_loss is not None else math.inf
-
-
-def check_request(name: str, request: TrainingRequest) -> None:
-    """Refuse a run that cannot train or would touch the test images.
-
-    Raises:
-        ConfigError: no training or test images, or a test image among the training/validation ones.
-    """
-    if not request.train:
-        raise ConfigError(f"{name}: no training images in the request")
-    if not request.test:
-        raise ConfigError(f"{name}: no test images to predict in the request")
-    test_ids = {r.id for r in request.test}
-    leaked = sorted(test_ids & {r.id for r in (*request.train, *request.val)})
-    if leaked:
-        raise ConfigError(f"{name}: test image {leaked[0]} is also a training or validation image")
-
-
-def save_atomic(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> str:
-    """Write a safetensors file atomically (temporary file in the same folder, then rename)."""
-    return str(write_atomic(path, safetensors_save(tensors, metadata=metadata)))
 
 
 def _predictions(records: Sequence[FundusImage], logits: torch.Tensor) -> Predictions:
