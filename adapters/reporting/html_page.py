@@ -78,8 +78,14 @@ def _html_table(table: Table) -> str:
     body = "".join(
         "<tr>" + "".join(_html_cell(cell, numeric[i]) for i, cell in enumerate(row)) + "</tr>" for row in table.rows
     )
-    caption = f"<caption>{_e(table.caption)}</caption>" if table.caption else ""
-    return f'<div class="table-wrap"><table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    # The caption sits outside the scroll box, so it wraps to the page and stays in view while a wide table
+    # scrolls sideways inside its own box (its first column sticks, see the template's CSS).
+    caption = f"<figcaption>{_e(table.caption)}</figcaption>" if table.caption else ""
+    label = f' aria-label="{_e(table.caption)}"' if table.caption else ""
+    return (
+        f'<figure class="table">{caption}<div class="table-wrap" role="region" tabindex="0"{label}>'
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></figure>"
+    )
 
 
 def _html_cell(cell: Cell, numeric: bool) -> str:
@@ -88,7 +94,7 @@ def _html_cell(cell: Cell, numeric: bool) -> str:
         badge = "sig" if cell.significant else "nsig"
         return f'<td><span class="badge {badge}">{_e(str(cell))}</span></td>'
     if isinstance(cell, Lines):
-        return f"<td{css}>" + "<br>".join(_e(line) for line in cell.lines) + "</td>"
+        return f'<td class="lines{" num" if numeric else ""}">' + "<br>".join(_e(line) for line in cell.lines) + "</td>"
     if isinstance(cell, Stat):
         interval = f'<span class="ci">{_e(cell.interval)}</span>' if cell.interval else ""
         return f"<td{css}>{_e(cell.main)}{interval}</td>"
