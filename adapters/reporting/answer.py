@@ -64,7 +64,7 @@ def _without_baseline(result: ExperimentResult) -> str:
 
 def _in_images(comparison: Comparison, n: int) -> str:
     seeds = len(comparison.per_seed_differences)
-    over = f", averaged over {seeds} seed{'s' if seeds != 1 else ''}" if seeds else ""
+    over = {0: "", 1: ", on 1 seed"}.get(seeds, f", averaged over {seeds} seeds")
     if n <= 0:
         return f"({over.removeprefix(', ')})" if over else ""
     count = abs(comparison.mean_difference) * n

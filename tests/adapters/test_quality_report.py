@@ -123,3 +123,10 @@ def test_a_failed_assessment_leaves_the_result_without_quality(store: LocalImage
     # No test images in this store: the assessment fails with a one-line error, which is logged.
     result = experiments_wiring.with_quality(_result({}), load_settings(), store, MemoryRuns(), progress=None)  # type: ignore[arg-type]
     assert result.quality == {}
+
+
+def test_the_composition_root_hands_the_quality_section_to_the_report(store: LocalImageStore, tmp_path: Path) -> None:
+    from medaug.composition.bootstrap import build_report_writer
+
+    build_report_writer().write(_result({"copies": _report("copies")}), str(tmp_path / "run"), store)
+    assert "## Quality of the synthetic images" in (tmp_path / "run" / "report.md").read_text()

@@ -61,7 +61,7 @@ def _cell(arm: str, classifier: str, seed: int, *, epochs: int = 3, loss: float 
         EpochRecord(
             epoch=e + 1, train_loss=1.6 - 0.2 * e, train_accuracy=0.3 + 0.1 * e, val_loss=1.7 - 0.1 * e,
             val_accuracy=0.25 + 0.05 * e,
-        )  # fmt: skip
+        )
         for e in range(epochs)
     )
     return CellResult(
