@@ -285,10 +285,12 @@ def build_run_folder(location: Path) -> RunRepository:
 
 
 def build_report_writer() -> ReportWriter:
-    """The experiment report writer: ``report.html`` (self-contained), ``report.md`` and figures."""
+    """The experiment report writer: ``report.html`` (self-contained), ``report.md`` and figures,
+    with the synthetic images' quality section contributed by the quality adapter."""
+    from medaug.adapters.quality.report_section import quality_sections
     from medaug.adapters.reporting.report import HtmlMarkdownReportWriter
 
-    return HtmlMarkdownReportWriter()
+    return HtmlMarkdownReportWriter(extra_sections=(quality_sections,))
 
 
 # -- classifiers and evaluation ---------------------------------------------------------------

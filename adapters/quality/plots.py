@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Mapping
@@ -16,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from medaug.adapters.files import write_atomic
+from medaug.adapters.plotting import DPI, STYLE, figure_png
 from medaug.adapters.quality.similarity import mirrored
 from medaug.adapters.torch_support import png_to_tensor
 from medaug.application.errors import MedaugError
@@ -23,16 +23,6 @@ from medaug.application.ports import ImageStore
 from medaug.domain.grades import ALL_GRADES
 from medaug.domain.quality import NearestReal, QualityReport
 
-DPI = 80
-_STYLE = {
-    "font.size": 9,
-    "axes.titlesize": 10,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "legend.frameon": False,
-}
 _SYNTHETIC, _REFERENCE = "#d95f02", "#1b9e77"
 
 
@@ -44,7 +34,7 @@ def similarity_histograms(report: QualityReport, *, dpi: int = DPI) -> bytes:
         ("ssim", "SSIM", report.thresholds.ssim),
         ("feature_cosine", f"feature cosine ({report.feature_space})", report.thresholds.feature_cosine),
     )
-    with matplotlib.rc_context(_STYLE):
+    with matplotlib.rc_context(STYLE):
         figure = Figure(figsize=(11, 3.2), dpi=dpi)
         for index, (field, title, threshold) in enumerate(panels):
             axes = figure.add_subplot(1, 3, index + 1)
@@ -70,7 +60,7 @@ def fidelity_chart(report: QualityReport, *, dpi: int = DPI) -> bytes:
     """Per grade: share graded as intended and mean confidence, synthetic beside held-out real."""
     grades = [g for g in ALL_GRADES if g in report.fidelity.per_grade]
     x = np.arange(len(grades))
-    with matplotlib.rc_context(_STYLE):
+    with matplotlib.rc_context(STYLE):
         figure = Figure(figsize=(9, 3.2), dpi=dpi)
         for index, (field, title) in enumerate((("agreement", "graded as intended (%)"), ("confidence", "mean confidence in the intended grade (%)"))):
             axes = figure.add_subplot(1, 2, index + 1)
@@ -97,7 +87,7 @@ def manifold_chart(reports: Mapping[str, QualityReport], *, dpi: int = DPI) -> b
     rows = [first.reference, *(r.overall for r in reports.values())]
     x = np.arange(len(metrics))
     width = 0.8 / len(names)
-    with matplotlib.rc_context(_STYLE):
+    with matplotlib.rc_context(STYLE):
         figure = Figure(figsize=(8, 3.2), dpi=dpi)
         axes = figure.add_subplot(1, 1, 1)
         for index, (name, scores) in enumerate(zip(names, rows, strict=True)):
@@ -118,7 +108,7 @@ def worst_pairs(report: QualityReport, store: ImageStore, *, count: int, thumb: 
     pairs = report.memorisation.worst(count)
     if not pairs:
         return None
-    with matplotlib.rc_context({**_STYLE, "axes.grid": False}):
+    with matplotlib.rc_context({**STYLE, "axes.grid": False}):
         columns = min(4, len(pairs))
         rows = -(-len(pairs) // columns)
         figure = Figure(figsize=(columns * 3.2, rows * 2.3 + 0.4), dpi=dpi)
@@ -177,6 +167,4 @@ def slug_of(name: str) -> str:
 def _png(figure: Figure) -> bytes:
     FigureCanvasAgg(figure)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=figure.dpi, metadata={"Software": None})
-    return buffer.getvalue()
+    return figure_png(figure, figure.dpi)

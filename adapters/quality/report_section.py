@@ -1,17 +1,19 @@
 """The experiment report's quality section: one block of tables and figures per augmenting arm.
 
 Built from ``ExperimentResult.quality`` (computed after the run, see ``medaug.application.services.experiment_job``)
-with the report writer's own document blocks, so it renders to HTML and Markdown like the rest.
+with the shared report document blocks (``adapters.report_document``), so it renders to HTML and Markdown
+like the rest. The composition root hands :func:`quality_sections` to the report writer as a section builder.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import structlog
 
+from medaug.adapters.plotting import DPI
 from medaug.adapters.quality import plots
-from medaug.adapters.reporting.report import Block, FigureBlock, Group, Section, Table, Text
+from medaug.adapters.report_document import Block, FigureBlock, Group, Section, Table, Text
 from medaug.application.errors import MedaugError
 from medaug.application.ports import ImageStore
 from medaug.domain.experiment import ExperimentResult
@@ -20,7 +22,12 @@ from medaug.domain.quality import DistributionScores, GradeFidelity, LabelFideli
 _log = structlog.get_logger(__name__)
 
 
-def quality_section(result: ExperimentResult, store: ImageStore, *, dpi: int = plots.DPI, worst: int = 8) -> Section:
+def quality_sections(result: ExperimentResult, store: ImageStore, *, dpi: int = DPI) -> Sequence[Section]:
+    """``SectionBuilder`` of the report: the quality section when the run assessed quality, else none."""
+    return [quality_section(result, store, dpi=dpi)] if result.quality else []
+
+
+def quality_section(result: ExperimentResult, store: ImageStore, *, dpi: int = DPI, worst: int = 8) -> Section:
     """Realism, label fidelity and memorisation of each arm's synthetic images, beside held-out real images."""
     section = Section("quality", "Quality of the synthetic images")
     if not result.quality:

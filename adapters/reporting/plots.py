@@ -6,33 +6,20 @@ display, keeps no global figure state and gives the same bytes for the same resu
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 
 import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from medaug.adapters.plotting import DPI, STYLE, figure_png
 from medaug.domain.experiment import CellResult, ExperimentResult, Summary
 from medaug.domain.grades import ALL_GRADES
 
-DPI = 80
-"""Resolution of every figure: sharp enough on screen, small enough to inline."""
-
-_STYLE = {
-    "font.size": 9,
-    "axes.titlesize": 10,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "legend.frameon": False,
-}
 _BAR_PANELS = (("accuracy", "accuracy (%)", 100.0), ("quadratic_kappa", "quadratic weighted kappa", 1.0))
 
 
@@ -74,7 +61,7 @@ def bar_chart(result: ExperimentResult, *, dpi: int = DPI) -> bytes:
     accuracy panel marks what always answering the most frequent test grade would score.
     """
     arms, classifiers = arm_order(result), classifier_order(result)
-    with matplotlib.rc_context(_STYLE):
+    with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(max(5.0, 1.6 + 1.2 * len(arms) * len(classifiers)), 3.2))
         for index, (metric, label, scale) in enumerate(_BAR_PANELS):
             ax = fig.add_subplot(1, len(_BAR_PANELS), index + 1)
@@ -86,7 +73,7 @@ def bar_chart(result: ExperimentResult, *, dpi: int = DPI) -> bytes:
         if labels:
             fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), bbox_to_anchor=(0.5, 0.0))
         fig.tight_layout(rect=(0, 0.1, 1, 1))
-        return _png(fig, dpi)
+        return figure_png(fig, dpi)
 
 
 def _bar_panel(
@@ -124,14 +111,14 @@ def _majority_line(ax: Axes, result: ExperimentResult) -> None:
 def confusion_matrices(result: ExperimentResult, classifier: str, *, dpi: int = DPI) -> bytes:
     """One heat map per arm: the confusion matrix of ``classifier``, averaged over seeds."""
     arms = [arm for arm in arm_order(result) if result.cells_for(arm, classifier)]
-    with matplotlib.rc_context({**_STYLE, "axes.grid": False}):
+    with matplotlib.rc_context({**STYLE, "axes.grid": False}):
         fig = Figure(figsize=(0.4 + 2.7 * len(arms), 2.9))
         for index, arm in enumerate(arms):
             ax = fig.add_subplot(1, len(arms), index + 1)
             _confusion_panel(ax, result.cells_for(arm, classifier))
             ax.set_title(f"{arm} ({len(result.cells_for(arm, classifier))} seeds)")
         fig.tight_layout()
-        return _png(fig, dpi)
+        return figure_png(fig, dpi)
 
 
 def mean_confusion(cells: Sequence[CellResult]) -> np.ndarray:
@@ -163,7 +150,7 @@ def learning_curves(result: ExperimentResult, classifier: str, *, dpi: int = DPI
     if not arms:
         return None
     seeds = sorted({c.key.seed for arm in arms for c in result.cells_for(arm, classifier)})
-    with matplotlib.rc_context(_STYLE):
+    with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(7.0, 0.9 + 2.0 * len(arms)))
         for row, arm in enumerate(arms):
             loss_ax = fig.add_subplot(len(arms), 2, 2 * row + 1)
@@ -181,7 +168,7 @@ def learning_curves(result: ExperimentResult, classifier: str, *, dpi: int = DPI
         handles += [Line2D([], [], color="#444", label="train"), Line2D([], [], color="#444", ls="--", label="val")]
         fig.legend(handles=handles, loc="upper center", ncol=len(handles), bbox_to_anchor=(0.5, 1.0))
         fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
-        return _png(fig, dpi)
+        return figure_png(fig, dpi)
 
 
 def _curve(loss_ax: Axes, acc_ax: Axes, cell: CellResult, colour: str) -> None:
@@ -209,11 +196,3 @@ def _nan(value: float | None) -> float:
 def _nanmean(values: Sequence[float]) -> float:
     finite = [v for v in values if math.isfinite(v)]
     return sum(finite) / len(finite) if finite else 0.0
-
-
-def _png(fig: Figure, dpi: int) -> bytes:
-    FigureCanvasAgg(fig)
-    buffer = io.BytesIO()
-    # No Software/date metadata: the same result must give the same bytes.
-    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
-    return buffer.getvalue()

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from medaug.adapters.imaging.png import encode_png
+from medaug.adapters.quality.report_section import quality_sections
 from medaug.adapters.reporting.report import HtmlMarkdownReportWriter
 from medaug.adapters.stores.local import LocalImageStore
 from medaug.application.ports import ImageStore, NullProgress
@@ -77,7 +78,8 @@ def store(tmp_path: Path) -> LocalImageStore:
 
 
 def test_the_report_has_a_quality_section_per_arm(store: LocalImageStore, tmp_path: Path) -> None:
-    written = HtmlMarkdownReportWriter().write(_result({"copies": _report("copies")}), str(tmp_path / "run"), store)
+    writer = HtmlMarkdownReportWriter(extra_sections=(quality_sections,))
+    written = writer.write(_result({"copies": _report("copies")}), str(tmp_path / "run"), store)
     markdown = (tmp_path / "run" / "report.md").read_text()
     assert "## Quality of the synthetic images" in markdown and "### Arm copies" in markdown
     assert "| held-out real |" in markdown and "| copies |" in markdown and "1 of 2 synthetic images are near-copies" in markdown
@@ -88,7 +90,7 @@ def test_the_report_has_a_quality_section_per_arm(store: LocalImageStore, tmp_pa
 
 
 def test_without_quality_the_report_has_no_such_section(store: LocalImageStore, tmp_path: Path) -> None:
-    HtmlMarkdownReportWriter().write(_result({}), str(tmp_path / "run"), store)
+    HtmlMarkdownReportWriter(extra_sections=(quality_sections,)).write(_result({}), str(tmp_path / "run"), store)
     assert "Quality of the synthetic images" not in (tmp_path / "run" / "report.md").read_text()
 
 
@@ -139,3 +141,8 @@ def test_a_failed_assessment_leaves_the_result_without_quality(store: LocalImage
     # No test images in this store: the assessment fails with a one-line error, which is logged.
     job = _job(store, MemoryRuns(), lambda s: factories.build_quality_analyzer(load_settings(), s))
     assert with_quality(_result({}), job, NullProgress()).quality == {}
+
+
+def test_the_composition_root_hands_the_quality_section_to_the_report(store: LocalImageStore, tmp_path: Path) -> None:
+    factories.build_report_writer().write(_result({"copies": _report("copies")}), str(tmp_path / "run"), store)
+    assert "## Quality of the synthetic images" in (tmp_path / "run" / "report.md").read_text()

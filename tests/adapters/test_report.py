@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from medaug.adapters.reporting.report import HtmlMarkdownReportWriter, one_image_sentence, redact
+from medaug.adapters.reporting.answer import answer_sentence
+from medaug.adapters.reporting.formatting import one_image_sentence, redact
+from medaug.adapters.reporting.report import HtmlMarkdownReportWriter
 from medaug.adapters.stores.local import LocalImageStore
 from medaug.application.errors import MedaugError
 from medaug.application.ports import ReportWriter
@@ -59,7 +61,7 @@ def _cell(arm: str, classifier: str, seed: int, *, epochs: int = 3, loss: float 
         EpochRecord(
             epoch=e + 1, train_loss=1.6 - 0.2 * e, train_accuracy=0.3 + 0.1 * e, val_loss=1.7 - 0.1 * e,
             val_accuracy=0.25 + 0.05 * e,
-        )  # fmt: skip
+        )
         for e in range(epochs)
     )
     return CellResult(
@@ -280,3 +282,48 @@ def test_bootstrap_builds_the_report_writer() -> None:
     from medaug.composition.factories import build_report_writer
 
     assert isinstance(build_report_writer(), ReportWriter)
+
+
+def _comparison(arm: str, difference: float, ci: tuple[float, float], p: float, significant: bool) -> Comparison:
+    return Comparison(
+        arm=arm, baseline="classic", classifier="cnn", per_seed_differences=(difference, difference, difference),
+        mean_difference=difference, mcnemar_p=p, bootstrap_ci=ci, significant=significant,
+    )  # fmt: skip
+
+
+def _with_comparisons(*comparisons: Comparison) -> ExperimentResult:
+    return two_arm_result().model_copy(update={"comparisons": comparisons, "test_images": 103})
+
+
+def test_the_answer_names_the_significant_arm_its_gain_and_certainty() -> None:
+    result = _with_comparisons(
+        _comparison("diffusion", 3 / 103, (0.0097, 0.0485), 0.031, True),
+        _comparison("openai", 1 / 103, (-0.02, 0.04), 0.5, False),
+    )
+    assert answer_sentence(result) == (
+        "The diffusion arm beats the classic arm with cnn by 2.91 points of test accuracy (3 of the 103 test "
+        "images, averaged over 3 seeds), a significant difference (bootstrap 95% interval [+0.97, +4.85] points, "
+        "McNemar p = 0.031); 1 of the 2 comparisons with classic is significant."
+    )
+
+
+def test_the_answer_says_when_no_arm_differs_and_a_significant_loss_is_named() -> None:
+    neutral = answer_sentence(_with_comparisons(_comparison("diffusion", -2 / 103, (-0.05, 0.01), 0.4, False)))
+    assert neutral.startswith("No arm differs significantly from the classic arm: the closest, diffusion with cnn, ")
+    assert "-1.94 points" in neutral and "[-5.00, +1.00] points includes 0, McNemar p = 0.400" in neutral
+    loss = answer_sentence(_with_comparisons(_comparison("diffusion", -5 / 103, (-0.08, -0.02), 0.0004, True)))
+    assert loss.startswith("The diffusion arm falls behind the classic arm with cnn by 4.85 points")
+    assert "McNemar p < 0.001" in loss
+
+
+def test_the_answer_opens_the_report_before_the_tables(written: tuple[Path, list[str]]) -> None:
+    page = _html(written[0])
+    assert page.index('<p class="answer">No arm differs significantly') < page.index("<table")
+    md = (written[0] / "report.md").read_text("utf-8")
+    assert md.index("**No arm differs significantly") < md.index("| arm |")
+
+
+def test_without_a_baseline_the_answer_says_nothing_was_tested() -> None:
+    cells = [_cell("diffusion", "cnn", 0)]
+    sentence = answer_sentence(_result(cells, (DIFFUSION,), ("cnn",), (0,)))
+    assert sentence.startswith("This experiment has no classic arm to compare with") and "100.00% (diffusion with cnn)" in sentence
