@@ -46,7 +46,7 @@ def build_store(settings: Settings, location: str | None = None) -> ImageStore:
         return _build_s3_store(config)
     from medaug.adapters.stores.local import LocalImageStore
 
-    return LocalImageStore(config.root)
+    return LocalImageStore(config.root, lock_wait=config.lock_wait_seconds)
 
 
 def _build_s3_store(config) -> ImageStore:  # type: ignore[no-untyped-def]
@@ -63,6 +63,8 @@ def _build_s3_store(config) -> ImageStore:  # type: ignore[no-untyped-def]
         multipart_threshold=config.s3.multipart_threshold,
         multipart_chunksize=config.s3.multipart_chunksize,
         max_workers=config.s3.max_workers,
+        lock_wait=config.lock_wait_seconds,
+        lease_seconds=config.s3.lease_seconds,
     )
 
 
@@ -170,11 +172,12 @@ def build_generator(name: str, settings: Settings, store: ImageStore) -> ImageGe
 
 
 def generator_dir(settings: Settings, name: str, store: ImageStore) -> Path:
-    """Where generator ``name`` keeps its checkpoints for ``store`` (one model per store)."""
-    import hashlib
+    """Where generator ``name`` keeps its checkpoints for ``store`` (one model per store).
 
-    digest = hashlib.sha1(store.location.encode()).hexdigest()[:8]
-    return settings.work_dir / "generators" / f"{name}-{digest}"
+    Keyed by the store's identity, never its path as typed: the same store reached by a
+    relative or an absolute path finds the same model, and a model never serves another store.
+    """
+    return settings.work_dir / "generators" / f"{name}-{store.identity}"
 
 
 def _diffusion_trainer(settings: Settings, store: ImageStore, profile: str | None) -> GeneratorTrainer:
@@ -333,11 +336,8 @@ def build_evaluator() -> Evaluator:
 
 
 def quality_dir(settings: Settings, store: ImageStore) -> Path:
-    """Where ``medaug quality`` keeps its grading CNN and writes its outputs for ``store``."""
-    import hashlib
-
-    digest = hashlib.sha1(store.location.encode()).hexdigest()[:8]
-    return settings.work_dir / "quality" / f"store-{digest}"
+    """Where ``medaug quality`` keeps its grading CNN and writes its outputs for ``store`` (by identity)."""
+    return settings.work_dir / "quality" / f"store-{store.identity}"
 
 
 def build_quality_analyzer(settings: Settings, store: ImageStore) -> QualityAnalyzer:

@@ -73,7 +73,8 @@ def run_experiment_job(
         trainers=trainers,
         evaluator=bootstrap.build_evaluator(),
         runs=runs,
-        fingerprint=config.fingerprint(_fingerprint_settings(settings)),
+        # The store's identity, not its path: a run folder never mixes cells of two stores.
+        fingerprint=config.fingerprint({**_fingerprint_settings(settings), "store": store.identity}),
         references=THESIS_REFERENCES if config.dataset.kind == "idrid" else (),
         environment={**environment(settings), "store": store.location},
         config_text=config.source_text,

@@ -7,6 +7,7 @@ Nothing is read at import time: call ``load_settings``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -25,7 +26,7 @@ from medaug.adapters.generators.openai_edits.config import OpenAIConfig
 from medaug.adapters.quality.config import QualityConfig
 from medaug.adapters.stores.config import StoreConfig
 from medaug.adapters.trainers.config import TrainersConfig
-from medaug.application.errors import ConfigError
+from medaug.application.errors import ConfigError, validation_problem
 
 DEFAULT_CONFIG_FILE = Path("medaug.toml")
 
@@ -110,12 +111,20 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     except ValidationError as exc:
         raise ConfigError(f"{path or 'settings'}: {first_error(exc)}") from None
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot read configuration ({exc})") from None
+        raise ConfigError(_unreadable_source(exc, path)) from None
+
+
+def _unreadable_source(exc: Exception, path: Path | None) -> str:
+    """One line for a settings source that could not be parsed, naming the variable or file."""
+    found = re.search(r'field "([^"]+)" from source "(\w+)"', str(exc))
+    if found and found.group(2) == "EnvSettingsSource":
+        variable = "MEDAUG_" + found.group(1).upper()
+        return f"{variable}: not valid JSON (a nested setting is set as a JSON object, e.g. {variable}='{{...}}', " \
+            f"or one field at a time as {variable}__FIELD)"
+    where = str(path) if path is not None else "settings"
+    return f"{where}: cannot read configuration ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
 
 
 def first_error(exc: ValidationError) -> str:
     """The first problem of a validation error as ``where: what``, with a count of the others."""
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "value"
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {err['msg']}{more}"
+    return validation_problem(exc)

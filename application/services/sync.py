@@ -72,7 +72,17 @@ def sync_stores(
     """
     if source.location == destination.location:
         raise ConfigError(f"{source.location}: source and destination are the same store")
+    if source.identity == destination.identity:
+        raise ConfigError(
+            f"{source.location} -> {destination.location}: source and destination are the same store "
+            f"(id {source.identity}; a folder copied by hand keeps its id: delete its store.json to give it its own)"
+        )
     progress = progress or NullProgress()
+    with destination.writing(f"store sync from {source.location}"):
+        return _sync(source, destination, prune=prune, progress=progress)
+
+
+def _sync(source: ImageStore, destination: ImageStore, *, prune: bool, progress: ProgressSink) -> SyncReport:
     records = source.list()
     lines: list[str] = []
     copied = 0

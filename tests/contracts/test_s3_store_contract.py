@@ -39,6 +39,10 @@ class TestS3ImageStore(ImageStoreContract):
     def reopen(self, s3_store_config: S3StoreConfig):  # type: ignore[no-untyped-def]
         return lambda: open_store(s3_store_config)
 
+    @pytest.fixture
+    def other_store(self, s3_store_config: S3StoreConfig) -> S3ImageStore:
+        return open_store(s3_store_config.model_copy(update={"prefix": s3_store_config.prefix + "-other"}))
+
 
 def _keys(store: S3ImageStore) -> list[str]:
     response = store._client.list_objects_v2(Bucket=store.bucket)
@@ -49,7 +53,7 @@ def test_layout_matches_the_local_store_under_the_prefix(s3_store_config: S3Stor
     store = open_store(s3_store_config)
     store.put(real_record("IDRiD_001", 3), png_bytes())
     assert store.location == f"s3://{s3_store_config.bucket}/store"
-    assert _keys(store) == ["store/records/IDRiD_001.json", "store/train/3/IDRiD_001.png"]
+    assert _keys(store) == ["store/records/IDRiD_001.json", "store/store.json", "store/train/3/IDRiD_001.png"]
     head = store._client.head_object(Bucket=store.bucket, Key="store/train/3/IDRiD_001.png")
     assert head["Metadata"]["sha256"] == hashlib.sha256(png_bytes()).hexdigest()
 
@@ -111,7 +115,7 @@ def test_overwrite_to_another_grade_moves_the_pixels(s3_store_config: S3StoreCon
     store = open_store(s3_store_config)
     store.put(real_record("a", 0), png_bytes(1))
     store.put(real_record("a", 4), png_bytes(2), overwrite=True)
-    assert _keys(store) == ["store/records/a.json", "store/train/4/a.png"]
+    assert _keys(store) == ["store/records/a.json", "store/store.json", "store/train/4/a.png"]
 
 
 def test_large_images_are_uploaded_in_parts(s3_store_config: S3StoreConfig) -> None:
