@@ -91,6 +91,8 @@ def train(
     from medaug.application.services.train_classifier import train_classifier
 
     cfg = settings()
+    if checkpoint is not None:
+        bootstrap.check_output_file(checkpoint, "--checkpoint")
     image_store = bootstrap.build_store(cfg, store)
     cell = train_classifier(
         image_store, bootstrap.build_trainer(classifier, cfg), bootstrap.build_evaluator(),

@@ -68,6 +68,13 @@ def _build_s3_store(config) -> ImageStore:  # type: ignore[no-untyped-def]
     )
 
 
+def check_output_file(path: Path, what: str) -> None:
+    """Refuse, before any work, an output path that cannot be written (a folder, no permission)."""
+    from medaug.adapters.files import check_output_file as check
+
+    check(path, what)
+
+
 # -- data sets and preprocessing -------------------------------------------------------------
 
 
