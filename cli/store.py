@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from medaug.application.services.sync import store_digest, sync_stores
+from medaug.application.services.sync import check_store, repair_store, store_digest, sync_stores
 from medaug.cli.common import console, handle_errors, settings, state
 from medaug.composition import bootstrap
 
@@ -44,3 +44,32 @@ def digest(
     cfg = settings()
     result = store_digest(bootstrap.build_store(cfg, store), progress=bootstrap.build_progress(not state.quiet))
     console.print(f"{result.location}: {result.images} images; digest {result.digest}", highlight=False, soft_wrap=True)
+
+
+@app.command("check")
+@handle_errors
+def check(
+    store: str = typer.Argument(None, help="Store folder or s3://bucket/prefix (default: settings)."),
+) -> None:
+    """Report damaged manifest lines or records, missing images and leftovers; exit 1 if any."""
+    image_store = bootstrap.build_store(settings(), store)
+    problems = check_store(image_store)
+    for problem in problems:
+        console.print(problem, highlight=False, soft_wrap=True)
+    console.print(f"{image_store.location}: {len(problems)} problem(s)"
+                  + ("; 'medaug store repair' fixes them" if problems else ""), highlight=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command("repair")
+@handle_errors
+def repair(
+    store: str = typer.Argument(None, help="Store folder or s3://bucket/prefix (default: settings)."),
+) -> None:
+    """Rebuild the store's index from its intact records and images; remove leftovers."""
+    image_store = bootstrap.build_store(settings(), store)
+    done = repair_store(image_store)
+    for line in done:
+        console.print(line, highlight=False, soft_wrap=True)
+    console.print(f"{image_store.location}: repaired ({len(done)} action(s))", highlight=False, soft_wrap=True)

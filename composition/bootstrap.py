@@ -75,6 +75,55 @@ def check_output_file(path: Path, what: str) -> None:
     check(path, what)
 
 
+def build_pseudonymiser(settings: Settings) -> Callable[[str], str]:
+    """Ids -> ``p-`` + 20 hex digits of HMAC-SHA256(key, id), the key from settings (never stored).
+
+    Raises:
+        ConfigError: no key is set, or the key file cannot be read or is empty.
+    """
+    import hashlib
+    import hmac
+
+    if settings.pseudonym_key is not None:
+        key = settings.pseudonym_key.get_secret_value().encode()
+    elif settings.pseudonym_key_file is not None:
+        try:
+            key = settings.pseudonym_key_file.read_bytes().strip()
+        except OSError as exc:
+            raise ConfigError(f"{settings.pseudonym_key_file}: cannot read pseudonym_key_file ({exc.strerror or exc})") from None
+    else:
+        raise ConfigError("pseudonymising needs a key: set MEDAUG_PSEUDONYM_KEY or pseudonym_key_file")
+    if len(key) < 16:
+        raise ConfigError("pseudonym_key: too short (at least 16 characters, e.g. from 'openssl rand -hex 32')")
+    return lambda name: "p-" + hmac.new(key, name.encode(), hashlib.sha256).hexdigest()[:20]
+
+
+def check_mapping_file(path: Path, store: ImageStore) -> None:
+    """Refuse, before any work, a pseudonym mapping file inside ``store`` or that cannot be written."""
+    from medaug.adapters.files import check_output_file as check
+
+    root = getattr(store, "root", None)
+    if root is not None:
+        resolved, store_root = path.resolve(), Path(root).resolve()
+        if resolved == store_root or store_root in resolved.parents:
+            raise ConfigError(f"{path}: the pseudonym mapping must be kept outside the store ({store.location})")
+    check(path, "--mapping")
+
+
+def write_mapping(path: Path, mapping: Mapping[str, str]) -> None:
+    """Write pseudonym,original CSV rows to ``path`` atomically, readable by its owner only."""
+    import csv
+    import io
+
+    from medaug.adapters.files import write_atomic
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["pseudonym", "original"])
+    writer.writerows(sorted(mapping.items()))
+    write_atomic(path, buffer.getvalue(), mode=0o600)
+
+
 # -- data sets and preprocessing -------------------------------------------------------------
 
 

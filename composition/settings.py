@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -54,6 +54,10 @@ class Settings(BaseSettings):
         log_format: ``auto`` (readable in a terminal, JSON otherwise), ``console`` or ``json``.
         log_level: ``debug``, ``info``, ``warning`` or ``error``.
         quality: how synthetic images are assessed (``medaug quality``) and filtered.
+        pseudonymise: ingest under pseudonyms (keyed hashes of the original names) by default.
+        pseudonym_key: the HMAC key of the pseudonyms (secret; ``MEDAUG_PSEUDONYM_KEY``); never
+            written to a store.
+        pseudonym_key_file: a file holding that key instead (its bytes, stripped).
     """
 
     model_config = SettingsConfigDict(
@@ -75,6 +79,9 @@ class Settings(BaseSettings):
     generators: GeneratorsConfig = GeneratorsConfig()
     trainers: TrainersConfig = TrainersConfig()
     quality: QualityConfig = QualityConfig()
+    pseudonymise: bool = False
+    pseudonym_key: SecretStr | None = None
+    pseudonym_key_file: Path | None = None
 
     @classmethod
     def settings_customise_sources(

@@ -118,6 +118,23 @@ class LocalImageStore:
             self._append({"op": "delete", "id": image_id})
             (self._root / record.key).unlink(missing_ok=True)
 
+    # -- maintenance -------------------------------------------------------------------------
+
+    def check(self) -> list[str]:
+        """Problems of the manifest, images and leftovers, one line each (see ``MaintainableStore``)."""
+        from medaug.adapters.stores.local_repair import survey
+
+        return survey(self._root, self._manifest, apply_entry).problems(self._root)
+
+    def repair(self) -> list[str]:
+        """Rebuild the manifest from intact records and images; remove leftovers (see ``MaintainableStore``)."""
+        from medaug.adapters.stores.local_repair import rebuild, survey
+
+        with self.writing("store repair"), self._locked():
+            done = rebuild(self._root, self._manifest, survey(self._root, self._manifest, apply_entry))
+            self._records, self._manifest_offset, self._manifest_lines = {}, 0, 0
+        return done
+
     # -- reading -----------------------------------------------------------------------------
 
     def get(self, image_id: str) -> bytes:

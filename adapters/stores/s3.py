@@ -283,6 +283,53 @@ class S3ImageStore:
             self._client.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/x-ndjson")
         return self._url(key)
 
+    # -- maintenance -------------------------------------------------------------------------
+
+    def check(self) -> list[str]:
+        """Unreadable record objects and records whose image is missing or of another checksum."""
+        return [line for line, _ in self._survey()]
+
+    def repair(self) -> list[str]:
+        """Move unreadable records to ``damaged/``, drop records without their image, re-export the manifest."""
+        done: list[str] = []
+        with self.writing("store repair"):
+            for line, key in self._survey():
+                if key is None:
+                    continue
+                if key.startswith(self.object_key(f"{RECORDS}/")):
+                    target = self.object_key("damaged/" + key[len(self.object_key("")) :])
+                    with self._errors(key):
+                        self._client.copy_object(Bucket=self._bucket, Key=target,
+                                                 CopySource={"Bucket": self._bucket, "Key": key})
+                    self._delete_object(key)
+                    done.append(f"{self._url(key)}: moved to {self._url(target)} ({line.split(': ', 1)[-1]})")
+            self._entries.clear()
+            done.append(f"{self.export_manifest()}: rebuilt from {len(self.list())} record objects")
+        return done
+
+    def _survey(self) -> list[tuple[str, str | None]]:
+        """(problem, record object to set aside) for every damaged record or image."""
+        found: list[tuple[str, str | None]] = []
+        for image_id, _ in self._list_records():
+            key = self._record_key(image_id)
+            try:
+                entry = self._load(image_id)
+            except StoreError as exc:
+                found.append((str(exc), key))
+                continue
+            except KeyError:
+                continue
+            image_key = self.object_key(entry.record.key)
+            try:
+                with self._errors(image_key):
+                    head = self._client.head_object(Bucket=self._bucket, Key=image_key)
+            except _NotFound:
+                found.append((f"{self._url(image_key)}: image of record {image_id} is missing", key))
+                continue
+            if head.get("Metadata", {}).get(_SHA256) not in (None, entry.sha256):
+                found.append((f"{self._url(image_key)}: checksum differs from record {image_id}", key))
+        return found
+
     # -- reading -----------------------------------------------------------------------------
 
     def get(self, image_id: str) -> bytes:

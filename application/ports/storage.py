@@ -73,6 +73,24 @@ class ImageStore(Protocol):
 
 
 @runtime_checkable
+class MaintainableStore(Protocol):
+    """An ImageStore that can check and repair its own index (``medaug store check/repair``).
+
+    Contract:
+        - ``check()`` only reads, and returns one line per problem (naming the file or object
+          and, for a manifest, the line number); an empty list means healthy.
+        - ``repair()`` holds the writer lock, rebuilds the index from the records and images
+          that are intact (a damaged manifest line or record object is dropped, a record whose
+          image is gone is dropped, an image without a record and stray temporary files are
+          removed) and returns one line per thing it did; ``check()`` is empty afterwards.
+    """
+
+    def check(self) -> list[str]: ...
+
+    def repair(self) -> list[str]: ...
+
+
+@runtime_checkable
 class RunRepository(Protocol):
     """Keeps an experiment run's results so that a killed run continues where it stopped.
 
