@@ -166,3 +166,31 @@ def socket_closed_port() -> Iterator[int]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         yield int(sock.getsockname()[1])
+
+
+def test_a_live_lease_refuses_a_second_writer_and_an_expired_one_is_taken_over(s3_store_config: S3StoreConfig) -> None:
+    import json as _json
+    import time as _time
+
+    first, second = open_store(s3_store_config), open_store(s3_store_config)
+    with first.writing("augment run classic"):
+        with pytest.raises(StoreError, match=r"being written by 'augment run classic' \(pid \d+"), second.writing("x"):
+            pass
+    key = "store/.writer.lease"
+    stale = {"pid": 1, "host": "gone", "command": "killed ingest", "since": "2020-01-01T00:00:00+00:00",
+             "expires": _time.time() - 1}
+    second._client.put_object(Bucket=second.bucket, Key=key, Body=_json.dumps(stale).encode())
+    with second.writing("after a kill"):
+        body = second._client.get_object(Bucket=second.bucket, Key=key)["Body"].read()
+        assert b"after a kill" in body
+    assert "store/.writer.lease" not in _keys(second)
+
+
+def test_s3_repair_sets_aside_unreadable_records(s3_store_config: S3StoreConfig) -> None:
+    store = open_store(s3_store_config)
+    store.put(real_record("a", 0), png_bytes(1))
+    store._client.put_object(Bucket=store.bucket, Key="store/records/b.json", Body=b"{not json")
+    assert len(store.check()) == 1 and "records/b.json" in store.check()[0]
+    done = store.repair()
+    assert any("damaged/records/b.json" in line for line in done)
+    assert store.check() == [] and [r.id for r in store.list()] == ["a"]
