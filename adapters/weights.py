@@ -50,7 +50,7 @@ def read_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
         raise ConfigError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
     safetensors = path.suffix == ".safetensors" or _looks_like_safetensors(head)
     if not safetensors and not head.startswith((_ZIP, _PICKLE)):
-        raise ConfigError(f"{path}: not a {what} file (neither safetensors nor a torch.save state dict)")
+        raise ConfigError(f"{path}: cannot read {what} (neither safetensors nor a torch.save state dict)")
     try:
         if safetensors:
             from safetensors.torch import load_file
@@ -61,7 +61,7 @@ def read_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
         problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         kind = "safetensors" if safetensors else "torch.save"
-        raise ConfigError(f"{path}: not a readable {what} file ({kind}: {problem})") from None
+        raise ConfigError(f"{path}: cannot read {what} ({kind}: {problem})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

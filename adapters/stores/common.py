@@ -90,5 +90,8 @@ class Holder(BaseModel):
 def busy_message(location: str, holder: Holder | None, waited: float) -> str:
     """The one line a second writing command gets."""
     who = holder.describe() if holder is not None else "another command (holder unknown)"
-    wait = f" after waiting {waited:g} s" if waited > 0 else ""
-    return f"{location}: store is being written by {who}; try again when it finishes{wait}"
+    wait = f" (waited {waited:g} s)" if waited > 0 else ""
+    expiry = ""
+    if holder is not None and holder.expires is not None:
+        expiry = f"; its lease lapses in {max(0, round(holder.expires - time.time()))} s if it was killed"
+    return f"{location}: store is being written by {who}; try again when it finishes{wait}{expiry}"

@@ -18,6 +18,10 @@ _log = structlog.get_logger(__name__)
 
 NOT_IMPLEMENTED = frozenset({"501", "NotImplemented"})
 
+_HELD: set[str] = set()
+"""Leases this process holds now (``bucket/key``): a lease naming this process that is not among
+them was left by a release that failed (the server was unreachable) and is taken over."""
+
 
 class Lease:
     """The S3 writer lease of one store held by one command (see ``S3ImageStore``)."""
@@ -41,6 +45,7 @@ class Lease:
             if time.monotonic() >= deadline:
                 raise StoreError(busy_message(self._store.location, holder, self._wait))
             time.sleep(min(0.5, max(0.05, deadline - time.monotonic())))
+        _HELD.add(self._name)
         self._renewer = threading.Thread(target=self._renew, name="medaug-s3-lease", daemon=True)
         self._renewer.start()
 
@@ -48,7 +53,16 @@ class Lease:
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join(timeout=10)
+        _HELD.discard(self._name)
         self._store.delete_if_match(self._key, self._etag)
+
+    def _left_by_this_process(self, holder: Holder) -> bool:
+        mine = Holder.me(self._command)
+        return holder.pid == mine.pid and holder.host == mine.host and self._name not in _HELD
+
+    @property
+    def _name(self) -> str:
+        return f"{self._store.bucket}/{self._key}"
 
     def _body(self) -> bytes:
         return Holder.me(self._command, ttl=self._seconds).to_bytes()
@@ -63,7 +77,7 @@ class Lease:
         if raw is None:
             return self._try_take() if code not in NOT_IMPLEMENTED else self._take_unconditionally()
         holder = Holder.parse_or_none(raw)
-        if holder is not None and (holder.expires or 0) > time.time():
+        if holder is not None and (holder.expires or 0) > time.time() and not self._left_by_this_process(holder):
             return holder
         _log.warning("s3_lease_expired", store=self._store.location, holder=holder.describe() if holder else None)
         if code in NOT_IMPLEMENTED:

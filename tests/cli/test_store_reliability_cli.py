@@ -214,7 +214,7 @@ def test_a_small_16_bit_png_of_huge_size_is_refused_from_its_header(env: Path) -
 
 
 def test_a_garbage_manifest_line_stops_commands_and_repair_rebuilds(env: Path) -> None:
-    store = small_store(env / "store")
+    small_store(env / "store")
     manifest = env / "store" / MANIFEST
     lines = manifest.read_bytes().split(b"\n")
     lines[3] = b"\x00garbage{"
@@ -244,7 +244,7 @@ def test_an_invalid_record_is_one_line_naming_file_and_line(env: Path) -> None:
 
 
 def test_a_line_cut_by_a_kill_is_cut_off_by_the_next_write(env: Path) -> None:
-    store = small_store(env / "store")
+    small_store(env / "store")
     manifest = env / "store" / MANIFEST
     with manifest.open("ab") as fh:
         fh.write(b'{"op":"put","record":{"id":"half')
@@ -314,5 +314,5 @@ def test_a_text_file_given_as_weights_names_the_file(env: Path, monkeypatch: pyt
     result = invoke("train", "--store", str(env / "store"), "--classifier", "resnet50")
     assert result.exit_code == 2
     assert one_line(result.output) == (
-        f"error: {weights}: not a resnet50 weights file (neither safetensors nor a torch.save state dict)"
+        f"error: {weights}: cannot read resnet50 weights (neither safetensors nor a torch.save state dict)"
     )

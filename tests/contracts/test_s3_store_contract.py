@@ -173,9 +173,10 @@ def test_a_live_lease_refuses_a_second_writer_and_an_expired_one_is_taken_over(s
     import time as _time
 
     first, second = open_store(s3_store_config), open_store(s3_store_config)
-    with first.writing("augment run classic"):
-        with pytest.raises(StoreError, match=r"being written by 'augment run classic' \(pid \d+"), second.writing("x"):
-            pass
+    with first.writing("augment run classic"), pytest.raises(
+        StoreError, match=r"being written by 'augment run classic' \(pid \d+"
+    ), second.writing("x"):
+        pass
     key = "store/.writer.lease"
     stale = {"pid": 1, "host": "gone", "command": "killed ingest", "since": "2020-01-01T00:00:00+00:00",
              "expires": _time.time() - 1}
