@@ -33,3 +33,26 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str, *, mode: int =
             os.unlink(tmp)
         raise
     return target
+
+
+def check_output_file(path: str | os.PathLike[str], what: str) -> None:
+    """Check, before any work, that a file can later be written at ``path``.
+
+    The path must not be a folder, and its nearest existing parent must be a writable folder
+    (missing folders below it are created when the file is written).
+
+    Raises:
+        ConfigError: one line naming the path and the problem.
+    """
+    from medaug.application.errors import ConfigError
+
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"{target}: is a folder; {what} needs a file name (e.g. {target / 'model.safetensors'})")
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{target}: cannot write {what} ({parent} is not a folder)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{target}: cannot write {what} (no write permission in {parent})")

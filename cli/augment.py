@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 
-from medaug.application.errors import BudgetExhausted
+from medaug.application.errors import BudgetExhausted, ConfigError, validation_problem
 from medaug.application.ports import CostEstimate
 from medaug.application.services.augment import AugmentCommand
 from medaug.cli.common import console, err_console, handle_errors, services
@@ -89,11 +90,15 @@ def _policy(target_total: int | None, balance_largest: bool, multiply: float | N
     chosen = sum(x is not None and x is not False for x in (target_total, balance_largest or None, multiply))
     if chosen > 1:
         raise typer.BadParameter("choose one of --target-total, --balance-largest, --multiply")
-    if multiply is not None:
-        return PlanPolicy.multiply(multiply)
-    if balance_largest:
-        return PlanPolicy.balance_largest()
-    return PlanPolicy.balance_total(target_total if target_total is not None else 1773)
+    try:
+        if multiply is not None:
+            return PlanPolicy.multiply(multiply)
+        if balance_largest:
+            return PlanPolicy.balance_largest()
+        return PlanPolicy.balance_total(target_total if target_total is not None else 1773)
+    except ValidationError as exc:
+        option = "--multiply" if multiply is not None else "--target-total"
+        raise ConfigError(validation_problem(exc, option)) from None
 
 
 @app.command("grid")

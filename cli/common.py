@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from medaug.application.errors import MedaugError
+from medaug.application.errors import MedaugError, validation_problem
 from medaug.composition import factories
 from medaug.composition.bootstrap import Services, bootstrap
 from medaug.composition.settings import Settings, load_settings
@@ -64,8 +64,7 @@ def handle_errors(func: F) -> F:
         except (MedaugError, DomainError) as exc:
             fail(str(exc))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            fail(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
+            fail(validation_problem(exc))
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted: finished work is kept; re-run to continue[/]")
             sys.exit(130)

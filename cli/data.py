@@ -7,10 +7,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from medaug.application.services.ingest import IngestReport, ingest
-from medaug.application.services.stats import store_stats
-from medaug.cli.common import console, err_console, handle_errors, settings, state
-from medaug.composition import factories
+from medaug.cli.common import console, err_console, handle_errors, services
+from medaug.composition.bootstrap import IngestOptions, SourceSpec
+from medaug.composition.factories import PUBLISHED_DATASETS
 from medaug.domain import Grade
 
 app = typer.Typer(help="Bring data sets into a store and inspect it.", no_args_is_help=True)
@@ -24,6 +23,11 @@ LimitOption = typer.Option(
     None, "--limit", min=1, help="Take only N images, stratified by split and grade (seeded: --seed)."
 )
 SeedOption = typer.Option(None, "--seed", help="Seed of the --limit draw (default: settings.seed).")
+UpdateOption = typer.Option(False, "--update", help="Apply changed labels and pixels of stored images.")
+PseudonymiseOption = typer.Option(
+    None, "--pseudonymise/--keep-names", help="Store ids as keyed hashes of the names (default: settings)."
+)
+MappingOption = typer.Option(None, "--mapping", help="With --pseudonymise: write pseudonym,original CSV here.")
 
 
 @ingest_app.command("idrid")
@@ -35,10 +39,13 @@ def ingest_idrid(
     lenient: bool = LenientOption,
     limit: int = LimitOption,
     seed: int = SeedOption,
+    update: bool = UpdateOption,
+    pseudonymise: bool = PseudonymiseOption,
+    mapping: Path = MappingOption,
 ) -> None:
     """Ingest IDRiD "B. Disease Grading" (413 training + 103 test images)."""
-    cfg = settings(image_size=size)
-    _run_ingest(factories.build_idrid_source(path), cfg, store, lenient, limit=limit, seed=seed)
+    options = IngestOptions(lenient, update, pseudonymise, mapping, limit, seed)
+    _ingest(SourceSpec(kind="idrid", path=path), size, store, options)
 
 
 @ingest_app.command("folder")
@@ -55,13 +62,16 @@ def ingest_folder(
     lenient: bool = LenientOption,
     limit: int = LimitOption,
     seed: int = SeedOption,
+    update: bool = UpdateOption,
+    pseudonymise: bool = PseudonymiseOption,
+    mapping: Path = MappingOption,
 ) -> None:
     """Ingest a folder of images labelled by a CSV file (images without a row are counted, not ingested)."""
-    cfg = settings(image_size=size)
-    source = factories.build_folder_source(
-        path, csv, image_column=image_column, label_column=label_column, split_column=split_column, name=name
-    )
-    _run_ingest(source, cfg, store, lenient, limit=limit, seed=seed)
+    spec = SourceSpec(
+        kind="folder", path=path, csv=csv, image_column=image_column, label_column=label_column,
+        split_column=split_column, name=name,
+    )  # fmt: skip
+    _ingest(spec, size, store, IngestOptions(lenient, update, pseudonymise, mapping, limit, seed))
 
 
 _PUBLISHED_HELP = {
@@ -73,7 +83,7 @@ _PUBLISHED_HELP = {
                   "Ingest Messidor-2 with the adjudicated grades (1,748 images; ungradable ones are left out)."),
     "ddr": ("DDR folder (holding DR_grading/) or DR_grading itself.",
             "Ingest DDR DR_grading (13,673 images, published train/valid/test kept; grade 5 = ungradable, left out)."),
-}
+}  # fmt: skip
 
 
 def _published_command(kind: str) -> None:
@@ -88,16 +98,18 @@ def _published_command(kind: str) -> None:
         limit: int = LimitOption,
         seed: int = SeedOption,
         labels: Path = typer.Option(None, "--labels", help="Another labels file (Messidor-2's CSV under another name)."),
+        update: bool = UpdateOption,
+        pseudonymise: bool = PseudonymiseOption,
+        mapping: Path = MappingOption,
     ) -> None:
-        cfg = settings(image_size=size)
-        source = factories.build_published_source(kind, path, labels=labels)
-        _run_ingest(source, cfg, store, lenient, limit=limit, seed=seed)
+        options = IngestOptions(lenient, update, pseudonymise, mapping, limit, seed)
+        _ingest(SourceSpec(kind=kind, path=path, csv=labels), size, store, options)
 
     command.__doc__ = doc
     ingest_app.command(kind)(command)
 
 
-for _kind in factories.PUBLISHED_DATASETS:
+for _kind in PUBLISHED_DATASETS:
     _published_command(_kind)
 
 
@@ -111,19 +123,15 @@ def phantom(
     test_fraction: float = typer.Option(0.2, help="Share of images in the test split."),
 ) -> None:
     """Make the built-in synthetic fundus set (known ground truth, IDRiD-like imbalance)."""
-    cfg = settings(image_size=size)
-    source = factories.build_phantom_source(
-        n, seed=cfg.seed if seed is None else seed, size=cfg.image_size, test_fraction=test_fraction
-    )
-    _run_ingest(source, cfg, store, lenient=False)
+    spec = SourceSpec(kind="phantom", n=n, seed=seed, test_fraction=test_fraction)
+    _ingest(spec, size, store, IngestOptions())
 
 
 @app.command("stats")
 @handle_errors
 def stats(store: str = StoreOption) -> None:
     """Table of image counts per split, origin and grade."""
-    cfg = settings()
-    result = store_stats(factories.build_store(cfg, store))
+    result = services().store_stats(store)
     table = Table(title=f"{result.location}: {result.total} images")
     table.add_column("split / origin")
     for grade in Grade:
@@ -134,25 +142,22 @@ def stats(store: str = StoreOption) -> None:
     console.print(table)
 
 
-def _run_ingest(  # type: ignore[no-untyped-def]
-    source, cfg, store: str | None, lenient: bool, *, limit: int | None = None, seed: int | None = None
-) -> IngestReport:
-    image_store = factories.build_store(cfg, store)
-    report = ingest(
-        source,
-        factories.build_preprocessor(cfg),
-        image_store,
-        lenient=lenient,
-        progress=factories.build_progress(not state.quiet),
-        limit=limit,
-        seed=cfg.seed if seed is None else seed,
-    )
+def _ingest(spec: SourceSpec, size: int | None, store: str | None, options: IngestOptions) -> None:
+    outcome = services(image_size=size).ingest(spec, store=store, options=options)
+    report = outcome.report
     for notice in report.notices:
         err_console.print(f"[cyan]note:[/] {notice}", highlight=False)
     for problem in report.skipped:
         err_console.print(f"[yellow]skipped:[/] {problem}", highlight=False)
+    for conflict in report.conflicts:
+        label = "updated" if options.update else "conflict"
+        err_console.print(f"[yellow]{label}:[/] {conflict}", highlight=False, soft_wrap=True)
+    changed = ""
+    if report.conflicts and options.update:
+        changed = f", {report.updated} updated ({report.stale_removed} derived synthetic images removed as stale)"
+    elif report.conflicts:
+        changed = f", {len(report.conflicts)} changed in the source (not applied; --update applies them)"
     console.print(
-        f"{image_store.location}: {report.added} added, {report.already_present} already present, "
-        f"{len(report.skipped)} skipped"
+        f"{outcome.location}: {report.added} added, {report.already_present} already present, "
+        f"{len(report.skipped)} skipped{changed}", highlight=False, soft_wrap=True,
     )
-    return report

@@ -11,10 +11,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medaug.application.ports import GeneratorTrainingResult, NullProgress, ProgressSink
+from medaug.application.errors import ConfigError
+from medaug.application.ports import DatasetSource, GeneratorTrainingResult, NullProgress, ProgressSink
 from medaug.application.services.augment import AugmentCommand, AugmentOutcome, run_augmentation
 from medaug.application.services.experiment_job import ExperimentOutcome, run_experiment_job
+from medaug.application.services.ingest import IngestReport, ingest
 from medaug.application.services.quality import assess_all
+from medaug.application.services.stats import StoreStats, store_stats
+from medaug.application.services.sync import (
+    StoreDigest,
+    SyncReport,
+    check_store,
+    repair_store,
+    store_digest,
+    sync_stores,
+)
 from medaug.application.services.train_classifier import train_classifier
 from medaug.application.services.train_generator import train_generator
 from medaug.composition import factories, jobs
@@ -22,6 +33,53 @@ from medaug.composition.experiment_config import ExperimentConfig
 from medaug.composition.settings import Settings
 from medaug.domain.experiment import CellResult
 from medaug.domain.quality import QualityReport
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Which data set to read, as ``medaug data ingest <kind>`` names it.
+
+    Attributes:
+        kind: ``idrid``, ``folder``, ``phantom`` or one of ``factories.PUBLISHED_DATASETS``.
+        path: the data set's folder (every kind but ``phantom``).
+        csv: the labels file (``folder``; another labels file for the published sets).
+        image_column, label_column, split_column, name: the ``folder`` CSV's layout and its name.
+        n, seed, test_fraction: the ``phantom`` set's size, seed (None: settings.seed) and test share.
+    """
+
+    kind: str
+    path: Path | None = None
+    csv: Path | None = None
+    image_column: str = "image"
+    label_column: str = "grade"
+    split_column: str | None = None
+    name: str = "folder"
+    n: int = 500
+    seed: int | None = None
+    test_fraction: float = 0.2
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """How ``Services.ingest`` treats what it finds (see ``application.services.ingest``)."""
+
+    lenient: bool = False
+    update: bool = False
+    pseudonymise: bool | None = None
+    """None: ``settings.pseudonymise``."""
+    mapping: Path | None = None
+    """With pseudonymising: where the pseudonym,original CSV goes (outside the store)."""
+    limit: int | None = None
+    seed: int | None = None
+    """Seed of the ``limit`` draw (None: settings.seed)."""
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    """An ingest's report and the store it wrote to."""
+
+    report: IngestReport
+    location: str
 
 
 @dataclass(frozen=True)
@@ -43,6 +101,84 @@ class Services:
 
     settings: Settings
     progress: ProgressSink = field(default_factory=NullProgress)
+
+    def ingest(self, spec: SourceSpec, *, store: str | None = None, options: IngestOptions | None = None) -> IngestOutcome:
+        """Preprocess a data set into a store; a re-run adds only what is missing (conflicts reported)."""
+        options = options or IngestOptions()
+        source = self._source(spec)
+        image_store = factories.build_store(self.settings, store)
+        private = self.settings.pseudonymise if options.pseudonymise is None else options.pseudonymise
+        if options.mapping is not None and not private:
+            raise ConfigError(f"{options.mapping}: --mapping needs --pseudonymise")
+        pseudonymiser = factories.build_pseudonymiser(self.settings) if private else None
+        if options.mapping is not None:
+            factories.check_mapping_file(options.mapping, image_store)
+        report = ingest(
+            source,
+            factories.build_preprocessor(self.settings),
+            image_store,
+            lenient=options.lenient,
+            update=options.update,
+            pseudonymise=pseudonymiser,
+            progress=self.progress,
+            limit=options.limit,
+            seed=self.settings.seed if options.seed is None else options.seed,
+        )
+        if options.mapping is not None:
+            factories.write_mapping(options.mapping, report.mapping)
+        return IngestOutcome(report=report, location=image_store.location)
+
+    def store_stats(self, store: str | None = None) -> StoreStats:
+        """Image counts of a store per split, origin and grade."""
+        return store_stats(factories.build_store(self.settings, store))
+
+    def sync_stores(self, source: str, destination: str, *, prune: bool = False) -> SyncReport:
+        """Copy every image of one store into another, checking each copy's sha256."""
+        return sync_stores(
+            factories.build_store(self.settings, source),
+            factories.build_store(self.settings, destination),
+            prune=prune,
+            progress=self.progress,
+        )
+
+    def store_digest(self, store: str | None = None) -> StoreDigest:
+        """A fingerprint of every record and image of a store."""
+        return store_digest(factories.build_store(self.settings, store), progress=self.progress)
+
+    def check_store(self, store: str | None = None) -> tuple[str, list[str]]:
+        """The store's location and its problems (damaged index lines or records, leftovers)."""
+        image_store = factories.build_store(self.settings, store)
+        return image_store.location, check_store(image_store)
+
+    def repair_store(self, store: str | None = None) -> tuple[str, list[str]]:
+        """The store's location and what repairing it did (index rebuilt, leftovers removed)."""
+        image_store = factories.build_store(self.settings, store)
+        return image_store.location, repair_store(image_store)
+
+    def _source(self, spec: SourceSpec) -> DatasetSource:
+        if spec.kind == "phantom":
+            seed = self.settings.seed if spec.seed is None else spec.seed
+            size = self.settings.image_size
+            return factories.build_phantom_source(spec.n, seed=seed, size=size, test_fraction=spec.test_fraction)
+        if spec.path is None:
+            raise ConfigError(f"data set kind {spec.kind!r} needs a path")
+        if spec.kind == "idrid":
+            return factories.build_idrid_source(spec.path)
+        if spec.kind == "folder":
+            if spec.csv is None:
+                raise ConfigError("data set kind 'folder' needs --csv")
+            return factories.build_folder_source(
+                spec.path,
+                spec.csv,
+                image_column=spec.image_column,
+                label_column=spec.label_column,
+                split_column=spec.split_column,
+                name=spec.name,
+            )
+        if spec.kind in factories.PUBLISHED_DATASETS:
+            return factories.build_published_source(spec.kind, spec.path, labels=spec.csv)
+        known = ", ".join(["idrid", "folder", "phantom", *factories.PUBLISHED_DATASETS])
+        raise ConfigError(f"unknown data set kind {spec.kind!r}; choose one of: {known}")
 
     def run_experiment(
         self, config: ExperimentConfig, *, run_dir: Path | None = None, fresh: bool = False
@@ -136,6 +272,8 @@ class Services:
         checkpoint: Path | None = None,
     ) -> CellResult:
         """Train one classifier on a store (real images, plus one augmentation set) and score it."""
+        if checkpoint is not None:
+            factories.check_output_file(checkpoint, "--checkpoint")
         image_store = factories.build_store(self.settings, store)
         return train_classifier(
             image_store,

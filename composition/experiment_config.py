@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from medaug.application.errors import ConfigError
+from medaug.application.errors import ConfigError, validation_problem
 from medaug.domain import PlanPolicy
 from medaug.domain.experiment import Arm, ExperimentSpec
 
@@ -128,6 +128,13 @@ class ExperimentSection(BaseModel):
             ({"name": a} if a == "none" else {"name": a, "generators": [a]}) if isinstance(a, str) else a for a in value
         ]
 
+    @field_validator("arms")
+    @classmethod
+    def _at_least_one_arm(cls, value: list[Arm]) -> list[Arm]:
+        if not value:
+            raise ValueError("an experiment needs at least one arm (e.g. arms = [\"none\", \"classic\"])")
+        return value
+
 
 class ExperimentConfig(BaseModel):
     """A whole experiment file: name, data set, experiment and settings overrides."""
@@ -197,9 +204,7 @@ def load_experiment_config(path: Path | None) -> ExperimentConfig:
     try:
         return ExperimentConfig.model_validate({**data, "source_text": text})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"{name}: {where}: {err['msg']}") from None
+        raise ConfigError(validation_problem(exc, str(name))) from None
 
 
 def apply_overrides(

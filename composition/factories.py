@@ -47,7 +47,7 @@ def build_store(settings: Settings, location: str | None = None) -> ImageStore:
         return _build_s3_store(config)
     from medaug.adapters.stores.local import LocalImageStore
 
-    return LocalImageStore(config.root)
+    return LocalImageStore(config.root, lock_wait=config.lock_wait_seconds)
 
 
 def _build_s3_store(config) -> ImageStore:  # type: ignore[no-untyped-def]
@@ -64,7 +64,65 @@ def _build_s3_store(config) -> ImageStore:  # type: ignore[no-untyped-def]
         multipart_threshold=config.s3.multipart_threshold,
         multipart_chunksize=config.s3.multipart_chunksize,
         max_workers=config.s3.max_workers,
+        lock_wait=config.lock_wait_seconds,
+        lease_seconds=config.s3.lease_seconds,
     )
+
+
+def check_output_file(path: Path, what: str) -> None:
+    """Refuse, before any work, an output path that cannot be written (a folder, no permission)."""
+    from medaug.adapters.files import check_output_file as check
+
+    check(path, what)
+
+
+def build_pseudonymiser(settings: Settings) -> Callable[[str], str]:
+    """Ids -> ``p-`` + 20 hex digits of HMAC-SHA256(key, id), the key from settings (never stored).
+
+    Raises:
+        ConfigError: no key is set, or the key file cannot be read or is empty.
+    """
+    import hashlib
+    import hmac
+
+    if settings.pseudonym_key is not None:
+        key = settings.pseudonym_key.get_secret_value().encode()
+    elif settings.pseudonym_key_file is not None:
+        try:
+            key = settings.pseudonym_key_file.read_bytes().strip()
+        except OSError as exc:
+            raise ConfigError(f"{settings.pseudonym_key_file}: cannot read pseudonym_key_file ({exc.strerror or exc})") from None
+    else:
+        raise ConfigError("pseudonymising needs a key: set MEDAUG_PSEUDONYM_KEY or pseudonym_key_file")
+    if len(key) < 16:
+        raise ConfigError("pseudonym_key: too short (at least 16 characters, e.g. from 'openssl rand -hex 32')")
+    return lambda name: "p-" + hmac.new(key, name.encode(), hashlib.sha256).hexdigest()[:20]
+
+
+def check_mapping_file(path: Path, store: ImageStore) -> None:
+    """Refuse, before any work, a pseudonym mapping file inside ``store`` or that cannot be written."""
+    from medaug.adapters.files import check_output_file as check
+
+    root = getattr(store, "root", None)
+    if root is not None:
+        resolved, store_root = path.resolve(), Path(root).resolve()
+        if resolved == store_root or store_root in resolved.parents:
+            raise ConfigError(f"{path}: the pseudonym mapping must be kept outside the store ({store.location})")
+    check(path, "--mapping")
+
+
+def write_mapping(path: Path, mapping: Mapping[str, str]) -> None:
+    """Write pseudonym,original CSV rows to ``path`` atomically, readable by its owner only."""
+    import csv
+    import io
+
+    from medaug.adapters.files import write_atomic
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["pseudonym", "original"])
+    writer.writerows(sorted(mapping.items()))
+    write_atomic(path, buffer.getvalue(), mode=0o600)
 
 
 # -- data sets and preprocessing -------------------------------------------------------------
@@ -182,11 +240,12 @@ def build_generator(name: str, settings: Settings, store: ImageStore) -> ImageGe
 
 
 def generator_dir(settings: Settings, name: str, store: ImageStore) -> Path:
-    """Where generator ``name`` keeps its checkpoints for ``store`` (one model per store)."""
-    import hashlib
+    """Where generator ``name`` keeps its checkpoints for ``store`` (one model per store).
 
-    digest = hashlib.sha1(store.location.encode()).hexdigest()[:8]
-    return settings.work_dir / "generators" / f"{name}-{digest}"
+    Keyed by the store's identity, never its path as typed: the same store reached by a
+    relative or an absolute path finds the same model, and a model never serves another store.
+    """
+    return settings.work_dir / "generators" / f"{name}-{store.identity}"
 
 
 def _diffusion_trainer(settings: Settings, store: ImageStore, profile: str | None) -> GeneratorTrainer:
@@ -351,11 +410,8 @@ def build_evaluator() -> Evaluator:
 
 
 def quality_dir(settings: Settings, store: ImageStore) -> Path:
-    """Where ``medaug quality`` keeps its grading CNN and writes its outputs for ``store``."""
-    import hashlib
-
-    digest = hashlib.sha1(store.location.encode()).hexdigest()[:8]
-    return settings.work_dir / "quality" / f"store-{digest}"
+    """Where ``medaug quality`` keeps its grading CNN and writes its outputs for ``store`` (by identity)."""
+    return settings.work_dir / "quality" / f"store-{store.identity}"
 
 
 def build_quality_analyzer(settings: Settings, store: ImageStore) -> QualityAnalyzer:

@@ -66,7 +66,8 @@ def experiment_job(
         report_writer=factories.build_report_writer(),
         image_size=lambda ready: factories.working_image_size(settings, ready),
         quality=_quality_step(settings) if settings.quality.in_experiments else None,
-        fingerprint=config.fingerprint(_fingerprint_settings(settings)),
+        # The store's identity, not its path: a run folder never mixes cells of two stores.
+        fingerprint=config.fingerprint({**_fingerprint_settings(settings), "store": store.identity}),
         references=THESIS_REFERENCES if config.dataset.kind == "idrid" else (),
         environment=environment(settings),
         config_text=config.source_text,

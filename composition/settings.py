@@ -7,10 +7,11 @@ Nothing is read at import time: call ``load_settings``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,7 +26,7 @@ from medaug.adapters.generators.openai_edits.config import OpenAIConfig
 from medaug.adapters.quality.config import QualityConfig
 from medaug.adapters.stores.config import StoreConfig
 from medaug.adapters.trainers.config import TrainersConfig
-from medaug.application.errors import ConfigError
+from medaug.application.errors import ConfigError, validation_problem
 
 DEFAULT_CONFIG_FILE = Path("medaug.toml")
 
@@ -53,6 +54,10 @@ class Settings(BaseSettings):
         log_format: ``auto`` (readable in a terminal, JSON otherwise), ``console`` or ``json``.
         log_level: ``debug``, ``info``, ``warning`` or ``error``.
         quality: how synthetic images are assessed (``medaug quality``) and filtered.
+        pseudonymise: ingest under pseudonyms (keyed hashes of the original names) by default.
+        pseudonym_key: the HMAC key of the pseudonyms (secret; ``MEDAUG_PSEUDONYM_KEY``); never
+            written to a store.
+        pseudonym_key_file: a file holding that key instead (its bytes, stripped).
     """
 
     model_config = SettingsConfigDict(
@@ -74,6 +79,9 @@ class Settings(BaseSettings):
     generators: GeneratorsConfig = GeneratorsConfig()
     trainers: TrainersConfig = TrainersConfig()
     quality: QualityConfig = QualityConfig()
+    pseudonymise: bool = False
+    pseudonym_key: SecretStr | None = None
+    pseudonym_key_file: Path | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -110,12 +118,20 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     except ValidationError as exc:
         raise ConfigError(f"{path or 'settings'}: {first_error(exc)}") from None
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot read configuration ({exc})") from None
+        raise ConfigError(_unreadable_source(exc, path)) from None
+
+
+def _unreadable_source(exc: Exception, path: Path | None) -> str:
+    """One line for a settings source that could not be parsed, naming the variable or file."""
+    found = re.search(r'field "([^"]+)" from source "(\w+)"', str(exc))
+    if found and found.group(2) == "EnvSettingsSource":
+        variable = "MEDAUG_" + found.group(1).upper()
+        return f"{variable}: not valid JSON (a nested setting is set as a JSON object, e.g. {variable}='{{...}}', " \
+            f"or one field at a time as {variable}__FIELD)"
+    where = str(path) if path is not None else "settings"
+    return f"{where}: cannot read configuration ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
 
 
 def first_error(exc: ValidationError) -> str:
     """The first problem of a validation error as ``where: what``, with a count of the others."""
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "value"
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {err['msg']}{more}"
+    return validation_problem(exc)

@@ -34,15 +34,15 @@ class PlanPolicy(BaseModel):
         kind: ``balance-total`` (``total`` images in all, equal per grade, real ones included;
             the thesis used 1773), ``balance-largest`` (every grade up to the largest one) or
             ``multiply`` (each grade times ``factor``).
-        total: the training-set size for ``balance-total``.
-        factor: the multiplier for ``multiply`` (>= 1).
+        total: the training-set size for ``balance-total`` (at most ``MAX_TOTAL``).
+        factor: the multiplier for ``multiply`` (1 to ``MAX_FACTOR``, finite).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: PolicyKind = PolicyKind.BALANCE_TOTAL
-    total: int | None = Field(default=None, gt=0)
-    factor: float | None = Field(default=None, ge=1.0)
+    total: int | None = Field(default=None, gt=0, le=1_000_000)
+    factor: float | None = Field(default=None, ge=1.0, le=100.0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _parameters_match_kind(self) -> PlanPolicy:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 
 from medaug.application.errors import StoreError
 from medaug.application.ports import (
@@ -34,10 +36,30 @@ class InMemoryImageStore:
     def __init__(self) -> None:
         self._records: dict[str, FundusImage] = {}
         self._data: dict[str, bytes] = {}
+        self._identity = uuid.uuid4().hex
+        self.writers: list[str] = []
+        """Commands that took the writer lock, in order (for service tests)."""
+        self._holder: str | None = None
 
     @property
     def location(self) -> str:
         return "memory://"
+
+    @property
+    def identity(self) -> str:
+        return self._identity
+
+    @contextlib.contextmanager
+    def writing(self, command: str) -> Iterator[None]:
+        if self._holder is not None:  # re-entrant: the same object may nest
+            yield
+            return
+        self._holder = command
+        self.writers.append(command)
+        try:
+            yield
+        finally:
+            self._holder = None
 
     def put(self, image: FundusImage, data: bytes, *, overwrite: bool = False) -> None:
         if image.id in self._records and not overwrite:

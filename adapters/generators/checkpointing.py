@@ -9,7 +9,6 @@ the previous checkpoint. What goes into the files is each generator's own busine
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -25,6 +24,7 @@ from pydantic import BaseModel
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from medaug.adapters.weights import tensors_sha256
 from medaug.application.errors import ConfigError, GeneratorError
 
 PREFIX = "step-"
@@ -161,18 +161,20 @@ def load_tensor_files(path: Path, names: Iterable[str]) -> dict[str, dict[str, t
 
 
 def load_weights(weights_file: Path, build: Callable[[], ModuleT], *, generator: str) -> tuple[ModuleT, str]:
-    """A network made by ``build`` holding the weights of ``weights_file``, and the file's digest.
+    """A network made by ``build`` holding the weights of ``weights_file``, and the weights' digest.
 
-    The digest (16 hex digits of the file's SHA-256) names the exact weights in provenance.
+    The digest (16 hex digits of ``adapters.weights.tensors_sha256``, over the tensors, not the
+    file) names the exact weights in provenance: bit-identical weights saved with other
+    metadata give the same digest.
 
     Raises:
         GeneratorError: the file is missing or corrupt, or its weights do not fit the network.
     """
     with load_errors_as(f"{weights_file}: cannot load {generator} weights"):
-        raw = weights_file.read_bytes()
+        state = load_file(str(weights_file))
         network = build()
-        network.load_state_dict(load_file(str(weights_file)))
-    return network, hashlib.sha256(raw).hexdigest()[:16]
+        network.load_state_dict(state)
+    return network, tensors_sha256(state)[:16]
 
 
 @dataclass(frozen=True)

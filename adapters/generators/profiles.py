@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError, create_model, model_validator
 
-from medaug.application.errors import ConfigError
+from medaug.application.errors import ConfigError, validation_problem
 
 RecipeT = TypeVar("RecipeT", bound=BaseModel)
 
@@ -32,10 +32,7 @@ def validate_recipe(recipe_type: type[RecipeT], values: Mapping[str, Any], *, wh
     try:
         return recipe_type.model_validate(values)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
-        message = err["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{where}: {field + ': ' if field else ''}{message}") from None
+        raise ConfigError(validation_problem(exc, where)) from None
 
 
 def recipe_overrides(recipe_type: type[BaseModel]) -> type[BaseModel]:

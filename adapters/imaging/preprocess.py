@@ -22,6 +22,14 @@ from medaug.application.errors import ConfigError, InputError
 
 Box = tuple[int, int, int, int]
 
+MAX_DECODED_BYTES = 128 * 1024 * 1024
+"""Budget of one decoded image: width x height x channels x bytes per sample (bit depth included).
+
+A fundus camera's largest photographs (8-bit RGB, ~45 megapixels) fit; a small file that would
+decode to more (a 16-bit 9400 x 9400 PNG compresses to a few hundred KB) is refused from its
+header, before it is decoded.
+"""
+
 _WORK_SIDE = 256
 """Longest side (pixels) of the luminance image the retina is searched on."""
 
@@ -123,6 +131,10 @@ def decode_image(raw: bytes, name: str, *, draft_size: int | None = None) -> Ima
         try:
             if draft_size:
                 image.draft("RGB", (draft_size, draft_size))
+        except Exception as exc:  # noqa: BLE001 - why: see below
+            raise InputError(f"{name}: truncated or corrupt image ({_one_line(exc)})") from None
+        check_decoded_size(image, name)
+        try:
             image.load()
             ImageOps.exif_transpose(image, in_place=True)
             return image
@@ -132,6 +144,34 @@ def decode_image(raw: bytes, name: str, *, draft_size: int | None = None) -> Ima
         # ValueError, struct.error, EOFError...), none of which may escape as a traceback.
         except Exception as exc:
             raise InputError(f"{name}: truncated or corrupt image ({_one_line(exc)})") from None
+
+
+def check_decoded_size(image: Image.Image, name: str, budget: int = MAX_DECODED_BYTES) -> None:
+    """Refuse an opened (not yet decoded) image whose pixels would take more than ``budget`` bytes.
+
+    Raises:
+        InputError: one line naming ``name``, its size, channels, bit depth and the budget.
+    """
+    width, height = image.size
+    channels = len(image.getbands())
+    bits = _bits_per_sample(image)
+    decoded = width * height * channels * bits // 8
+    if decoded > budget:
+        raise InputError(
+            f"{name}: {width} x {height} px x {channels} channel(s) x {bits} bit = {decoded / 2**20:.0f} MiB "
+            f"decoded, over the {budget / 2**20:.0f} MiB budget per image"
+        )
+
+
+def _bits_per_sample(image: Image.Image) -> int:
+    """Bits per sample as stored in the file (16 for a 16-bit PNG, even where Pillow gives 8-bit RGB)."""
+    args = image.tile[0][3] if image.tile else ""
+    rawmode = args if isinstance(args, str) else (args[0] if isinstance(args, tuple) and args and isinstance(args[0], str) else "")
+    if image.mode in ("I", "F") or "32" in rawmode:
+        return 32
+    if "16" in image.mode or "16" in rawmode:
+        return 16
+    return 1 if image.mode == "1" else 8
 
 
 def _open(raw: bytes, name: str) -> Image.Image:

@@ -145,7 +145,7 @@ class FundusQualityAnalyzer:
 
     def reference(self, request: QualityRequest, store: ImageStore, progress: ProgressSink) -> Reference:
         """The classifier, real and held-out profiles and pixel bank of a store (computed once)."""
-        key = (store.location, *(f"{part}:{r.id}" for part in ("real", "val", "held_out") for r in getattr(request, part)))
+        key = (store.identity, *(f"{part}:{r.id}" for part in ("real", "val", "held_out") for r in getattr(request, part)))
         if key not in self._references:
             classifier = fit_fundus_classifier(
                 self.config.cnn, store, request.real, val=request.val, test=request.held_out, seed=self.seed,

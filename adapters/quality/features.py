@@ -21,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
+from medaug.adapters import weights
 from medaug.adapters.trainers.cnn import ProposedCNN
 from medaug.adapters.trainers.config import CNNConfig
 from medaug.adapters.trainers.data import ImageTensors
@@ -231,15 +232,7 @@ def _torchvision_inception(path: Path) -> nn.Module:
 
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        state = load_file(str(path)) if path.suffix == ".safetensors" else torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-        raise ConfigError(f"{path}: cannot read Inception weights ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ConfigError(f"{path}: not a state dict of tensors")
-    return state
+    return weights.read_state_dict(path, "Inception weights")
 
 
 def _network(config: CNNConfig) -> ProposedCNN:

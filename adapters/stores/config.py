@@ -35,6 +35,8 @@ class S3StoreConfig(BaseModel):
         max_workers: concurrent requests when reading many records at once.
         request_checksum_calculation: botocore's transfer checksums; ``when_required`` for
             older S3-compatible servers that reject ``when_supported`` (the default).
+        lease_seconds: how long the writer lease lasts unless renewed (its holder renews it
+            every third of this); a killed holder blocks other writers at most this long.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -55,6 +57,7 @@ class S3StoreConfig(BaseModel):
     multipart_chunksize: int = Field(default=8 * MIB, ge=5 * MIB)
     max_workers: int = Field(default=8, ge=1, le=64)
     request_checksum_calculation: Literal["when_supported", "when_required"] = "when_supported"
+    lease_seconds: float = Field(default=120.0, ge=5, le=3600)
 
     @model_validator(mode="after")
     def _keys_come_in_pairs(self) -> S3StoreConfig:
@@ -64,10 +67,16 @@ class S3StoreConfig(BaseModel):
 
 
 class StoreConfig(BaseModel):
-    """Which store to use: ``kind = "local"`` (a folder) or ``"s3"``."""
+    """Which store to use: ``kind = "local"`` (a folder) or ``"s3"``.
+
+    Attributes:
+        lock_wait_seconds: how long a writing command waits for another one holding the store's
+            writer lock before refusing (with one line naming the holder).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["local", "s3"] = "local"
     root: Path = Path("medaug-data/store")
     s3: S3StoreConfig = S3StoreConfig()
+    lock_wait_seconds: float = Field(default=5.0, ge=0, le=86400)

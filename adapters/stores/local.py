@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import filelock
 import structlog
 from pydantic import ValidationError
 
 from medaug.adapters.files import write_atomic
+from medaug.adapters.stores.common import IDENTITY, WRITER, Holder, StoreIdentity, busy_message
 from medaug.application.errors import StoreError
 from medaug.domain import FundusImage, Grade, Origin, Split
 from medaug.domain.images import storage_key
@@ -29,13 +32,26 @@ class LocalImageStore:
     Pixels are written to a temporary file and renamed into place before the record is appended
     to the manifest (an append-only JSON-lines log of ``put`` and ``delete`` operations, fsynced
     under a file lock), so a crash never leaves a record without its image. A truncated last
-    manifest line (a crash mid-append) is ignored. Several processes may write concurrently.
+    manifest line (a crash mid-append) is invisible and cut off by the next append; any other
+    damaged line stops reading with one line naming the manifest and the line number (``medaug
+    store repair`` rebuilds it). Several processes may put concurrently; whole commands take the
+    writer lock (``writing``), a ``filelock`` on ``.writer.lock`` released by the kernel when its
+    process dies, with the holder described in ``.writer.json``.
+
+    Args:
+        root: the store's folder.
+        lock_wait: seconds a second writing command waits for the writer lock before refusing.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, lock_wait: float = 0.0) -> None:
         self._root = Path(root)
         self._records: dict[str, FundusImage] = {}
         self._manifest_offset = 0
+        self._manifest_lines = 0
+        self._identity: str | None = None
+        self._lock_wait = lock_wait
+        self._writer: filelock.BaseFileLock | None = None
+        self._writer_depth = 0
 
     @property
     def root(self) -> Path:
@@ -45,6 +61,37 @@ class LocalImageStore:
     @property
     def location(self) -> str:
         return str(self._root)
+
+    @property
+    def identity(self) -> str:
+        """The id in ``store.json``, written now if the store has none yet.
+
+        A store that cannot be written (a read-only copy without ``store.json``) is named by its
+        resolved path instead, prefixed ``path-``.
+        """
+        if self._identity is None:
+            self._identity = self._read_or_create_identity()
+        return self._identity
+
+    @contextlib.contextmanager
+    def writing(self, command: str) -> Iterator[None]:
+        """Hold the store's writer lock for ``command`` (re-entrant within this object)."""
+        if self._writer_depth:
+            self._writer_depth += 1
+            try:
+                yield
+            finally:
+                self._writer_depth -= 1
+            return
+        lock = self._acquire_writer()
+        self._writer_depth = 1
+        try:
+            write_atomic(self._root / f"{WRITER}.json", Holder.me(command).to_bytes())
+            yield
+        finally:
+            self._writer_depth = 0
+            (self._root / f"{WRITER}.json").unlink(missing_ok=True)
+            lock.release()
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -71,11 +118,30 @@ class LocalImageStore:
             self._append({"op": "delete", "id": image_id})
             (self._root / record.key).unlink(missing_ok=True)
 
+    # -- maintenance -------------------------------------------------------------------------
+
+    def check(self) -> list[str]:
+        """Problems of the manifest, images and leftovers, one line each (see ``MaintainableStore``)."""
+        from medaug.adapters.stores.local_repair import survey
+
+        return survey(self._root, self._manifest, apply_entry).problems(self._root)
+
+    def repair(self) -> list[str]:
+        """Rebuild the manifest from intact records and images; remove leftovers (see ``MaintainableStore``)."""
+        from medaug.adapters.stores.local_repair import rebuild, survey
+
+        with self.writing("store repair"), self._locked():
+            done = rebuild(self._root, self._manifest, survey(self._root, self._manifest, apply_entry))
+            self._records, self._manifest_offset, self._manifest_lines = {}, 0, 0
+        return done
+
     # -- reading -----------------------------------------------------------------------------
 
     def get(self, image_id: str) -> bytes:
         record = self.record(image_id)
         path = self._root / record.key
+        if path.is_symlink() or any(p.is_symlink() for p in path.parents if self._root in p.parents):
+            raise StoreError(f"{path}: image of record {image_id} is a symbolic link; a store holds its own files")
         try:
             return path.read_bytes()
         except FileNotFoundError as exc:
@@ -124,50 +190,30 @@ class LocalImageStore:
             with self._manifest.open("rb") as fh:
                 size = os.fstat(fh.fileno()).st_size
                 if size < self._manifest_offset:
-                    self._records, self._manifest_offset = {}, 0
+                    self._records, self._manifest_offset, self._manifest_lines = {}, 0, 0
                 if size == self._manifest_offset:
                     return
                 fh.seek(self._manifest_offset)
                 chunk = fh.read()
         except FileNotFoundError:
-            self._records, self._manifest_offset = {}, 0
+            self._records, self._manifest_offset, self._manifest_lines = {}, 0, 0
             return
         except OSError as exc:
             raise StoreError(f"{self._manifest}: cannot read manifest ({exc.strerror or exc})") from exc
         complete, _, _partial = chunk.rpartition(b"\n")
         if not complete and not chunk.endswith(b"\n"):
             return
-        for number, line in enumerate(complete.split(b"\n"), start=1):
+        for number, line in enumerate(complete.split(b"\n"), start=self._manifest_lines + 1):
             if line.strip():
-                self._apply(line, number)
+                apply_entry(self._records, line, f"{self._manifest}:{number}")
         self._manifest_offset += len(complete) + 1
-
-    def _apply(self, line: bytes, number: int) -> None:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            # A line cut short by a crash mid-append: its image was never acknowledged.
-            _log.warning("manifest_line_skipped", manifest=str(self._manifest), line=number)
-            return
-        try:
-            if entry["op"] == "put":
-                record = FundusImage.model_validate(entry["record"])
-                self._records[record.id] = record
-            elif entry["op"] == "delete":
-                self._records.pop(entry["id"], None)
-        except (ValueError, KeyError, TypeError, ValidationError) as exc:
-            raise StoreError(f"{self._manifest}: unreadable entry near line {number}: {exc}") from exc
+        self._manifest_lines += complete.count(b"\n") + 1
 
     def _append(self, entry: dict[str, object]) -> None:
         line = json.dumps(entry, separators=(",", ":"), sort_keys=True).encode() + b"\n"
         try:
-            with self._manifest.open("ab+") as fh:
-                fh.seek(0, os.SEEK_END)
-                if fh.tell() > 0:
-                    fh.seek(-1, os.SEEK_END)
-                    if fh.read(1) != b"\n":
-                        # A crash mid-append left a partial line: close it so it is skipped.
-                        fh.write(b"\n")
+            with self._manifest.open("rb+" if self._manifest.exists() else "wb+") as fh:
+                _cut_partial_line(fh)
                 fh.write(line)
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -180,6 +226,42 @@ class LocalImageStore:
             write_atomic(path, data)
         except OSError as exc:
             raise StoreError(f"{path}: cannot write to the store ({exc.strerror or exc})") from exc
+
+    def _read_or_create_identity(self) -> str:
+        path = self._root / IDENTITY
+        try:
+            return StoreIdentity.parse(path.read_bytes(), str(path)).id
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+        try:
+            with self._locked():
+                if not path.exists():
+                    write_atomic(path, StoreIdentity.new().to_bytes())
+            return StoreIdentity.parse(path.read_bytes(), str(path)).id
+        except (OSError, StoreError) as exc:
+            resolved = str(self._root.resolve())
+            _log.warning("store_identity_unwritable", store=resolved, reason=str(exc))
+            return "path-" + hashlib.sha256(resolved.encode()).hexdigest()[:16]
+
+    def _acquire_writer(self) -> filelock.BaseFileLock:
+        try:
+            self._root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{self._root}: cannot write to the store ({exc.strerror or exc})") from exc
+        self.identity  # noqa: B018 - a store gets its identity when it is first written
+        lock = filelock.FileLock(self._root / f"{WRITER}.lock", timeout=self._lock_wait)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            holder = None
+            with contextlib.suppress(OSError):
+                holder = Holder.parse_or_none((self._root / f"{WRITER}.json").read_bytes())
+            raise StoreError(busy_message(self.location, holder, self._lock_wait)) from None
+        except OSError as exc:
+            raise StoreError(f"{self._root}: cannot write to the store ({exc.strerror or exc})") from exc
+        return lock
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -194,3 +276,43 @@ class LocalImageStore:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def apply_entry(records: dict[str, FundusImage], line: bytes, where: str) -> None:
+    """Apply one manifest line to ``records``; ``StoreError`` naming ``where`` (file:line) if damaged."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        raise StoreError(f"{where}: damaged manifest line (not JSON); run 'medaug store repair'") from None
+    try:
+        if entry["op"] == "put":
+            record = FundusImage.model_validate(entry["record"])
+            records[record.id] = record
+        elif entry["op"] == "delete":
+            records.pop(str(entry["id"]), None)
+        else:
+            raise ValueError(f"unknown op {entry['op']!r}")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "record"
+        raise StoreError(f"{where}: invalid record ({field}: {first['msg']}); run 'medaug store repair'") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StoreError(f"{where}: damaged manifest line ({exc}); run 'medaug store repair'") from None
+
+
+def _cut_partial_line(fh) -> None:  # type: ignore[no-untyped-def]
+    """Position ``fh`` at the end, first cutting off a last line left unfinished by a crash.
+
+    Its image was never acknowledged, and cutting it (rather than closing it with a newline)
+    keeps every complete line of the manifest valid.
+    """
+    size = fh.seek(0, os.SEEK_END)
+    if size == 0:
+        return
+    fh.seek(-1, os.SEEK_END)
+    if fh.read(1) == b"\n":
+        return
+    fh.seek(0)
+    keep = fh.read().rfind(b"\n") + 1
+    fh.truncate(keep)
+    fh.seek(keep)

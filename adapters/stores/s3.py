@@ -38,8 +38,10 @@ from botocore.exceptions import (
 )
 from pydantic import SecretStr, ValidationError
 
+from medaug.adapters.stores.common import IDENTITY, StoreIdentity
 from medaug.adapters.stores.config import MIB, S3StoreConfig
 from medaug.adapters.stores.local import MANIFEST
+from medaug.adapters.stores.s3_lease import NOT_IMPLEMENTED
 from medaug.application.errors import ConfigError, StoreError
 from medaug.domain import FundusImage, Grade, Origin, Split
 from medaug.domain.images import storage_key
@@ -52,6 +54,7 @@ S3Client = Any
 RECORDS = "records"
 _SHA256 = "sha256"
 _NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
+_CONDITION_FAILED = frozenset({"412", "PreconditionFailed", "409", "ConditionalRequestConflict"})
 _DENIED = frozenset({"403", "AccessDenied", "AllAccessDisabled", "Forbidden"})
 _BAD_CREDENTIALS = frozenset(
     {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired"}
@@ -142,6 +145,14 @@ class S3ImageStore:
     re-reads only those that changed. Retries with backoff are botocore's (see
     ``make_s3_client``); a request that still fails raises ``StoreError`` naming the object.
 
+    The store's identity is ``store.json``, created with a conditional write (``If-None-Match:
+    *``) so that two first writers agree on one id. The writer lock is a lease object,
+    ``.writer.lease``, naming its holder and an expiry: taken with ``If-None-Match: *``, renewed
+    by a background thread every third of ``lease_seconds`` with ``If-Match`` on its ETag, and
+    taken over once expired (a holder killed without releasing it blocks writers for at most
+    ``lease_seconds``). A server without conditional writes gets a best effort (read, then
+    write), which two writers starting in the same instant can both pass.
+
     Args:
         client: a boto3 S3 client, e.g. from ``make_s3_client``.
         bucket: the bucket.
@@ -149,6 +160,8 @@ class S3ImageStore:
         multipart_threshold: objects above this size (bytes) are uploaded in parts.
         multipart_chunksize: the size of each part (bytes).
         max_workers: concurrent requests when reading many records or parts.
+        lock_wait: seconds a second writing command waits for the lease before refusing.
+        lease_seconds: how long a lease lasts without renewal.
     """
 
     def __init__(
@@ -160,6 +173,8 @@ class S3ImageStore:
         multipart_threshold: int = 8 * MIB,
         multipart_chunksize: int = 8 * MIB,
         max_workers: int = 8,
+        lock_wait: float = 0.0,
+        lease_seconds: float = 120.0,
     ) -> None:
         if not bucket:
             raise ConfigError("an S3 store needs a bucket name")
@@ -174,6 +189,10 @@ class S3ImageStore:
         self._max_workers = max_workers
         self._entries: dict[str, _Entry] = {}
         self._bucket_checked = False
+        self._identity: str | None = None
+        self._lock_wait = lock_wait
+        self._lease_seconds = lease_seconds
+        self._writer_depth = 0
 
     @property
     def location(self) -> str:
@@ -189,6 +208,35 @@ class S3ImageStore:
         """The folder inside the bucket, without slashes at either end."""
         return self._prefix
 
+    @property
+    def identity(self) -> str:
+        """The id in ``<prefix>/store.json``, created now (conditionally) if the store has none."""
+        if self._identity is None:
+            self._identity = self._read_or_create_identity()
+        return self._identity
+
+    @contextlib.contextmanager
+    def writing(self, command: str) -> Iterator[None]:
+        """Hold the store's writer lease for ``command`` (re-entrant within this object)."""
+        if self._writer_depth:
+            self._writer_depth += 1
+            try:
+                yield
+            finally:
+                self._writer_depth -= 1
+            return
+        self.identity  # noqa: B018 - a store gets its identity when it is first written
+        from medaug.adapters.stores.s3_lease import Lease
+
+        lease = Lease(self, command, wait=self._lock_wait, seconds=self._lease_seconds)
+        lease.acquire()
+        self._writer_depth = 1
+        try:
+            yield
+        finally:
+            self._writer_depth = 0
+            lease.release()
+
     def object_key(self, relative: str) -> str:
         """The full object key of a key relative to the store (``train/0/a.png`` -> ``<prefix>/train/0/a.png``)."""
         return f"{self._prefix}/{relative}" if self._prefix else relative
@@ -198,6 +246,8 @@ class S3ImageStore:
     def put(self, image: FundusImage, data: bytes, *, overwrite: bool = False) -> None:
         if image.key != storage_key(image.split, image.grade, image.id):
             raise StoreError(f"{image.id}: key {image.key!r} does not follow <split>/<grade>/<id>.png")
+        if self._identity is None:
+            self._identity = self._read_or_create_identity()
         previous = self._load_or_none(image.id)
         if previous is not None and not overwrite:
             raise StoreError(f"{self.location}: image {image.id} already exists")
@@ -232,6 +282,53 @@ class S3ImageStore:
         with self._errors(key):
             self._client.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/x-ndjson")
         return self._url(key)
+
+    # -- maintenance -------------------------------------------------------------------------
+
+    def check(self) -> list[str]:
+        """Unreadable record objects and records whose image is missing or of another checksum."""
+        return [line for line, _ in self._survey()]
+
+    def repair(self) -> list[str]:
+        """Move unreadable records to ``damaged/``, drop records without their image, re-export the manifest."""
+        done: list[str] = []
+        with self.writing("store repair"):
+            for line, key in self._survey():
+                if key is None:
+                    continue
+                if key.startswith(self.object_key(f"{RECORDS}/")):
+                    target = self.object_key("damaged/" + key[len(self.object_key("")) :])
+                    with self._errors(key):
+                        self._client.copy_object(Bucket=self._bucket, Key=target,
+                                                 CopySource={"Bucket": self._bucket, "Key": key})
+                    self._delete_object(key)
+                    done.append(f"{self._url(key)}: moved to {self._url(target)} ({line.split(': ', 1)[-1]})")
+            self._entries.clear()
+            done.append(f"{self.export_manifest()}: rebuilt from {len(self.list())} record objects")
+        return done
+
+    def _survey(self) -> list[tuple[str, str | None]]:
+        """(problem, record object to set aside) for every damaged record or image."""
+        found: list[tuple[str, str | None]] = []
+        for image_id, _ in self._list_records():
+            key = self._record_key(image_id)
+            try:
+                entry = self._load(image_id)
+            except StoreError as exc:
+                found.append((str(exc), key))
+                continue
+            except KeyError:
+                continue
+            image_key = self.object_key(entry.record.key)
+            try:
+                with self._errors(image_key):
+                    head = self._client.head_object(Bucket=self._bucket, Key=image_key)
+            except _NotFound:
+                found.append((f"{self._url(image_key)}: image of record {image_id} is missing", key))
+                continue
+            if head.get("Metadata", {}).get(_SHA256) not in (None, entry.sha256):
+                found.append((f"{self._url(image_key)}: checksum differs from record {image_id}", key))
+        return found
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -387,6 +484,67 @@ class S3ImageStore:
                         found.append((name.removesuffix(".json"), obj.get("ETag")))
         return found
 
+    # -- identity and lease ------------------------------------------------------------------
+
+    def _read_or_create_identity(self) -> str:
+        key = self.object_key(IDENTITY)
+        raw = self.read_object_or_none(key)
+        if raw is None:
+            code = self.put_conditional(key, StoreIdentity.new().to_bytes(), if_none_match=True)
+            if code in NOT_IMPLEMENTED:
+                self.put_plain(key, StoreIdentity.new().to_bytes())
+            raw = self.read_object_or_none(key)
+            if raw is None:
+                raise StoreError(f"{self._url(key)}: store identity vanished right after it was written")
+        return StoreIdentity.parse(raw, self._url(key)).id
+
+    def read_object_or_none(self, key: str) -> bytes | None:
+        """The bytes of object ``key`` (a full key), or None when it does not exist."""
+        return self.read_object_with_etag(key)[0]
+
+    def read_object_with_etag(self, key: str) -> tuple[bytes | None, str | None]:
+        try:
+            with self._errors(key):
+                response = self._client.get_object(Bucket=self._bucket, Key=key)
+                return response["Body"].read(), response.get("ETag")
+        except _NotFound:
+            return None, None
+
+    def put_conditional(
+        self, key: str, body: bytes, *, if_none_match: bool = False, if_match: str | None = None
+    ) -> str:
+        """Write ``key`` only if absent (``if_none_match``) or unchanged (``if_match`` ETag).
+
+        Returns:
+            ``"ok:<etag>"`` on success, else the S3 error code (``412``... when the condition
+            failed, ``NotImplemented`` when the server has no conditional writes).
+        """
+        conditions: dict[str, str] = {"IfNoneMatch": "*"} if if_none_match else {}
+        if if_match is not None:
+            conditions["IfMatch"] = if_match
+        self._check_bucket()
+        try:
+            response = self._client.put_object(Bucket=self._bucket, Key=key, Body=body, **conditions)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in _CONDITION_FAILED | NOT_IMPLEMENTED:
+                return code
+            raise StoreError(f"{self._url(key)}: {self._client_problem(code, exc)}") from None
+        except BotoCoreError as exc:
+            raise StoreError(f"{self._url(key)}: {self._transport_problem(exc)}") from None
+        return f"ok:{response.get('ETag')}"
+
+    def put_plain(self, key: str, body: bytes) -> str | None:
+        """Write ``key`` unconditionally; returns its ETag."""
+        with self._errors(key):
+            return self._client.put_object(Bucket=self._bucket, Key=key, Body=body).get("ETag")
+
+    def delete_if_match(self, key: str, etag: str | None) -> None:
+        """Delete ``key`` if its ETag is still ``etag`` (someone else's object is left alone)."""
+        with contextlib.suppress(ClientError, BotoCoreError):
+            extra = {"IfMatch": etag} if etag else {}
+            self._client.delete_object(Bucket=self._bucket, Key=key, **extra)
+
     # -- errors ------------------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -455,3 +613,4 @@ _NO_CREDENTIALS = (
     "no S3 credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, an AWS profile, "
     "or store.s3.access_key_id and store.s3.secret_access_key)"
 )
+

@@ -115,7 +115,7 @@ class ImageTensors:
         """
         return stack_cached(
             self.cache,
-            [(store.location, record.id, size) for record in records],
+            [(store.identity, record.id, size) for record in records],
             lambda indices: [decode_image(store, records[i], size) for i in indices],
             what=lambda i: f"{store.location}/{records[i].key}",
         )

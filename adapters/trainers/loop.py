@@ -124,7 +124,7 @@ class TrainingLoop:
             generator = seed_everything(request.seed)
             network = build(request.seed)
             stem = self._stem(Normalise(mean, std), network)
-            key = _cache_key(network.identity, mean, std, self.input_size, store.location)
+            key = _cache_key(network.identity, mean, std, self.input_size, store.identity)
             augment = OnlineAugmentation(self.config.rotation_degrees) if self.config.online_augmentation else None
             splits = {
                 part: self._split(getattr(request, part), raw[part], stem, key, per_batch=(part == "train" and augment is not None))

@@ -14,6 +14,7 @@ import torch
 import torchvision
 from torch import nn
 
+from medaug.adapters import weights
 from medaug.adapters.torch_support import resolve_device
 from medaug.adapters.trainers.config import ResNetConfig
 from medaug.adapters.trainers.data import ImageTensors, TensorCache, shared_cache
@@ -57,20 +58,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ConfigError(f"{path}: resnet50 weights file not found; set trainers.resnet50.weights to a state dict, "
                           "'imagenet' or 'none'")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-        raise ConfigError(f"{path}: cannot read resnet50 weights ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ConfigError(f"{path}: not a state dict of tensors")
-    return state
+    return weights.read_state_dict(path, "resnet50 weights")
 
 
 def load_backbone(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:

@@ -21,7 +21,7 @@ from medaug.application.ports.generation import (
 from medaug.application.ports.progress import NullProgress, ProgressSink, ProgressTask, iter_batches
 from medaug.application.ports.quality import QualityAnalyzer, QualityRequest, ScreenVerdict, SyntheticScreen
 from medaug.application.ports.reporting import ReportWriter
-from medaug.application.ports.storage import ImageStore, PngBytes, RunRepository
+from medaug.application.ports.storage import ImageStore, MaintainableStore, PngBytes, RunRepository
 
 __all__ = [
     "ClassifierTrainer",
@@ -36,6 +36,7 @@ __all__ = [
     "ImageGenerator",
     "ImageStore",
     "LabelledImage",
+    "MaintainableStore",
     "NullProgress",
     "PngBytes",
     "Preprocessor",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
 from medaug.domain import FundusImage, Grade, Origin, Split
@@ -31,10 +32,25 @@ class ImageStore(Protocol):
         - ``delete`` removes the record and the pixels; deleting an unknown id raises ``KeyError``.
         - Keys follow ``<split>/<grade>/<id>.png`` (see ``domain.images.storage_key``).
         - ``location`` is a human-readable description (a path or ``s3://bucket/prefix``).
+        - ``identity`` is the store's id, written when the store is created: the same storage
+          gives the same id however it is reached (relative or absolute path, another instance),
+          and two stores never share one. Anything kept *for* a store (generator models, feature
+          caches, run folders) is keyed by it, never by ``location``.
+        - ``writing(command)`` is the writer lock, a context manager held by a whole writing
+          command (ingest, augment, sync into, repair): while one holder has it, ``writing`` on
+          the same storage from another process (or another store object) waits up to the
+          store's lock wait, then raises ``StoreError`` in one line naming the holder (its
+          command, pid, host and since when). It is re-entrant within one store object, a
+          holder that dies releases it (or its lease expires), and readers are never blocked.
     """
 
     @property
     def location(self) -> str: ...
+
+    @property
+    def identity(self) -> str: ...
+
+    def writing(self, command: str) -> AbstractContextManager[None]: ...
 
     def put(self, image: FundusImage, data: PngBytes, *, overwrite: bool = False) -> None: ...
 
@@ -54,6 +70,24 @@ class ImageStore(Protocol):
     ) -> list[FundusImage]: ...
 
     def delete(self, image_id: str) -> None: ...
+
+
+@runtime_checkable
+class MaintainableStore(Protocol):
+    """An ImageStore that can check and repair its own index (``medaug store check/repair``).
+
+    Contract:
+        - ``check()`` only reads, and returns one line per problem (naming the file or object
+          and, for a manifest, the line number); an empty list means healthy.
+        - ``repair()`` holds the writer lock, rebuilds the index from the records and images
+          that are intact (a damaged manifest line or record object is dropped, a record whose
+          image is gone is dropped, an image without a record and stray temporary files are
+          removed) and returns one line per thing it did; ``check()`` is empty afterwards.
+    """
+
+    def check(self) -> list[str]: ...
+
+    def repair(self) -> list[str]: ...
 
 
 @runtime_checkable

@@ -73,6 +73,8 @@ def augment(
 ) -> AugmentReport:
     """Carry out ``plan``: generate each job not yet in the store and store it with provenance.
 
+    The whole run holds the store's writer lock (``ImageStore.writing``): a second writing
+    command on the same store waits or is refused, so two plans never delete each other's images.
     Each image is stored as soon as its batch is made, so a killed run loses at most one batch
     and a re-run continues where it stopped; jobs already stored are never redone, and synthetic
     images of this augmentation set that are not in the plan (a plan changed since) are removed.
@@ -90,11 +92,26 @@ def augment(
         ConfigError: a generator named by the plan is not given.
         GeneratorError: a generator fails.
         BudgetExhausted: a paid generator reached its budget (finished images are kept).
+        StoreError: another command holds the store's writer lock.
     """
     progress = progress or NullProgress()
     missing = sorted({job.generator for job in plan.jobs} - set(generators))
     if missing:
         raise ConfigError(f"plan {plan.augmentation!r} needs generator(s) {', '.join(missing)}, which are not configured")
+    with store.writing(f"augment {plan.augmentation}"):
+        return _augment(store, plan, generators, size=size, progress=progress, screen=screen, max_attempts=max_attempts)
+
+
+def _augment(
+    store: ImageStore,
+    plan: AugmentationPlan,
+    generators: Mapping[str, ImageGenerator],
+    *,
+    size: int,
+    progress: ProgressSink,
+    screen: SyntheticScreen | None,
+    max_attempts: int,
+) -> AugmentReport:
     stale = _remove_stale(store, plan)
     pending = [job for job in plan.jobs if not store.exists(job.image_id)]
     added = 0

@@ -9,7 +9,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict
 
 from medaug.application.errors import ConfigError, StoreError
-from medaug.application.ports import ImageStore, NullProgress, ProgressSink
+from medaug.application.ports import ImageStore, MaintainableStore, NullProgress, ProgressSink
 from medaug.domain import FundusImage
 
 _log = structlog.get_logger(__name__)
@@ -72,7 +72,17 @@ def sync_stores(
     """
     if source.location == destination.location:
         raise ConfigError(f"{source.location}: source and destination are the same store")
+    if source.identity == destination.identity:
+        raise ConfigError(
+            f"{source.location} -> {destination.location}: source and destination are the same store "
+            f"(id {source.identity}; a folder copied by hand keeps its id: delete its store.json to give it its own)"
+        )
     progress = progress or NullProgress()
+    with destination.writing(f"store sync from {source.location}"):
+        return _sync(source, destination, prune=prune, progress=progress)
+
+
+def _sync(source: ImageStore, destination: ImageStore, *, prune: bool, progress: ProgressSink) -> SyncReport:
     records = source.list()
     lines: list[str] = []
     copied = 0
@@ -153,3 +163,30 @@ def _digest_line(record: FundusImage, checksum: str) -> str:
 
 def _combine(lines: list[str]) -> str:
     return _sha256("".join(sorted(lines)).encode())
+
+
+def check_store(store: ImageStore) -> list[str]:
+    """Problems of ``store``'s index, images and leftovers, one line each (empty: healthy).
+
+    Raises:
+        ConfigError: the store cannot check itself.
+    """
+    return _maintainable(store).check()
+
+
+def repair_store(store: ImageStore) -> list[str]:
+    """Rebuild ``store``'s index from its intact records and images; one line per thing done.
+
+    Raises:
+        ConfigError: the store cannot repair itself.
+        StoreError: another command holds the store's writer lock.
+    """
+    done = _maintainable(store).repair()
+    _log.info("store_repaired", store=store.location, actions=len(done))
+    return done
+
+
+def _maintainable(store: ImageStore) -> MaintainableStore:
+    if not isinstance(store, MaintainableStore):
+        raise ConfigError(f"{store.location}: this kind of store cannot be checked or repaired")
+    return store

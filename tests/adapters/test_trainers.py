@@ -105,7 +105,7 @@ def test_image_size_resizes_and_the_decoded_images_are_cached(graded) -> None:  
     trainer.train_and_predict(request_of(records, seed=0), store, progress=NullProgress())
     decoded = len(images.cache)
     assert decoded == len(records["train"]) + len(records["test"])
-    assert images.cache.get((store.location, records["train"][0].id, 16)).shape == (3, 16, 16)
+    assert images.cache.get((store.identity, records["train"][0].id, 16)).shape == (3, 16, 16)
     hits = images.cache.hits
     trainer.train_and_predict(request_of(records, seed=1), store, progress=NullProgress())
     assert len(images.cache) == decoded and images.cache.hits >= hits + decoded

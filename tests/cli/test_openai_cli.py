@@ -115,7 +115,7 @@ def test_a_killed_run_resumes_without_repeating_a_paid_call(env, store: Path, fa
     args = ["--quiet", "augment", "run", "--store", str(store), "--generator", "openai", "--multiply", "2"]
     process = subprocess.Popen(
         [sys.executable, "-c", "from cli.app import main; main()", *args],
-        env={**os.environ, **env, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, **env, "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(REPO)]))}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
         results = Path(env["MEDAUG_WORK_DIR"])

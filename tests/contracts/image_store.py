@@ -81,3 +81,37 @@ class ImageStoreContract:
 
     def test_location_is_descriptive(self, store) -> None:  # type: ignore[no-untyped-def]
         assert isinstance(store.location, str) and store.location
+
+    def test_identity_is_stable_and_shared_by_every_instance(self, store, reopen) -> None:  # type: ignore[no-untyped-def]
+        store.put(real_record("a", 0), png_bytes(1))
+        identity = store.identity
+        assert isinstance(identity, str) and len(identity) >= 8
+        assert store.identity == identity
+        assert reopen().identity == identity
+
+    def test_distinct_stores_have_distinct_identities(self, store, other_store) -> None:  # type: ignore[no-untyped-def]
+        store.put(real_record("a", 0), png_bytes(1))
+        other_store.put(real_record("a", 0), png_bytes(1))
+        assert store.identity != other_store.identity
+
+    def test_writer_lock_is_reentrant_and_does_not_block_readers(self, store, reopen) -> None:  # type: ignore[no-untyped-def]
+        store.put(real_record("a", 0), png_bytes(1))
+        with store.writing("test writer"), store.writing("nested"):
+            store.put(real_record("b", 0), png_bytes(2))
+            reader = reopen()
+            assert [r.id for r in reader.list()] == ["a", "b"]
+            assert reader.get("a") == png_bytes(1)
+        with store.writing("again"):
+            pass
+
+    def test_second_writer_is_refused_naming_the_holder(self, store, reopen) -> None:  # type: ignore[no-untyped-def]
+        second = reopen()
+        if second is store:
+            pytest.skip("this store has no second instance over the same storage")
+        with store.writing("augment run first"):
+            with pytest.raises(StoreError) as info, second.writing("augment run second"):
+                pass
+            message = str(info.value)
+            assert "augment run first" in message and "pid" in message and "\n" not in message
+        with second.writing("augment run second"):  # released: the next writer gets it
+            pass

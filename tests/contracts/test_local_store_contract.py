@@ -22,6 +22,10 @@ class TestLocalImageStore(ImageStoreContract):
     def reopen(self, tmp_path: Path):  # type: ignore[no-untyped-def]
         return lambda: LocalImageStore(tmp_path / "store")
 
+    @pytest.fixture
+    def other_store(self, tmp_path: Path) -> LocalImageStore:
+        return LocalImageStore(tmp_path / "other")
+
 
 def test_layout_is_split_grade_id(tmp_path: Path) -> None:
     store = LocalImageStore(tmp_path)

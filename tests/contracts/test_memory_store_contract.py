@@ -10,5 +10,9 @@ from tests.fakes import InMemoryImageStore
 
 class TestInMemoryImageStore(ImageStoreContract):
     @pytest.fixture
+    def other_store(self) -> InMemoryImageStore:
+        return InMemoryImageStore()
+
+    @pytest.fixture
     def store(self) -> InMemoryImageStore:
         return InMemoryImageStore()

@@ -39,6 +39,10 @@ class TestS3ImageStore(ImageStoreContract):
     def reopen(self, s3_store_config: S3StoreConfig):  # type: ignore[no-untyped-def]
         return lambda: open_store(s3_store_config)
 
+    @pytest.fixture
+    def other_store(self, s3_store_config: S3StoreConfig) -> S3ImageStore:
+        return open_store(s3_store_config.model_copy(update={"prefix": s3_store_config.prefix + "-other"}))
+
 
 def _keys(store: S3ImageStore) -> list[str]:
     response = store._client.list_objects_v2(Bucket=store.bucket)
@@ -49,7 +53,7 @@ def test_layout_matches_the_local_store_under_the_prefix(s3_store_config: S3Stor
     store = open_store(s3_store_config)
     store.put(real_record("IDRiD_001", 3), png_bytes())
     assert store.location == f"s3://{s3_store_config.bucket}/store"
-    assert _keys(store) == ["store/records/IDRiD_001.json", "store/train/3/IDRiD_001.png"]
+    assert _keys(store) == ["store/records/IDRiD_001.json", "store/store.json", "store/train/3/IDRiD_001.png"]
     head = store._client.head_object(Bucket=store.bucket, Key="store/train/3/IDRiD_001.png")
     assert head["Metadata"]["sha256"] == hashlib.sha256(png_bytes()).hexdigest()
 
@@ -111,7 +115,7 @@ def test_overwrite_to_another_grade_moves_the_pixels(s3_store_config: S3StoreCon
     store = open_store(s3_store_config)
     store.put(real_record("a", 0), png_bytes(1))
     store.put(real_record("a", 4), png_bytes(2), overwrite=True)
-    assert _keys(store) == ["store/records/a.json", "store/train/4/a.png"]
+    assert _keys(store) == ["store/records/a.json", "store/store.json", "store/train/4/a.png"]
 
 
 def test_large_images_are_uploaded_in_parts(s3_store_config: S3StoreConfig) -> None:
@@ -162,3 +166,32 @@ def socket_closed_port() -> Iterator[int]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         yield int(sock.getsockname()[1])
+
+
+def test_a_live_lease_refuses_a_second_writer_and_an_expired_one_is_taken_over(s3_store_config: S3StoreConfig) -> None:
+    import json as _json
+    import time as _time
+
+    first, second = open_store(s3_store_config), open_store(s3_store_config)
+    with first.writing("augment run classic"), pytest.raises(
+        StoreError, match=r"being written by 'augment run classic' \(pid \d+"
+    ), second.writing("x"):
+        pass
+    key = "store/.writer.lease"
+    stale = {"pid": 1, "host": "gone", "command": "killed ingest", "since": "2020-01-01T00:00:00+00:00",
+             "expires": _time.time() - 1}
+    second._client.put_object(Bucket=second.bucket, Key=key, Body=_json.dumps(stale).encode())
+    with second.writing("after a kill"):
+        body = second._client.get_object(Bucket=second.bucket, Key=key)["Body"].read()
+        assert b"after a kill" in body
+    assert "store/.writer.lease" not in _keys(second)
+
+
+def test_s3_repair_sets_aside_unreadable_records(s3_store_config: S3StoreConfig) -> None:
+    store = open_store(s3_store_config)
+    store.put(real_record("a", 0), png_bytes(1))
+    store._client.put_object(Bucket=store.bucket, Key="store/records/b.json", Body=b"{not json")
+    assert len(store.check()) == 1 and "records/b.json" in store.check()[0]
+    done = store.repair()
+    assert any("damaged/records/b.json" in line for line in done)
+    assert store.check() == [] and [r.id for r in store.list()] == ["a"]

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from medaug.application.errors import ConfigError
+from medaug.application.errors import ConfigError, validation_problem
 
 
 def _ordered(value: tuple[float, float]) -> tuple[float, float]:
@@ -285,10 +285,7 @@ def parse_operation(index: int, raw: object) -> OperationSpec:
 
 
 def _first_problem(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    field = ".".join(str(part) for part in error["loc"])
-    message = "unknown parameter" if error["type"] == "extra_forbidden" else error["msg"].removeprefix("Value error, ")
-    return f"{field}: {message}" if field else message
+    return validation_problem(exc).replace("unknown field", "unknown parameter")
 
 
 def _parameters(spec_type: type[OperationSpec]) -> str:

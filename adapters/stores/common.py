@@ -1,0 +1,97 @@
+"""What the local and S3 stores share: the store identity document and the writer lock's holder."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from medaug.application.errors import StoreError
+
+IDENTITY = "store.json"
+"""The identity document at the store's root, written once when the store is created."""
+
+WRITER = ".writer"
+"""Name (without ending) of the writer lock: ``.writer.lock`` (local) or ``.writer.lease`` (S3)."""
+
+
+class StoreIdentity(BaseModel):
+    """``store.json``: a random id given to a store when it is created, never changed after.
+
+    Generator models, feature caches and run folders are keyed by this id, so a store is the same
+    store however it is reached (relative path, absolute path, symlink), and two stores that share
+    a path string from different folders are never confused.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    format: int = 1
+    id: str = Field(min_length=8, pattern=r"^[0-9a-f]+$")
+    created: str
+
+    @classmethod
+    def new(cls) -> StoreIdentity:
+        return cls(id=uuid.uuid4().hex, created=datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, indent=2).encode() + b"\n"
+
+    @classmethod
+    def parse(cls, raw: bytes, where: str) -> StoreIdentity:
+        """Raises ``StoreError`` naming ``where`` when ``raw`` is not an identity document."""
+        try:
+            return cls.model_validate_json(raw)
+        except (ValidationError, ValueError) as exc:
+            problem = str(exc).splitlines()[0]
+            raise StoreError(f"{where}: not a store identity document ({problem})") from None
+
+
+class Holder(BaseModel):
+    """Who holds a store's writer lock: enough to find and judge the other command."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    pid: int
+    host: str
+    command: str
+    since: str
+    expires: float | None = None
+    """Unix time after which an S3 lease counts as abandoned (local locks die with their process)."""
+
+    @classmethod
+    def me(cls, command: str, ttl: float | None = None) -> Holder:
+        return cls(
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            command=command,
+            since=datetime.now(UTC).isoformat(timespec="seconds"),
+            expires=None if ttl is None else time.time() + ttl,
+        )
+
+    def describe(self) -> str:
+        return f"'{self.command}' (pid {self.pid} on {self.host}, since {self.since})"
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+
+    @classmethod
+    def parse_or_none(cls, raw: bytes) -> Holder | None:
+        try:
+            return cls.model_validate_json(raw)
+        except (ValidationError, ValueError):
+            return None
+
+
+def busy_message(location: str, holder: Holder | None, waited: float) -> str:
+    """The one line a second writing command gets."""
+    who = holder.describe() if holder is not None else "another command (holder unknown)"
+    wait = f" (waited {waited:g} s)" if waited > 0 else ""
+    expiry = ""
+    if holder is not None and holder.expires is not None:
+        expiry = f"; its lease lapses in {max(0, round(holder.expires - time.time()))} s if it was killed"
+    return f"{location}: store is being written by {who}; try again when it finishes{wait}{expiry}"
