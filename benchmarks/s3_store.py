@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from medaug.adapters.logging import configure_logging
 from medaug.adapters.stores.local import LocalImageStore
-from medaug.adapters.stores.s3 import S3ImageStore, make_s3_client
+from medaug.adapters.stores.s3 import S3ImageStore
+from medaug.adapters.stores.s3_client import make_s3_client
 from medaug.application.services.sync import sync_stores
 from medaug.domain import FundusImage, Grade, Provenance, Split
 from medaug.domain.images import storage_key

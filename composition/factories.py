@@ -52,7 +52,8 @@ def build_store(settings: Settings, location: str | None = None) -> ImageStore:
 
 def _build_s3_store(config) -> ImageStore:  # type: ignore[no-untyped-def]
     try:
-        from medaug.adapters.stores.s3 import S3ImageStore, make_s3_client
+        from medaug.adapters.stores.s3 import S3ImageStore
+        from medaug.adapters.stores.s3_client import make_s3_client
     except ImportError as exc:  # pragma: no cover - until the S3 adapter lands
         raise ConfigError("store.kind = 's3' is not available in this build") from exc
     if not config.s3.bucket:

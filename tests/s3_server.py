@@ -139,7 +139,7 @@ def s3_config(endpoint: str, bucket: str, prefix: str = "store", **overrides: An
 
 def create_bucket(endpoint: str) -> str:
     """A new, empty bucket with a unique name."""
-    from medaug.adapters.stores.s3 import make_s3_client
+    from medaug.adapters.stores.s3_client import make_s3_client
 
     name = f"medaug-test-{next(_bucket_numbers)}-{uuid.uuid4().hex[:8]}"
     make_s3_client(s3_config(endpoint, name)).create_bucket(Bucket=name)

@@ -15,32 +15,22 @@ import contextlib
 import hashlib
 import io
 import json
-import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
-import boto3
 import structlog
-from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    PartialCredentialsError,
-    ReadTimeoutError,
 )
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
 from medaug.adapters.stores.common import IDENTITY, StoreIdentity
-from medaug.adapters.stores.config import MIB, S3StoreConfig
+from medaug.adapters.stores.config import MIB
 from medaug.adapters.stores.local import MANIFEST
+from medaug.adapters.stores.s3_client import CONDITION_FAILED, NotFound, S3Client, S3ErrorMapping
 from medaug.adapters.stores.s3_lease import NOT_IMPLEMENTED
 from medaug.application.errors import ConfigError, StoreError
 from medaug.domain import FundusImage, Grade, Origin, Split
@@ -48,73 +38,9 @@ from medaug.domain.images import storage_key
 
 _log = structlog.get_logger(__name__)
 
-S3Client = Any
-"""A boto3 S3 client (``boto3.client("s3")``); typed loosely as boto3 ships no stubs."""
 
 RECORDS = "records"
 _SHA256 = "sha256"
-_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
-_CONDITION_FAILED = frozenset({"412", "PreconditionFailed", "409", "ConditionalRequestConflict"})
-_DENIED = frozenset({"403", "AccessDenied", "AllAccessDisabled", "Forbidden"})
-_BAD_CREDENTIALS = frozenset(
-    {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired"}
-)
-_UNREACHABLE = {
-    EndpointConnectionError: "connection failed",
-    ConnectTimeoutError: "connection timed out",
-    ReadTimeoutError: "no response within the read timeout",
-    ConnectionClosedError: "connection closed by the server",
-}
-
-
-def make_s3_client(config: S3StoreConfig) -> S3Client:
-    """A boto3 S3 client with retries, timeouts, endpoint and credentials from ``config``.
-
-    Raises:
-        ConfigError: the endpoint URL or another setting is unusable.
-    """
-    style = config.addressing_style
-    if style == "auto" and config.endpoint_url:
-        style = "path"
-    botocore_config = Config(
-        retries={"mode": config.retry_mode, "total_max_attempts": config.max_attempts},
-        connect_timeout=config.connect_timeout,
-        read_timeout=config.read_timeout,
-        max_pool_connections=max(10, config.max_workers),
-        s3={"addressing_style": style},
-        request_checksum_calculation=config.request_checksum_calculation,
-        response_checksum_validation=config.request_checksum_calculation,
-    )
-    try:
-        with _SESSION_LOCK:  # creating clients from one session is not thread-safe
-            return _session().client(
-                "s3",
-                region_name=config.region,
-                endpoint_url=config.endpoint_url,
-                aws_access_key_id=_reveal(config.access_key_id),
-                aws_secret_access_key=_reveal(config.secret_access_key),
-                aws_session_token=_reveal(config.session_token),
-                config=botocore_config,
-            )
-    except ValueError as exc:
-        raise ConfigError(f"store.s3: cannot build an S3 client ({exc})") from None
-
-
-_SESSION: list[boto3.session.Session] = []
-_SESSION_LOCK = threading.RLock()
-
-
-def _session() -> boto3.session.Session:
-    """One boto3 session per process: later clients reuse its parsed service models (~10x faster)."""
-    if not _SESSION:
-        _SESSION.append(boto3.session.Session())
-    return _SESSION[0]
-
-
-def _reveal(secret: SecretStr | None) -> str | None:
-    return secret.get_secret_value() if secret is not None else None
-
-
 @dataclass(frozen=True)
 class _Entry:
     """A record as stored: the image record, the sha256 of its pixels, its object's ETag."""
@@ -124,15 +50,11 @@ class _Entry:
     etag: str | None
 
 
-class _NotFound(Exception):
-    """The object does not exist (an internal signal, never shown to users)."""
-
-
 class _ImageUnreadable(StoreError):
     """A record's image is missing or does not match its checksum."""
 
 
-class S3ImageStore:
+class S3ImageStore(S3ErrorMapping):
     """ImageStore on an S3-compatible bucket, with the same key layout as ``LocalImageStore``.
 
     A ``put`` uploads the image object first (multipart above ``multipart_threshold``), then its
@@ -323,7 +245,7 @@ class S3ImageStore:
             try:
                 with self._errors(image_key):
                     head = self._client.head_object(Bucket=self._bucket, Key=image_key)
-            except _NotFound:
+            except NotFound:
                 found.append((f"{self._url(image_key)}: image of record {image_id} is missing", key))
                 continue
             if head.get("Metadata", {}).get(_SHA256) not in (None, entry.sha256):
@@ -349,7 +271,7 @@ class S3ImageStore:
         try:
             with self._errors(key):
                 self._client.head_object(Bucket=self._bucket, Key=key)
-        except _NotFound:
+        except NotFound:
             self._entries.pop(image_id, None)
             return False
         return True
@@ -412,7 +334,7 @@ class S3ImageStore:
         try:
             with self._errors(key):
                 data = self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
-        except _NotFound:
+        except NotFound:
             raise _ImageUnreadable(
                 f"{self._url(key)}: image of record {entry.record.id} is missing from the store"
             ) from None
@@ -439,7 +361,7 @@ class S3ImageStore:
             with self._errors(key):
                 response = self._client.get_object(Bucket=self._bucket, Key=key)
                 body = response["Body"].read()
-        except _NotFound:
+        except NotFound:
             self._entries.pop(image_id, None)
             return None
         entry = self._parse_record(key, image_id, body, response.get("ETag"))
@@ -507,7 +429,7 @@ class S3ImageStore:
             with self._errors(key):
                 response = self._client.get_object(Bucket=self._bucket, Key=key)
                 return response["Body"].read(), response.get("ETag")
-        except _NotFound:
+        except NotFound:
             return None, None
 
     def put_conditional(
@@ -527,7 +449,7 @@ class S3ImageStore:
             response = self._client.put_object(Bucket=self._bucket, Key=key, Body=body, **conditions)
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code in _CONDITION_FAILED | NOT_IMPLEMENTED:
+            if code in CONDITION_FAILED | NOT_IMPLEMENTED:
                 return code
             raise StoreError(f"{self._url(key)}: {self._client_problem(code, exc)}") from None
         except BotoCoreError as exc:
@@ -544,73 +466,3 @@ class S3ImageStore:
         with contextlib.suppress(ClientError, BotoCoreError):
             extra = {"IfMatch": etag} if etag else {}
             self._client.delete_object(Bucket=self._bucket, Key=key, **extra)
-
-    # -- errors ------------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _errors(self, key: str) -> Iterator[None]:
-        """Turn botocore failures into one-line ``StoreError`` naming the object; 404 -> ``_NotFound``."""
-        self._check_bucket()
-        try:
-            yield
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code in _NOT_FOUND:
-                raise _NotFound(key) from None
-            raise StoreError(f"{self._url(key)}: {self._client_problem(code, exc)}") from None
-        except S3UploadFailedError as exc:
-            raise StoreError(f"{self._url(key)}: upload failed ({exc})") from None
-        except (NoCredentialsError, PartialCredentialsError):
-            raise StoreError(f"{self._url(key)}: {_NO_CREDENTIALS}") from None
-        except BotoCoreError as exc:
-            raise StoreError(f"{self._url(key)}: {self._transport_problem(exc)}") from None
-
-    def _check_bucket(self) -> None:
-        """Once per store: a missing bucket or denied access is reported as such, not as 404s."""
-        if self._bucket_checked:
-            return
-        self._bucket_checked = True
-        try:
-            self._client.head_bucket(Bucket=self._bucket)
-        except ClientError as exc:
-            self._bucket_checked = False
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            problem = f"bucket {self._bucket} does not exist" if code in _NOT_FOUND else self._client_problem(code, exc)
-            raise StoreError(f"{self.location}: {problem}") from None
-        except (NoCredentialsError, PartialCredentialsError):
-            self._bucket_checked = False
-            raise StoreError(f"{self.location}: {_NO_CREDENTIALS}") from None
-        except BotoCoreError as exc:
-            self._bucket_checked = False
-            raise StoreError(f"{self.location}: {self._transport_problem(exc)}") from None
-
-    def _client_problem(self, code: str, exc: ClientError) -> str:
-        if code == "NoSuchBucket":
-            return f"bucket {self._bucket} does not exist"
-        if code in _DENIED:
-            return "access denied (check the credentials and the bucket policy)"
-        if code in _BAD_CREDENTIALS:
-            return f"credentials rejected by the S3 endpoint ({code})"
-        message = exc.response.get("Error", {}).get("Message", "") or "no message"
-        return f"S3 request failed ({code or 'no code'}: {message})"
-
-    def _transport_problem(self, exc: BotoCoreError) -> str:
-        for kind, reason in _UNREACHABLE.items():
-            if isinstance(exc, kind):
-                return f"cannot reach the S3 endpoint {self._endpoint()} ({reason}, {self._attempts()} attempt(s))"
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return f"S3 request failed ({detail})"
-
-    def _endpoint(self) -> str:
-        return str(getattr(self._client.meta, "endpoint_url", "") or "(AWS)")
-
-    def _attempts(self) -> int:
-        retries = getattr(self._client.meta.config, "retries", None) or {}
-        return int(retries.get("total_max_attempts") or retries.get("max_attempts", 0) + 1)
-
-
-_NO_CREDENTIALS = (
-    "no S3 credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, an AWS profile, "
-    "or store.s3.access_key_id and store.s3.secret_access_key)"
-)
-

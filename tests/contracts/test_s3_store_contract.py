@@ -12,7 +12,8 @@ import pytest
 
 from medaug.adapters.stores.config import MIB, S3StoreConfig
 from medaug.adapters.stores.local import LocalImageStore
-from medaug.adapters.stores.s3 import S3ImageStore, make_s3_client
+from medaug.adapters.stores.s3 import S3ImageStore
+from medaug.adapters.stores.s3_client import make_s3_client
 from medaug.application.errors import StoreError
 from tests.conftest import png_bytes, real_record, synthetic_record
 from tests.contracts.image_store import ImageStoreContract
