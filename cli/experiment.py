@@ -65,7 +65,8 @@ def report(run_dir: Path = typer.Argument(..., help="A run folder holding result
 
 def _print_summary(result: ExperimentResult) -> None:
     table = Table(title=f"{result.spec.name}: {result.dataset}, {result.test_images} test images")
-    for column in ("arm", "classifier", "seeds", "accuracy", "kappa", "macro-F1", "vs classic"):
+    versus_baseline = f"vs {result.spec.baseline}" if result.spec.baseline else "vs baseline"
+    for column in ("arm", "classifier", "seeds", "accuracy", "kappa", "macro-F1", versus_baseline):
         table.add_column(column, justify="left" if column in ("arm", "classifier") else "right")
     verdicts = {(c.arm, c.classifier): c for c in result.comparisons}
     for arm, per_classifier in result.summaries.items():

@@ -125,7 +125,7 @@ def make_plan(
     policy: PlanPolicy,
     seed: int,
     augmentation: str,
-    generators: Sequence[str] = ("classic",),
+    generators: Sequence[str],
 ) -> AugmentationPlan:
     """Plan the synthetic images that balance the real training split.
 

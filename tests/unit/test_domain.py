@@ -72,7 +72,7 @@ class TestFundusImage:
 
 class TestPlan:
     def test_thesis_balance_to_1773(self) -> None:
-        plan = make_plan(idrid_like_images(), PlanPolicy.balance_total(1773), seed=0, augmentation="classic")
+        plan = make_plan(idrid_like_images(), PlanPolicy.balance_total(1773), seed=0, augmentation="classic", generators=("classic",))
         assert plan.total == 1773
         assert sorted(plan.targets.values()) == [354, 354, 355, 355, 355]
         per_grade = Counter(job.grade for job in plan.jobs)
@@ -82,7 +82,7 @@ class TestPlan:
     def test_sources_are_same_grade_training_images_used_evenly(self) -> None:
         images = idrid_like_images()
         by_id = {i.id: i for i in images}
-        plan = make_plan(images, PlanPolicy.balance_total(1773), seed=0, augmentation="classic")
+        plan = make_plan(images, PlanPolicy.balance_total(1773), seed=0, augmentation="classic", generators=("classic",))
         for grade in Grade:
             uses = Counter(job.source_ids[0] for job in plan.jobs if job.grade == grade)
             assert all(by_id[s].grade == grade and by_id[s].split is Split.TRAIN for s in uses)
@@ -90,9 +90,9 @@ class TestPlan:
 
     def test_plan_is_deterministic_and_seed_dependent(self) -> None:
         images = idrid_like_images()
-        a = make_plan(images, PlanPolicy.balance_largest(), seed=1, augmentation="x")
-        b = make_plan(list(reversed(images)), PlanPolicy.balance_largest(), seed=1, augmentation="x")
-        c = make_plan(images, PlanPolicy.balance_largest(), seed=2, augmentation="x")
+        a = make_plan(images, PlanPolicy.balance_largest(), seed=1, augmentation="x", generators=("classic",))
+        b = make_plan(list(reversed(images)), PlanPolicy.balance_largest(), seed=1, augmentation="x", generators=("classic",))
+        c = make_plan(images, PlanPolicy.balance_largest(), seed=2, augmentation="x", generators=("classic",))
         assert a == b
         assert [j.seed for j in a.jobs] != [j.seed for j in c.jobs]
 
@@ -100,24 +100,24 @@ class TestPlan:
         images = [real_record(f"r{g}", g) for g in range(5)] + [
             real_record("a", 0), real_record("v", 1, Split.VAL), real_record("t", 1, Split.TEST),
             synthetic_record("s", 1, source="r1")]
-        plan = make_plan(images, PlanPolicy.balance_largest(), seed=0, augmentation="classic")
+        plan = make_plan(images, PlanPolicy.balance_largest(), seed=0, augmentation="classic", generators=("classic",))
         assert plan.real_counts[Grade(1)] == 1
         assert {s for j in plan.jobs for s in j.source_ids} == {"r1", "r2", "r3", "r4"}
 
     def test_balance_largest_and_multiply(self) -> None:
         images = idrid_like_images()
-        largest = make_plan(images, PlanPolicy.balance_largest(), seed=0, augmentation="x")
+        largest = make_plan(images, PlanPolicy.balance_largest(), seed=0, augmentation="x", generators=("classic",))
         assert set(largest.targets.values()) == {136}
-        doubled = make_plan(images, PlanPolicy.multiply(2), seed=0, augmentation="x")
+        doubled = make_plan(images, PlanPolicy.multiply(2), seed=0, augmentation="x", generators=("classic",))
         assert doubled.targets[Grade(1)] == 40 and len(doubled.jobs) == sum(IDRID_TRAIN.values())
 
     def test_impossible_total_is_a_clear_error(self) -> None:
         with pytest.raises(DomainError, match="grade 0 .*134 real"):
-            make_plan(idrid_like_images(), PlanPolicy.balance_total(500), seed=0, augmentation="x")
+            make_plan(idrid_like_images(), PlanPolicy.balance_total(500), seed=0, augmentation="x", generators=("classic",))
 
     def test_missing_grade_cannot_be_derived(self) -> None:
         with pytest.raises(DomainError, match="grade 1 .*no real training image"):
-            make_plan([real_record("a", 0)], PlanPolicy.balance_total(10), seed=0, augmentation="x")
+            make_plan([real_record("a", 0)], PlanPolicy.balance_total(10), seed=0, augmentation="x", generators=("classic",))
 
     def test_mixture_alternates_generators(self) -> None:
         plan = make_plan(idrid_like_images(), PlanPolicy.balance_largest(), seed=0, augmentation="mix",
@@ -127,8 +127,8 @@ class TestPlan:
 
     def test_ids_change_when_what_defines_the_image_changes(self) -> None:
         images = idrid_like_images()
-        a = make_plan(images, PlanPolicy.balance_largest(), seed=0, augmentation="x")
-        b = make_plan(images[1:], PlanPolicy.balance_largest(), seed=0, augmentation="x")
+        a = make_plan(images, PlanPolicy.balance_largest(), seed=0, augmentation="x", generators=("classic",))
+        b = make_plan(images[1:], PlanPolicy.balance_largest(), seed=0, augmentation="x", generators=("classic",))
         assert {j.image_id for j in a.jobs} != {j.image_id for j in b.jobs}
 
     def test_policy_needs_its_parameter(self) -> None:
