@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -95,3 +98,29 @@ def busy_message(location: str, holder: Holder | None, waited: float) -> str:
     if holder is not None and holder.expires is not None:
         expiry = f"; its lease lapses in {max(0, round(holder.expires - time.time()))} s if it was killed"
     return f"{location}: store is being written by {who}; try again when it finishes{wait}{expiry}"
+
+
+class ReentrantWriter:
+    """Makes a store's writer lock re-entrant within one store object: an inner ``writing()``
+    (e.g. ``augment`` calling ``put`` helpers that also ask for it) neither waits for itself nor
+    releases the outer hold."""
+
+    def __init__(self) -> None:
+        self._depth = 0
+
+    @contextlib.contextmanager
+    def hold(self, exclusive: Callable[[], AbstractContextManager[None]]) -> Iterator[None]:
+        """Enter ``exclusive()`` (the store's real lock) unless this object already holds it."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        with exclusive():
+            self._depth = 1
+            try:
+                yield
+            finally:
+                self._depth = 0

@@ -15,7 +15,7 @@ import structlog
 from pydantic import ValidationError
 
 from medaug.adapters.files import write_atomic
-from medaug.adapters.stores.common import IDENTITY, WRITER, Holder, StoreIdentity, busy_message
+from medaug.adapters.stores.common import IDENTITY, WRITER, Holder, ReentrantWriter, StoreIdentity, busy_message
 from medaug.application.errors import StoreError
 from medaug.domain import FundusImage, Grade, Origin, Split
 from medaug.domain.images import storage_key
@@ -51,7 +51,7 @@ class LocalImageStore:
         self._identity: str | None = None
         self._lock_wait = lock_wait
         self._writer: filelock.BaseFileLock | None = None
-        self._writer_depth = 0
+        self._reentrant = ReentrantWriter()
 
     @property
     def root(self) -> Path:
@@ -76,20 +76,16 @@ class LocalImageStore:
     @contextlib.contextmanager
     def writing(self, command: str) -> Iterator[None]:
         """Hold the store's writer lock for ``command`` (re-entrant within this object)."""
-        if self._writer_depth:
-            self._writer_depth += 1
-            try:
-                yield
-            finally:
-                self._writer_depth -= 1
-            return
+        with self._reentrant.hold(lambda: self._exclusive(command)):
+            yield
+
+    @contextlib.contextmanager
+    def _exclusive(self, command: str) -> Iterator[None]:
         lock = self._acquire_writer()
-        self._writer_depth = 1
         try:
             write_atomic(self._root / f"{WRITER}.json", Holder.me(command).to_bytes())
             yield
         finally:
-            self._writer_depth = 0
             (self._root / f"{WRITER}.json").unlink(missing_ok=True)
             lock.release()
 

@@ -27,7 +27,7 @@ from botocore.exceptions import (
 )
 from pydantic import ValidationError
 
-from medaug.adapters.stores.common import IDENTITY, StoreIdentity
+from medaug.adapters.stores.common import IDENTITY, ReentrantWriter, StoreIdentity
 from medaug.adapters.stores.config import MIB
 from medaug.adapters.stores.local import MANIFEST
 from medaug.adapters.stores.s3_client import CONDITION_FAILED, NotFound, S3Client, S3ErrorMapping
@@ -114,7 +114,7 @@ class S3ImageStore(S3ErrorMapping):
         self._identity: str | None = None
         self._lock_wait = lock_wait
         self._lease_seconds = lease_seconds
-        self._writer_depth = 0
+        self._reentrant = ReentrantWriter()
 
     @property
     def location(self) -> str:
@@ -140,23 +140,19 @@ class S3ImageStore(S3ErrorMapping):
     @contextlib.contextmanager
     def writing(self, command: str) -> Iterator[None]:
         """Hold the store's writer lease for ``command`` (re-entrant within this object)."""
-        if self._writer_depth:
-            self._writer_depth += 1
-            try:
-                yield
-            finally:
-                self._writer_depth -= 1
-            return
+        with self._reentrant.hold(lambda: self._exclusive(command)):
+            yield
+
+    @contextlib.contextmanager
+    def _exclusive(self, command: str) -> Iterator[None]:
         self.identity  # noqa: B018 - a store gets its identity when it is first written
         from medaug.adapters.stores.s3_lease import Lease
 
         lease = Lease(self, command, wait=self._lock_wait, seconds=self._lease_seconds)
         lease.acquire()
-        self._writer_depth = 1
         try:
             yield
         finally:
-            self._writer_depth = 0
             lease.release()
 
     def object_key(self, relative: str) -> str:
