@@ -117,6 +117,13 @@ class ExperimentSection(BaseModel):
     policy: PlanPolicy = PlanPolicy.balance_largest()
     baseline: str | None = None
     """The arm the others are compared with; default: ``classic`` when it is one of the arms."""
+    protocol: Literal["holdout", "kfold"] = "holdout"
+    """``holdout``: the data set's own train/test split; ``kfold``: stratified, group-aware folds
+    over every labelled real image (``folds`` x ``repeats``)."""
+    folds: int = Field(default=5, ge=2, le=50)
+    repeats: int = Field(default=1, ge=1, le=20)
+    duplicates: Literal["group", "drop"] = "group"
+    """Copies among the real images: kept in one fold (``group``) or left out (``drop``; k-fold)."""
 
     @field_validator("arms", mode="before")
     @classmethod
@@ -153,6 +160,10 @@ class ExperimentConfig(BaseModel):
             plan_seed=e.plan_seed,
             val_fraction=e.val_fraction,
             baseline=e.baseline or (DEFAULT_BASELINE if any(a.name == DEFAULT_BASELINE for a in e.arms) else None),
+            protocol=e.protocol,
+            folds=e.folds,
+            repeats=e.repeats,
+            duplicates=e.duplicates,
         )
 
     def fingerprint(self, resolved_settings: dict[str, Any]) -> str:
@@ -165,9 +176,14 @@ class ExperimentConfig(BaseModel):
         # External sets are only predicted: they leave the cells as they are. ``limit`` joins the
         # identity only when set, so files written before it existed keep resuming.
         excluded = {"external"} | ({"limit"} if self.dataset.limit is None else set())
+        # A holdout experiment's identity is what it was before protocols existed (old run
+        # folders resume); the protocol fields only matter to k-fold ones.
+        protocol = {"protocol", "folds", "repeats", "duplicates"} if self.experiment.protocol == "holdout" else set()
         payload = {
             "dataset": self.dataset.model_dump(mode="json", exclude=excluded),
-            "experiment": self.experiment.model_dump(mode="json", exclude={"arms", "classifiers", "seeds", "baseline"}),
+            "experiment": self.experiment.model_dump(
+                mode="json", exclude={"arms", "classifiers", "seeds", "baseline"} | protocol
+            ),
             "settings": resolved_settings,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
