@@ -225,8 +225,11 @@ def apply_overrides(
     arms: list[str] | None = None,
     classifiers: list[str] | None = None,
     seeds: list[int] | None = None,
+    external: list[str] | None = None,
 ) -> ExperimentConfig:
     """Narrow or redirect an experiment from the command line.
+
+    ``external`` adds folder+CSV external test sets, each ``PATH[,CSV]`` (see ``external_option``).
 
     ``arms`` keeps only the named arms of the file (an unknown name is an error), so options
     defined in the file stay as they are.
@@ -243,4 +246,37 @@ def apply_overrides(
         section = section.model_copy(update={"classifiers": classifiers})
     if seeds is not None:
         section = section.model_copy(update={"seeds": seeds})
+    if external:
+        added = [external_option(value) for value in external]
+        try:
+            dataset = DatasetConfig.model_validate(
+                {**dataset.model_dump(), "external": [*dataset.external, *added]}
+            )
+        except ValidationError as exc:
+            raise ConfigError(f"--external: {exc.errors()[0]['msg']}") from None
     return config.model_copy(update={"dataset": dataset, "experiment": section})
+
+
+def external_option(value: str) -> ExternalDataset:
+    """``--external PATH[,CSV]``: a folder of images labelled by CSV (default: the folder's only
+    ``*.csv`` file), named after the folder.
+
+    Raises:
+        ConfigError: no folder there, or no CSV given and not exactly one in the folder.
+    """
+    path_text, _, csv_text = value.partition(",")
+    path = Path(path_text).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"--external {value}: {path} is not a folder")
+    if csv_text:
+        csv = Path(csv_text).expanduser()
+    else:
+        found = sorted(path.glob("*.csv"))
+        if len(found) != 1:
+            raise ConfigError(f"--external {value}: name the labels file as PATH,CSV ({len(found)} CSV files in {path})")
+        csv = found[0]
+    name = "".join(c if c.isalnum() or c in "_-" else "-" for c in path.resolve().name).strip("-_") or "external"
+    try:
+        return ExternalDataset(name=name[:64], kind="folder", path=path, csv=csv)
+    except ValidationError as exc:
+        raise ConfigError(f"--external {value}: {exc.errors()[0]['msg']}") from None
