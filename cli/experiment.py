@@ -103,3 +103,23 @@ def train(
         f"accuracy {m.accuracy * 100:.1f}% ({round(m.accuracy * m.n)}/{m.n}), kappa {m.quadratic_kappa:.3f}, "
         f"balanced accuracy {m.balanced_accuracy * 100:.1f}%, macro-F1 {m.macro_f1:.3f}, loss {m.loss:.3f}"
     )
+
+
+def evaluate(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="A classifier saved by medaug train --checkpoint."),
+    store: str = typer.Option(None, "--store", "-s", help="Score its test images (default: settings' store)."),
+    external: list[str] = typer.Option(
+        None, "--external", help="Also score this folder of images labelled by a CSV: PATH[,CSV] (repeatable)."
+    ),
+) -> None:
+    """Score a saved classifier on a store's test images and on external sets."""
+    scores = services().evaluate_classifier(checkpoint, store=store, external=external)
+    table = Table(title=f"{checkpoint.name}")
+    for column in ("set", "images", "accuracy", "kappa", "balanced accuracy", *(f"recall {g}" for g in range(5))):
+        table.add_column(column, justify="left" if column == "set" else "right")
+    for name, metrics in scores.items():
+        table.add_row(
+            name, str(metrics.n), f"{metrics.accuracy * 100:.1f}%", f"{metrics.quadratic_kappa:.3f}",
+            f"{metrics.balanced_accuracy * 100:.1f}%", *(f"{v * 100:.0f}%" for v in metrics.recall.values()),
+        )
+    console.print(table)

@@ -26,6 +26,7 @@ from medaug.application.ports import (
     QualityAnalyzer,
     ReportWriter,
     RunRepository,
+    SavedClassifier,
     SyntheticScreen,
 )
 from medaug.composition.settings import Settings
@@ -344,6 +345,17 @@ def build_trainer(name: str, settings: Settings) -> ClassifierTrainer:
     except KeyError:
         raise ConfigError(f"unknown classifier {name!r}; choose one of: {', '.join(trainer_names())}") from None
     return factory(settings)
+
+
+def build_saved_classifier(path: Path) -> SavedClassifier:
+    """A classifier saved by ``medaug train --checkpoint`` (the CNN), loaded from ``path``.
+
+    Raises:
+        ConfigError: the file is missing or holds no CNN.
+    """
+    from medaug.adapters.trainers.saved import SavedCNN
+
+    return SavedCNN(path)
 
 
 def build_fold_splitter() -> FoldSplitter:

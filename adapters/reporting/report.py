@@ -192,6 +192,12 @@ class HtmlMarkdownReportWriter:
             comparison_section(result),
             per_seed_section(result),
         ]
+        # Protocol and external-set sections live in their own modules (imported here: they
+        # build on this module's blocks).
+        from medaug.adapters.reporting.external_section import external_sections
+        from medaug.adapters.reporting.kfold_section import kfold_sections
+
+        sections += [*kfold_sections(result), *external_sections(result)]
         if result.references:
             sections.append(reference_section(result))
         sections += [

@@ -536,6 +536,10 @@ def _predictions(records: Sequence[FundusImage], logits: torch.Tensor) -> Predic
     )
 
 
+predictions_from_logits = _predictions
+"""Predictions (softmax probabilities, argmax grades) of ``records`` from their logits."""
+
+
 def _cache_key(
     identity: str | None, mean: Sequence[float], std: Sequence[float], size: int | None, location: str
 ) -> tuple[Hashable, ...] | None:

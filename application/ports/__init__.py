@@ -10,6 +10,7 @@ from medaug.application.ports.classification import (
     ClassifierTrainer,
     Evaluator,
     ExternalTestSet,
+    SavedClassifier,
     TrainingOutcome,
     TrainingRequest,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "QualityRequest",
     "ReportWriter",
     "RunRepository",
+    "SavedClassifier",
     "ScanResult",
     "ScreenVerdict",
     "SourceItem",

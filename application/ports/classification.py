@@ -104,6 +104,22 @@ class ClassifierTrainer(Protocol):
 
 
 @runtime_checkable
+class SavedClassifier(Protocol):
+    """A classifier trained earlier and loaded from its checkpoint.
+
+    Contract:
+        - ``predict(images, store)`` reads pixels from ``store`` and returns predictions in the
+          order of ``images`` (probabilities over the five grades summing to 1).
+        - A checkpoint it cannot rebuild raises ``ConfigError`` naming the file when loaded.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def predict(self, images: Sequence[FundusImage], store: ImageStore) -> Predictions: ...
+
+
+@runtime_checkable
 class Evaluator(Protocol):
     """Metrics and statistics over predictions.
 

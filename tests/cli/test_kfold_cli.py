@@ -79,3 +79,18 @@ def test_a_kfold_run_pools_out_of_fold_predictions_and_tests_the_external_set(wo
     again = invoke("experiment", "run", "kfold.toml", "--external", str(workspace / "other-camera"))
     assert again.exit_code == 0, again.output
     assert json.loads((run / "results.json").read_text())["cells"] == data["cells"]
+
+
+def test_evaluate_scores_a_saved_cnn_on_its_store_and_an_external_folder(workspace: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("MEDAUG_TRAINERS__CNN__EPOCHS", "1")
+    store = str(workspace / "store")
+    made = invoke("data", "phantom", "--store", store, "--n", "30", "--size", "32")
+    assert made.exit_code == 0, made.output
+    weights = workspace / "cnn.safetensors"
+    trained = invoke("train", "--store", store, "--checkpoint", str(weights))
+    assert trained.exit_code == 0, trained.output
+    scored = invoke("evaluate", "--checkpoint", str(weights), "--store", store, "--external", str(workspace / "other-camera"))
+    assert scored.exit_code == 0, scored.output
+    assert "test" in scored.output and "other-camera" in scored.output
+    missing = invoke("evaluate", "--checkpoint", str(workspace / "absent.safetensors"), "--store", store)
+    assert missing.exit_code != 0 and "absent.safetensors: checkpoint not found" in missing.output
