@@ -22,6 +22,7 @@ app.add_typer(generator.app, name="generator")
 app.add_typer(experiment.app, name="experiment")
 app.add_typer(store.app, name="store")
 app.command("train")(handle_errors(experiment.train))
+app.command("evaluate")(handle_errors(experiment.evaluate))
 app.command("quality")(quality.quality)
 app.command("report")(experiment.report)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from medaug.cli.common import console, err_console, handle_errors, services
+from medaug.cli.common import console, handle_errors, services
 from medaug.composition.experiment_config import apply_overrides, load_experiment_config
 from medaug.domain.experiment import ExperimentResult
 
@@ -31,6 +31,10 @@ def run(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Check the file and every data set, say what would run; train nothing."
     ),
+    external: list[str] = typer.Option(
+        None, "--external", help="Also test every cell on this folder of images labelled by a CSV: PATH[,CSV] "
+        "(repeatable)."
+    ),
 ) -> None:
     """Run (or resume) an experiment and write report.html, report.md and results.json."""
     experiment = load_experiment_config(config)
@@ -39,16 +43,12 @@ def run(
     except ValueError:
         raise typer.BadParameter(f"--seeds must be integers, got {seeds!r}") from None
     experiment = apply_overrides(
-        experiment, data=data, arms=_csv(arms), classifiers=_csv(classifiers), seeds=seed_list
+        experiment, data=data, arms=_csv(arms), classifiers=_csv(classifiers), seeds=seed_list, external=external
     )
     if dry_run:
         for line in services().plan_experiment(experiment, run_dir=run_dir):
             console.print(line, highlight=False, soft_wrap=True)
         return
-    if experiment.dataset.external:
-        names = ", ".join(entry.name for entry in experiment.dataset.external)
-        err_console.print(f"[yellow]note:[/] external test sets ({names}) are checked but not yet evaluated "
-                          "by this version", highlight=False)
     outcome = services().run_experiment(experiment, run_dir=run_dir, fresh=fresh)
     _print_summary(outcome.result)
     for path in outcome.written:
@@ -104,3 +104,23 @@ def train(
         f"accuracy {m.accuracy * 100:.1f}% ({round(m.accuracy * m.n)}/{m.n}), kappa {m.quadratic_kappa:.3f}, "
         f"balanced accuracy {m.balanced_accuracy * 100:.1f}%, macro-F1 {m.macro_f1:.3f}, loss {m.loss:.3f}"
     )
+
+
+def evaluate(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="A classifier saved by medaug train --checkpoint."),
+    store: str = typer.Option(None, "--store", "-s", help="Score its test images (default: settings' store)."),
+    external: list[str] = typer.Option(
+        None, "--external", help="Also score this folder of images labelled by a CSV: PATH[,CSV] (repeatable)."
+    ),
+) -> None:
+    """Score a saved classifier on a store's test images and on external sets."""
+    scores = services().evaluate_classifier(checkpoint, store=store, external=external)
+    table = Table(title=f"{checkpoint.name}")
+    for column in ("set", "images", "accuracy", "kappa", "balanced accuracy", *(f"recall {g}" for g in range(5))):
+        table.add_column(column, justify="left" if column == "set" else "right")
+    for name, metrics in scores.items():
+        table.add_row(
+            name, str(metrics.n), f"{metrics.accuracy * 100:.1f}%", f"{metrics.quadratic_kappa:.3f}",
+            f"{metrics.balanced_accuracy * 100:.1f}%", *(f"{v * 100:.0f}%" for v in metrics.recall.values()),
+        )
+    console.print(table)

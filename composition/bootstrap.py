@@ -31,7 +31,7 @@ from medaug.application.services.train_generator import train_generator
 from medaug.composition import factories, jobs
 from medaug.composition.experiment_config import ExperimentConfig
 from medaug.composition.settings import Settings
-from medaug.domain.experiment import CellResult
+from medaug.domain.experiment import CellResult, Metrics
 from medaug.domain.quality import QualityReport
 
 
@@ -190,6 +190,25 @@ class Services:
     def plan_experiment(self, config: ExperimentConfig, *, run_dir: Path | None = None) -> list[str]:
         """What ``run_experiment`` would do, every data set checked; nothing trained or written."""
         return jobs.plan_experiment_job(config, self.settings, run_dir=run_dir)
+
+    def evaluate_classifier(
+        self, checkpoint: Path, *, store: str | None = None, external: list[str] | None = None
+    ) -> dict[str, Metrics]:
+        """Score a classifier saved by ``train --checkpoint`` on a store's test images and on
+        each external folder+CSV set (``PATH[,CSV]``, ingested into its own store first)."""
+        from medaug.application.services.evaluate import evaluate_saved
+        from medaug.application.services.experiment_job import ingest_step
+        from medaug.composition.experiment_config import external_option
+
+        classifier = factories.build_saved_classifier(checkpoint)
+        stores = {}
+        for value in external or []:
+            entry = external_option(value)
+            step = jobs.dataset_step(entry, self.settings, use_env=False)
+            ingest_step(step, self.progress)
+            stores[entry.name] = step.store
+        image_store = factories.build_store(self.settings, store)
+        return evaluate_saved(classifier, image_store, factories.build_evaluator(), external=stores)
 
     def rebuild_report(self, run_dir: Path) -> list[str]:
         """Re-render the report of a finished run from its ``results.json``."""

@@ -117,6 +117,13 @@ class ExperimentSection(BaseModel):
     policy: PlanPolicy = PlanPolicy.balance_largest()
     baseline: str | None = None
     """The arm the others are compared with; default: ``classic`` when it is one of the arms."""
+    protocol: Literal["holdout", "kfold"] = "holdout"
+    """``holdout``: the data set's own train/test split; ``kfold``: stratified, group-aware folds
+    over every labelled real image (``folds`` x ``repeats``)."""
+    folds: int = Field(default=5, ge=2, le=50)
+    repeats: int = Field(default=1, ge=1, le=20)
+    duplicates: Literal["group", "drop"] = "group"
+    """Copies among the real images: kept in one fold (``group``) or left out (``drop``; k-fold)."""
 
     @field_validator("arms", mode="before")
     @classmethod
@@ -160,6 +167,10 @@ class ExperimentConfig(BaseModel):
             plan_seed=e.plan_seed,
             val_fraction=e.val_fraction,
             baseline=e.baseline or (DEFAULT_BASELINE if any(a.name == DEFAULT_BASELINE for a in e.arms) else None),
+            protocol=e.protocol,
+            folds=e.folds,
+            repeats=e.repeats,
+            duplicates=e.duplicates,
         )
 
     def fingerprint(self, resolved_settings: dict[str, Any]) -> str:
@@ -172,9 +183,14 @@ class ExperimentConfig(BaseModel):
         # External sets are only predicted: they leave the cells as they are. ``limit`` joins the
         # identity only when set, so files written before it existed keep resuming.
         excluded = {"external"} | ({"limit"} if self.dataset.limit is None else set())
+        # A holdout experiment's identity is what it was before protocols existed (old run
+        # folders resume); the protocol fields only matter to k-fold ones.
+        protocol = {"protocol", "folds", "repeats", "duplicates"} if self.experiment.protocol == "holdout" else set()
         payload = {
             "dataset": self.dataset.model_dump(mode="json", exclude=excluded),
-            "experiment": self.experiment.model_dump(mode="json", exclude={"arms", "classifiers", "seeds", "baseline"}),
+            "experiment": self.experiment.model_dump(
+                mode="json", exclude={"arms", "classifiers", "seeds", "baseline"} | protocol
+            ),
             "settings": resolved_settings,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -214,8 +230,11 @@ def apply_overrides(
     arms: list[str] | None = None,
     classifiers: list[str] | None = None,
     seeds: list[int] | None = None,
+    external: list[str] | None = None,
 ) -> ExperimentConfig:
     """Narrow or redirect an experiment from the command line.
+
+    ``external`` adds folder+CSV external test sets, each ``PATH[,CSV]`` (see ``external_option``).
 
     ``arms`` keeps only the named arms of the file (an unknown name is an error), so options
     defined in the file stay as they are.
@@ -232,4 +251,37 @@ def apply_overrides(
         section = section.model_copy(update={"classifiers": classifiers})
     if seeds is not None:
         section = section.model_copy(update={"seeds": seeds})
+    if external:
+        added = [external_option(value) for value in external]
+        try:
+            dataset = DatasetConfig.model_validate(
+                {**dataset.model_dump(), "external": [*dataset.external, *added]}
+            )
+        except ValidationError as exc:
+            raise ConfigError(f"--external: {exc.errors()[0]['msg']}") from None
     return config.model_copy(update={"dataset": dataset, "experiment": section})
+
+
+def external_option(value: str) -> ExternalDataset:
+    """``--external PATH[,CSV]``: a folder of images labelled by CSV (default: the folder's only
+    ``*.csv`` file), named after the folder.
+
+    Raises:
+        ConfigError: no folder there, or no CSV given and not exactly one in the folder.
+    """
+    path_text, _, csv_text = value.partition(",")
+    path = Path(path_text).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"--external {value}: {path} is not a folder")
+    if csv_text:
+        csv = Path(csv_text).expanduser()
+    else:
+        found = sorted(path.glob("*.csv"))
+        if len(found) != 1:
+            raise ConfigError(f"--external {value}: name the labels file as PATH,CSV ({len(found)} CSV files in {path})")
+        csv = found[0]
+    name = "".join(c if c.isalnum() or c in "_-" else "-" for c in path.resolve().name).strip("-_") or "external"
+    try:
+        return ExternalDataset(name=name[:64], kind="folder", path=path, csv=csv)
+    except ValidationError as exc:
+        raise ConfigError(f"--external {value}: {exc.errors()[0]['msg']}") from None

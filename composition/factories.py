@@ -15,7 +15,9 @@ from medaug.application.errors import ConfigError
 from medaug.application.ports import (
     ClassifierTrainer,
     DatasetSource,
+    DuplicateFinder,
     Evaluator,
+    FoldSplitter,
     GeneratorTrainer,
     ImageGenerator,
     ImageStore,
@@ -24,6 +26,7 @@ from medaug.application.ports import (
     QualityAnalyzer,
     ReportWriter,
     RunRepository,
+    SavedClassifier,
     SyntheticScreen,
 )
 from medaug.composition.settings import Settings
@@ -175,13 +178,13 @@ def build_phantom_source(n: int, *, seed: int, size: int, test_fraction: float =
 # -- generators ------------------------------------------------------------------------------
 
 
-def _classic(settings: Settings, store: ImageStore) -> ImageGenerator:
+def _classic(settings: Settings, store: ImageStore, scope: str | None = None) -> ImageGenerator:
     from medaug.adapters.generators.classic.generator import ClassicGenerator
 
     return ClassicGenerator(settings.generators.classic, device=settings.device)
 
 
-def _openai(settings: Settings, store: ImageStore) -> ImageGenerator:
+def _openai(settings: Settings, store: ImageStore, scope: str | None = None) -> ImageGenerator:
     # The privacy gate (allow_external_upload) and the key are checked when it is first used, so
     # that ``augment run --dry-run`` can estimate costs before either is set.
     from medaug.adapters.generators.openai_edits.generator import (
@@ -190,26 +193,26 @@ def _openai(settings: Settings, store: ImageStore) -> ImageGenerator:
     )
 
     config = settings.generators.openai
-    return OpenAIGenerator(make_openai_client(config), config, generator_dir(settings, "openai", store))
+    return OpenAIGenerator(make_openai_client(config), config, generator_dir(settings, "openai", store, scope))
 
 
-def _diffusion(settings: Settings, store: ImageStore) -> ImageGenerator:
+def _diffusion(settings: Settings, store: ImageStore, scope: str | None = None) -> ImageGenerator:
     from medaug.adapters.generators.diffusion.generator import DiffusionGenerator
 
     config = settings.generators.diffusion
     return DiffusionGenerator(
-        config, generator_dir(settings, "diffusion", store), device=config.device or settings.device
+        config, generator_dir(settings, "diffusion", store, scope), device=config.device or settings.device
     )
 
 
-def _dcgan(settings: Settings, store: ImageStore) -> ImageGenerator:
+def _dcgan(settings: Settings, store: ImageStore, scope: str | None = None) -> ImageGenerator:
     from medaug.adapters.generators.dcgan.generator import DCGANGenerator
 
     config = settings.generators.dcgan
-    return DCGANGenerator(config, generator_dir(settings, "dcgan", store), device=config.device or settings.device)
+    return DCGANGenerator(config, generator_dir(settings, "dcgan", store, scope), device=config.device or settings.device)
 
 
-GeneratorFactory = Callable[[Settings, ImageStore], ImageGenerator]
+GeneratorFactory = Callable[[Settings, ImageStore, str | None], ImageGenerator]
 
 GENERATORS: dict[str, GeneratorFactory] = {
     "classic": _classic,
@@ -224,8 +227,8 @@ def generator_names() -> list[str]:
     return sorted(GENERATORS)
 
 
-def build_generator(name: str, settings: Settings, store: ImageStore) -> ImageGenerator:
-    """The generator called ``name``, configured from settings.
+def build_generator(name: str, settings: Settings, store: ImageStore, scope: str | None = None) -> ImageGenerator:
+    """The generator called ``name``, configured from settings (``scope``: see ``generator_dir``).
 
     Raises:
         ConfigError: no generator has that name.
@@ -234,41 +237,47 @@ def build_generator(name: str, settings: Settings, store: ImageStore) -> ImageGe
         factory = GENERATORS[name]
     except KeyError:
         raise ConfigError(f"unknown generator {name!r}; choose one of: {', '.join(generator_names())}") from None
-    return factory(settings, store)
+    return factory(settings, store, scope)
 
 
 # -- generator training ----------------------------------------------------------------------
 
 
-def generator_dir(settings: Settings, name: str, store: ImageStore) -> Path:
-    """Where generator ``name`` keeps its checkpoints for ``store`` (one model per store).
+def generator_dir(settings: Settings, name: str, store: ImageStore, scope: str | None = None) -> Path:
+    """Where generator ``name`` keeps its checkpoints for ``store`` (one model per store), and per
+    ``scope`` within it: a k-fold experiment trains one model per fold (``f0r0``...) on that
+    fold's training images only.
 
     Keyed by the store's identity, never its path as typed: the same store reached by a
     relative or an absolute path finds the same model, and a model never serves another store.
     """
-    return settings.work_dir / "generators" / f"{name}-{store.identity}"
+    return settings.work_dir / "generators" / (f"{name}-{store.identity}" + (f"-{scope}" if scope else ""))
 
 
-def _diffusion_trainer(settings: Settings, store: ImageStore, profile: str | None) -> GeneratorTrainer:
+def _diffusion_trainer(
+    settings: Settings, store: ImageStore, profile: str | None, scope: str | None = None
+) -> GeneratorTrainer:
     from medaug.adapters.generators.diffusion.training import DiffusionTrainer
 
     config = settings.generators.diffusion
     return DiffusionTrainer(
         config.resolve(profile),
-        generator_dir(settings, "diffusion", store),
+        generator_dir(settings, "diffusion", store, scope),
         seed=settings.seed if config.seed is None else config.seed,
         device=config.device or settings.device,
         profile=profile or config.profile,
     )
 
 
-def _dcgan_trainer(settings: Settings, store: ImageStore, profile: str | None) -> GeneratorTrainer:
+def _dcgan_trainer(
+    settings: Settings, store: ImageStore, profile: str | None, scope: str | None = None
+) -> GeneratorTrainer:
     from medaug.adapters.generators.dcgan.training import DCGANTrainer
 
     config = settings.generators.dcgan
     return DCGANTrainer(
         config.resolve(profile),
-        generator_dir(settings, "dcgan", store),
+        generator_dir(settings, "dcgan", store, scope),
         seed=settings.seed if config.seed is None else config.seed,
         device=config.device or settings.device,
         profile=profile or config.profile,
@@ -276,7 +285,7 @@ def _dcgan_trainer(settings: Settings, store: ImageStore, profile: str | None) -
     )
 
 
-GeneratorTrainerFactory = Callable[[Settings, ImageStore, str | None], GeneratorTrainer]
+GeneratorTrainerFactory = Callable[[Settings, ImageStore, str | None, str | None], GeneratorTrainer]
 
 GENERATOR_TRAINERS: dict[str, GeneratorTrainerFactory] = {
     "dcgan": _dcgan_trainer,
@@ -285,9 +294,9 @@ GENERATOR_TRAINERS: dict[str, GeneratorTrainerFactory] = {
 
 
 def build_generator_trainer(
-    name: str, settings: Settings, store: ImageStore, profile: str | None = None
+    name: str, settings: Settings, store: ImageStore, profile: str | None = None, scope: str | None = None
 ) -> GeneratorTrainer:
-    """The trainer of generator ``name`` (checkpoints under ``generator_dir``).
+    """The trainer of generator ``name`` (checkpoints under ``generator_dir``, per ``scope``).
 
     Raises:
         ConfigError: no trainable generator has that name.
@@ -297,7 +306,7 @@ def build_generator_trainer(
     except KeyError:
         names = ", ".join(sorted(GENERATOR_TRAINERS)) or "none in this build"
         raise ConfigError(f"generator {name!r} cannot be trained; trainable generators: {names}") from None
-    return factory(settings, store, profile)
+    return factory(settings, store, profile, scope)
 
 
 # -- logging ----------------------------------------------------------------------------------
@@ -398,6 +407,31 @@ def build_trainer(name: str, settings: Settings) -> ClassifierTrainer:
     except KeyError:
         raise ConfigError(f"unknown classifier {name!r}; choose one of: {', '.join(trainer_names())}") from None
     return factory(settings)
+
+
+def build_saved_classifier(path: Path) -> SavedClassifier:
+    """A classifier saved by ``medaug train --checkpoint`` (the CNN), loaded from ``path``.
+
+    Raises:
+        ConfigError: the file is missing or holds no CNN.
+    """
+    from medaug.adapters.trainers.saved import SavedCNN
+
+    return SavedCNN(path)
+
+
+def build_fold_splitter() -> FoldSplitter:
+    """Stratified, group-aware k-fold assignment (scikit-learn)."""
+    from medaug.adapters.evaluation.folds import StratifiedGroupFolds
+
+    return StratifiedGroupFolds()
+
+
+def build_duplicate_finder() -> DuplicateFinder:
+    """Finds copies among real images (identical or near-identical pixels)."""
+    from medaug.adapters.evaluation.duplicates import PixelDuplicateFinder
+
+    return PixelDuplicateFinder()
 
 
 def build_evaluator() -> Evaluator:

@@ -47,7 +47,7 @@ def experiment_job(
     settings = experiment_settings(base_settings, config)
     spec = config.spec()
     _check_names(spec.arms, spec.classifiers)
-    if config.dataset.external:  # checked before any work; their evaluation is not wired in yet
+    if config.dataset.external:  # checked before any work
         check_external_sets(config, settings)
     trainers = {name: factories.build_trainer(name, settings) for name in spec.classifiers}
     dataset = dataset_step(config.dataset, settings)
@@ -60,8 +60,12 @@ def experiment_job(
         dataset=dataset,
         runs=factories.build_run_folder(runs_root),
         trainers=trainers,
-        generators=lambda name, arm: factories.build_generator(name, _arm_settings(settings, name, arm), store),
-        generator_trainers=lambda name, arm: _generator_trainer(name, _arm_settings(settings, name, arm), store),
+        generators=lambda name, arm, scope=None: factories.build_generator(
+            name, _arm_settings(settings, name, arm), store, scope
+        ),
+        generator_trainers=lambda name, arm, scope=None: _generator_trainer(
+            name, _arm_settings(settings, name, arm), store, scope
+        ),
         evaluator=factories.build_evaluator(),
         report_writer=factories.build_report_writer(),
         image_size=lambda ready: factories.working_image_size(settings, ready),
@@ -71,6 +75,9 @@ def experiment_job(
         references=THESIS_REFERENCES if config.dataset.kind == "idrid" else (),
         environment=environment(settings),
         config_text=config.source_text,
+        folds=factories.build_fold_splitter(),
+        duplicates=factories.build_duplicate_finder(),
+        external={entry.name: dataset_step(entry, settings, use_env=False) for entry in config.dataset.external},
     )
 
 
@@ -82,10 +89,12 @@ def _quality_step(settings: Settings) -> QualityStep:
     )
 
 
-def _generator_trainer(name: str, settings: Settings, store: ImageStore) -> GeneratorTrainer | None:
+def _generator_trainer(
+    name: str, settings: Settings, store: ImageStore, scope: str | None = None
+) -> GeneratorTrainer | None:
     if name not in factories.GENERATOR_TRAINERS:
         return None
-    return factories.build_generator_trainer(name, settings, store)
+    return factories.build_generator_trainer(name, settings, store, scope=scope)
 
 
 def rebuild_report(run_dir: Path, settings: Settings) -> list[str]:
@@ -97,12 +106,13 @@ def rebuild_report(run_dir: Path, settings: Settings) -> list[str]:
     )
 
 
-def dataset_step(dataset: DatasetConfig, settings: Settings) -> DatasetStep:
-    """The experiment's store and the data set to ingest into it (``kind = "store"``: none)."""
+def dataset_step(dataset: DataLocation, settings: Settings, *, use_env: bool = True) -> DatasetStep:
+    """A data set's store and the data set to ingest into it (``kind = "store"``: none); the
+    main one or an external test set (``use_env=False``: MEDAUG_DATA names the main one only)."""
     if dataset.kind == "store":
         store = factories.build_store(settings, dataset.store)
         return DatasetStep(store=store, description=f"store {store.location}")
-    source, description, slug = _source(dataset, settings)
+    source, description, slug = _source(dataset, settings, use_env=use_env)
     if dataset.limit is not None:
         slug += f"-limit{dataset.limit}-s{settings.seed}"
     location = dataset.store
@@ -173,10 +183,11 @@ def plan_experiment_job(config: ExperimentConfig, base_settings: Settings, *, ru
         f"external {entry.name}: {_describe(entry, settings, f'dataset.external {entry.name}', use_env=False)}"
         for entry in config.dataset.external
     ]
-    cells = len(spec.arms) * len(spec.classifiers) * len(spec.seeds)
+    cells = len(spec.cells())
+    folds = f" x {spec.folds} folds x {spec.repeats} repeat(s)" if spec.protocol == "kfold" else ""
     lines.append(
         f"{cells} cells: arms {', '.join(a.name for a in spec.arms)} x classifiers {', '.join(spec.classifiers)} "
-        f"x seeds {', '.join(str(s) for s in spec.seeds)}"
+        f"x seeds {', '.join(str(s) for s in spec.seeds)}{folds}"
     )
     lines.append(f"run folder: {run_dir or settings.work_dir / 'runs' / config.name}")
     return lines

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from medaug.domain.grades import Grade
+from medaug.domain.kfold import DuplicateGroup, DuplicatePolicy, FoldAssignment, KFoldComparison, Protocol
 from medaug.domain.plan import PlanPolicy
 from medaug.domain.quality import QualityReport
 
@@ -51,18 +52,23 @@ class Arm(BaseModel):
 
 
 class CellKey(BaseModel):
-    """One training run: an arm, a classifier and a seed."""
+    """One training run: an arm, a classifier and a seed, and in a k-fold experiment the fold
+    and repeat (both None in a holdout experiment)."""
 
     model_config = ConfigDict(frozen=True)
 
     arm: str
     classifier: str
     seed: int
+    fold: int | None = None
+    repeat: int | None = None
 
     @property
     def slug(self) -> str:
-        """File-system name of the cell, e.g. ``classic__cnn__s0``."""
-        return f"{self.arm}__{self.classifier}__s{self.seed}"
+        """File-system name of the cell, e.g. ``classic__cnn__s0`` (holdout, unchanged so old run
+        folders resume) or ``classic__cnn__s0__f2r0`` (fold 2 of repeat 0)."""
+        base = f"{self.arm}__{self.classifier}__s{self.seed}"
+        return base if self.fold is None else f"{base}__f{self.fold}r{self.repeat or 0}"
 
 
 class EpochRecord(BaseModel):
@@ -132,6 +138,10 @@ class CellResult(BaseModel):
     train_images: int
     seconds: float
     checkpoint: str | None = None
+    external: dict[str, Predictions] = Field(default_factory=dict)
+    """Predictions on each external test set, by set name."""
+    external_metrics: dict[str, Metrics] = Field(default_factory=dict)
+    """Metrics on each external test set, by set name."""
 
 
 class Summary(BaseModel):
@@ -225,6 +235,14 @@ class ExperimentSpec(BaseModel):
     val_fraction: float = Field(default=0.0, ge=0.0, lt=0.5)
     baseline: str | None = None
     """The arm every other arm is compared with (paired, per classifier); None compares nothing."""
+    protocol: Protocol = "holdout"
+    """``holdout``: train on the store's training split, test on its test split. ``kfold``:
+    stratified (and group-aware) k-fold over every labelled real image, ``repeats`` times."""
+    folds: int = Field(default=5, ge=2, le=50)
+    repeats: int = Field(default=1, ge=1, le=20)
+    duplicates: DuplicatePolicy = "group"
+    """Real images found to be copies: ``group`` keeps them in one fold, ``drop`` leaves them out
+    (k-fold only; a holdout experiment lists them but keeps the published split)."""
 
     @model_validator(mode="after")
     def _well_formed(self) -> ExperimentSpec:
@@ -242,10 +260,47 @@ class ExperimentSpec(BaseModel):
         return self
 
     def cells(self) -> list[CellKey]:
-        """Every run, arm-major, in a stable order."""
+        """Every run in a stable order: arm-major (holdout), or fold by fold, arm-major within a
+        fold (k-fold)."""
+        if self.protocol == "holdout":
+            return [
+                CellKey(arm=arm.name, classifier=c, seed=s)
+                for arm in self.arms
+                for c in self.classifiers
+                for s in self.seeds
+            ]
+        return [key for repeat in range(self.repeats) for fold in range(self.folds) for key in self.fold_cells(repeat, fold)]
+
+    def fold_cells(self, repeat: int, fold: int) -> list[CellKey]:
+        """The runs of one fold of one repeat, arm-major."""
         return [
-            CellKey(arm=arm.name, classifier=c, seed=s) for arm in self.arms for c in self.classifiers for s in self.seeds
+            CellKey(arm=arm.name, classifier=c, seed=s, fold=fold, repeat=repeat)
+            for arm in self.arms
+            for c in self.classifiers
+            for s in self.seeds
         ]
+
+
+class ExternalResult(BaseModel):
+    """Every cell's results on one external test set (a data set no classifier trained on).
+
+    Attributes:
+        name: the set's name in the experiment file.
+        description: the data set in words.
+        images: how many images it has.
+        summaries: ``summaries[arm][classifier][metric]`` across the cells' runs.
+        recall: ``recall[arm][classifier][grade]``: mean per-grade recall across runs.
+        comparisons: each arm against the baseline, paired on the set's images.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    description: str
+    images: int
+    summaries: dict[str, dict[str, dict[str, Summary]]]
+    recall: dict[str, dict[str, dict[Grade, float]]] = Field(default_factory=dict)
+    comparisons: tuple[Comparison, ...] = ()
 
 
 class ExperimentResult(BaseModel):
@@ -270,9 +325,21 @@ class ExperimentResult(BaseModel):
     """Extra files of the run (contact sheets per arm...), name -> path relative to the run folder."""
     quality: dict[str, QualityReport] = Field(default_factory=dict)
     """Quality of each augmenting arm's synthetic images (``medaug quality``), by arm; may be empty."""
+    folds: tuple[FoldAssignment, ...] = ()
+    """K-fold only: each fold's test images (seeded, recorded so the split can be audited)."""
+    duplicates: tuple[DuplicateGroup, ...] = ()
+    """Real images found to be copies of each other when the data set was planned."""
+    kfold_comparisons: tuple[KFoldComparison, ...] = ()
+    """K-fold only: each arm against the baseline with the corrected resampled t-test."""
+    pooled_intervals: dict[str, dict[str, dict[str, tuple[float, float]]]] = Field(default_factory=dict)
+    """K-fold only: ``[arm][classifier][metric]`` bootstrap 95% interval (over images) of the
+    pooled out-of-fold metric."""
+    external: dict[str, ExternalResult] = Field(default_factory=dict)
+    """Results on each external test set, by name."""
 
     def cells_for(self, arm: str, classifier: str) -> list[CellResult]:
-        """The cells of one arm and classifier, by seed."""
+        """The cells of one arm and classifier, by seed (then repeat and fold)."""
         return sorted(
-            (c for c in self.cells if c.key.arm == arm and c.key.classifier == classifier), key=lambda c: c.key.seed
+            (c for c in self.cells if c.key.arm == arm and c.key.classifier == classifier),
+            key=lambda c: (c.key.seed, c.key.repeat or 0, c.key.fold or 0),
         )

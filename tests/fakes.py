@@ -28,6 +28,7 @@ from medaug.domain.experiment import (
     Predictions,
     Summary,
 )
+from medaug.domain.kfold import CorrectedTTest
 
 
 class InMemoryImageStore:
@@ -124,18 +125,28 @@ class GradeOracleTrainer:
             raise KeyboardInterrupt("simulated kill")
         self.requests.append(request)
         skill = min(len(request.train) / 100, 0.95)
-        predicted, probs = [], []
-        for image in request.test:
-            h = int(hashlib.sha1(f"{image.id}/{request.seed}".encode()).hexdigest(), 16) % 1000 / 1000
-            guess = int(image.grade) if h < skill else (int(image.grade) + 1) % 5
-            predicted.append(guess)
-            probs.append(tuple(0.6 if g == guess else 0.1 for g in range(5)))
+        for extra in request.extra_tests.values():
+            for image in extra.images:
+                extra.store.get(image.id)  # pixels come from the set's own store
         return TrainingOutcome(
-            predictions=Predictions(image_ids=tuple(i.id for i in request.test), labels=tuple(int(i.grade) for i in request.test),
-                                    predicted=tuple(predicted), probabilities=tuple(probs)),
+            predictions=self._predict(request.test, request.seed, skill),
+            extra_predictions={
+                name: self._predict(extra.images, request.seed, skill) for name, extra in request.extra_tests.items()
+            },
             history=(EpochRecord(epoch=1, train_loss=1.0, train_accuracy=0.5),),
             seconds=0.01, images_per_second=1.0,
         )
+
+    @staticmethod
+    def _predict(images, seed: int, skill: float) -> Predictions:  # type: ignore[no-untyped-def]
+        predicted, probs = [], []
+        for image in images:
+            h = int(hashlib.sha1(f"{image.id}/{seed}".encode()).hexdigest(), 16) % 1000 / 1000
+            guess = int(image.grade) if h < skill else (int(image.grade) + 1) % 5
+            predicted.append(guess)
+            probs.append(tuple(0.6 if g == guess else 0.1 for g in range(5)))
+        return Predictions(image_ids=tuple(i.id for i in images), labels=tuple(int(i.grade) for i in images),
+                           predicted=tuple(predicted), probabilities=tuple(probs))
 
 
 class SimpleEvaluator:
@@ -163,6 +174,20 @@ class SimpleEvaluator:
         mean = sum(diffs) / len(diffs)
         return Comparison(arm=arm, baseline=baseline, classifier=classifier, per_seed_differences=diffs,
                           mean_difference=mean, mcnemar_p=1.0, bootstrap_ci=(mean, mean), significant=False)
+
+    def corrected_t_test(self, differences, *, n_train, n_test) -> CorrectedTTest:  # type: ignore[no-untyped-def]
+        mean = sum(differences) / len(differences)
+        return CorrectedTTest(n=len(differences), mean=mean, std=0.0, t=0.0, df=max(len(differences) - 1, 1),
+                              p_value=1.0, ci=(mean, mean), n_train=n_train, n_test=n_test)
+
+    def metric_interval(self, metric, runs) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+        value = sum(sum(p.correct) / len(p.correct) for p in runs) / len(runs)
+        return (value, value)
+
+    def difference_interval(self, metric, arm_runs, baseline_runs) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+        low, _ = self.metric_interval(metric, arm_runs)
+        base, _ = self.metric_interval(metric, baseline_runs)
+        return (low - base, low - base)
 
 
 class MemoryRuns:

@@ -18,10 +18,12 @@ from sklearn.metrics import (
     recall_score,
 )
 
+from medaug.adapters.evaluation.resampling import corrected_resampled_t_test, resampled_metric
 from medaug.application.errors import InputError
 from medaug.domain import Grade
 from medaug.domain.experiment import Comparison, Metrics, Predictions, Summary
 from medaug.domain.grades import ALL_GRADES
+from medaug.domain.kfold import CorrectedTTest
 from medaug.domain.metrics import is_significant, quadratic_weighted_kappa
 
 GRADES = [int(g) for g in ALL_GRADES]
@@ -111,6 +113,52 @@ class SklearnEvaluator:
             significant=is_significant(p_value, (low, high)),
         )
 
+    def corrected_t_test(self, differences: Sequence[float], *, n_train: float, n_test: float) -> CorrectedTTest:
+        """Nadeau-Bengio corrected resampled t-test (see ``resampling.corrected_resampled_t_test``)."""
+        return corrected_resampled_t_test(differences, n_train=n_train, n_test=n_test, confidence=self.confidence)
+
+    def metric_interval(self, metric: str, runs: Sequence[Predictions]) -> tuple[float, float]:
+        """Bootstrap interval (over images) of ``metric`` averaged over the aligned ``runs``.
+
+        Raises:
+            InputError: no runs, or runs that did not predict the same images.
+        """
+        labels, predicted = _aligned(runs, "runs")
+
+        def averaged(idx: np.ndarray) -> np.ndarray:
+            return np.mean([resampled_metric(metric, labels, p, idx) for p in predicted], axis=0)
+
+        return self._percentiles(averaged, labels.size)
+
+    def difference_interval(
+        self, metric: str, arm_runs: Sequence[Predictions], baseline_runs: Sequence[Predictions]
+    ) -> tuple[float, float]:
+        """Paired bootstrap interval (images resampled jointly) of the arm's averaged ``metric``
+        minus the baseline's.
+
+        Raises:
+            InputError: no runs, or runs that did not predict the same images.
+        """
+        labels, both = _aligned([*arm_runs, *baseline_runs], "runs")
+        ours, theirs = both[: len(arm_runs)], both[len(arm_runs) :]
+
+        def difference(idx: np.ndarray) -> np.ndarray:
+            arm = np.mean([resampled_metric(metric, labels, p, idx) for p in ours], axis=0)
+            base = np.mean([resampled_metric(metric, labels, p, idx) for p in theirs], axis=0)
+            return arm - base
+
+        return self._percentiles(difference, labels.size)
+
+    def _percentiles(self, statistic, n: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+        rng = np.random.default_rng(self.seed)
+        values = np.empty(self.resamples, dtype=np.float64)
+        for start in range(0, self.resamples, _CHUNK):
+            count = min(_CHUNK, self.resamples - start)
+            values[start : start + count] = statistic(rng.integers(0, n, size=(count, n)))
+        tail = (1.0 - self.confidence) / 2 * 100
+        low, high = np.percentile(values, [tail, 100 - tail])
+        return float(low), float(high)
+
     def bootstrap_interval(self, differences: np.ndarray) -> tuple[float, float]:
         """Percentile interval of the mean of per-image ``differences`` over seeded resamples of the images."""
         n = differences.size
@@ -145,6 +193,17 @@ def _arrays(predictions: Predictions) -> tuple[np.ndarray, np.ndarray, np.ndarra
     if probabilities.shape != (len(y), len(GRADES)):
         raise InputError(f"probabilities have shape {probabilities.shape}, expected ({len(y)}, {len(GRADES)})")
     return y, predicted, probabilities / probabilities.sum(axis=1, keepdims=True)
+
+
+def _aligned(runs: Sequence[Predictions], what: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Labels and each run's predicted grades, checked to cover the same images in one order."""
+    if not runs or not runs[0].image_ids:
+        raise InputError(f"no {what} to resample")
+    reference = runs[0]
+    for index, run in enumerate(runs):
+        if run.image_ids != reference.image_ids or run.labels != reference.labels:
+            raise InputError(f"run {index} did not predict the same images as run 0")
+    return np.asarray(reference.labels, dtype=np.int64), [np.asarray(r.predicted, dtype=np.int64) for r in runs]
 
 
 def _paired_outcomes(

@@ -19,8 +19,10 @@ from medaug.adapters.plotting import DPI
 from medaug.adapters.report_document import Block, Document, FigureBlock, Section, SectionBuilder, Text
 from medaug.adapters.reporting import plots, sections
 from medaug.adapters.reporting.answer import answer_sentence
+from medaug.adapters.reporting.external_section import external_sections
 from medaug.adapters.reporting.formatting import count_test_images, slug
 from medaug.adapters.reporting.html_page import render_html
+from medaug.adapters.reporting.kfold_section import kfold_sections
 from medaug.adapters.reporting.markdown_page import render_markdown
 from medaug.application.errors import MedaugError
 from medaug.application.ports import ImageStore
@@ -85,6 +87,7 @@ class HtmlMarkdownReportWriter:
             sections.comparison_section(result),
             sections.per_seed_section(result),
         ]
+        out += [*kfold_sections(result), *external_sections(result)]
         if result.references:
             out.append(sections.reference_section(result))
         out += [

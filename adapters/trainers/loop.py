@@ -41,7 +41,7 @@ from medaug.adapters.trainers.network import (
     channel_stats,
     class_weights,
 )
-from medaug.application.ports import ImageStore, ProgressSink, TrainingOutcome, TrainingRequest
+from medaug.application.ports import ExternalTestSet, ImageStore, ProgressSink, TrainingOutcome, TrainingRequest
 from medaug.domain import FundusImage
 from medaug.domain.experiment import EpochRecord, Predictions
 from medaug.domain.metrics import quadratic_weighted_kappa
@@ -137,6 +137,10 @@ class TrainingLoop:
                 head, stem, splits, augment, generator, request.seed, progress, network.channels_last
             )
             logits = self._logits(head, stem, splits["test"], network.channels_last)
+            extra = {
+                name: _predictions(external.images, self._predict_external(head, stem, network, mean, std, external))
+                for name, external in request.extra_tests.items()
+            }
             checkpoint = self._save(request, head, network, mean, std, best_epoch)
         predictions = _predictions(request.test, logits)
         seconds = time.perf_counter() - started
@@ -144,12 +148,29 @@ class TrainingLoop:
                   best_epoch=best_epoch, seconds=round(seconds, 1))
         return TrainingOutcome(
             predictions=predictions,
+            extra_predictions=extra,
             history=tuple(history),
             best_epoch=best_epoch,
             checkpoint=checkpoint,
             seconds=seconds,
             images_per_second=seen / train_seconds if train_seconds > 0 else 0.0,
         )
+
+    def _predict_external(
+        self,
+        head: nn.Module,
+        stem: Stem,
+        network: Network,
+        mean: Sequence[float],
+        std: Sequence[float],
+        external: ExternalTestSet,
+    ) -> torch.Tensor:
+        """Logits of an external set's images, read from its own store, through the trained model
+        (normalised with the training images' statistics)."""
+        raw = self.images.load(external.store, external.images, self.input_size)
+        key = _cache_key(network.identity, mean, std, self.input_size, external.store.identity)
+        split = self._split(external.images, raw, stem, key, per_batch=False)
+        return self._logits(head, stem, split, network.channels_last)
 
     def _statistics(self, train: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
         if self.normalisation == "imagenet":
@@ -345,6 +366,10 @@ def _predictions(records: Sequence[FundusImage], logits: torch.Tensor) -> Predic
         predicted=tuple(int(p) for p in probabilities.argmax(dim=1)),
         probabilities=tuple(tuple(float(v) for v in row) for row in probabilities.tolist()),
     )
+
+
+predictions_from_logits = _predictions
+"""Predictions (softmax probabilities, argmax grades) of ``records`` from their logits."""
 
 
 def _cache_key(

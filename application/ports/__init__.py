@@ -6,8 +6,16 @@ bytes (8-bit RGB), so services never touch pixel libraries. One module per featu
 package re-exports them all.
 """
 
-from medaug.application.ports.classification import ClassifierTrainer, Evaluator, TrainingOutcome, TrainingRequest
+from medaug.application.ports.classification import (
+    ClassifierTrainer,
+    Evaluator,
+    ExternalTestSet,
+    SavedClassifier,
+    TrainingOutcome,
+    TrainingRequest,
+)
 from medaug.application.ports.datasets import DatasetSource, Preprocessor, ScanResult, SourceItem
+from medaug.application.ports.folds import DuplicateFinder, FoldSplitter
 from medaug.application.ports.generation import (
     CostEstimate,
     CostEstimating,
@@ -28,7 +36,10 @@ __all__ = [
     "CostEstimate",
     "CostEstimating",
     "DatasetSource",
+    "DuplicateFinder",
     "Evaluator",
+    "ExternalTestSet",
+    "FoldSplitter",
     "GenerationRequest",
     "GenerationResult",
     "GeneratorTrainer",
@@ -46,6 +57,7 @@ __all__ = [
     "QualityRequest",
     "ReportWriter",
     "RunRepository",
+    "SavedClassifier",
     "ScanResult",
     "ScreenVerdict",
     "SourceItem",

@@ -17,7 +17,10 @@ import structlog
 from medaug.application.errors import ConfigError
 from medaug.application.ports import (
     ClassifierTrainer,
+    DuplicateFinder,
     Evaluator,
+    ExternalTestSet,
+    FoldSplitter,
     ImageGenerator,
     ImageStore,
     NullProgress,
@@ -28,7 +31,7 @@ from medaug.application.ports import (
 from medaug.application.services.augment import augment, plan_augmentation, training_set
 from medaug.application.services.splits import carve_validation
 from medaug.application.services.train_classifier import train_cell
-from medaug.domain import Origin, Split
+from medaug.domain import FundusImage, Origin, Split
 from medaug.domain.experiment import (
     METRIC_RANGES,
     Arm,
@@ -37,9 +40,11 @@ from medaug.domain.experiment import (
     Comparison,
     ExperimentResult,
     ExperimentSpec,
+    ExternalResult,
     ReferenceResult,
     Summary,
 )
+from medaug.domain.kfold import DuplicateGroup
 
 _log = structlog.get_logger(__name__)
 
@@ -47,6 +52,31 @@ SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "quadratic_kappa
 
 GeneratorProvider = Callable[[str, Arm], ImageGenerator]
 """Builds a ready generator for an arm (training it first if it needs training)."""
+
+
+@dataclass(frozen=True)
+class GeneratorScope:
+    """The part of the data set a generator may learn from: one fold's training images.
+
+    Attributes:
+        name: the fold's short name (``f0r0``), part of the generator's checkpoint identity.
+        images: the real images it trains on (never the fold's test images).
+    """
+
+    name: str
+    images: tuple[FundusImage, ...]
+
+
+ScopedGeneratorProvider = Callable[[str, Arm, GeneratorScope], ImageGenerator]
+"""Builds a ready generator for an arm within one fold (trained on that fold's images only)."""
+
+
+@dataclass(frozen=True)
+class ExternalSet:
+    """An external test set: a data set no classifier trains on, in its own store."""
+
+    store: ImageStore
+    description: str
 
 
 @dataclass(frozen=True)
@@ -65,6 +95,11 @@ class ExperimentContext:
         references: published figures shown beside the results.
         environment: versions and machine, for reproducibility.
         config_text: the exact configuration, for reproducibility.
+        scoped_generators: builds each arm's generators within a fold (k-fold); None uses
+            ``generators`` (only right for generators that do not learn from the images).
+        folds: assigns images to folds (needed by a k-fold experiment).
+        duplicates: finds copies among the real images (None: none are looked for).
+        external: external test sets by name; every cell predicts each of them.
     """
 
     store: ImageStore
@@ -78,6 +113,19 @@ class ExperimentContext:
     references: tuple[ReferenceResult, ...] = ()
     environment: Mapping[str, str] = field(default_factory=dict)
     config_text: str = ""
+    scoped_generators: ScopedGeneratorProvider | None = None
+    folds: FoldSplitter | None = None
+    duplicates: DuplicateFinder | None = None
+    external: Mapping[str, ExternalSet] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CellData:
+    """The images one cell trains on, selects on and is tested on."""
+
+    train: tuple[FundusImage, ...]
+    val: tuple[FundusImage, ...]
+    test: tuple[FundusImage, ...]
 
 
 def validate_experiment(spec: ExperimentSpec, ctx: ExperimentContext) -> None:
@@ -89,10 +137,19 @@ def validate_experiment(spec: ExperimentSpec, ctx: ExperimentContext) -> None:
     unknown = [c for c in spec.classifiers if c not in ctx.trainers]
     if unknown:
         raise ConfigError(f"unknown classifier(s) {', '.join(unknown)}; available: {', '.join(sorted(ctx.trainers))}")
+    if spec.protocol == "kfold":
+        if ctx.folds is None:
+            raise ConfigError("a k-fold experiment needs a fold splitter")
+        if len(ctx.store.list(origin=Origin.REAL)) < spec.folds:
+            raise ConfigError(f"{ctx.store.location}: fewer real images than {spec.folds} folds")
+        return
     if not ctx.store.list(split=Split.TRAIN, origin=Origin.REAL):
         raise ConfigError(f"{ctx.store.location}: no real training images; ingest a data set first")
     if not ctx.store.list(split=Split.TEST):
         raise ConfigError(f"{ctx.store.location}: no test images to evaluate on")
+    for name, external in ctx.external.items():
+        if not external.store.list(origin=Origin.REAL):
+            raise ConfigError(f"external set {name}: {external.store.location} holds no images")
 
 
 def run_experiment(
@@ -108,6 +165,59 @@ def run_experiment(
     started, clock = datetime.now(UTC), time.monotonic()
     validate_experiment(spec, ctx)
     ctx.runs.claim(ctx.fingerprint, {arm.name: arm.model_dump_json() for arm in spec.arms})
+    duplicates = find_duplicates(ctx)
+    if spec.protocol == "kfold":
+        from medaug.application.services.kfold import kfold_statistics, run_folds
+
+        assignments, cells = run_folds(spec, ctx, duplicates, progress)
+        stats = kfold_statistics(spec, cells, assignments, ctx.evaluator)
+        update = {
+            "summaries": stats.summaries,
+            "comparisons": stats.comparisons,
+            "kfold_comparisons": stats.kfold_comparisons,
+            "pooled_intervals": stats.intervals,
+            "folds": tuple(assignments),
+            "test_images": stats.images,
+        }
+    else:
+        cells = _run_holdout(spec, ctx, progress)
+        update = {
+            "summaries": _summaries(spec, cells, ctx.evaluator),
+            "comparisons": tuple(_comparisons(spec, cells, ctx.evaluator)),
+            "test_images": len(ctx.store.list(split=Split.TEST)),
+        }
+    result = ExperimentResult(
+        spec=spec,
+        dataset=ctx.dataset,
+        cells=tuple(cells),
+        references=ctx.references if spec.protocol == "holdout" else (),
+        environment=dict(ctx.environment),
+        config_text=ctx.config_text,
+        started=started.isoformat(timespec="seconds"),
+        finished=datetime.now(UTC).isoformat(timespec="seconds"),
+        seconds=time.monotonic() - clock,
+        duplicates=tuple(duplicates),
+        external=external_results(spec, cells, ctx),
+        **update,
+    )
+    ctx.runs.save_result(result)
+    return result
+
+
+def find_duplicates(ctx: ExperimentContext) -> list[DuplicateGroup]:
+    """Copies among the store's real images (none when no finder is configured)."""
+    if ctx.duplicates is None:
+        return []
+    groups = ctx.duplicates.find(ctx.store, ctx.store.list(origin=Origin.REAL))
+    for group in groups:
+        _log.warning(
+            "duplicate_images", images=list(group.image_ids), grades=[int(g) for g in group.grades],
+            kind=group.kind, conflicting=group.conflicting,
+        )
+    return groups
+
+
+def _run_holdout(spec: ExperimentSpec, ctx: ExperimentContext, progress: ProgressSink) -> list[CellResult]:
     carve_validation(ctx.store, spec.val_fraction, spec.plan_seed)
     plans = {
         arm.name: plan_augmentation(
@@ -120,44 +230,90 @@ def run_experiment(
         if arm.augments:
             generators = {name: ctx.generators(name, arm) for name in arm.generators}
             augment(ctx.store, plans[arm.name], generators, size=ctx.image_size, progress=progress)
-    cells = [_run_cell(spec, key, ctx, progress) for key in spec.cells()]
-    result = ExperimentResult(
-        spec=spec,
-        dataset=ctx.dataset,
-        cells=tuple(cells),
-        summaries=_summaries(spec, cells, ctx.evaluator),
-        comparisons=tuple(_comparisons(spec, cells, ctx.evaluator)),
-        references=ctx.references,
-        test_images=len(ctx.store.list(split=Split.TEST)),
-        environment=dict(ctx.environment),
-        config_text=ctx.config_text,
-        started=started.isoformat(timespec="seconds"),
-        finished=datetime.now(UTC).isoformat(timespec="seconds"),
-        seconds=time.monotonic() - clock,
-    )
-    ctx.runs.save_result(result)
-    return result
+    val, test = tuple(ctx.store.list(split=Split.VAL)), tuple(ctx.store.list(split=Split.TEST))
+    cells = []
+    for key in spec.cells():
+        arm = next(a for a in spec.arms if a.name == key.arm)
+        train = tuple(training_set(ctx.store, arm.name if arm.augments else None))
+        cells.append(run_cell(key, ctx, CellData(train=train, val=val, test=test), progress))
+    return cells
 
 
-def _run_cell(spec: ExperimentSpec, key: CellKey, ctx: ExperimentContext, progress: ProgressSink) -> CellResult:
+def run_cell(key: CellKey, ctx: ExperimentContext, data: CellData, progress: ProgressSink) -> CellResult:
+    """Train one cell on ``data`` and predict its test images and every external set, or read
+    it back when the run folder already holds it."""
     done = ctx.runs.load_cell(key)
     if done is not None:
         _log.info("cell_resumed", cell=key.slug)
         return done
-    arm = next(a for a in spec.arms if a.name == key.arm)
-    train = training_set(ctx.store, arm.name if arm.augments else None)
     request = TrainingRequest(
-        train=tuple(train),
-        val=tuple(ctx.store.list(split=Split.VAL)),
-        test=tuple(ctx.store.list(split=Split.TEST)),
+        train=data.train,
+        val=data.val,
+        test=data.test,
         seed=key.seed,
         checkpoint_path=ctx.runs.checkpoint_path(key.slug),
+        extra_tests={
+            name: ExternalTestSet(images=tuple(external_images(ext)), store=ext.store)
+            for name, ext in ctx.external.items()
+        },
     )
     cell = train_cell(key, request, ctx.store, ctx.trainers[key.classifier], ctx.evaluator, progress=progress)
     ctx.runs.save_cell(cell)
     metrics = cell.metrics
     _log.info("cell_done", cell=key.slug, accuracy=round(metrics.accuracy, 4), kappa=round(metrics.quadratic_kappa, 4))
     return cell
+
+
+def external_images(external: ExternalSet) -> list[FundusImage]:
+    """Every real image of an external set, in id order (whatever split its data set gave it)."""
+    return sorted(external.store.list(origin=Origin.REAL), key=lambda image: image.id)
+
+
+def external_results(
+    spec: ExperimentSpec, cells: Sequence[CellResult], ctx: ExperimentContext
+) -> dict[str, ExternalResult]:
+    """Per external set: summaries of every arm x classifier over its runs, mean per-grade recall,
+    and each arm against the baseline, paired run by run on the set's images."""
+    out = {}
+    for name, external in ctx.external.items():
+        scored = [c for c in cells if name in c.external]
+        summaries: dict[str, dict[str, dict[str, Summary]]] = {}
+        recall: dict[str, dict[str, dict]] = {}
+        for arm in spec.arms:
+            for classifier in spec.classifiers:
+                group = [c for c in scored if c.key.arm == arm.name and c.key.classifier == classifier]
+                metrics = [c.external_metrics[name] for c in group]
+                summaries.setdefault(arm.name, {})[classifier] = {
+                    metric: ctx.evaluator.summarise([_finite(getattr(m, metric)) for m in metrics]).within(
+                        *METRIC_RANGES[metric]
+                    )
+                    for metric in SUMMARY_METRICS
+                }
+                if metrics:
+                    recall.setdefault(arm.name, {})[classifier] = {
+                        grade: sum(m.recall[grade] for m in metrics) / len(metrics) for grade in metrics[0].recall
+                    }
+        comparisons = []
+        if spec.baseline is not None:
+            for arm in spec.arms:
+                if arm.name == spec.baseline:
+                    continue
+                for classifier in spec.classifiers:
+                    pairs = _paired(scored, arm.name, spec.baseline, classifier)
+                    if pairs:
+                        comparisons.append(ctx.evaluator.compare(
+                            arm.name, spec.baseline, classifier,
+                            [a.external[name] for a, _ in pairs], [b.external[name] for _, b in pairs],
+                        ))
+        out[name] = ExternalResult(
+            name=name,
+            description=external.description,
+            images=len(external_images(external)),
+            summaries=summaries,
+            recall=recall,
+            comparisons=tuple(comparisons),
+        )
+    return out
 
 
 def _summaries(
@@ -202,9 +358,14 @@ def _comparisons(spec: ExperimentSpec, cells: Sequence[CellResult], evaluator: E
 def _paired(
     cells: Sequence[CellResult], arm: str, baseline: str, classifier: str
 ) -> list[tuple[CellResult, CellResult]]:
-    by_seed = {c.key.seed: c for c in cells if c.key.arm == baseline and c.key.classifier == classifier}
+    """Cells of ``arm`` paired with the baseline's of the same seed (and fold and repeat)."""
+
+    def run(c: CellResult) -> tuple[int, int, int]:
+        return (c.key.seed, c.key.repeat or 0, c.key.fold or 0)
+
+    by_run = {run(c): c for c in cells if c.key.arm == baseline and c.key.classifier == classifier}
     return [
-        (c, by_seed[c.key.seed])
-        for c in sorted(cells, key=lambda c: c.key.seed)
-        if c.key.arm == arm and c.key.classifier == classifier and c.key.seed in by_seed
+        (c, by_run[run(c)])
+        for c in sorted(cells, key=run)
+        if c.key.arm == arm and c.key.classifier == classifier and run(c) in by_run
     ]

@@ -17,7 +17,9 @@ from medaug.application.errors import MedaugError
 from medaug.application.ports import (
     ClassifierTrainer,
     DatasetSource,
+    DuplicateFinder,
     Evaluator,
+    FoldSplitter,
     GeneratorTrainer,
     ImageGenerator,
     ImageStore,
@@ -27,7 +29,7 @@ from medaug.application.ports import (
     ReportWriter,
     RunRepository,
 )
-from medaug.application.services.experiment import ExperimentContext, run_experiment
+from medaug.application.services.experiment import ExperimentContext, ExternalSet, GeneratorScope, run_experiment
 from medaug.application.services.ingest import ingest
 from medaug.application.services.quality import assess_all
 from medaug.application.services.train_generator import train_generator
@@ -72,11 +74,13 @@ class QualityStep:
     is_current: Callable[[QualityReport], bool]
 
 
-GeneratorFactory = Callable[[str, Arm], ImageGenerator]
-"""Builds generator ``name`` with ``arm``'s options."""
+GeneratorFactory = Callable[..., ImageGenerator]
+"""Builds generator ``name`` with ``arm``'s options: ``(name, arm)``, or ``(name, arm, scope)``
+for the model of one fold of a k-fold experiment (``scope`` names the fold, e.g. ``f0r0``)."""
 
-GeneratorTrainerFactory = Callable[[str, Arm], GeneratorTrainer | None]
-"""Builds the trainer of generator ``name`` with ``arm``'s options, or None if it needs no training."""
+GeneratorTrainerFactory = Callable[..., GeneratorTrainer | None]
+"""Builds the trainer of generator ``name`` with ``arm``'s options, or None if it needs no
+training: ``(name, arm)``, or ``(name, arm, scope)`` within one fold (its own checkpoints)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,9 @@ class ExperimentJob:
         references: published figures shown beside the results.
         environment: versions and machine, for reproducibility.
         config_text: the experiment file as written.
+        folds: assigns images to folds (k-fold experiments).
+        duplicates: finds copies among the real images, or None.
+        external: external test sets by name, each ingested into its own store first.
     """
 
     spec: ExperimentSpec
@@ -115,6 +122,9 @@ class ExperimentJob:
     references: tuple[ReferenceResult, ...] = ()
     environment: Mapping[str, str] = field(default_factory=dict)
     config_text: str = ""
+    folds: FoldSplitter | None = None
+    duplicates: DuplicateFinder | None = None
+    external: Mapping[str, DatasetStep] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -134,17 +144,8 @@ def run_experiment_job(job: ExperimentJob, *, progress: ProgressSink) -> Experim
         DomainError: the plan policy cannot be met.
     """
     store = job.dataset.store
-    if job.dataset.source is not None:
-        if job.dataset.preprocessor is None:
-            raise ValueError("a data set source needs a preprocessor")
-        ingest(
-            job.dataset.source,
-            job.dataset.preprocessor,
-            store,
-            progress=progress,
-            limit=job.dataset.limit,
-            seed=job.dataset.seed,
-        )
+    for step in (job.dataset, *job.external.values()):
+        ingest_step(step, progress)
     context = ExperimentContext(
         store=store,
         dataset=job.dataset.description,
@@ -157,12 +158,25 @@ def run_experiment_job(job: ExperimentJob, *, progress: ProgressSink) -> Experim
         references=job.references,
         environment={**job.environment, "store": store.location},
         config_text=job.config_text,
+        scoped_generators=lambda name, arm, scope: _ready_generator(job, store, name, arm, progress, scope),
+        folds=job.folds,
+        duplicates=job.duplicates,
+        external={name: ExternalSet(store=step.store, description=step.description) for name, step in job.external.items()},
     )
     earlier = saved_quality(job.runs)
     result = run_experiment(job.spec, context, progress=progress)
     result = with_quality(result, job, progress, earlier=earlier)
     written = job.report_writer.write(result, job.runs.location, store)
     return ExperimentOutcome(result=result, written=(f"{job.runs.location}/results.json", *written))
+
+
+def ingest_step(step: DatasetStep, progress: ProgressSink) -> None:
+    """Ingest a data-set step's source into its store (nothing when it names no source)."""
+    if step.source is None:
+        return
+    if step.preprocessor is None:
+        raise ValueError("a data set source needs a preprocessor")
+    ingest(step.source, step.preprocessor, step.store, progress=progress, limit=step.limit, seed=step.seed)
 
 
 def rebuild_report(runs: RunRepository, store_for: Callable[[str | None], ImageStore], writer: ReportWriter) -> list[str]:
@@ -187,7 +201,8 @@ def with_quality(
     A failed assessment is logged and leaves the result without it: the classifiers' results stand.
     """
     arms = [arm.name for arm in result.spec.arms if arm.augments]
-    if job.quality is None or not arms:
+    # K-fold arms have one synthetic set per fold, which this step does not assess yet.
+    if job.quality is None or not arms or result.spec.protocol != "holdout":
         return result
     reports = {
         arm: report for arm, report in (earlier or {}).items() if arm in arms and job.quality.is_current(report)
@@ -214,9 +229,21 @@ def saved_quality(runs: RunRepository) -> dict[str, QualityReport]:
 
 
 def _ready_generator(
-    job: ExperimentJob, store: ImageStore, name: str, arm: Arm, progress: ProgressSink
+    job: ExperimentJob,
+    store: ImageStore,
+    name: str,
+    arm: Arm,
+    progress: ProgressSink,
+    scope: GeneratorScope | None = None,
 ) -> ImageGenerator:
-    trainer = job.generator_trainers(name, arm)
+    """The generator, trained first if it learns: on the store's training split, or within a
+    fold (``scope``) on that fold's training images only, with checkpoints of its own."""
+    if scope is None:
+        trainer = job.generator_trainers(name, arm)
+        if trainer is not None:
+            train_generator(store, trainer, resume=True, progress=progress)
+        return job.generators(name, arm)
+    trainer = job.generator_trainers(name, arm, scope.name)
     if trainer is not None:
-        train_generator(store, trainer, resume=True, progress=progress)
-    return job.generators(name, arm)
+        train_generator(store, trainer, resume=True, progress=progress, only=scope.images)
+    return job.generators(name, arm, scope.name)

@@ -42,6 +42,23 @@ def carve_validation(store: ImageStore, fraction: float, seed: int) -> int:
     return moved
 
 
+def split_validation(
+    images: Sequence[FundusImage], fraction: float, seed: int
+) -> tuple[list[FundusImage], list[FundusImage]]:
+    """``images`` parted into (training, validation) as ``carve_validation`` would, in memory:
+    a stratified ``fraction`` of the groups, each grade keeping at least one training image.
+    Nothing in any store changes (a k-fold experiment carves each fold's own validation part)."""
+    if fraction <= 0:
+        return list(images), []
+    rng = random.Random(seed)
+    chosen: set[str] = set()
+    for units in _units_by_grade(list(images)):
+        count = min(round(len(units) * fraction), max(len(units) - 1, 0))
+        for unit in rng.sample(units, count):
+            chosen.update(image.id for image in unit)
+    return [i for i in images if i.id not in chosen], [i for i in images if i.id in chosen]
+
+
 def _units_by_grade(images: list[FundusImage]) -> list[list[list[FundusImage]]]:
     """Per grade (0-4), the groups whose most severe grade it is; an ungrouped image is its own group.
 

@@ -65,4 +65,6 @@ def train_cell(
         train_images=len(request.train),
         seconds=outcome.seconds,
         checkpoint=outcome.checkpoint,
+        external=dict(outcome.extra_predictions),
+        external_metrics={name: evaluator.metrics(p) for name, p in outcome.extra_predictions.items()},
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import structlog
 
 from medaug.application.errors import ConfigError
@@ -13,7 +15,7 @@ from medaug.application.ports import (
     NullProgress,
     ProgressSink,
 )
-from medaug.domain import Origin, Split
+from medaug.domain import FundusImage, Origin, Split
 
 _log = structlog.get_logger(__name__)
 
@@ -30,13 +32,18 @@ def train_generator(
     *,
     resume: bool = True,
     progress: ProgressSink | None = None,
+    only: Sequence[FundusImage] | None = None,
 ) -> GeneratorTrainingResult:
-    """Train ``trainer`` on the real training images of ``store``.
+    """Train ``trainer`` on the real training images of ``store`` (or on ``only`` these real
+    images of it: a k-fold experiment trains on the fold's training part).
 
     Raises:
         ConfigError: the store has no real training images.
     """
-    images = load_training_images(store)
+    if only is None:
+        images = load_training_images(store)
+    else:
+        images = [LabelledImage(image_id=r.id, grade=r.grade, data=store.get(r.id)) for r in only if not r.is_synthetic]
     if not images:
         raise ConfigError(f"{store.location}: no real training images to train {trainer.name} on; ingest a data set first")
     result = trainer.train(images, progress=progress or NullProgress(), resume=resume)

@@ -20,7 +20,7 @@ from safetensors import safe_open
 
 from medaug.adapters.stores.local import LocalImageStore
 from medaug.application.errors import ConfigError
-from medaug.application.ports import TrainingOutcome, TrainingRequest
+from medaug.application.ports import ExternalTestSet, TrainingOutcome, TrainingRequest
 from medaug.domain import FundusImage, Split
 from tests.conftest import real_record
 
@@ -112,6 +112,29 @@ class ClassifierTrainerContract:
         assert len(progress.tasks) == 1 and progress.tasks[0]["total"] == epochs
         assert progress.tasks[0]["steps"] == epochs
         assert {"loss", "acc"} <= set(progress.tasks[0]["fields"][-1])
+
+    def test_predicts_external_sets_from_their_own_stores(self, trainer, data, tmp_path) -> None:  # type: ignore[no-untyped-def]
+        store, records = data
+        # Another store whose ids repeat the training store's with other pixels: pixels must be
+        # read from the external set's own store.
+        other_records = graded_store(tmp_path / "other", {"train": 1, "test": 1}, size=24, seed=7)
+        other = LocalImageStore(tmp_path / "other")
+        external = tuple(reversed(other_records["train"] + other_records["test"]))
+        same = tuple(records["test"])
+        request = self._request(records, extra_tests={
+            "other": ExternalTestSet(images=external, store=other),
+            "same": ExternalTestSet(images=same, store=store),
+        })
+        outcome = trainer.train_and_predict(request, store, progress=RecordingProgress())
+        assert set(outcome.extra_predictions) == {"other", "same"}
+        predicted = outcome.extra_predictions["other"]
+        assert predicted.image_ids == tuple(r.id for r in external)
+        assert predicted.labels == tuple(int(r.grade) for r in external)
+        assert all(math.isclose(sum(p), 1.0, abs_tol=1e-6) for p in predicted.probabilities)
+        # The test images predicted as an external set get the test predictions.
+        by_id = dict(zip(outcome.predictions.image_ids, outcome.predictions.probabilities, strict=True))
+        for image_id, probabilities in zip(same, outcome.extra_predictions["same"].probabilities, strict=True):
+            assert probabilities == pytest.approx(by_id[image_id.id], abs=1e-6)
 
     def test_same_seed_same_predictions_other_seed_other(self, trainer, data) -> None:  # type: ignore[no-untyped-def]
         store, records = data
