@@ -43,7 +43,7 @@ def train_generator(
     if only is None:
         images = load_training_images(store)
     else:
-        images = [LabelledImage(image_id=r.id, grade=r.grade, data=store.get(r.id)) for r in only if not r.is_synthetic]
+        images = [LabelledImage(image_id=r.id, grade=r.grade, data=store.get(r.id)) for r in only if r.origin is Origin.REAL]
     if not images:
         raise ConfigError(f"{store.location}: no real training images to train {trainer.name} on; ingest a data set first")
     result = trainer.train(images, progress=progress or NullProgress(), resume=resume)

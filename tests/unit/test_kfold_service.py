@@ -82,9 +82,9 @@ def test_each_fold_augments_from_its_training_part_into_its_own_set(store) -> No
         assert synthetic
         sources = {s for image in synthetic for s in image.provenance.source_ids}
         assert not sources & set(assignment.test_ids)
-    classic = [r for r in trainer.requests if any(i.is_synthetic for i in r.train)]
+    classic = [r for r in trainer.requests if any(i.origin is Origin.SYNTHETIC for i in r.train)]
     for request in classic:
-        assert len({i.augmentation for i in request.train if i.is_synthetic}) == 1
+        assert len({i.augmentation for i in request.train if i.origin is Origin.SYNTHETIC}) == 1
 
 
 def test_scoped_generators_receive_the_fold_training_images(store) -> None:  # type: ignore[no-untyped-def]
