@@ -32,3 +32,7 @@ class BudgetExhausted(GeneratorError):
     def __init__(self, message: str, completed: list | None = None) -> None:  # type: ignore[type-arg]
         super().__init__(message)
         self.completed = list(completed or [])
+
+
+class ExecutionError(MedaugError):
+    """A task could not be run to success (its worker kept dying, or the cluster is unreachable)."""

@@ -18,12 +18,14 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from medaug.adapters.executors.config import ExecutorConfig
 from medaug.adapters.generators.classic.config import ClassicConfig
 from medaug.adapters.generators.dcgan.config import DCGANConfig
 from medaug.adapters.generators.diffusion.config import DiffusionConfig
 from medaug.adapters.generators.openai_edits.config import OpenAIConfig
 from medaug.adapters.quality.config import QualityConfig
 from medaug.adapters.stores.config import StoreConfig
+from medaug.adapters.tracking.config import TrackingConfig
 from medaug.adapters.trainers.config import TrainersConfig
 from medaug.application.errors import ConfigError
 
@@ -53,6 +55,8 @@ class Settings(BaseSettings):
         log_format: ``auto`` (readable in a terminal, JSON otherwise), ``console`` or ``json``.
         log_level: ``debug``, ``info``, ``warning`` or ``error``.
         quality: how synthetic images are assessed (``medaug quality``) and filtered.
+        executor: where an experiment's classifier cells run (``local`` or a ``ray`` cluster).
+        tracking: experiment tracking (MLflow); off unless ``tracking.mlflow_uri`` is set.
     """
 
     model_config = SettingsConfigDict(
@@ -74,6 +78,8 @@ class Settings(BaseSettings):
     generators: GeneratorsConfig = GeneratorsConfig()
     trainers: TrainersConfig = TrainersConfig()
     quality: QualityConfig = QualityConfig()
+    executor: ExecutorConfig = ExecutorConfig()
+    tracking: TrackingConfig = TrackingConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -8,6 +8,7 @@ package re-exports them all.
 
 from medaug.application.ports.classification import ClassifierTrainer, Evaluator, TrainingOutcome, TrainingRequest
 from medaug.application.ports.datasets import DatasetSource, Preprocessor, ScanResult, SourceItem
+from medaug.application.ports.execution import Executor, Resources, Task, TaskEvent, TaskHandler, check_tasks
 from medaug.application.ports.generation import (
     CostEstimate,
     CostEstimating,
@@ -22,6 +23,7 @@ from medaug.application.ports.progress import NullProgress, ProgressSink, Progre
 from medaug.application.ports.quality import QualityAnalyzer, QualityRequest, ScreenVerdict, SyntheticScreen
 from medaug.application.ports.reporting import ReportWriter
 from medaug.application.ports.storage import ImageStore, PngBytes, RunRepository
+from medaug.application.ports.tracking import NullTracker, TrackedExperiment, Tracker
 
 __all__ = [
     "ClassifierTrainer",
@@ -29,6 +31,7 @@ __all__ = [
     "CostEstimating",
     "DatasetSource",
     "Evaluator",
+    "Executor",
     "GenerationRequest",
     "GenerationResult",
     "GeneratorTrainer",
@@ -37,6 +40,7 @@ __all__ = [
     "ImageStore",
     "LabelledImage",
     "NullProgress",
+    "NullTracker",
     "PngBytes",
     "Preprocessor",
     "ProgressSink",
@@ -44,12 +48,19 @@ __all__ = [
     "QualityAnalyzer",
     "QualityRequest",
     "ReportWriter",
+    "Resources",
     "RunRepository",
     "ScanResult",
     "ScreenVerdict",
     "SourceItem",
     "SyntheticScreen",
+    "Task",
+    "TaskEvent",
+    "TaskHandler",
+    "TrackedExperiment",
+    "Tracker",
     "TrainingOutcome",
     "TrainingRequest",
+    "check_tasks",
     "iter_batches",
 ]

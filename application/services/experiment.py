@@ -14,19 +14,23 @@ from datetime import UTC, datetime
 
 import structlog
 
-from medaug.application.errors import ConfigError
+from medaug.application.errors import ConfigError, StoreError
 from medaug.application.ports import (
     ClassifierTrainer,
     Evaluator,
+    Executor,
     ImageGenerator,
     ImageStore,
     NullProgress,
     ProgressSink,
+    Resources,
     RunRepository,
-    TrainingRequest,
+    Tracker,
 )
 from medaug.application.services.augment import augment, plan_augmentation, training_set
+from medaug.application.services.cells import CellAdapters, CellTask, run_cell_task, run_cells
 from medaug.application.services.splits import carve_validation
+from medaug.application.services.tracking import track_experiment
 from medaug.domain import Origin, Split
 from medaug.domain.experiment import (
     METRIC_RANGES,
@@ -64,6 +68,9 @@ class ExperimentContext:
         references: published figures shown beside the results.
         environment: versions and machine, for reproducibility.
         config_text: the exact configuration, for reproducibility.
+        executor: runs the classifier cells (None: one after another in this process).
+        cell_resources: what each classifier cell needs (CPUs, GPUs) on a scheduler.
+        tracker: records the experiment in a tracking tool (None: not tracked).
     """
 
     store: ImageStore
@@ -77,6 +84,9 @@ class ExperimentContext:
     references: tuple[ReferenceResult, ...] = ()
     environment: Mapping[str, str] = field(default_factory=dict)
     config_text: str = ""
+    executor: Executor | None = None
+    cell_resources: Resources = field(default_factory=Resources)
+    tracker: Tracker | None = None
 
 
 def validate_experiment(spec: ExperimentSpec, ctx: ExperimentContext) -> None:
@@ -119,7 +129,7 @@ def run_experiment(
         if arm.augments:
             generators = {name: ctx.generators(name, arm) for name in arm.generators}
             augment(ctx.store, plans[arm.name], generators, size=ctx.image_size, progress=progress)
-    cells = [_run_cell(spec, key, ctx, progress) for key in spec.cells()]
+    cells = _run_cells(spec, ctx, progress)
     result = ExperimentResult(
         spec=spec,
         dataset=ctx.dataset,
@@ -135,37 +145,47 @@ def run_experiment(
         seconds=time.monotonic() - clock,
     )
     ctx.runs.save_result(result)
+    if ctx.tracker is not None:
+        track_experiment(ctx.tracker, result, ctx.store, ctx.runs.location, ctx.fingerprint)
     return result
 
 
-def _run_cell(spec: ExperimentSpec, key: CellKey, ctx: ExperimentContext, progress: ProgressSink) -> CellResult:
-    done = ctx.runs.load_cell(key)
-    if done is not None:
-        _log.info("cell_resumed", cell=key.slug)
-        return done
+def _run_cells(spec: ExperimentSpec, ctx: ExperimentContext, progress: ProgressSink) -> list[CellResult]:
+    """Every cell of the grid: saved ones read back, missing ones run by the executor."""
+    keys = spec.cells()
+    saved = {key: ctx.runs.load_cell(key) for key in keys}
+    for key, cell in saved.items():
+        if cell is not None:
+            _log.info("cell_resumed", cell=key.slug)
+    missing = [_cell_task(spec, key, ctx) for key, cell in saved.items() if cell is None]
+
+    def in_process(task: CellTask) -> None:
+        adapters = CellAdapters(ctx.store, ctx.trainers[task.key.classifier], ctx.evaluator, ctx.runs)
+        run_cell_task(task, adapters, progress)
+
+    run_cells(
+        missing, total=len(keys), executor=ctx.executor, in_process=in_process,
+        resources=ctx.cell_resources, progress=progress,
+    )
+    return [saved[key] or _read_back(ctx.runs, key) for key in keys]
+
+
+def _cell_task(spec: ExperimentSpec, key: CellKey, ctx: ExperimentContext) -> CellTask:
     arm = next(a for a in spec.arms if a.name == key.arm)
-    train = training_set(ctx.store, arm.name if arm.augments else None)
-    request = TrainingRequest(
-        train=tuple(train),
-        val=tuple(ctx.store.list(split=Split.VAL)),
-        test=tuple(ctx.store.list(split=Split.TEST)),
-        seed=key.seed,
-        checkpoint_path=ctx.runs.checkpoint_path(key.slug),
-    )
-    outcome = ctx.trainers[key.classifier].train_and_predict(request, ctx.store, progress=progress)
-    metrics = ctx.evaluator.metrics(outcome.predictions)
-    cell = CellResult(
+    return CellTask(
         key=key,
-        metrics=metrics,
-        predictions=outcome.predictions,
-        history=outcome.history,
-        best_epoch=outcome.best_epoch,
-        train_images=len(train),
-        seconds=outcome.seconds,
-        checkpoint=outcome.checkpoint,
+        store=ctx.store.location,
+        runs=ctx.runs.location,
+        train=tuple(i.id for i in training_set(ctx.store, arm.name if arm.augments else None)),
+        val=tuple(i.id for i in ctx.store.list(split=Split.VAL)),
+        test=tuple(i.id for i in ctx.store.list(split=Split.TEST)),
     )
-    ctx.runs.save_cell(cell)
-    _log.info("cell_done", cell=key.slug, accuracy=round(metrics.accuracy, 4), kappa=round(metrics.quadratic_kappa, 4))
+
+
+def _read_back(runs: RunRepository, key: CellKey) -> CellResult:
+    cell = runs.load_cell(key)
+    if cell is None:
+        raise StoreError(f"{runs.location}: cell {key.slug} finished but its result is not there")
     return cell
 
 

@@ -18,6 +18,7 @@ from medaug.application.ports import (
     ClassifierTrainer,
     DatasetSource,
     Evaluator,
+    Executor,
     GeneratorTrainer,
     ImageGenerator,
     ImageStore,
@@ -25,7 +26,9 @@ from medaug.application.ports import (
     ProgressSink,
     QualityAnalyzer,
     ReportWriter,
+    Resources,
     RunRepository,
+    Tracker,
 )
 from medaug.application.services.experiment import ExperimentContext, run_experiment
 from medaug.application.services.ingest import ingest
@@ -99,6 +102,10 @@ class ExperimentJob:
         references: published figures shown beside the results.
         environment: versions and machine, for reproducibility.
         config_text: the experiment file as written.
+        executor: runs the classifier cells (None: one after another in this process); closed
+            when the job ends.
+        cell_resources: what each classifier cell asks the executor for.
+        tracker: records the experiment in a tracking tool (None: not tracked).
     """
 
     spec: ExperimentSpec
@@ -115,6 +122,9 @@ class ExperimentJob:
     references: tuple[ReferenceResult, ...] = ()
     environment: Mapping[str, str] = field(default_factory=dict)
     config_text: str = ""
+    executor: Executor | None = None
+    cell_resources: Resources = field(default_factory=Resources)
+    tracker: Tracker | None = None
 
 
 @dataclass(frozen=True)
@@ -157,9 +167,16 @@ def run_experiment_job(job: ExperimentJob, *, progress: ProgressSink) -> Experim
         references=job.references,
         environment={**job.environment, "store": store.location},
         config_text=job.config_text,
+        executor=job.executor,
+        cell_resources=job.cell_resources,
+        tracker=job.tracker,
     )
     earlier = saved_quality(job.runs)
-    result = run_experiment(job.spec, context, progress=progress)
+    try:
+        result = run_experiment(job.spec, context, progress=progress)
+    finally:
+        if job.executor is not None:
+            job.executor.close()
     result = with_quality(result, job, progress, earlier=earlier)
     written = job.report_writer.write(result, job.runs.location, store)
     return ExperimentOutcome(result=result, written=(f"{job.runs.location}/results.json", *written))

@@ -1,0 +1,130 @@
+"""Classifier cells as executor tasks: one picklable description per missing cell, run by the
+same code in process or on a cluster worker, each writing its own result to the run repository.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from medaug.application.ports import (
+    ClassifierTrainer,
+    Evaluator,
+    Executor,
+    ImageStore,
+    ProgressSink,
+    Resources,
+    RunRepository,
+    Task,
+    TaskEvent,
+    TrainingRequest,
+)
+from medaug.domain.experiment import CellKey, CellResult
+
+_log = structlog.get_logger(__name__)
+
+CELL_TASK_PREFIX = "cell:"
+
+
+@dataclass(frozen=True)
+class CellTask:
+    """One classifier cell, described by plain data so a worker elsewhere can run it.
+
+    Attributes:
+        key: the cell.
+        store: location of the image store (a folder or ``s3://...``) the ids refer to.
+        runs: location of the run repository the result is saved to.
+        train: ids of the training images (real, plus the arm's synthetic ones).
+        val: ids of the validation images.
+        test: ids of the test images.
+    """
+
+    key: CellKey
+    store: str
+    runs: str
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    test: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CellAdapters:
+    """What running a cell needs, live: on the driver, or rebuilt on a worker from settings."""
+
+    store: ImageStore
+    trainer: ClassifierTrainer
+    evaluator: Evaluator
+    runs: RunRepository
+
+
+def run_cell_task(task: CellTask, adapters: CellAdapters, progress: ProgressSink) -> CellResult:
+    """Train and score one cell, then save it atomically to the run repository.
+
+    A cell already saved (by an earlier attempt that died after saving) is returned as it is,
+    so a retried task never writes a cell twice.
+    """
+    done = adapters.runs.load_cell(task.key)
+    if done is not None:
+        return done
+    store = adapters.store
+    request = TrainingRequest(
+        train=tuple(store.record(i) for i in task.train),
+        val=tuple(store.record(i) for i in task.val),
+        test=tuple(store.record(i) for i in task.test),
+        seed=task.key.seed,
+        checkpoint_path=adapters.runs.checkpoint_path(task.key.slug),
+    )
+    outcome = adapters.trainer.train_and_predict(request, store, progress=progress)
+    metrics = adapters.evaluator.metrics(outcome.predictions)
+    cell = CellResult(
+        key=task.key,
+        metrics=metrics,
+        predictions=outcome.predictions,
+        history=outcome.history,
+        best_epoch=outcome.best_epoch,
+        train_images=len(task.train),
+        seconds=outcome.seconds,
+        checkpoint=outcome.checkpoint,
+    )
+    adapters.runs.save_cell(cell)
+    _log.info("cell_done", cell=task.key.slug, accuracy=round(metrics.accuracy, 4), kappa=round(metrics.quadratic_kappa, 4))
+    return cell
+
+
+def run_cells(
+    tasks: Sequence[CellTask],
+    *,
+    total: int,
+    executor: Executor | None,
+    in_process: Callable[[CellTask], None],
+    resources: Resources,
+    progress: ProgressSink,
+) -> None:
+    """Hand the missing cells to ``executor`` with one progress bar over the whole grid.
+
+    Args:
+        tasks: the cells not saved yet.
+        total: every cell of the grid (saved ones count as done from the start).
+        executor: runs the tasks; None runs them one after another here.
+        in_process: runs a cell with the driver's adapters (for in-process executors).
+        resources: what each cell task needs.
+    """
+    by_id = {f"{CELL_TASK_PREFIX}{t.key.slug}": t for t in tasks}
+    with progress.task("cells", total=total) as bar:
+        bar.advance(total - len(tasks), running=0)
+
+        def on_event(event: TaskEvent) -> None:
+            bar.advance(1, running=event.running)
+
+        if executor is None:
+            for task in tasks:
+                in_process(task)
+                bar.advance(1, running=0)
+            return
+        executor.run(
+            [Task(id=task_id, payload=task, resources=resources) for task_id, task in by_id.items()],
+            lambda task: in_process(task.payload),
+            on_event,
+        )
