@@ -94,7 +94,7 @@ def test_a_worker_killed_mid_cell_is_retried_and_each_cell_is_saved_once(workspa
 
 
 def test_a_cluster_run_on_local_paths_is_refused_in_one_line(
-    workspace: Path, monkeypatch: pytest.MonkeyPatch
+    workspace: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
 ) -> None:
     monkeypatch.setenv("MEDAUG_EXECUTOR__ADDRESS", "ray://head:10001")
     result = invoke("experiment", "run", "tiny.toml", "--executor", "ray")
@@ -103,7 +103,9 @@ def test_a_cluster_run_on_local_paths_is_refused_in_one_line(
     assert not (workspace / "work" / "runs").exists()  # refused before any work
 
 
-def test_a_shared_file_system_lets_a_cluster_run_through_and_nothing_connects_early(workspace: Path) -> None:
+def test_a_shared_file_system_lets_a_cluster_run_through_and_nothing_connects_early(
+    workspace: Path,  # noqa: F811
+) -> None:
     config = load_experiment_config(workspace / "tiny.toml")
     settings = Settings(work_dir=workspace / "work", executor={"address": "auto", "shared_filesystem": True})
     job = jobs.experiment_job(config, settings, executor="ray")
