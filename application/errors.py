@@ -36,3 +36,7 @@ class BudgetExhausted(GeneratorError):
 
 class ExecutionError(MedaugError):
     """A task could not be run to success (its worker kept dying, or the cluster is unreachable)."""
+
+
+class TrackingError(MedaugError):
+    """The experiment-tracking tool cannot be reached or refused a record."""
