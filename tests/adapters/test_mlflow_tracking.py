@@ -36,10 +36,22 @@ def test_a_resumed_experiment_keeps_one_parent_and_one_child_per_cell(tmp_path: 
     from tests.fakes import GradeOracleTrainer, InMemoryImageStore, MemoryRuns, populate
     from tests.unit.test_experiment_service import TRAIN, context, spec
 
+    from tests.fakes import EchoGenerator
+
+    class WeightedEcho(EchoGenerator):
+        """Records the hash of the weights it 'generated' with, as the diffusion generator does."""
+
+        def generate(self, requests):  # type: ignore[no-untyped-def]
+            return [
+                r.model_copy(update={"parameters": {**r.parameters, "weights_sha256": "feedc0de"}})
+                for r in super().generate(requests)
+            ]
+
     store, runs = InMemoryImageStore(), MemoryRuns()
     populate(store, TRAIN)
     ctx = dataclasses.replace(
-        context(store, GradeOracleTrainer(), runs), tracker=MlflowTracker(str(tmp_path / "mlruns"), "fakes")
+        context(store, GradeOracleTrainer(), runs, WeightedEcho()),
+        tracker=MlflowTracker(str(tmp_path / "mlruns"), "fakes"),
     )
     with pytest.raises(KeyboardInterrupt):  # killed after 3 cells: nothing tracked yet
         run_experiment(spec(), dataclasses.replace(ctx, trainers={"oracle": GradeOracleTrainer(fail_on_call=4)}))
@@ -56,6 +68,8 @@ def test_a_resumed_experiment_keeps_one_parent_and_one_child_per_cell(tmp_path: 
         assert child.data.metrics["accuracy"] == pytest.approx(cell.metrics.accuracy)
         assert {a.path for a in client.list_artifacts(child.info.run_id)} == {"confusion_matrix.json", "predictions.json"}
     assert by_slug["more__oracle__s0"].data.params["generators"] == "echo"
+    assert by_slug["more__oracle__s0"].data.params["weights_sha256"] == "feedc0de"
+    assert "weights_sha256" not in by_slug["none__oracle__s0"].data.params
     assert parent.data.params["arms"] == "none,classic,more"
     assert "classic.oracle.accuracy_mean" in parent.data.metrics
 

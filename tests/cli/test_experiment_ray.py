@@ -18,9 +18,7 @@ from medaug.composition import execution, factories, jobs
 from medaug.composition.experiment_config import load_experiment_config
 from medaug.composition.settings import Settings
 from tests.cli.test_experiment_cli import invoke, workspace  # noqa: F401 - fixture
-from tests.ray_runtime import ray_runtime  # noqa: F401 - fixture
-
-pytest.importorskip("ray")
+from tests.ray_runtime import ray_runtime  # noqa: F401 - fixture (skips the test when Ray is absent)
 
 
 def _metrics(run: Path) -> dict[str, dict]:
@@ -112,3 +110,9 @@ def test_a_shared_file_system_lets_a_cluster_run_through_and_nothing_connects_ea
     from medaug.adapters.executors.ray import RayExecutor
 
     assert isinstance(job.executor, RayExecutor)
+
+
+def test_an_unknown_executor_is_one_line_before_any_work(workspace: Path) -> None:  # noqa: F811
+    result = invoke("experiment", "run", "tiny.toml", "--executor", "dask")
+    assert result.exit_code != 0 and "--executor 'dask': choose one of local, ray" in result.output
+    assert not (workspace / "work").exists()
