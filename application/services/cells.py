@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from medaug.application.errors import StoreError
 from medaug.application.ports import (
     ClassifierTrainer,
     Evaluator,
@@ -21,6 +22,7 @@ from medaug.application.ports import (
     TaskEvent,
     TrainingRequest,
 )
+from medaug.domain import FundusImage
 from medaug.domain.experiment import CellKey, CellResult
 
 _log = structlog.get_logger(__name__)
@@ -69,10 +71,18 @@ def run_cell_task(task: CellTask, adapters: CellAdapters, progress: ProgressSink
     if done is not None:
         return done
     store = adapters.store
+    records = {record.id: record for record in store.list()}  # one listing, not a read per image
+
+    def find(ids: tuple[str, ...]) -> tuple[FundusImage, ...]:
+        missing = [i for i in ids if i not in records]
+        if missing:
+            raise StoreError(f"{store.location}: cell {task.key.slug} needs image {missing[0]}, not in the store")
+        return tuple(records[i] for i in ids)
+
     request = TrainingRequest(
-        train=tuple(store.record(i) for i in task.train),
-        val=tuple(store.record(i) for i in task.val),
-        test=tuple(store.record(i) for i in task.test),
+        train=find(task.train),
+        val=find(task.val),
+        test=find(task.test),
         seed=task.key.seed,
         checkpoint_path=adapters.runs.checkpoint_path(task.key.slug),
     )

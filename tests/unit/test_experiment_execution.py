@@ -82,3 +82,18 @@ def test_a_cell_reported_done_without_a_saved_result_is_an_error(store: InMemory
     ctx = dataclasses.replace(context(store, GradeOracleTrainer(), MemoryRuns()), executor=_ForgetfulExecutor())
     with pytest.raises(StoreError, match="finished but its result is not there"):
         run_experiment(spec(), ctx)
+
+
+def test_a_cell_naming_an_image_the_store_lacks_fails_in_one_line(store: InMemoryImageStore) -> None:
+    from medaug.application.errors import StoreError
+    from medaug.application.ports import NullProgress
+    from medaug.application.services.cells import CellAdapters, run_cell_task
+    from medaug.domain.experiment import CellKey
+    from tests.fakes import SimpleEvaluator
+
+    runs = MemoryRuns()
+    task = CellTask(key=CellKey(arm="none", classifier="oracle", seed=0), store=store.location, runs=runs.location,
+                    train=("ghost",), val=(), test=())
+    with pytest.raises(StoreError, match="needs image ghost, not in the store"):
+        run_cell_task(task, CellAdapters(store, GradeOracleTrainer(), SimpleEvaluator(), runs), NullProgress())
+    assert runs.cells == {}
