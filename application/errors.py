@@ -58,3 +58,11 @@ def validation_problem(exc: ValidationError, where: str = "") -> str:
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     parts = [part for part in (where, field) if part]
     return ": ".join([*parts, message]) + more
+
+
+class ExecutionError(MedaugError):
+    """A task could not be run to success (its worker kept dying, or the cluster is unreachable)."""
+
+
+class TrackingError(MedaugError):
+    """The experiment-tracking tool cannot be reached or refused a record."""

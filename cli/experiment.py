@@ -28,6 +28,9 @@ def run(
     seeds: str = typer.Option(None, "--seeds", help="Seeds, comma-separated (e.g. 0,1,2)."),
     run_dir: Path = typer.Option(None, "--run-dir", help="Run folder (default: <work_dir>/runs/<name>)."),
     fresh: bool = typer.Option(False, "--fresh", help="Discard earlier results in the run folder first."),
+    executor: str = typer.Option(
+        None, "--executor", help="Where cells run: local (this process) or ray (settings [executor])."
+    ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Check the file and every data set, say what would run; train nothing."
     ),
@@ -49,7 +52,7 @@ def run(
         for line in services().plan_experiment(experiment, run_dir=run_dir):
             console.print(line, highlight=False, soft_wrap=True)
         return
-    outcome = services().run_experiment(experiment, run_dir=run_dir, fresh=fresh)
+    outcome = services().run_experiment(experiment, run_dir=run_dir, fresh=fresh, executor=executor)
     _print_summary(outcome.result)
     for path in outcome.written:
         console.print(f"wrote {path}")

@@ -181,10 +181,16 @@ class Services:
         raise ConfigError(f"unknown data set kind {spec.kind!r}; choose one of: {known}")
 
     def run_experiment(
-        self, config: ExperimentConfig, *, run_dir: Path | None = None, fresh: bool = False
+        self,
+        config: ExperimentConfig,
+        *,
+        run_dir: Path | None = None,
+        fresh: bool = False,
+        executor: str | None = None,
     ) -> ExperimentOutcome:
-        """Run (or resume) the experiment file ``config`` end to end and write its report."""
-        job = jobs.experiment_job(config, self.settings, run_dir=run_dir, fresh=fresh)
+        """Run (or resume) the experiment file ``config`` end to end and write its report
+        (``executor``: ``local`` or ``ray``, overriding the settings)."""
+        job = jobs.experiment_job(config, self.settings, run_dir=run_dir, fresh=fresh, executor=executor)
         return run_experiment_job(job, progress=self.progress)
 
     def plan_experiment(self, config: ExperimentConfig, *, run_dir: Path | None = None) -> list[str]:

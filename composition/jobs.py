@@ -16,7 +16,7 @@ from medaug.application.errors import ConfigError, InputError
 from medaug.application.ports import GeneratorTrainer, ImageStore
 from medaug.application.services import experiment_job as job_service
 from medaug.application.services.experiment_job import DatasetStep, ExperimentJob, QualityStep
-from medaug.composition import factories
+from medaug.composition import execution, factories
 from medaug.composition.experiment_config import DataLocation, DatasetConfig, ExperimentConfig
 from medaug.composition.settings import Settings, first_error
 from medaug.domain.experiment import THESIS_REFERENCES, Arm
@@ -36,15 +36,26 @@ def experiment_settings(base: Settings, config: ExperimentConfig) -> Settings:
 
 
 def experiment_job(
-    config: ExperimentConfig, base_settings: Settings, *, run_dir: Path | None = None, fresh: bool = False
+    config: ExperimentConfig,
+    base_settings: Settings,
+    *,
+    run_dir: Path | None = None,
+    fresh: bool = False,
+    executor: str | None = None,
 ) -> ExperimentJob:
     """The main job for experiment file ``config``: its settings merged over ``base_settings``,
     every adapter built, names checked before any work starts.
 
+    Args:
+        executor: ``local`` or ``ray``, overriding ``executor.kind`` of the settings.
+
     Raises:
-        ConfigError: an unknown generator or classifier, a bad setting, or a missing data set.
+        ConfigError: an unknown generator or classifier, a bad setting, a missing data set, or
+            a cluster run on paths only this machine sees.
     """
     settings = experiment_settings(base_settings, config)
+    if executor is not None:
+        settings = _with_executor(settings, executor)
     spec = config.spec()
     _check_names(spec.arms, spec.classifiers)
     if config.dataset.external:  # checked before any work
@@ -55,6 +66,7 @@ def experiment_job(
     if fresh and runs_root.exists():
         shutil.rmtree(runs_root)
     store = dataset.store
+    execution.check_reachable(settings, store.location, runs_root)
     return ExperimentJob(
         spec=spec,
         dataset=dataset,
@@ -78,7 +90,16 @@ def experiment_job(
         folds=factories.build_fold_splitter(),
         duplicates=factories.build_duplicate_finder(),
         external={entry.name: dataset_step(entry, settings, use_env=False) for entry in config.dataset.external},
+        executor=execution.build_executor(settings),
+        cell_resources=execution.cell_resources(settings),
+        tracker=execution.build_tracker(settings, config.name),
     )
+
+
+def _with_executor(settings: Settings, kind: str) -> Settings:
+    if kind not in execution.EXECUTORS:
+        raise ConfigError(f"--executor {kind!r}: choose one of {', '.join(execution.EXECUTORS)}")
+    return settings.model_copy(update={"executor": settings.executor.model_copy(update={"kind": kind})})
 
 
 def _quality_step(settings: Settings) -> QualityStep:

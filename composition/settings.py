@@ -19,12 +19,14 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from medaug.adapters.executors.config import ExecutorConfig
 from medaug.adapters.generators.classic.config import ClassicConfig
 from medaug.adapters.generators.dcgan.config import DCGANConfig
 from medaug.adapters.generators.diffusion.config import DiffusionConfig
 from medaug.adapters.generators.openai_edits.config import OpenAIConfig
 from medaug.adapters.quality.config import QualityConfig
 from medaug.adapters.stores.config import StoreConfig
+from medaug.adapters.tracking.config import TrackingConfig
 from medaug.adapters.trainers.config import TrainersConfig
 from medaug.application.errors import ConfigError, validation_problem
 
@@ -58,6 +60,8 @@ class Settings(BaseSettings):
         pseudonym_key: the HMAC key of the pseudonyms (secret; ``MEDAUG_PSEUDONYM_KEY``); never
             written to a store.
         pseudonym_key_file: a file holding that key instead (its bytes, stripped).
+        executor: where an experiment's classifier cells run (``local`` or a ``ray`` cluster).
+        tracking: experiment tracking (MLflow); off unless ``tracking.mlflow_uri`` is set.
     """
 
     model_config = SettingsConfigDict(
@@ -82,6 +86,8 @@ class Settings(BaseSettings):
     pseudonymise: bool = False
     pseudonym_key: SecretStr | None = None
     pseudonym_key_file: Path | None = None
+    executor: ExecutorConfig = ExecutorConfig()
+    tracking: TrackingConfig = TrackingConfig()
 
     @classmethod
     def settings_customise_sources(

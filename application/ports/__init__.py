@@ -15,6 +15,7 @@ from medaug.application.ports.classification import (
     TrainingRequest,
 )
 from medaug.application.ports.datasets import DatasetSource, Preprocessor, ScanResult, SourceItem
+from medaug.application.ports.execution import Executor, Resources, Task, TaskEvent, TaskHandler, check_tasks
 from medaug.application.ports.folds import DuplicateFinder, FoldSplitter
 from medaug.application.ports.generation import (
     CostEstimate,
@@ -30,6 +31,7 @@ from medaug.application.ports.progress import NullProgress, ProgressSink, Progre
 from medaug.application.ports.quality import QualityAnalyzer, QualityRequest, ScreenVerdict, SyntheticScreen
 from medaug.application.ports.reporting import ReportWriter
 from medaug.application.ports.storage import ImageStore, MaintainableStore, PngBytes, RunRepository
+from medaug.application.ports.tracking import NullTracker, TrackedExperiment, Tracker
 
 __all__ = [
     "ClassifierTrainer",
@@ -38,6 +40,7 @@ __all__ = [
     "DatasetSource",
     "DuplicateFinder",
     "Evaluator",
+    "Executor",
     "ExternalTestSet",
     "FoldSplitter",
     "GenerationRequest",
@@ -49,6 +52,7 @@ __all__ = [
     "LabelledImage",
     "MaintainableStore",
     "NullProgress",
+    "NullTracker",
     "PngBytes",
     "Preprocessor",
     "ProgressSink",
@@ -56,13 +60,20 @@ __all__ = [
     "QualityAnalyzer",
     "QualityRequest",
     "ReportWriter",
+    "Resources",
     "RunRepository",
     "SavedClassifier",
     "ScanResult",
     "ScreenVerdict",
     "SourceItem",
     "SyntheticScreen",
+    "Task",
+    "TaskEvent",
+    "TaskHandler",
+    "TrackedExperiment",
+    "Tracker",
     "TrainingOutcome",
     "TrainingRequest",
+    "check_tasks",
     "iter_batches",
 ]

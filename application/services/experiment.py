@@ -14,23 +14,25 @@ from datetime import UTC, datetime
 
 import structlog
 
-from medaug.application.errors import ConfigError
+from medaug.application.errors import ConfigError, StoreError
 from medaug.application.ports import (
     ClassifierTrainer,
     DuplicateFinder,
     Evaluator,
-    ExternalTestSet,
+    Executor,
     FoldSplitter,
     ImageGenerator,
     ImageStore,
     NullProgress,
     ProgressSink,
+    Resources,
     RunRepository,
-    TrainingRequest,
+    Tracker,
 )
 from medaug.application.services.augment import augment, plan_augmentation, training_set
+from medaug.application.services.cells import CellAdapters, CellTask, external_images, run_cell_task, run_cells
 from medaug.application.services.splits import carve_validation
-from medaug.application.services.train_classifier import train_cell
+from medaug.application.services.tracking import track_experiment
 from medaug.domain import FundusImage, Origin, Split
 from medaug.domain.experiment import (
     METRIC_RANGES,
@@ -100,6 +102,9 @@ class ExperimentContext:
         folds: assigns images to folds (needed by a k-fold experiment).
         duplicates: finds copies among the real images (None: none are looked for).
         external: external test sets by name; every cell predicts each of them.
+        executor: runs the classifier cells (None: one after another in this process).
+        cell_resources: what each classifier cell needs (CPUs, GPUs) on a scheduler.
+        tracker: records the experiment in a tracking tool (None: not tracked).
     """
 
     store: ImageStore
@@ -117,6 +122,9 @@ class ExperimentContext:
     folds: FoldSplitter | None = None
     duplicates: DuplicateFinder | None = None
     external: Mapping[str, ExternalSet] = field(default_factory=dict)
+    executor: Executor | None = None
+    cell_resources: Resources = field(default_factory=Resources)
+    tracker: Tracker | None = None
 
 
 @dataclass(frozen=True)
@@ -201,6 +209,8 @@ def run_experiment(
         **update,
     )
     ctx.runs.save_result(result)
+    if ctx.tracker is not None:
+        track_experiment(ctx.tracker, result, ctx.store, ctx.runs.location, ctx.fingerprint)
     return result
 
 
@@ -231,42 +241,54 @@ def _run_holdout(spec: ExperimentSpec, ctx: ExperimentContext, progress: Progres
             generators = {name: ctx.generators(name, arm) for name in arm.generators}
             augment(ctx.store, plans[arm.name], generators, size=ctx.image_size, progress=progress)
     val, test = tuple(ctx.store.list(split=Split.VAL)), tuple(ctx.store.list(split=Split.TEST))
-    cells = []
+    items = []
     for key in spec.cells():
         arm = next(a for a in spec.arms if a.name == key.arm)
         train = tuple(training_set(ctx.store, arm.name if arm.augments else None))
-        cells.append(run_cell(key, ctx, CellData(train=train, val=val, test=test), progress))
-    return cells
+        items.append((key, CellData(train=train, val=val, test=test)))
+    return run_cells_of(ctx, items, progress)
 
 
-def run_cell(key: CellKey, ctx: ExperimentContext, data: CellData, progress: ProgressSink) -> CellResult:
-    """Train one cell on ``data`` and predict its test images and every external set, or read
-    it back when the run folder already holds it."""
-    done = ctx.runs.load_cell(key)
-    if done is not None:
-        _log.info("cell_resumed", cell=key.slug)
-        return done
-    request = TrainingRequest(
-        train=data.train,
-        val=data.val,
-        test=data.test,
-        seed=key.seed,
-        checkpoint_path=ctx.runs.checkpoint_path(key.slug),
-        extra_tests={
-            name: ExternalTestSet(images=tuple(external_images(ext)), store=ext.store)
-            for name, ext in ctx.external.items()
-        },
+def run_cells_of(
+    ctx: ExperimentContext, items: Sequence[tuple[CellKey, CellData]], progress: ProgressSink
+) -> list[CellResult]:
+    """Every given cell: saved ones read back, missing ones handed to the executor (each trains on
+    its data, predicts its test images and every external set, and saves itself)."""
+    saved = {key: ctx.runs.load_cell(key) for key, _ in items}
+    for key, cell in saved.items():
+        if cell is not None:
+            _log.info("cell_resumed", cell=key.slug)
+    missing = [_cell_task(key, data, ctx) for key, data in items if saved[key] is None]
+    external_stores = {name: external.store for name, external in ctx.external.items()}
+
+    def in_process(task: CellTask) -> None:
+        trainer = ctx.trainers[task.key.classifier]
+        run_cell_task(task, CellAdapters(ctx.store, trainer, ctx.evaluator, ctx.runs, external_stores), progress)
+
+    run_cells(
+        missing, total=len(items), executor=ctx.executor, in_process=in_process,
+        resources=ctx.cell_resources, progress=progress,
+    )  # fmt: skip
+    return [saved[key] or _read_back(ctx.runs, key) for key, _ in items]
+
+
+def _cell_task(key: CellKey, data: CellData, ctx: ExperimentContext) -> CellTask:
+    return CellTask(
+        key=key,
+        store=ctx.store.location,
+        runs=ctx.runs.location,
+        train=tuple(image.id for image in data.train),
+        val=tuple(image.id for image in data.val),
+        test=tuple(image.id for image in data.test),
+        external=tuple((name, external.store.location) for name, external in ctx.external.items()),
     )
-    cell = train_cell(key, request, ctx.store, ctx.trainers[key.classifier], ctx.evaluator, progress=progress)
-    ctx.runs.save_cell(cell)
-    metrics = cell.metrics
-    _log.info("cell_done", cell=key.slug, accuracy=round(metrics.accuracy, 4), kappa=round(metrics.quadratic_kappa, 4))
+
+
+def _read_back(runs: RunRepository, key: CellKey) -> CellResult:
+    cell = runs.load_cell(key)
+    if cell is None:
+        raise StoreError(f"{runs.location}: cell {key.slug} finished but its result is not there")
     return cell
-
-
-def external_images(external: ExternalSet) -> list[FundusImage]:
-    """Every real image of an external set, in id order (whatever split its data set gave it)."""
-    return sorted(external.store.list(origin=Origin.REAL), key=lambda image: image.id)
 
 
 def external_results(
@@ -308,7 +330,7 @@ def external_results(
         out[name] = ExternalResult(
             name=name,
             description=external.description,
-            images=len(external_images(external)),
+            images=len(external_images(external.store)),
             summaries=summaries,
             recall=recall,
             comparisons=tuple(comparisons),

@@ -19,6 +19,7 @@ from medaug.application.ports import (
     DatasetSource,
     DuplicateFinder,
     Evaluator,
+    Executor,
     FoldSplitter,
     GeneratorTrainer,
     ImageGenerator,
@@ -27,7 +28,9 @@ from medaug.application.ports import (
     ProgressSink,
     QualityAnalyzer,
     ReportWriter,
+    Resources,
     RunRepository,
+    Tracker,
 )
 from medaug.application.services.experiment import ExperimentContext, ExternalSet, GeneratorScope, run_experiment
 from medaug.application.services.ingest import ingest
@@ -106,6 +109,10 @@ class ExperimentJob:
         folds: assigns images to folds (k-fold experiments).
         duplicates: finds copies among the real images, or None.
         external: external test sets by name, each ingested into its own store first.
+        executor: runs the classifier cells (None: one after another in this process); closed
+            when the job ends.
+        cell_resources: what each classifier cell asks the executor for.
+        tracker: records the experiment in a tracking tool (None: not tracked).
     """
 
     spec: ExperimentSpec
@@ -125,6 +132,9 @@ class ExperimentJob:
     folds: FoldSplitter | None = None
     duplicates: DuplicateFinder | None = None
     external: Mapping[str, DatasetStep] = field(default_factory=dict)
+    executor: Executor | None = None
+    cell_resources: Resources = field(default_factory=Resources)
+    tracker: Tracker | None = None
 
 
 @dataclass(frozen=True)
@@ -162,9 +172,16 @@ def run_experiment_job(job: ExperimentJob, *, progress: ProgressSink) -> Experim
         folds=job.folds,
         duplicates=job.duplicates,
         external={name: ExternalSet(store=step.store, description=step.description) for name, step in job.external.items()},
+        executor=job.executor,
+        cell_resources=job.cell_resources,
+        tracker=job.tracker,
     )
     earlier = saved_quality(job.runs)
-    result = run_experiment(job.spec, context, progress=progress)
+    try:
+        result = run_experiment(job.spec, context, progress=progress)
+    finally:
+        if job.executor is not None:
+            job.executor.close()
     result = with_quality(result, job, progress, earlier=earlier)
     written = job.report_writer.write(result, job.runs.location, store)
     return ExperimentOutcome(result=result, written=(f"{job.runs.location}/results.json", *written))

@@ -22,7 +22,7 @@ from medaug.application.services.experiment import (
     CellData,
     ExperimentContext,
     GeneratorScope,
-    run_cell,
+    run_cells_of,
 )
 from medaug.application.services.splits import split_validation
 from medaug.domain import FundusImage, Origin, Split, make_plan
@@ -110,7 +110,7 @@ def run_folds(
                     _augment_fold(spec, ctx, arm, name, assignment, train_real, progress)
                 synthetic = ctx.store.list(split=Split.TRAIN, origin=Origin.SYNTHETIC, augmentation=name)
             data = CellData(train=tuple(train_real + synthetic), val=tuple(val), test=test)
-            cells.extend(run_cell(key, ctx, data, progress) for key in arm_keys)
+            cells.extend(run_cells_of(ctx, [(key, data) for key in arm_keys], progress))
         _log.info("fold_done", fold=assignment.fold, repeat=assignment.repeat, test=len(test), train=len(train_real))
     return assignments, cells
 

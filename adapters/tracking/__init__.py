@@ -1,0 +1,1 @@
+"""Trackers: record experiments in an experiment-tracking tool (MLflow)."""

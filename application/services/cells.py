@@ -1,0 +1,146 @@
+"""Classifier cells as executor tasks: one picklable description per missing cell, run by the
+same code in process or on a cluster worker, each writing its own result to the run repository.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from medaug.application.errors import StoreError
+from medaug.application.ports import (
+    ClassifierTrainer,
+    Evaluator,
+    Executor,
+    ExternalTestSet,
+    ImageStore,
+    ProgressSink,
+    Resources,
+    RunRepository,
+    Task,
+    TaskEvent,
+    TrainingRequest,
+)
+from medaug.application.services.train_classifier import train_cell
+from medaug.domain import FundusImage, Origin
+from medaug.domain.experiment import CellKey, CellResult
+
+_log = structlog.get_logger(__name__)
+
+CELL_TASK_PREFIX = "cell:"
+
+
+@dataclass(frozen=True)
+class CellTask:
+    """One classifier cell, described by plain data so a worker elsewhere can run it.
+
+    Attributes:
+        key: the cell.
+        store: location of the image store (a folder or ``s3://...``) the ids refer to.
+        runs: location of the run repository the result is saved to.
+        train: ids of the training images (real, plus the arm's synthetic ones).
+        val: ids of the validation images.
+        test: ids of the test images.
+        external: (name, store location) of every external test set the cell also predicts.
+    """
+
+    key: CellKey
+    store: str
+    runs: str
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    test: tuple[str, ...]
+    external: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class CellAdapters:
+    """What running a cell needs, live: on the driver, or rebuilt on a worker from settings."""
+
+    store: ImageStore
+    trainer: ClassifierTrainer
+    evaluator: Evaluator
+    runs: RunRepository
+    external_stores: Mapping[str, ImageStore] = field(default_factory=dict)
+    """The external test sets' stores by name (every name in the task's ``external``)."""
+
+
+def run_cell_task(task: CellTask, adapters: CellAdapters, progress: ProgressSink) -> CellResult:
+    """Train and score one cell, then save it atomically to the run repository.
+
+    A cell already saved (by an earlier attempt that died after saving) is returned as it is,
+    so a retried task never writes a cell twice.
+    """
+    done = adapters.runs.load_cell(task.key)
+    if done is not None:
+        return done
+    store = adapters.store
+    records = {record.id: record for record in store.list()}  # one listing, not a read per image
+
+    def find(ids: tuple[str, ...]) -> tuple[FundusImage, ...]:
+        missing = [i for i in ids if i not in records]
+        if missing:
+            raise StoreError(f"{store.location}: cell {task.key.slug} needs image {missing[0]}, not in the store")
+        return tuple(records[i] for i in ids)
+
+    extra_tests = {}
+    for name, _location in task.external:
+        external_store = adapters.external_stores[name]
+        extra_tests[name] = ExternalTestSet(images=tuple(external_images(external_store)), store=external_store)
+    request = TrainingRequest(
+        train=find(task.train),
+        val=find(task.val),
+        test=find(task.test),
+        seed=task.key.seed,
+        checkpoint_path=adapters.runs.checkpoint_path(task.key.slug),
+        extra_tests=extra_tests,
+    )
+    cell = train_cell(task.key, request, store, adapters.trainer, adapters.evaluator, progress=progress)
+    adapters.runs.save_cell(cell)
+    metrics = cell.metrics
+    _log.info("cell_done", cell=task.key.slug, accuracy=round(metrics.accuracy, 4), kappa=round(metrics.quadratic_kappa, 4))
+    return cell
+
+
+def external_images(store: ImageStore) -> list[FundusImage]:
+    """Every real image of an external set's store, in id order (whatever split its data set gave it)."""
+    return sorted(store.list(origin=Origin.REAL), key=lambda image: image.id)
+
+
+def run_cells(
+    tasks: Sequence[CellTask],
+    *,
+    total: int,
+    executor: Executor | None,
+    in_process: Callable[[CellTask], None],
+    resources: Resources,
+    progress: ProgressSink,
+) -> None:
+    """Hand the missing cells to ``executor`` with one progress bar over the whole grid.
+
+    Args:
+        tasks: the cells not saved yet.
+        total: every cell of the grid (saved ones count as done from the start).
+        executor: runs the tasks; None runs them one after another here.
+        in_process: runs a cell with the driver's adapters (for in-process executors).
+        resources: what each cell task needs.
+    """
+    by_id = {f"{CELL_TASK_PREFIX}{t.key.slug}": t for t in tasks}
+    with progress.task("cells", total=total) as bar:
+        bar.advance(total - len(tasks), running=0)
+
+        def on_event(event: TaskEvent) -> None:
+            bar.advance(1, running=event.running)
+
+        if executor is None:
+            for task in tasks:
+                in_process(task)
+                bar.advance(1, running=0)
+            return
+        executor.run(
+            [Task(id=task_id, payload=task, resources=resources) for task_id, task in by_id.items()],
+            lambda task: in_process(task.payload),
+            on_event,
+        )

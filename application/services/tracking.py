@@ -1,0 +1,78 @@
+"""Recording a finished experiment in the user's tracking tool (parent run, one child per cell)."""
+
+from __future__ import annotations
+
+import json
+
+import structlog
+
+from medaug.application.errors import MedaugError
+from medaug.application.ports import ImageStore, TrackedExperiment, Tracker
+from medaug.domain import Origin
+from medaug.domain.experiment import ExperimentResult
+
+_log = structlog.get_logger(__name__)
+
+
+def track_experiment(
+    tracker: Tracker, result: ExperimentResult, store: ImageStore, run_folder: str, fingerprint: str
+) -> None:
+    """Hand ``result`` to ``tracker`` with its parameters; a tracking failure is logged, not raised
+    (the results are saved before tracking starts)."""
+    experiment = TrackedExperiment(
+        result=result,
+        run_folder=run_folder,
+        fingerprint=fingerprint,
+        params=experiment_params(result),
+        cell_params=cell_params(result, store),
+    )
+    try:
+        tracker.record(experiment)
+    except MedaugError as exc:
+        _log.warning("tracking_failed", error=str(exc))
+
+
+def experiment_params(result: ExperimentResult) -> dict[str, str]:
+    """The parent run's parameters: what was compared, on what, with which plan."""
+    spec = result.spec
+    return {
+        "experiment": spec.name,
+        "dataset": result.dataset,
+        "arms": ",".join(a.name for a in spec.arms),
+        "classifiers": ",".join(spec.classifiers),
+        "seeds": ",".join(str(s) for s in spec.seeds),
+        "baseline": spec.baseline or "",
+        "policy": spec.policy.model_dump_json(),
+        "plan_seed": str(spec.plan_seed),
+        "val_fraction": str(spec.val_fraction),
+        "test_images": str(result.test_images),
+    }
+
+
+def cell_params(result: ExperimentResult, store: ImageStore) -> dict[str, dict[str, str]]:
+    """Each cell's parameters by slug: its key's fields, its arm's generators, options and the
+    weights hashes its synthetic images were made with."""
+    arms = {arm.name: arm for arm in result.spec.arms}
+    hashes = {name: _weights_hashes(store, name) for name, arm in arms.items() if arm.augments}
+    out: dict[str, dict[str, str]] = {}
+    for cell in result.cells:
+        arm = arms[cell.key.arm]
+        params = {k: str(v) for k, v in cell.key.model_dump().items() if v is not None}
+        params |= {
+            "generators": ",".join(arm.generators) or "none",
+            "generator_options": json.dumps(arm.options, sort_keys=True, default=str),
+            "train_images": str(cell.train_images),
+        }
+        if hashes.get(arm.name):
+            params["weights_sha256"] = ",".join(hashes[arm.name])
+        out[cell.key.slug] = params
+    return out
+
+
+def _weights_hashes(store: ImageStore, augmentation: str) -> list[str]:
+    found = {
+        str(record.provenance.parameters["weights_sha256"])
+        for record in store.list(origin=Origin.SYNTHETIC, augmentation=augmentation)
+        if "weights_sha256" in record.provenance.parameters
+    }
+    return sorted(found)

@@ -1,0 +1,87 @@
+"""Where an experiment's cells run and where it is tracked, built from settings.
+
+``run_task`` is the entry point of a task on a cluster worker: it gets the settings as plain
+data and the task, rebuilds the adapters the task needs there and runs it through the same
+application code the local executor runs in process.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from medaug.application.errors import ConfigError
+from medaug.application.ports import Executor, NullProgress, Resources, Task, Tracker
+from medaug.application.services.cells import CellAdapters, CellTask, run_cell_task
+from medaug.composition import factories
+from medaug.composition.settings import Settings
+
+EXECUTORS = ("local", "ray")
+
+
+def build_executor(settings: Settings) -> Executor:
+    """The executor ``settings.executor`` names; Ray's workers rebuild adapters from ``settings``."""
+    config = settings.executor
+    if config.kind == "local":
+        from medaug.adapters.executors.local import LocalExecutor
+
+        return LocalExecutor()
+    from medaug.adapters.executors.ray import RayExecutor
+
+    return RayExecutor(
+        functools.partial(run_task, settings.model_dump()),
+        address=config.address,
+        local_cpus=config.local_cpus,
+        max_retries=config.max_retries,
+        object_store_mb=config.object_store_mb,
+    )
+
+
+def cell_resources(settings: Settings) -> Resources:
+    """What each classifier cell asks the scheduler for."""
+    return Resources(num_cpus=settings.executor.num_cpus, num_gpus=settings.executor.num_gpus)
+
+
+def check_reachable(settings: Settings, store: str, run_folder: Path) -> None:
+    """Refuse a cluster run whose store or run folder only this machine can see.
+
+    Raises:
+        ConfigError: ``executor.address`` is set (other nodes run cells) and the store or the
+            run folder is a local path not declared shared (one line; use S3).
+    """
+    config = settings.executor
+    if config.kind != "ray" or config.address is None or config.shared_filesystem:
+        return
+    local = ([] if store.startswith("s3://") else [f"store {store}"]) + [f"run folder {run_folder}"]
+    raise ConfigError(
+        f"executor.address = {config.address!r}: cells run on other nodes, but {' and '.join(local)} "
+        "are local to this machine; use an S3 store, and a run folder every node mounts at the same "
+        "path (then set executor.shared_filesystem = true)"
+    )
+
+
+def build_tracker(settings: Settings, experiment: str) -> Tracker | None:
+    """The MLflow tracker when ``tracking.mlflow_uri`` is set, else None (nothing connects yet)."""
+    config = settings.tracking
+    if config.mlflow_uri is None:
+        return None
+    from medaug.adapters.tracking.mlflow import MlflowTracker
+
+    return MlflowTracker(config.mlflow_uri, config.experiment or experiment)
+
+
+def run_task(settings_data: dict[str, Any], task: Task) -> None:
+    """Run ``task`` on this (worker) process with adapters rebuilt from ``settings_data``."""
+    settings = Settings(**settings_data)
+    payload = task.payload
+    if not isinstance(payload, CellTask):
+        raise TypeError(f"task {task.id}: no worker for {type(payload).__name__}")
+    adapters = CellAdapters(
+        store=factories.build_store(settings, payload.store),
+        trainer=factories.build_trainer(payload.key.classifier, settings),
+        evaluator=factories.build_evaluator(),
+        runs=factories.build_run_folder(Path(payload.runs)),
+        external_stores={name: factories.build_store(settings, location) for name, location in payload.external},
+    )
+    run_cell_task(payload, adapters, NullProgress())

@@ -1,0 +1,119 @@
+"""A tiny phantom experiment on a private 2-CPU Ray runtime: same per-cell metrics as in process,
+a worker killed in the middle of a cell is retried, every cell's result exists exactly once."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from medaug.application.ports import NullProgress, Task
+from medaug.application.services.cells import CellAdapters, run_cell_task
+from medaug.application.services.experiment_job import run_experiment_job
+from medaug.composition import execution, factories, jobs
+from medaug.composition.experiment_config import load_experiment_config
+from medaug.composition.settings import Settings
+from tests.cli.test_experiment_cli import invoke, workspace  # noqa: F401 - fixture
+from tests.ray_runtime import ray_runtime  # noqa: F401 - fixture (skips the test when Ray is absent)
+
+
+def _metrics(run: Path) -> dict[str, dict]:
+    cells = json.loads((run / "results.json").read_text())["cells"]
+    return {f"{c['key']['arm']}/{c['key']['seed']}": (c["metrics"], c["predictions"]) for c in cells}
+
+
+@pytest.mark.slow  # two experiment runs: ~60-80 s on 2 shared cores
+def test_cells_on_ray_score_exactly_as_in_process(
+    workspace: Path, ray_runtime, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    # Same thread count both ways: float sums over 1 or 2 threads differ in the last digits.
+    monkeypatch.setenv("MEDAUG_TRAINERS__CNN__NUM_THREADS", "1")
+    local = invoke("experiment", "run", "tiny.toml", "--run-dir", str(workspace / "local"))
+    assert local.exit_code == 0, local.output
+    on_ray = invoke("experiment", "run", "tiny.toml", "--run-dir", str(workspace / "ray"), "--executor", "ray")
+    assert on_ray.exit_code == 0, on_ray.output
+    assert len(_metrics(workspace / "ray")) == 4
+    assert _metrics(workspace / "ray") == _metrics(workspace / "local")
+
+
+def die_in_first_cell(marker: str, attempts: str, settings_data: dict, task: Task) -> None:
+    """The real cell worker, except that the first cell's first attempt kills its own worker
+    process 0.3 s into training. Every attempt is logged with its process id."""
+    with open(attempts, "a") as log:
+        log.write(f"{task.id} {os.getpid()}\n")
+    if Path(marker).exists():
+        execution.run_task(settings_data, task)
+        return
+    Path(marker).write_text(task.id)
+    settings = Settings(**settings_data)
+    cell = task.payload
+    trainer = factories.build_trainer(cell.key.classifier, settings)
+
+    class _DiesMidway:
+        def train_and_predict(self, request, store, *, progress):  # type: ignore[no-untyped-def]
+            threading.Timer(0.3, os._exit, (1,)).start()
+            return trainer.train_and_predict(request, store, progress=progress)
+
+    adapters = CellAdapters(
+        store=factories.build_store(settings, cell.store),
+        trainer=_DiesMidway(),
+        evaluator=factories.build_evaluator(),
+        runs=factories.build_run_folder(Path(cell.runs)),
+    )
+    run_cell_task(cell, adapters, NullProgress())
+
+
+def test_a_worker_killed_mid_cell_is_retried_and_each_cell_is_saved_once(workspace: Path, ray_runtime) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    import functools
+
+    from medaug.adapters.executors.ray import RayExecutor
+
+    config = load_experiment_config(workspace / "tiny.toml")
+    settings = Settings(work_dir=workspace / "work", trainers={"cnn": {"epochs": 6}})
+    run = workspace / "killed"
+    job = jobs.experiment_job(config, settings, run_dir=run, executor="ray")
+    merged = jobs.experiment_settings(settings, config).model_dump()
+    marker, attempts = workspace / "killed.marker", workspace / "attempts.log"
+    worker = functools.partial(die_in_first_cell, str(marker), str(attempts), merged)
+    job = dataclasses.replace(job, executor=RayExecutor(worker, max_retries=2))
+
+    outcome = run_experiment_job(job, progress=NullProgress())
+
+    killed = marker.read_text()
+    tries = [line.split() for line in attempts.read_text().splitlines() if line.startswith(killed + " ")]
+    assert len(tries) == 2 and tries[0][1] != tries[1][1]  # a second process ran it again
+    files = sorted(p.name for p in (run / "cells").iterdir())
+    assert files == sorted(f"{c.key.slug}.json" for c in outcome.result.cells) and len(files) == 4
+    keys = [json.dumps(c["key"], sort_keys=True) for c in json.loads((run / "results.json").read_text())["cells"]]
+    assert len(keys) == len(set(keys)) == 4
+
+
+def test_a_cluster_run_on_local_paths_is_refused_in_one_line(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    monkeypatch.setenv("MEDAUG_EXECUTOR__ADDRESS", "ray://head:10001")
+    result = invoke("experiment", "run", "tiny.toml", "--executor", "ray")
+    assert result.exit_code != 0
+    assert "executor.address = 'ray://head:10001'" in result.output and "use an S3 store" in result.output
+    assert not (workspace / "work" / "runs").exists()  # refused before any work
+
+
+def test_a_shared_file_system_lets_a_cluster_run_through_and_nothing_connects_early(
+    workspace: Path,  # noqa: F811
+) -> None:
+    config = load_experiment_config(workspace / "tiny.toml")
+    settings = Settings(work_dir=workspace / "work", executor={"address": "auto", "shared_filesystem": True})
+    job = jobs.experiment_job(config, settings, executor="ray")
+    from medaug.adapters.executors.ray import RayExecutor
+
+    assert isinstance(job.executor, RayExecutor)
+
+
+def test_an_unknown_executor_is_one_line_before_any_work(workspace: Path) -> None:  # noqa: F811
+    result = invoke("experiment", "run", "tiny.toml", "--executor", "dask")
+    assert result.exit_code != 0 and "--executor 'dask': choose one of local, ray" in result.output
+    assert not (workspace / "work").exists()
