@@ -282,25 +282,47 @@ def _trainer_device(settings: Settings, configured: str) -> str:
     return settings.device if configured == "auto" else configured
 
 
-def _cnn(settings: Settings) -> ClassifierTrainer:
+def _cnn(settings: Settings, feature_dir: Path | None) -> ClassifierTrainer:
     from medaug.adapters.trainers.cnn import CNNTrainer
 
     config = settings.trainers.cnn
     return CNNTrainer(config, device=_trainer_device(settings, config.device))
 
 
-def _resnet50(settings: Settings) -> ClassifierTrainer:
+def _resnet50(settings: Settings, feature_dir: Path | None) -> ClassifierTrainer:
     from medaug.adapters.trainers.resnet import ResNetTrainer
 
     config = settings.trainers.resnet50
     return ResNetTrainer(config, device=_trainer_device(settings, config.device))
 
 
-TrainerFactory = Callable[[Settings], ClassifierTrainer]
+def _efficientnet(name: str) -> TrainerFactory:
+    """The factory of classifier ``name`` (``efficientnet-lite0``, ``efficientnet-lite0-finetune``...),
+    configured by ``[trainers.<name with _ for ->]``."""
+    variant = name.removesuffix("-finetune")
+
+    def factory(settings: Settings, feature_dir: Path | None) -> ClassifierTrainer:
+        from medaug.adapters.trainers.efficientnet import EfficientNetTrainer
+
+        config = getattr(settings.trainers, name.replace("-", "_"))
+        return EfficientNetTrainer(
+            variant, config, name=name, device=_trainer_device(settings, config.device),
+            feature_dir=feature_dir if feature_dir is not None else settings.work_dir / "features",
+        )  # fmt: skip
+
+    return factory
+
+
+TrainerFactory = Callable[[Settings, Path | None], ClassifierTrainer]
 
 TRAINERS: dict[str, TrainerFactory] = {
     "cnn": _cnn,
     "resnet50": _resnet50,
+    **{
+        name: _efficientnet(name)
+        for variant in ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
+        for name in (variant, f"{variant}-finetune")
+    },
 }
 
 
@@ -309,8 +331,12 @@ def trainer_names() -> list[str]:
     return sorted(TRAINERS)
 
 
-def build_trainer(name: str, settings: Settings) -> ClassifierTrainer:
+def build_trainer(name: str, settings: Settings, *, feature_dir: Path | None = None) -> ClassifierTrainer:
     """The classifier trainer called ``name``, configured from ``settings.trainers``.
+
+    Args:
+        feature_dir: where frozen-backbone features are cached (an experiment's run folder);
+            None uses ``<work_dir>/features``.
 
     Raises:
         ConfigError: no classifier has that name, or its weights cannot be found.
@@ -319,7 +345,7 @@ def build_trainer(name: str, settings: Settings) -> ClassifierTrainer:
         factory = TRAINERS[name]
     except KeyError:
         raise ConfigError(f"unknown classifier {name!r}; choose one of: {', '.join(trainer_names())}") from None
-    return factory(settings)
+    return factory(settings, feature_dir)
 
 
 def build_evaluator() -> Evaluator:

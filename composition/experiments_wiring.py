@@ -57,11 +57,14 @@ def run_experiment_job(
     settings = experiment_settings(base_settings, config)
     spec = config.spec()
     _check_names(spec.arms, spec.classifiers)
-    trainers = {name: bootstrap.build_trainer(name, settings) for name in spec.classifiers}
-    store, dataset = prepare_dataset(config.dataset, settings, progress)
     runs_root = run_dir or settings.work_dir / "runs" / config.name
+    # Frozen-backbone features live in the run folder: every cell, and a resumed run, shares them.
+    trainers = {
+        name: bootstrap.build_trainer(name, settings, feature_dir=runs_root / "features") for name in spec.classifiers
+    }
     if fresh and runs_root.exists():
         shutil.rmtree(runs_root)
+    store, dataset = prepare_dataset(config.dataset, settings, progress)
     from medaug.adapters.runs import LocalRunFolder
 
     runs = LocalRunFolder(runs_root)

@@ -133,6 +133,8 @@ class CellResult(BaseModel):
     train_images: int
     seconds: float
     checkpoint: str | None = None
+    weights_sha256: str | None = None
+    """sha256 of the pretrained weights the classifier started from (over their tensors), if any."""
 
 
 class Summary(BaseModel):

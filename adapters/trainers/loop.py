@@ -182,7 +182,9 @@ class TrainingLoop:
         config: epochs, batch size, optimiser and selection options.
         device: where tensors live.
         input_size: side images are resized to; None keeps the store's size.
-        normalisation: ``train`` (z-score with the training images' statistics) or ``imagenet``.
+        normalisation: ``train`` (z-score with the training images' statistics), ``imagenet`` or
+            ``fixed`` (``fixed_statistics``).
+        fixed_statistics: per-channel (mean, std) in [0, 1] units for ``normalisation = "fixed"``.
         images: decoded-image cache (shared between trainers by default).
         features: the frozen-stage feature cache, or None to recompute it every batch.
     """
@@ -195,6 +197,7 @@ class TrainingLoop:
         device: torch.device,
         input_size: int | None,
         normalisation: str = "train",
+        fixed_statistics: tuple[Sequence[float], Sequence[float]] | None = None,
         images: ImageTensors | None = None,
         features: TensorCache | None = None,
     ) -> None:
@@ -203,6 +206,7 @@ class TrainingLoop:
         self.device = device
         self.input_size = input_size
         self.normalisation = normalisation
+        self.fixed_statistics = fixed_statistics
         self.images = images or ImageTensors()
         self.features = features
         self.frozen_images = 0
@@ -241,7 +245,7 @@ class TrainingLoop:
             )
             logits = self._logits(head, stem, splits["test"], network.channels_last)
             checkpoint = self._save(request, head, network, mean, std, best_epoch)
-        predictions = _predictions(request.test, logits)
+        predictions = predictions_of(request.test, logits)
         seconds = time.perf_counter() - started
         _log.info("classifier_trained", classifier=self.name, seed=request.seed, epochs=len(history),
                   best_epoch=best_epoch, seconds=round(seconds, 1))
@@ -257,6 +261,9 @@ class TrainingLoop:
     def _statistics(self, train: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
         if self.normalisation == "imagenet":
             return IMAGENET_MEAN, IMAGENET_STD
+        if self.normalisation == "fixed" and self.fixed_statistics is not None:
+            mean, std = self.fixed_statistics
+            return tuple(mean), tuple(std)
         return channel_stats(train)
 
     def _stem(self, normalise: Normalise, network: Network) -> Stem:
@@ -504,7 +511,8 @@ def save_atomic(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str
     return str(write_atomic(path, safetensors_save(tensors, metadata=metadata)))
 
 
-def _predictions(records: Sequence[FundusImage], logits: torch.Tensor) -> Predictions:
+def predictions_of(records: Sequence[FundusImage], logits: torch.Tensor) -> Predictions:
+    """Softmax probabilities and argmax grades of ``logits``, one per record, in order."""
     probabilities = torch.softmax(logits.double(), dim=1)
     probabilities = probabilities / probabilities.sum(dim=1, keepdim=True)
     return Predictions(

@@ -163,6 +163,7 @@ def _run_cell(spec: ExperimentSpec, key: CellKey, ctx: ExperimentContext, progre
         train_images=len(train),
         seconds=outcome.seconds,
         checkpoint=outcome.checkpoint,
+        weights_sha256=outcome.weights_sha256,
     )
     ctx.runs.save_cell(cell)
     _log.info("cell_done", cell=key.slug, accuracy=round(metrics.accuracy, 4), kappa=round(metrics.quadratic_kappa, 4))
