@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
@@ -268,9 +268,7 @@ class FrozenFeatures:
     def num_features(self) -> int:
         return 2 * int(self._pooled().network._bn1.num_features)
 
-    def of(
-        self, store: ImageStore, records: Sequence[FundusImage], views: Sequence[str] = ("id",), *, progress: Callable[[int], None] | None = None
-    ) -> torch.Tensor:
+    def of(self, store: ImageStore, records: Sequence[FundusImage], views: Sequence[str] = ("id",)) -> torch.Tensor:
         """Features of ``records`` in order, one row per image and view: N x V x D (float32).
 
         Raises:
@@ -290,14 +288,22 @@ class FrozenFeatures:
                         outputs = self._forward(view(images[wanted], name))
                         for j, row in zip(wanted, outputs, strict=True):
                             new[f"{checksums[chunk[j]]}:{name}"] = row
-                if progress is not None:
-                    progress(len(chunk))
+                if (start // self.batch_size) % 8 == 7:
+                    _log.info("backbone_features", backbone=self.backbone.variant, done=start + len(chunk), total=len(missing))
             if new:
                 known.update(new)
                 self._save(new)
             rows = [torch.stack([known[f"{digest}:{v}"] for v in views]) for digest in checksums]
         dim = next(iter(known.values())).shape[0] if known else 0
         return torch.stack(rows).float() if rows else torch.empty(0, len(views), dim)
+
+    def compute(self, images: torch.Tensor) -> torch.Tensor:
+        """Features (NxD) of a uint8 batch Nx3xHxW not in a store, resized to ``input_size`` (not cached)."""
+        if images.shape[-1] != self.input_size or images.shape[-2] != self.input_size:
+            images = nn.functional.interpolate(images.float(), size=(self.input_size, self.input_size), mode="bilinear",
+                                               antialias=True, align_corners=False).round_().clamp_(0, 255)
+        parts = [self._forward(images[i : i + self.batch_size]) for i in range(0, images.shape[0], self.batch_size)]
+        return torch.cat(parts) if parts else torch.empty(0, self.num_features)
 
     # -- internals -----------------------------------------------------------------------------
 

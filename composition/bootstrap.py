@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medaug.application.errors import ConfigError
 from medaug.application.ports import (
@@ -27,6 +28,10 @@ from medaug.application.ports import (
 )
 from medaug.composition.settings import Settings
 from medaug.domain.quality import QualityReport
+
+if TYPE_CHECKING:
+    from medaug.adapters.quality.config import QualityConfig
+    from medaug.adapters.quality.judge import JudgeMaker
 
 # -- stores ----------------------------------------------------------------------------------
 
@@ -366,24 +371,63 @@ def quality_dir(settings: Settings, store: ImageStore) -> Path:
     return settings.work_dir / "quality" / f"store-{digest}"
 
 
-def build_quality_analyzer(settings: Settings, store: ImageStore) -> QualityAnalyzer:
-    """The quality analyzer of ``settings.quality`` (its grading CNN cached under ``quality_dir``).
+def build_quality_analyzer(settings: Settings, store: ImageStore, *, feature_dir: Path | None = None) -> QualityAnalyzer:
+    """The quality analyzer of ``settings.quality``, its judges' caches under ``quality_dir``.
+
+    Args:
+        feature_dir: where frozen-backbone features are cached (an experiment's run folder, shared
+            with its classifiers); None uses ``quality_dir / "features"``.
 
     Raises:
-        ConfigError: the Inception weights file is missing or unreadable.
+        ConfigError: the Inception or EfficientNet weights are missing or unreadable.
     """
-    return _fundus_quality_analyzer(settings, store)
+    return _fundus_quality_analyzer(settings, store, feature_dir)
 
 
-def _fundus_quality_analyzer(settings: Settings, store: ImageStore):  # type: ignore[no-untyped-def]
+def build_quality_judges(
+    config: QualityConfig, *, models_dir: Path, feature_dir: Path | None, device: str
+) -> dict[str, JudgeMaker]:
+    """The judges ``config`` names (its ``classifier`` and its ``features``), by name.
+
+    Raises:
+        ConfigError: the EfficientNet weights or packages are missing.
+    """
+    from medaug.adapters.torch_support import resolve_device
+
+    torch_device = resolve_device(device)
+    wanted = {config.classifier} | ({config.features} - {"inception"})
+    judges: dict[str, JudgeMaker] = {}
+    if "efficientnet-lite0" in wanted:
+        from medaug.adapters.trainers.config import EfficientNetConfig
+        from medaug.adapters.trainers.quality_judges import BackboneJudges
+
+        probe = config.probe
+        head = EfficientNetConfig(weights=probe.weights, input_size=probe.input_size, c=probe.c,
+                                  head_epochs=probe.head_epochs, num_threads=config.num_threads)
+        judges["efficientnet-lite0"] = BackboneJudges("efficientnet-lite0", head, feature_dir, device=torch_device)
+    if "fundus-cnn" in wanted:
+        from medaug.adapters.image_tensors import ImageTensors, shared_cache
+        from medaug.adapters.trainers.quality_judges import FundusCNNJudges
+
+        judges["fundus-cnn"] = FundusCNNJudges(config.cnn, models_dir, device=torch_device, images=ImageTensors(shared_cache()))
+    return judges
+
+
+def _fundus_quality_analyzer(settings: Settings, store: ImageStore, feature_dir: Path | None = None):  # type: ignore[no-untyped-def]
     from medaug.adapters.quality.analyzer import FundusQualityAnalyzer
 
     config = settings.quality
+    device = settings.device if config.device == "auto" else config.device
+    folder = quality_dir(settings, store)
+    judges = build_quality_judges(
+        config, models_dir=folder / "models", feature_dir=feature_dir or folder / "features", device=device
+    )
     return FundusQualityAnalyzer(
         config,
-        cache_dir=quality_dir(settings, store) / "models",
+        judges=judges,
+        cache_dir=folder / "models",
         seed=settings.seed if config.seed is None else config.seed,
-        device=settings.device if config.device == "auto" else config.device,
+        device=device,
     )
 
 

@@ -114,7 +114,8 @@ def with_quality(
     missing = [arm for arm in arms if arm not in reports]
     if missing:
         try:
-            analyzer = bootstrap.build_quality_analyzer(settings, store)
+            # The run folder's feature cache: the frozen classifiers' features serve the probe too.
+            analyzer = bootstrap.build_quality_analyzer(settings, store, feature_dir=Path(runs.location) / "features")
             reports |= assess_all(store, analyzer, augmentations=missing, progress=progress)
         except (MedaugError, DomainError) as exc:
             _log.warning("quality_unavailable", arms=missing, error=str(exc))

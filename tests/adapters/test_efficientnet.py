@@ -87,7 +87,7 @@ def test_features_are_cached_by_image_checksum_and_reused_by_a_new_process(tmp_p
 def test_a_second_run_computes_no_features(tmp_path: Path) -> None:
     records = graded_store(tmp_path / "store", {"train": 2, "test": 1}, size=24)
     store = LocalImageStore(tmp_path / "store")
-    config = EfficientNetConfig(head_epochs=2, input_size=32, device="cpu", num_threads=1)
+    config = EfficientNetConfig(head_epochs=2, input_size=32, flips=True, device="cpu", num_threads=1)
     trainer = EfficientNetTrainer("efficientnet-lite0", config, feature_dir=tmp_path / "run" / "features")
     request = TrainingRequest(train=tuple(records["train"]), test=tuple(records["test"]), seed=0)
     assert trainer.features is not None
