@@ -404,7 +404,9 @@ def build_quality_judges(
         probe = config.probe
         head = EfficientNetConfig(weights=probe.weights, input_size=probe.input_size, c=probe.c,
                                   head_epochs=probe.head_epochs, num_threads=config.num_threads)
-        judges["efficientnet-lite0"] = BackboneJudges("efficientnet-lite0", head, feature_dir, device=torch_device)
+        judges["efficientnet-lite0"] = BackboneJudges(
+            "efficientnet-lite0", head, feature_dir, device=torch_device, components=probe.components
+        )
     if "fundus-cnn" in wanted:
         from medaug.adapters.image_tensors import ImageTensors, shared_cache
         from medaug.adapters.trainers.quality_judges import FundusCNNJudges
