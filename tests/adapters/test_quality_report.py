@@ -43,7 +43,7 @@ def _report(arm: str) -> QualityReport:
                     feature_id="r1", feature_cosine=0.5),
     )  # fmt: skip
     return QualityReport(
-        augmentation=arm, generators=("test",), feature_space="fundus-cnn", classifier_accuracy=0.6,
+        augmentation=arm, generators=("test",), feature_space="efficientnet-lite0", classifier_accuracy=0.6,
         overall=scores, per_grade={Grade(2): scores}, reference=scores, reference_per_grade={Grade(2): scores},
         fidelity=_fidelity(0.5), reference_fidelity=_fidelity(0.6),
         memorisation=Memorisation(summary=summary, reference=summary, nearest=nearest, reference_nearest=nearest[1:]),
@@ -90,7 +90,7 @@ def test_results_without_quality_still_load() -> None:
 
 
 class _Analyzer:
-    feature_space = "fundus-cnn"
+    feature_space = "efficientnet-lite0"
 
     def __init__(self) -> None:
         self.assessed: list[str] = []
@@ -105,7 +105,7 @@ def test_the_experiment_job_adds_quality_of_augmenting_arms_and_reuses_earlier_r
 ) -> None:
     store.put(real_record("t0", 2, split=Split.TEST), encode_png(fundus_like(50, 2)))
     analyzer = _Analyzer()
-    monkeypatch.setattr(experiments_wiring.bootstrap, "build_quality_analyzer", lambda settings, s: analyzer)
+    monkeypatch.setattr(experiments_wiring.bootstrap, "build_quality_analyzer", lambda settings, s, **_: analyzer)
     runs, settings = MemoryRuns(), load_settings()
     result = experiments_wiring.with_quality(_result({}), settings, store, runs, progress=None)  # type: ignore[arg-type]
     assert list(result.quality) == ["copies"] and analyzer.assessed == ["copies"]
