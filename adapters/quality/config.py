@@ -107,7 +107,7 @@ class QualityConfig(BaseModel):
         flip_invariant: compare with mirrored training images too (a mirrored copy still leaks).
         ssim_candidates: training images (the best by pixel correlation first) whose SSIM with an image is
             computed; the highest counts (SSIM is the slowest step: 1 is enough when correlation matches).
-        tstr: train a CNN on each set's synthetic images alone and test it on the real test split.
+        tstr: train the judge's kind of classifier on each set's synthetic images alone and test it on the real test split.
         worst_pairs: pairs shown side by side in the plots.
         in_experiments: add a quality section per arm to experiment reports.
         filter: what ``augment run --filter`` drops.
