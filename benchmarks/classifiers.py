@@ -1,13 +1,16 @@
-"""Benchmark: classifier training throughput and the ResNet50 feature cache.
+"""Benchmark: classifier training throughput, the ResNet50 feature cache, EfficientNet-Lite0.
 
 Run from the repository root: ``python benchmarks/classifiers.py [--threads 2] [--device auto]
-[--cnn-images 200] [--resnet-images 60]``. It builds a throwaway store of fundus-like discs and
+[--cnn-images 200] [--resnet-images 60] [--effnet-images 48] [--only efficientnet]``. It builds a throwaway store of fundus-like discs and
 times, end to end through ``train_and_predict``:
 
 - the proposed CNN (default architecture) at 64 and 256 px: training images/s (the epochs only)
   and the wall time of the whole run, with the time 80 epochs of 500 images would take;
 - a frozen ResNet50 (``weights = "none"``, 224 px): seconds per epoch with and without the feature
   cache, and the run times (the cached run includes computing the features once);
+- EfficientNet-Lite0 at its default input size (240 px from 256 px images): frozen feature
+  extraction images/s (first run, features computed and cached) and the head-only run time once
+  they are cached; fine-tuning training images/s (whole network, online flips, channels-last);
 - the process's peak resident memory.
 
 Nothing is asserted: the figures are for reading.
@@ -28,8 +31,9 @@ import torch
 from medaug.adapters.imaging.png import encode_png
 from medaug.adapters.stores.local import LocalImageStore
 from medaug.adapters.trainers.cnn import CNNTrainer
-from medaug.adapters.trainers.config import CNNConfig, ResNetConfig
+from medaug.adapters.trainers.config import CNNConfig, EfficientNetConfig, ResNetConfig
 from medaug.adapters.trainers.data import ImageTensors
+from medaug.adapters.trainers.efficientnet import EfficientNetTrainer
 from medaug.adapters.trainers.resnet import ResNetTrainer
 from medaug.application.ports import NullProgress, TrainingOutcome, TrainingRequest
 from medaug.domain import FundusImage, Grade, Origin, Provenance, Split
@@ -62,7 +66,7 @@ def build_store(root: Path, size: int, n_train: int, n_test: int) -> tuple[Local
     return store, TrainingRequest(train=tuple(records[Split.TRAIN]), test=tuple(records[Split.TEST]), seed=0)
 
 
-def timed(trainer: CNNTrainer | ResNetTrainer, request: TrainingRequest, store: LocalImageStore) -> tuple[TrainingOutcome, float]:
+def timed(trainer: CNNTrainer | ResNetTrainer | EfficientNetTrainer, request: TrainingRequest, store: LocalImageStore) -> tuple[TrainingOutcome, float]:
     """The outcome of one run and its wall time in seconds."""
     started = time.perf_counter()
     outcome = trainer.train_and_predict(request, store, progress=NullProgress())
@@ -95,6 +99,27 @@ def bench_resnet(root: Path, images: int, epochs: int, device: str, threads: int
     print(f"resnet50 feature cache: epochs {results[False] / results[True]:.0f}x faster", flush=True)
 
 
+def bench_efficientnet(root: Path, images: int, device: str, threads: int) -> None:
+    """Print EfficientNet-Lite0's frozen feature throughput and fine-tuning throughput at 240 px."""
+    store, request = build_store(root / "effnet", 256, images, 16)
+    frozen = EfficientNetConfig(mode="frozen", device=device, num_threads=threads)
+    trainer = EfficientNetTrainer("efficientnet-lite0", frozen, feature_dir=root / "effnet-features")
+    assert trainer.features is not None
+    outcome, wall = timed(trainer, request, store)
+    computed = trainer.features.computed
+    print(f"efficientnet-lite0 240 px frozen: {computed / wall:6.2f} images/s feature extraction "
+          f"({computed} images, run {wall:.1f} s incl. the head)", flush=True)
+    _, cached = timed(trainer, request.model_copy(update={"seed": 1}), store)
+    print(f"efficientnet-lite0 frozen, features cached: run {cached:.2f} s (head only, "
+          f"{trainer.features.computed - computed} images recomputed)", flush=True)
+    finetune = EfficientNetConfig(mode="finetune", epochs=1, device=device, num_threads=threads)
+    tuned = EfficientNetTrainer("efficientnet-lite0", finetune, name="efficientnet-lite0-finetune", images=ImageTensors())
+    outcome, wall = timed(tuned, request, store)
+    ips = outcome.images_per_second
+    print(f"efficientnet-lite0 240 px finetune: {ips:6.2f} training images/s (whole network, 1 epoch of {images}, "
+          f"run {wall:.1f} s); 15 epochs x 413 images ~ {15 * 413 / ips / 60:.0f} min", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse options and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -102,14 +127,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--cnn-images", type=int, default=200)
     parser.add_argument("--resnet-images", type=int, default=60)
+    parser.add_argument("--effnet-images", type=int, default=48)
+    parser.add_argument("--only", choices=["cnn", "resnet50", "efficientnet"], default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, device {args.device}", flush=True)
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        bench_cnn(root, 64, args.cnn_images * 2, 3, args.device, args.threads)
-        bench_cnn(root, 256, args.cnn_images // 2, 1, args.device, args.threads)
-        bench_resnet(root, args.resnet_images, 2, args.device, args.threads)
+        if args.only in (None, "cnn"):
+            bench_cnn(root, 64, args.cnn_images * 2, 3, args.device, args.threads)
+            bench_cnn(root, 256, args.cnn_images // 2, 1, args.device, args.threads)
+        if args.only in (None, "resnet50"):
+            bench_resnet(root, args.resnet_images, 2, args.device, args.threads)
+        if args.only in (None, "efficientnet"):
+            bench_efficientnet(root, args.effnet_images, args.device, args.threads)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 1024**2)
     print(f"peak resident memory: {peak:.0f} MiB", flush=True)
 

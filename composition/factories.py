@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medaug.application.errors import ConfigError
 from medaug.application.ports import (
@@ -31,6 +32,10 @@ from medaug.application.ports import (
 )
 from medaug.composition.settings import Settings
 from medaug.domain.quality import QualityReport
+
+if TYPE_CHECKING:
+    from medaug.adapters.quality.config import QualityConfig
+    from medaug.adapters.quality.judge import JudgeMaker
 
 # -- stores ----------------------------------------------------------------------------------
 
@@ -369,25 +374,47 @@ def _trainer_device(settings: Settings, configured: str) -> str:
     return settings.device if configured == "auto" else configured
 
 
-def _cnn(settings: Settings) -> ClassifierTrainer:
+def _cnn(settings: Settings, feature_dir: Path | None) -> ClassifierTrainer:
     from medaug.adapters.trainers.cnn import CNNTrainer
 
     config = settings.trainers.cnn
     return CNNTrainer(config, device=_trainer_device(settings, config.device))
 
 
-def _resnet50(settings: Settings) -> ClassifierTrainer:
+def _resnet50(settings: Settings, feature_dir: Path | None) -> ClassifierTrainer:
     from medaug.adapters.trainers.resnet import ResNetTrainer
 
     config = settings.trainers.resnet50
     return ResNetTrainer(config, device=_trainer_device(settings, config.device))
 
 
-TrainerFactory = Callable[[Settings], ClassifierTrainer]
+def _efficientnet(name: str) -> TrainerFactory:
+    """The factory of classifier ``name`` (``efficientnet-lite0``, ``efficientnet-lite0-finetune``...),
+    configured by ``[trainers.<name with _ for ->]``."""
+    variant = name.removesuffix("-finetune")
+
+    def factory(settings: Settings, feature_dir: Path | None) -> ClassifierTrainer:
+        from medaug.adapters.trainers.efficientnet import EfficientNetTrainer
+
+        config = getattr(settings.trainers, name.replace("-", "_"))
+        return EfficientNetTrainer(
+            variant, config, name=name, device=_trainer_device(settings, config.device),
+            feature_dir=feature_dir if feature_dir is not None else settings.work_dir / "features",
+        )  # fmt: skip
+
+    return factory
+
+
+TrainerFactory = Callable[[Settings, Path | None], ClassifierTrainer]
 
 TRAINERS: dict[str, TrainerFactory] = {
     "cnn": _cnn,
     "resnet50": _resnet50,
+    **{
+        name: _efficientnet(name)
+        for variant in ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
+        for name in (variant, f"{variant}-finetune")
+    },
 }
 
 
@@ -396,8 +423,12 @@ def trainer_names() -> list[str]:
     return sorted(TRAINERS)
 
 
-def build_trainer(name: str, settings: Settings) -> ClassifierTrainer:
+def build_trainer(name: str, settings: Settings, *, feature_dir: Path | None = None) -> ClassifierTrainer:
     """The classifier trainer called ``name``, configured from ``settings.trainers``.
+
+    Args:
+        feature_dir: where frozen-backbone features are cached (an experiment's run folder);
+            None uses ``<work_dir>/features``.
 
     Raises:
         ConfigError: no classifier has that name, or its weights cannot be found.
@@ -449,24 +480,65 @@ def quality_dir(settings: Settings, store: ImageStore) -> Path:
     return settings.work_dir / "quality" / f"store-{store.identity}"
 
 
-def build_quality_analyzer(settings: Settings, store: ImageStore) -> QualityAnalyzer:
-    """The quality analyzer of ``settings.quality`` (its grading CNN cached under ``quality_dir``).
+def build_quality_analyzer(settings: Settings, store: ImageStore, *, feature_dir: Path | None = None) -> QualityAnalyzer:
+    """The quality analyzer of ``settings.quality``, its judges' caches under ``quality_dir``.
+
+    Args:
+        feature_dir: where frozen-backbone features are cached (an experiment's run folder, shared
+            with its classifiers); None uses ``quality_dir / "features"``.
 
     Raises:
-        ConfigError: the Inception weights file is missing or unreadable.
+        ConfigError: the Inception or EfficientNet weights are missing or unreadable.
     """
-    return _fundus_quality_analyzer(settings, store)
+    return _fundus_quality_analyzer(settings, store, feature_dir)
 
 
-def _fundus_quality_analyzer(settings: Settings, store: ImageStore):  # type: ignore[no-untyped-def]
+def build_quality_judges(
+    config: QualityConfig, *, models_dir: Path, feature_dir: Path | None, device: str
+) -> dict[str, JudgeMaker]:
+    """The judges ``config`` names (its ``classifier`` and its ``features``), by name.
+
+    Raises:
+        ConfigError: the EfficientNet weights or packages are missing.
+    """
+    from medaug.adapters.torch_support import resolve_device
+
+    torch_device = resolve_device(device)
+    wanted = {config.classifier} | ({config.features} - {"inception"})
+    judges: dict[str, JudgeMaker] = {}
+    if "efficientnet-lite0" in wanted:
+        from medaug.adapters.trainers.config import EfficientNetConfig
+        from medaug.adapters.trainers.quality_judges import BackboneJudges
+
+        probe = config.probe
+        head = EfficientNetConfig(weights=probe.weights, input_size=probe.input_size, c=probe.c,
+                                  head_epochs=probe.head_epochs, num_threads=config.num_threads)
+        judges["efficientnet-lite0"] = BackboneJudges(
+            "efficientnet-lite0", head, feature_dir, device=torch_device, components=probe.components
+        )
+    if "fundus-cnn" in wanted:
+        from medaug.adapters.image_tensors import ImageTensors, shared_cache
+        from medaug.adapters.trainers.quality_judges import FundusCNNJudges
+
+        judges["fundus-cnn"] = FundusCNNJudges(config.cnn, models_dir, device=torch_device, images=ImageTensors(shared_cache()))
+    return judges
+
+
+def _fundus_quality_analyzer(settings: Settings, store: ImageStore, feature_dir: Path | None = None):  # type: ignore[no-untyped-def]
     from medaug.adapters.quality.analyzer import FundusQualityAnalyzer
 
     config = settings.quality
+    device = settings.device if config.device == "auto" else config.device
+    folder = quality_dir(settings, store)
+    judges = build_quality_judges(
+        config, models_dir=folder / "models", feature_dir=feature_dir or folder / "features", device=device
+    )
     return FundusQualityAnalyzer(
         config,
-        cache_dir=quality_dir(settings, store) / "models",
+        judges=judges,
+        cache_dir=folder / "models",
         seed=settings.seed if config.seed is None else config.seed,
-        device=settings.device if config.device == "auto" else config.device,
+        device=device,
     )
 
 

@@ -60,9 +60,12 @@ def experiment_job(
     _check_names(spec.arms, spec.classifiers)
     if config.dataset.external:  # checked before any work
         check_external_sets(config, settings)
-    trainers = {name: factories.build_trainer(name, settings) for name in spec.classifiers}
-    dataset = dataset_step(config.dataset, settings)
     runs_root = run_dir or settings.work_dir / "runs" / config.name
+    # Frozen-backbone features live in the run folder: every cell, and a resumed run, shares them.
+    trainers = {
+        name: factories.build_trainer(name, settings, feature_dir=runs_root / "features") for name in spec.classifiers
+    }
+    dataset = dataset_step(config.dataset, settings)
     if fresh and runs_root.exists():
         shutil.rmtree(runs_root)
     store = dataset.store
@@ -81,7 +84,7 @@ def experiment_job(
         evaluator=factories.build_evaluator(),
         report_writer=factories.build_report_writer(),
         image_size=lambda ready: factories.working_image_size(settings, ready),
-        quality=_quality_step(settings) if settings.quality.in_experiments else None,
+        quality=_quality_step(settings, runs_root / "features") if settings.quality.in_experiments else None,
         # The store's identity, not its path: a run folder never mixes cells of two stores.
         fingerprint=config.fingerprint({**_fingerprint_settings(settings), "store": store.identity}),
         references=THESIS_REFERENCES if config.dataset.kind == "idrid" else (),
@@ -102,10 +105,11 @@ def _with_executor(settings: Settings, kind: str) -> Settings:
     return settings.model_copy(update={"executor": settings.executor.model_copy(update={"kind": kind})})
 
 
-def _quality_step(settings: Settings) -> QualityStep:
+def _quality_step(settings: Settings, feature_dir: Path) -> QualityStep:
+    """The quality step; its probe shares the run folder's feature cache with the classifiers."""
     config = settings.quality
     return QualityStep(
-        analyzer=lambda store: factories.build_quality_analyzer(settings, store),
+        analyzer=lambda store: factories.build_quality_analyzer(settings, store, feature_dir=feature_dir),
         is_current=lambda report: report.thresholds == config.thresholds and report.feature_space == config.features,
     )
 

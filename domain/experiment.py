@@ -142,6 +142,8 @@ class CellResult(BaseModel):
     """Predictions on each external test set, by set name."""
     external_metrics: dict[str, Metrics] = Field(default_factory=dict)
     """Metrics on each external test set, by set name."""
+    weights_sha256: str | None = None
+    """sha256 of the pretrained weights the classifier started from (over their tensors), if any."""
 
 
 class Summary(BaseModel):

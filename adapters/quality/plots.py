@@ -75,7 +75,7 @@ def fidelity_chart(report: QualityReport, *, dpi: int = DPI) -> bytes:
                 axes.axhline(100 * report.thresholds.min_confidence, color="black", linestyle="--", linewidth=1)
             if index == 0:
                 axes.legend(loc="upper right", fontsize=8)
-        figure.suptitle(f"{report.augmentation}: label fidelity by a CNN trained on the real training images")
+        figure.suptitle(f"{report.augmentation}: label fidelity by a classifier trained on the real training images")
         return _png(figure)
 
 

@@ -38,7 +38,7 @@ def quality_section(result: ExperimentResult, store: ImageStore, *, dpi: int = D
         Text(
             f"Measured in the {first.feature_space} feature space against the real training images; each figure "
             "is shown beside the same figure for held-out real images (the test split), which is what a perfect "
-            "generator would score. Label fidelity uses a CNN trained on the real training images only; "
+            "generator would score. Label fidelity uses a classifier (the judge: by default a linear probe on the frozen EfficientNet-Lite0) trained on the real training images only; "
             f"it grades held-out real images right {_pct(first.classifier_accuracy)} of the time. Overall figures "
             "also compare the mix of grades (synthetic sets are balanced, real ones are not); per-grade figures "
             "compare like with like.",
@@ -67,7 +67,7 @@ def overview_table(reports: dict[str, QualityReport]) -> Table:
     return Table(
         ("arm", *headers),
         tuple(rows),
-        "Against the real training images. TSTR: a CNN trained on the arm's synthetic images alone, tested on the "
+        "Against the real training images. TSTR: the same kind of classifier trained on the arm's synthetic images alone, tested on the "
         "real test images (held-out real row: trained on the real training images). Near-copies: images whose "
         "fine-structure pixel correlation or SSIM with a training image passes the thresholds.",
     )

@@ -295,6 +295,9 @@ def reproducibility_section(result: ExperimentResult) -> Section:
     if result.environment:
         env = tuple((k, fmt.redact_value(k, v)) for k, v in sorted(result.environment.items()))
         tables.append(Table(("component", "version"), env, "Environment"))
+    weights = sorted({(c.key.classifier, c.weights_sha256) for c in result.cells if c.weights_sha256})
+    if weights:
+        tables.append(Table(("classifier", "weights sha256 (over tensors)"), tuple(weights), "Pretrained weights"))
     blocks: list[Block] = [Group("Run, arms and environment", tuple(tables), tiled=True)]
     blocks.append(Text("Configuration (secrets redacted):", "p"))
     blocks.append(Code(redact(result.config_text) or "(no configuration text recorded)"))

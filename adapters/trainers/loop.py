@@ -79,7 +79,9 @@ class TrainingLoop:
         config: epochs, batch size, optimiser and selection options.
         device: where tensors live.
         input_size: side images are resized to; None keeps the store's size.
-        normalisation: ``train`` (z-score with the training images' statistics) or ``imagenet``.
+        normalisation: ``train`` (z-score with the training images' statistics), ``imagenet`` or
+            ``fixed`` (``fixed_statistics``).
+        fixed_statistics: per-channel (mean, std) in [0, 1] units for ``normalisation = "fixed"``.
         images: decoded-image cache (shared between trainers by default).
         features: the frozen-stage feature cache, or None to recompute it every batch.
     """
@@ -92,6 +94,7 @@ class TrainingLoop:
         device: torch.device,
         input_size: int | None,
         normalisation: str = "train",
+        fixed_statistics: tuple[Sequence[float], Sequence[float]] | None = None,
         images: ImageTensors | None = None,
         features: TensorCache | None = None,
     ) -> None:
@@ -100,6 +103,7 @@ class TrainingLoop:
         self.device = device
         self.input_size = input_size
         self.normalisation = normalisation
+        self.fixed_statistics = fixed_statistics
         self.images = images or ImageTensors()
         self.features = features
         self.frozen_images = 0
@@ -138,11 +142,11 @@ class TrainingLoop:
             )
             logits = self._logits(head, stem, splits["test"], network.channels_last)
             extra = {
-                name: _predictions(external.images, self._predict_external(head, stem, network, mean, std, external))
+                name: predictions_of(external.images, self._predict_external(head, stem, network, mean, std, external))
                 for name, external in request.extra_tests.items()
             }
             checkpoint = self._save(request, head, network, mean, std, best_epoch)
-        predictions = _predictions(request.test, logits)
+        predictions = predictions_of(request.test, logits)
         seconds = time.perf_counter() - started
         _log.info("classifier_trained", classifier=self.name, seed=request.seed, epochs=len(history),
                   best_epoch=best_epoch, seconds=round(seconds, 1))
@@ -175,6 +179,9 @@ class TrainingLoop:
     def _statistics(self, train: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
         if self.normalisation == "imagenet":
             return IMAGENET_MEAN, IMAGENET_STD
+        if self.normalisation == "fixed" and self.fixed_statistics is not None:
+            mean, std = self.fixed_statistics
+            return tuple(mean), tuple(std)
         return channel_stats(train)
 
     def _stem(self, normalise: Normalise, network: Network) -> Stem:
@@ -357,7 +364,8 @@ class TrainingLoop:
         return save_atomic(tensors, Path(request.checkpoint_path), metadata)
 
 
-def _predictions(records: Sequence[FundusImage], logits: torch.Tensor) -> Predictions:
+def predictions_of(records: Sequence[FundusImage], logits: torch.Tensor) -> Predictions:
+    """Softmax probabilities and argmax grades of ``logits``, one per record, in order."""
     probabilities = torch.softmax(logits.double(), dim=1)
     probabilities = probabilities / probabilities.sum(dim=1, keepdim=True)
     return Predictions(
@@ -366,10 +374,6 @@ def _predictions(records: Sequence[FundusImage], logits: torch.Tensor) -> Predic
         predicted=tuple(int(p) for p in probabilities.argmax(dim=1)),
         probabilities=tuple(tuple(float(v) for v in row) for row in probabilities.tolist()),
     )
-
-
-predictions_from_logits = _predictions
-"""Predictions (softmax probabilities, argmax grades) of ``records`` from their logits."""
 
 
 def _cache_key(

@@ -17,7 +17,8 @@ from safetensors import SafetensorError, safe_open
 from medaug.adapters.trainers.cnn import ProposedCNN
 from medaug.adapters.trainers.config import CNNConfig
 from medaug.adapters.trainers.data import ImageTensors
-from medaug.adapters.trainers.loop import Normalise, predictions_from_logits
+from medaug.adapters.trainers.loop import predictions_of
+from medaug.adapters.trainers.network import Normalise
 from medaug.application.errors import ConfigError
 from medaug.application.ports import ImageStore
 from medaug.domain import FundusImage
@@ -69,4 +70,4 @@ class SavedCNN:
             for batch in raw.split(self.config.eval_batch_size):
                 outputs.append(self.model(self.normalise(batch)).float())
         logits = torch.cat(outputs) if outputs else torch.empty(0, 5)
-        return predictions_from_logits(images, logits)
+        return predictions_of(images, logits)

@@ -75,6 +75,8 @@ class TrainingOutcome(BaseModel):
     checkpoint: str | None = None
     seconds: float
     images_per_second: float
+    weights_sha256: str | None = None
+    """sha256 of the pretrained weights the classifier started from (over their tensors), if any."""
 
 
 @runtime_checkable

@@ -65,6 +65,7 @@ def train_cell(
         train_images=len(request.train),
         seconds=outcome.seconds,
         checkpoint=outcome.checkpoint,
+        weights_sha256=outcome.weights_sha256,
         external=dict(outcome.extra_predictions),
         external_metrics={name: evaluator.metrics(p) for name, p in outcome.extra_predictions.items()},
     )

@@ -18,7 +18,15 @@ from medaug.application.errors import ConfigError
 from medaug.application.ports import GenerationRequest, GenerationResult, QualityAnalyzer, SyntheticScreen
 from medaug.application.services.quality import assess_quality
 from medaug.domain import Grade
-from tests.quality_images import fill_real, fundus_like, noise_image, perturbed, synthetic, tiny_config
+from tests.quality_images import (
+    fill_real,
+    fundus_like,
+    noise_image,
+    perturbed,
+    quality_analyzer,
+    synthetic,
+    tiny_config,
+)
 
 SETS = ("noise", "copies")
 
@@ -50,7 +58,7 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def analyzer(cache: Path) -> FundusQualityAnalyzer:
-    return FundusQualityAnalyzer(tiny_config(), cache_dir=cache, seed=0, device="cpu")
+    return quality_analyzer(tiny_config(), cache)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +110,7 @@ def test_the_grading_cnn_is_cached_and_the_report_is_reproducible(store, cache, 
         raise AssertionError("the cached grading CNN should have been reused")
 
     monkeypatch.setattr(loop.TrainingLoop, "run", no_training)
-    again = FundusQualityAnalyzer(tiny_config(tstr=False), cache_dir=cache, seed=0, device="cpu")
+    again = quality_analyzer(tiny_config(tstr=False), cache)
     report = assess_quality(store, again, "noise")
     assert list(cache.glob("fundus-cnn-*.safetensors"))
     assert report.overall == noise_report.overall and report.reference == noise_report.reference
@@ -158,8 +166,7 @@ def test_inception_features_from_a_torchvision_state_dict(tmp_path: Path) -> Non
         small.put(synthetic(f"noise-g{grade}", grade, "noise"), encode_png(noise_image(grade)))
     path = tmp_path / "inception.pth"
     torch.save(torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False).state_dict(), path)
-    analyzer = FundusQualityAnalyzer(tiny_config(features="inception", inception_weights=path, tstr=False),
-                                     cache_dir=tmp_path / "cache", seed=0, device="cpu")
+    analyzer = quality_analyzer(tiny_config(features="inception", inception_weights=path, tstr=False), tmp_path / "cache")
     report = assess_quality(small, analyzer, "noise")
     assert report.feature_space == "inception" and report.overall.fid is not None
     assert report.overall.n_images == 5 and report.overall.kid_subset_size == 5

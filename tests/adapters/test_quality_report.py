@@ -53,7 +53,7 @@ def _report(arm: str) -> QualityReport:
                     feature_id="r1", feature_cosine=0.5),
     )  # fmt: skip
     return QualityReport(
-        augmentation=arm, generators=("test",), feature_space="fundus-cnn", classifier_accuracy=0.6,
+        augmentation=arm, generators=("test",), feature_space="efficientnet-lite0", classifier_accuracy=0.6,
         overall=scores, per_grade={Grade(2): scores}, reference=scores, reference_per_grade={Grade(2): scores},
         fidelity=_fidelity(0.5), reference_fidelity=_fidelity(0.6),
         memorisation=Memorisation(summary=summary, reference=summary, nearest=nearest, reference_nearest=nearest[1:]),
@@ -101,7 +101,7 @@ def test_results_without_quality_still_load() -> None:
 
 
 class _Analyzer:
-    feature_space = "fundus-cnn"
+    feature_space = "efficientnet-lite0"
 
     def __init__(self) -> None:
         self.assessed: list[str] = []

@@ -335,11 +335,13 @@ def test_settings_configure_the_trainers(tmp_path: Path) -> None:
     trainer = factories.build_trainer("cnn", settings)
     assert isinstance(trainer, ClassifierTrainer) and trainer.name == "cnn" and trainer.config.epochs == 2
     assert factories.build_trainer("resnet50", settings).name == "resnet50"
-    assert factories.trainer_names() == ["cnn", "resnet50"]
+    assert factories.trainer_names() == [
+        "cnn", *(f"efficientnet-lite{n}{mode}" for n in range(3) for mode in ("", "-finetune")), "resnet50"
+    ]
 
 
 def test_unknown_trainer_lists_the_valid_names() -> None:
-    with pytest.raises(ConfigError, match="choose one of: cnn, resnet50"):
+    with pytest.raises(ConfigError, match="choose one of: cnn, efficientnet-lite0, .*resnet50"):
         factories.build_trainer("vgg16", load_settings())
 
 

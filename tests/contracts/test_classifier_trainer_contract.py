@@ -1,12 +1,13 @@
-"""Both classifiers against the shared ClassifierTrainer contract (tiny images, two epochs)."""
+"""Every classifier against the shared ClassifierTrainer contract (tiny images, two epochs)."""
 
 from __future__ import annotations
 
 import pytest
 
 from medaug.adapters.trainers.cnn import CNNTrainer
-from medaug.adapters.trainers.config import CNNConfig, ResNetConfig
+from medaug.adapters.trainers.config import CNNConfig, EfficientNetConfig, ResNetConfig
 from medaug.adapters.trainers.data import ImageTensors
+from medaug.adapters.trainers.efficientnet import EfficientNetTrainer
 from medaug.adapters.trainers.resnet import ResNetTrainer
 from tests.contracts.classifier_trainer import ClassifierTrainerContract
 
@@ -23,3 +24,18 @@ class TestResNet50Trainer(ClassifierTrainerContract):
     def trainer(self, epochs: int) -> ResNetTrainer:
         config = ResNetConfig(epochs=epochs, batch_size=8, weights="none", input_size=32, hidden=16, device="cpu", num_threads=1)
         return ResNetTrainer(config, images=ImageTensors())
+
+
+class TestEfficientNetFrozenTrainer(ClassifierTrainerContract):
+    @pytest.fixture
+    def trainer(self, epochs: int, tmp_path_factory: pytest.TempPathFactory) -> EfficientNetTrainer:
+        config = EfficientNetConfig(mode="frozen", head_epochs=epochs, input_size=32, device="cpu", num_threads=1)
+        return EfficientNetTrainer("efficientnet-lite0", config, feature_dir=tmp_path_factory.mktemp("features"))
+
+
+class TestEfficientNetFinetuneTrainer(ClassifierTrainerContract):
+    @pytest.fixture
+    def trainer(self, epochs: int) -> EfficientNetTrainer:
+        config = EfficientNetConfig(mode="finetune", epochs=epochs, batch_size=8, input_size=32, trainable_blocks=2,
+                                    device="cpu", num_threads=1)
+        return EfficientNetTrainer("efficientnet-lite0", config, name="efficientnet-lite0-finetune", images=ImageTensors())
