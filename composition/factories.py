@@ -437,7 +437,7 @@ def build_trainer(name: str, settings: Settings, *, feature_dir: Path | None = N
         factory = TRAINERS[name]
     except KeyError:
         raise ConfigError(f"unknown classifier {name!r}; choose one of: {', '.join(trainer_names())}") from None
-    return factory(settings)
+    return factory(settings, feature_dir)
 
 
 def build_saved_classifier(path: Path) -> SavedClassifier:

@@ -78,7 +78,7 @@ def tiny_config(**updates: object) -> QualityConfig:
 def quality_analyzer(config: QualityConfig, cache_dir: Path, *, feature_dir: Path | None = None, seed: int = 0):  # type: ignore[no-untyped-def]
     """The analyzer with the judges ``config`` names, as the composition root builds it (on CPU)."""
     from medaug.adapters.quality.analyzer import FundusQualityAnalyzer
-    from medaug.composition.bootstrap import build_quality_judges
+    from medaug.composition.factories import build_quality_judges
 
     judges = build_quality_judges(config, models_dir=cache_dir, feature_dir=feature_dir, device="cpu")
     return FundusQualityAnalyzer(config, judges=judges, cache_dir=cache_dir, seed=seed, device="cpu")

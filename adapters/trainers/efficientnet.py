@@ -167,9 +167,15 @@ class EfficientNetTrainer:
         )  # fmt: skip
         with torch.inference_mode():
             logits = fitted.head(test_x)
+            extra = {
+                name: predictions_of(external.images, fitted.head(features.of(external.store, external.images)[:, 0]))
+                for name, external in request.extra_tests.items()
+                if external.images
+            }
         checkpoint = self._save(request, fitted.head, fitted.best_epoch)
         return TrainingOutcome(
             predictions=predictions_of(request.test, logits),
+            extra_predictions=extra,
             history=tuple(fitted.history),
             best_epoch=fitted.best_epoch,
             checkpoint=checkpoint,

@@ -3,10 +3,10 @@ a worker killed in the middle of a cell is retried, every cell's result exists e
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
-import threading
 from pathlib import Path
 
 import pytest
@@ -42,7 +42,7 @@ def test_cells_on_ray_score_exactly_as_in_process(
 
 def die_in_first_cell(marker: str, attempts: str, settings_data: dict, task: Task) -> None:
     """The real cell worker, except that the first cell's first attempt kills its own worker
-    process 0.3 s into training. Every attempt is logged with its process id."""
+    process after its first training epoch. Every attempt is logged with its process id."""
     with open(attempts, "a") as log:
         log.write(f"{task.id} {os.getpid()}\n")
     if Path(marker).exists():
@@ -53,10 +53,19 @@ def die_in_first_cell(marker: str, attempts: str, settings_data: dict, task: Tas
     cell = task.payload
     trainer = factories.build_trainer(cell.key.classifier, settings)
 
+    class _DiesAfterOneEpoch:
+        """A progress sink whose first advance (the end of epoch 1) ends the worker process."""
+
+        @contextlib.contextmanager
+        def task(self, description, total):  # type: ignore[no-untyped-def]
+            yield self
+
+        def advance(self, steps=1, **fields):  # type: ignore[no-untyped-def]
+            os._exit(1)
+
     class _DiesMidway:
         def train_and_predict(self, request, store, *, progress):  # type: ignore[no-untyped-def]
-            threading.Timer(0.3, os._exit, (1,)).start()
-            return trainer.train_and_predict(request, store, progress=progress)
+            return trainer.train_and_predict(request, store, progress=_DiesAfterOneEpoch())
 
     adapters = CellAdapters(
         store=factories.build_store(settings, cell.store),
