@@ -7,7 +7,7 @@ import random
 import numpy as np
 import torch
 
-from medaug.adapters.imaging.png import decode_png, encode_png
+from medaug.adapters.png import decode_png, encode_png
 from medaug.application.errors import ConfigError
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from medaug.adapters.generators.classic.config import ClassicConfig
 from medaug.adapters.generators.classic.generator import ClassicGenerator
-from medaug.adapters.imaging.png import encode_png
+from medaug.adapters.png import encode_png
 from medaug.application.ports import GenerationRequest
 from medaug.domain import Grade
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medaug.adapters.imaging.png import encode_png
+from medaug.adapters.png import encode_png
 from medaug.adapters.stores.local import LocalImageStore
 from medaug.adapters.trainers.cnn import CNNTrainer
 from medaug.adapters.trainers.config import CNNConfig, EfficientNetConfig, ResNetConfig

@@ -57,8 +57,8 @@ def learnability(n: int, epochs: int, seed: int) -> dict[str, float]:
     import torch
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, cohen_kappa_score
 
-    from medaug.adapters.imaging.png import decode_png
     from medaug.adapters.imaging.preprocess import FundusPreprocessor
+    from medaug.adapters.png import decode_png
     from medaug.adapters.torch_support import resolve_device, seed_everything
     from medaug.domain import Split
 

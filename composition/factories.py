@@ -579,7 +579,7 @@ def working_image_size(settings: Settings, store: ImageStore) -> int:
 
 def store_image_size(store: ImageStore) -> int | None:
     """The side of the store's real images (synthetic ones are made to match), or None if empty."""
-    from medaug.adapters.imaging.png import decode_pil
+    from medaug.adapters.png import decode_pil
     from medaug.domain import Origin
 
     real = store.list(origin=Origin.REAL)

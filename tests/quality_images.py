@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medaug.adapters.imaging.png import encode_png
+from medaug.adapters.png import encode_png
 from medaug.adapters.quality.config import QualityCNNConfig, QualityConfig
 from medaug.application.ports import GenerationRequest, GenerationResult, ImageStore
 from medaug.domain import FundusImage, Grade, Origin, Provenance, Split

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from medaug.adapters.datasets.phantom_drawing import draw_phantom
-from medaug.adapters.imaging.png import encode_png
+from medaug.adapters.png import encode_png
 from medaug.application.errors import ConfigError, InputError
 from medaug.application.ports import ScanResult, SourceItem
 from medaug.domain import Grade, Split

@@ -15,7 +15,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from medaug.adapters.files import write_atomic
-from medaug.adapters.imaging.png import decode_pil, encode_png
+from medaug.adapters.png import decode_pil, encode_png
 from medaug.application.errors import ConfigError, InputError
 from medaug.application.ports import ImageStore
 from medaug.domain import FundusImage, Grade, Origin, Split

@@ -14,7 +14,7 @@ from PIL import Image
 from medaug.adapters.generators.classic.config import OPERATION_SPECS, PRESETS, ClassicConfig
 from medaug.adapters.generators.classic.generator import ClassicGenerator
 from medaug.adapters.generators.classic.operations import OPERATIONS
-from medaug.adapters.imaging.png import decode_png, encode_png
+from medaug.adapters.png import decode_png, encode_png
 from medaug.application.errors import ConfigError, GeneratorError
 from medaug.application.ports import GenerationRequest, ImageGenerator
 from medaug.composition.settings import load_settings

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medaug.adapters.imaging.png import decode_png, encode_png
+from medaug.adapters.png import decode_png, encode_png
 from medaug.adapters.reporting.contact_sheet import contact_sheet, write_contact_sheet
 from medaug.adapters.stores.local import LocalImageStore
 from medaug.application.errors import ConfigError, InputError

@@ -22,7 +22,7 @@ from medaug.adapters.generators.dcgan.checkpoint import (
 from medaug.adapters.generators.dcgan.config import DCGANConfig
 from medaug.adapters.generators.dcgan.generator import DCGANGenerator
 from medaug.adapters.generators.dcgan.training import DCGANTrainer, _Run, training_tensors
-from medaug.adapters.imaging.png import decode_png
+from medaug.adapters.png import decode_png
 from medaug.adapters.stores.local import LocalImageStore
 from medaug.application.errors import ConfigError, GeneratorError, InputError
 from medaug.application.ports import (

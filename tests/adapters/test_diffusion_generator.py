@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from medaug.adapters.generators.diffusion.generator import DiffusionGenerator
-from medaug.adapters.imaging.png import decode_png
+from medaug.adapters.png import decode_png
 from medaug.application.errors import GeneratorError, InputError
 from medaug.application.ports import GenerationRequest, ImageGenerator
 from medaug.domain import Grade

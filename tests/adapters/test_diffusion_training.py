@@ -26,7 +26,7 @@ from medaug.adapters.generators.diffusion.training import (
     epoch_indices,
     training_tensors,
 )
-from medaug.adapters.imaging.png import decode_png
+from medaug.adapters.png import decode_png
 from medaug.application.errors import ConfigError, InputError
 from medaug.application.ports import GeneratorTrainer, LabelledImage, NullProgress
 from medaug.domain import Grade

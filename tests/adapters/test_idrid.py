@@ -182,8 +182,8 @@ def test_real_idrid_counts(idrid_root: Path) -> None:
 
 @pytest.mark.slow
 def test_every_real_image_preprocesses(idrid_root: Path) -> None:
-    from medaug.adapters.imaging.png import decode_png
     from medaug.adapters.imaging.preprocess import FundusPreprocessor
+    from medaug.adapters.png import decode_png
 
     source, preprocessor = IdridSource(idrid_root), FundusPreprocessor(size=64)
     for item in source.scan().items:

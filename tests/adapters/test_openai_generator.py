@@ -19,7 +19,7 @@ from medaug.adapters.generators.openai_edits import generator as openai_generato
 from medaug.adapters.generators.openai_edits.config import OpenAIConfig
 from medaug.adapters.generators.openai_edits.generator import LEDGER_FILE, OpenAIGenerator, make_openai_client
 from medaug.adapters.generators.openai_edits.retry import retry_after
-from medaug.adapters.imaging.png import decode_png
+from medaug.adapters.png import decode_png
 from medaug.adapters.stores.local import LocalImageStore
 from medaug.application.errors import BudgetExhausted, ConfigError, GeneratorError
 from medaug.application.ports import CostEstimating, GenerationRequest

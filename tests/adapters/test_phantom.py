@@ -10,7 +10,7 @@ import pytest
 
 from medaug.adapters.datasets.phantom import IDRID_TRAINING_COUNTS, PhantomSource
 from medaug.adapters.datasets.phantom_drawing import draw_phantom
-from medaug.adapters.imaging.png import decode_png
+from medaug.adapters.png import decode_png
 from medaug.application.errors import ConfigError, InputError
 from medaug.application.ports import SourceItem
 from medaug.domain import Grade, Split

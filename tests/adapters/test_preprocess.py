@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms, ImageFile
 
-from medaug.adapters.imaging.png import decode_png
 from medaug.adapters.imaging.preprocess import FundusPreprocessor, decode_image, to_rgb
+from medaug.adapters.png import decode_png
 from medaug.application.errors import InputError
 from medaug.application.ports import Preprocessor
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medaug.adapters.imaging.png import encode_png
+from medaug.adapters.png import encode_png
 from medaug.adapters.quality.analyzer import FundusQualityAnalyzer
 from medaug.adapters.quality.config import FilterConfig, QualityConfig
 from medaug.adapters.quality.features import InceptionFeatures

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from medaug.adapters.datasets.idrid import IdridSource
-from medaug.adapters.imaging.png import decode_png
 from medaug.adapters.imaging.preprocess import FundusPreprocessor
+from medaug.adapters.png import decode_png
 from medaug.adapters.quality.config import QualityConfig
 from medaug.adapters.quality.similarity import SimilarityBank, is_near_copy
 from medaug.domain import Split

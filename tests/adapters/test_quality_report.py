@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from medaug.adapters.imaging.png import encode_png
+from medaug.adapters.png import encode_png
 from medaug.adapters.quality.report_section import quality_sections
 from medaug.adapters.reporting.report import HtmlMarkdownReportWriter
 from medaug.adapters.stores.local import LocalImageStore

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from medaug.adapters.imaging.png import encode_png
+from medaug.adapters.png import encode_png
 from medaug.adapters.runs import LocalRunFolder
 from medaug.adapters.stores.local import LocalImageStore
 from medaug.cli.app import app

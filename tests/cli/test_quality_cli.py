@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from medaug.adapters.imaging.png import encode_png
+from medaug.adapters.png import encode_png
 from medaug.adapters.stores.local import LocalImageStore
 from medaug.cli.app import app
 from medaug.domain import Origin

@@ -5,7 +5,7 @@ Subclass ``DatasetSourceContract`` and provide a ``source`` fixture (a small, va
 
 from __future__ import annotations
 
-from medaug.adapters.imaging.png import decode_png  # noqa: F401  (Pillow must read what read() returns)
+from medaug.adapters.png import decode_png  # noqa: F401  (Pillow must read what read() returns)
 from medaug.application.ports import ScanResult
 
 

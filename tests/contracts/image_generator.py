@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from medaug.adapters.imaging.png import decode_png
+from medaug.adapters.png import decode_png
 from medaug.application.ports import GenerationRequest, GenerationResult
 from medaug.domain import Grade
 from tests.conftest import png_bytes

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from medaug.adapters.imaging.png import encode_png
+from medaug.adapters.png import encode_png
 from medaug.adapters.stores.local import LocalImageStore
 from medaug.application.errors import ConfigError
 from medaug.application.ports import (

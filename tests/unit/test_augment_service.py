@@ -10,7 +10,7 @@ import pytest
 
 from medaug.adapters.generators.classic.config import ClassicConfig
 from medaug.adapters.generators.classic.generator import ClassicGenerator
-from medaug.adapters.imaging.png import decode_png
+from medaug.adapters.png import decode_png
 from medaug.adapters.stores.local import LocalImageStore
 from medaug.application.errors import ConfigError
 from medaug.application.ports import GenerationRequest, GenerationResult

@@ -12,7 +12,7 @@ from torchvision.transforms.v2 import functional as F
 
 from medaug.adapters.generators.classic.config import ClassicConfig
 from medaug.adapters.generators.classic.operations import build_operations, replay, run_operations
-from medaug.adapters.imaging.png import decode_png, encode_png
+from medaug.adapters.png import decode_png, encode_png
 from medaug.adapters.torch_support import resolve_device
 from medaug.application.errors import GeneratorError
 from medaug.application.ports import GenerationRequest, GenerationResult

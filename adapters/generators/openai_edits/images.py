@@ -8,7 +8,7 @@ import io
 
 from PIL import Image, UnidentifiedImageError
 
-from medaug.adapters.imaging.png import decode_pil, encode_png
+from medaug.adapters.png import decode_pil, encode_png
 from medaug.application.errors import GeneratorError, InputError
 
 EDIT_MAX_BYTES = 50 * 1024 * 1024 - 1
