@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 Device = Literal["auto", "cpu", "cuda"]
 SelectionMetric = Literal["loss", "kappa"]
@@ -59,7 +59,8 @@ class CNNConfig(LoopConfig):
     """The thesis's "proposed CNN": three convolution + batch-norm layers, three dropout FC layers.
 
     Attributes:
-        image_size: side the images are resized to; None keeps the store's size.
+        input_size: side the images are resized to; None keeps the store's size (``image_size``,
+            its former name, is still read).
         channels: output channels of the three convolutional layers (3x3, each followed by
             batch normalisation and ReLU; max-pooling between them, an adaptive average pool
             after the last, so any size from 16 px up works).
@@ -70,7 +71,9 @@ class CNNConfig(LoopConfig):
     """
 
     epochs: int = Field(default=80, ge=1)
-    image_size: int | None = Field(default=None, ge=16, le=2048)
+    input_size: int | None = Field(
+        default=None, ge=16, le=2048, validation_alias=AliasChoices("input_size", "image_size")
+    )
     channels: tuple[int, int, int] = (32, 64, 128)
     stem_stride: int = Field(default=2, ge=1, le=4)
     pool_size: int = Field(default=4, ge=1, le=16)

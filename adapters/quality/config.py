@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from medaug.adapters.classifier_config import CNNConfig
 from medaug.domain.quality import QualityThresholds
@@ -46,13 +46,13 @@ class QualityCNNConfig(CNNConfig):
 
     Attributes:
         epochs: 30.
-        image_size: 64 (every image is resized to it).
+        input_size: 64 (every image is resized to it).
         class_weighted: True, so that rare grades are graded too.
         online_augmentation: True (flips and small rotations: features that ignore mirroring).
     """
 
     epochs: int = Field(default=30, ge=1)
-    image_size: int | None = Field(default=64, ge=16, le=2048)
+    input_size: int | None = Field(default=64, ge=16, le=2048, validation_alias=AliasChoices("input_size", "image_size"))
     class_weighted: bool = True
     online_augmentation: bool = True
 

@@ -67,7 +67,7 @@ class CNNTrainer:
             self.name,
             self.config,
             device=resolve_device(device if self.config.device == "auto" else self.config.device),
-            input_size=self.config.image_size,
+            input_size=self.config.input_size,
             normalisation="train",
             images=images or ImageTensors(shared_cache()),
         )

@@ -238,7 +238,7 @@ class FundusCNNJudges:
                 return load_fundus_classifier(path, config, self.device, self.images)
             except ConfigError as exc:
                 _log.warning("quality_classifier_retrained", path=str(path), reason=str(exc))
-        loop = TrainingLoop("quality-cnn", config, device=self.device, input_size=config.image_size,
+        loop = TrainingLoop("quality-cnn", config, device=self.device, input_size=config.input_size,
                             normalisation="train", images=self.images)
         request = TrainingRequest(train=tuple(train), val=tuple(val), test=tuple(test), seed=seed, checkpoint_path=str(path))
         loop.run(request, store, progress, lambda _seed: Network(head=_network(config), channels_last=True))
@@ -248,7 +248,7 @@ class FundusCNNJudges:
         self, store: ImageStore, train: Sequence[FundusImage], *, test: Sequence[FundusImage], seed: int, progress: ProgressSink
     ) -> Predictions:
         """Train a fresh grading CNN on ``train`` alone and predict ``test`` (train-on-synthetic, test-on-real)."""
-        loop = TrainingLoop("quality-tstr", self.config, device=self.device, input_size=self.config.image_size,
+        loop = TrainingLoop("quality-tstr", self.config, device=self.device, input_size=self.config.input_size,
                             normalisation="train", images=self.images)
         request = TrainingRequest(train=tuple(train), test=tuple(test), seed=seed)
         outcome = loop.run(request, store, progress, lambda _seed: Network(head=_network(self.config), channels_last=True))
@@ -274,7 +274,7 @@ def load_fundus_classifier(
     except RuntimeError as exc:
         raise ConfigError(f"{path}: not a checkpoint of this classifier ({str(exc).splitlines()[0]})") from None
     normalise = Normalise(tensors["normalise.mean"].tolist(), tensors["normalise.std"].tolist())
-    return FundusClassifier(model.to(device), normalise.to(device), config.image_size, images)
+    return FundusClassifier(model.to(device), normalise.to(device), config.input_size, images)
 
 
 def cache_key(config: CNNConfig, train: Sequence[FundusImage], val: Sequence[FundusImage], seed: int) -> str:

@@ -14,7 +14,7 @@ from medaug.composition.settings import load_settings
 def test_a_partial_cnn_override_keeps_the_quality_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEDAUG_QUALITY__CNN__NUM_THREADS", "1")
     cnn = load_settings().quality.cnn
-    assert (cnn.num_threads, cnn.epochs, cnn.image_size, cnn.class_weighted) == (1, 30, 64, True)
+    assert (cnn.num_threads, cnn.epochs, cnn.input_size, cnn.class_weighted) == (1, 30, 64, True)
 
 
 def test_quality_settings_from_toml(tmp_path: Path) -> None:

@@ -101,7 +101,7 @@ def test_cnn_has_three_conv_bn_layers_and_three_dropout_fc_layers() -> None:
 def test_image_size_resizes_and_the_decoded_images_are_cached(graded) -> None:  # type: ignore[no-untyped-def]
     store, records = graded
     images = ImageTensors(TensorCache())
-    trainer = CNNTrainer(CNNConfig(epochs=1, image_size=16, **FAST), images=images)
+    trainer = CNNTrainer(CNNConfig(epochs=1, input_size=16, **FAST), images=images)
     trainer.train_and_predict(request_of(records, seed=0), store, progress=NullProgress())
     decoded = len(images.cache)
     assert decoded == len(records["train"]) + len(records["test"])
@@ -119,7 +119,7 @@ def test_images_of_different_sizes_need_an_image_size(tmp_path: Path) -> None:
     request = TrainingRequest(train=(store.record("a"), store.record("b")), test=(store.record("c"),), seed=0)
     with pytest.raises(InputError, match="image size"):
         small_cnn(epochs=1).train_and_predict(request, store, progress=NullProgress())
-    small_cnn(epochs=1, image_size=16).train_and_predict(request, store, progress=NullProgress())
+    small_cnn(epochs=1, input_size=16).train_and_predict(request, store, progress=NullProgress())
 
 
 def test_an_undecodable_image_is_a_one_line_error_naming_it(tmp_path: Path) -> None:
