@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from medaug.domain.grades import Grade
 from medaug.domain.plan import PlanPolicy
-from medaug.domain.quality import QualityReport
+from medaug.domain.quality import QualityReport, ScreenAcceptance
 
 NO_AUGMENTATION = "none"
 
@@ -270,6 +270,8 @@ class ExperimentResult(BaseModel):
     """Extra files of the run (contact sheets per arm...), name -> path relative to the run folder."""
     quality: dict[str, QualityReport] = Field(default_factory=dict)
     """Quality of each augmenting arm's synthetic images (``medaug quality``), by arm; may be empty."""
+    acceptance: dict[str, tuple[ScreenAcceptance, ...]] = Field(default_factory=dict)
+    """Per grade, how the likelihood screen treated each screened arm's images, by arm; may be empty."""
 
     def cells_for(self, arm: str, classifier: str) -> list[CellResult]:
         """The cells of one arm and classifier, by seed."""

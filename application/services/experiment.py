@@ -23,9 +23,11 @@ from medaug.application.ports import (
     NullProgress,
     ProgressSink,
     RunRepository,
+    SyntheticScreen,
     TrainingRequest,
 )
 from medaug.application.services.augment import augment, plan_augmentation, training_set
+from medaug.application.services.quality import screen_acceptance
 from medaug.application.services.splits import carve_validation
 from medaug.application.services.train_classifier import train_cell
 from medaug.domain import Origin, Split
@@ -48,6 +50,13 @@ SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "quadratic_kappa
 GeneratorProvider = Callable[[str, Arm], ImageGenerator]
 """Builds a ready generator for an arm (training it first if it needs training)."""
 
+ScreenProvider = Callable[[Arm], SyntheticScreen | None]
+"""The screen an arm's generated images must pass, or None to keep them all."""
+
+
+def _no_screen(arm: Arm) -> SyntheticScreen | None:
+    return None
+
 
 @dataclass(frozen=True)
 class ExperimentContext:
@@ -65,6 +74,8 @@ class ExperimentContext:
         references: published figures shown beside the results.
         environment: versions and machine, for reproducibility.
         config_text: the exact configuration, for reproducibility.
+        screens: the screen of each arm's generated images (likelihood filtering), or none.
+        max_attempts: images tried per planned image when a screen rejects them.
     """
 
     store: ImageStore
@@ -78,6 +89,8 @@ class ExperimentContext:
     references: tuple[ReferenceResult, ...] = ()
     environment: Mapping[str, str] = field(default_factory=dict)
     config_text: str = ""
+    screens: ScreenProvider = _no_screen
+    max_attempts: int = 5
 
 
 def validate_experiment(spec: ExperimentSpec, ctx: ExperimentContext) -> None:
@@ -116,10 +129,17 @@ def run_experiment(
         for arm in spec.arms
         if arm.augments
     }
+    acceptance = {}
     for arm in spec.arms:
         if arm.augments:
             generators = {name: ctx.generators(name, arm) for name in arm.generators}
-            augment(ctx.store, plans[arm.name], generators, size=ctx.image_size, progress=progress)
+            screen = ctx.screens(arm)
+            augment(
+                ctx.store, plans[arm.name], generators, size=ctx.image_size, progress=progress, screen=screen,
+                max_attempts=ctx.max_attempts,
+            )  # fmt: skip
+            if screen is not None:
+                acceptance[arm.name] = screen_acceptance(ctx.store, plans[arm.name], max_attempts=ctx.max_attempts)
     cells = [_run_cell(spec, key, ctx, progress) for key in spec.cells()]
     result = ExperimentResult(
         spec=spec,
@@ -131,6 +151,7 @@ def run_experiment(
         test_images=len(ctx.store.list(split=Split.TEST)),
         environment=dict(ctx.environment),
         config_text=ctx.config_text,
+        acceptance={arm: rows for arm, rows in acceptance.items() if rows},
         started=started.isoformat(timespec="seconds"),
         finished=datetime.now(UTC).isoformat(timespec="seconds"),
         seconds=time.monotonic() - clock,

@@ -26,6 +26,7 @@ from medaug.application.ports import (
     QualityAnalyzer,
     ReportWriter,
     RunRepository,
+    SyntheticScreen,
 )
 from medaug.application.services.experiment import ExperimentContext, run_experiment
 from medaug.application.services.ingest import ingest
@@ -78,6 +79,13 @@ GeneratorFactory = Callable[[str, Arm], ImageGenerator]
 GeneratorTrainerFactory = Callable[[str, Arm], GeneratorTrainer | None]
 """Builds the trainer of generator ``name`` with ``arm``'s options, or None if it needs no training."""
 
+ScreenFactory = Callable[[ImageStore, Arm], SyntheticScreen | None]
+"""Builds the screen of ``arm``'s generated images on a store, or None when they are kept unjudged."""
+
+
+def _unscreened(store: ImageStore, arm: Arm) -> SyntheticScreen | None:
+    return None
+
 
 @dataclass(frozen=True)
 class ExperimentJob:
@@ -99,6 +107,8 @@ class ExperimentJob:
         references: published figures shown beside the results.
         environment: versions and machine, for reproducibility.
         config_text: the experiment file as written.
+        screens: the likelihood screen of each arm's generated images (or none).
+        max_attempts: images tried per planned image when the screen rejects them.
     """
 
     spec: ExperimentSpec
@@ -115,6 +125,8 @@ class ExperimentJob:
     references: tuple[ReferenceResult, ...] = ()
     environment: Mapping[str, str] = field(default_factory=dict)
     config_text: str = ""
+    screens: ScreenFactory = _unscreened
+    max_attempts: int = 5
 
 
 @dataclass(frozen=True)
@@ -157,6 +169,8 @@ def run_experiment_job(job: ExperimentJob, *, progress: ProgressSink) -> Experim
         references=job.references,
         environment={**job.environment, "store": store.location},
         config_text=job.config_text,
+        screens=lambda arm: job.screens(store, arm),
+        max_attempts=job.max_attempts,
     )
     earlier = saved_quality(job.runs)
     result = run_experiment(job.spec, context, progress=progress)
