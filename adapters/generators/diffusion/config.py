@@ -165,8 +165,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     # minutes on 2 idle cores; meant for low-strength variations of real images.
     "cpu": dict(
         resolution=256, patch_size=64, coordinate_channels=True, channels=(24, 48, 96, 96), layers_per_block=1,
-        attention_levels=0, train_steps=2400, batch_size=16, learning_rate=1e-3, warmup_steps=100, ema_decay=0.999,
-        ema_power=0.75, checkpoint_every=400, sheet_per_grade=1, sample_steps=20, guidance_scale=2.0,
+        attention_levels=0, train_steps=2000, batch_size=16, learning_rate=1e-3, warmup_steps=100, ema_decay=0.999,
+        ema_power=0.75, checkpoint_every=800, sheet_per_grade=1, sample_steps=20, guidance_scale=2.0,
         generate_batch_size=4,
     ),
     "standard": dict(
