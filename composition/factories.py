@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from medaug.adapters.quality.config import FilterConfig
 from medaug.application.errors import ConfigError
 from medaug.application.ports import (
     ClassifierTrainer,
@@ -553,10 +554,21 @@ def build_synthetic_screen(
     """The filter ``augment`` applies to generated images (``settings.quality.filter``, with
     overrides), or None when it would drop nothing."""
     config = settings.quality.filter
-    updates = {"min_confidence": min_confidence, "drop_near_copies": drop_near_copies}
-    config = config.model_copy(update={k: v for k, v in updates.items() if v is not None})
+    updates: dict[str, object] = {}
+    if min_confidence is not None:  # a threshold given on the command line replaces a calibrated one
+        updates |= {"min_confidence": min_confidence, "keep_real": None}
+    if drop_near_copies is not None:
+        updates["drop_near_copies"] = drop_near_copies
+    config = config.model_copy(update=updates)
     if not config.enabled:
         return None
+    return build_screen(settings, store, config, progress=progress)
+
+
+def build_screen(
+    settings: Settings, store: ImageStore, config: FilterConfig, *, progress: ProgressSink | None = None
+) -> SyntheticScreen:
+    """The quality screen ``config`` describes, judging images against ``store``'s real images."""
     from medaug.adapters.quality.screen import QualityScreen
 
     return QualityScreen(_fundus_quality_analyzer(settings, store), store, config, progress=progress)

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from medaug.application.errors import ConfigError, InputError
-from medaug.application.ports import GeneratorTrainer, ImageStore
+from medaug.application.ports import GeneratorTrainer, ImageStore, SyntheticScreen
 from medaug.application.services import experiment_job as job_service
 from medaug.application.services.experiment_job import DatasetStep, ExperimentJob, QualityStep
 from medaug.composition import execution, factories
@@ -96,7 +96,17 @@ def experiment_job(
         executor=execution.build_executor(settings),
         cell_resources=execution.cell_resources(settings),
         tracker=execution.build_tracker(settings, config.name),
+        screens=lambda ready, arm: _arm_screen(settings, ready, arm),
+        max_attempts=settings.quality.experiment_filter.max_attempts,
     )
+
+
+def _arm_screen(settings: Settings, store: ImageStore, arm: Arm) -> SyntheticScreen | None:
+    """The likelihood screen of an arm that uses a learned generator (``quality.experiment_filter``)."""
+    screened = set(settings.quality.experiment_filter_generators)
+    if not screened.intersection(arm.generators) or not settings.quality.experiment_filter.enabled:
+        return None
+    return factories.build_screen(settings, store, settings.quality.experiment_filter)
 
 
 def _with_executor(settings: Settings, kind: str) -> Settings:

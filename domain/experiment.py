@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from medaug.domain.grades import Grade
 from medaug.domain.kfold import DuplicateGroup, DuplicatePolicy, FoldAssignment, KFoldComparison, Protocol
 from medaug.domain.plan import PlanPolicy
-from medaug.domain.quality import QualityReport
+from medaug.domain.quality import QualityReport, ScreenAcceptance
 
 NO_AUGMENTATION = "none"
 
@@ -338,6 +338,8 @@ class ExperimentResult(BaseModel):
     pooled out-of-fold metric."""
     external: dict[str, ExternalResult] = Field(default_factory=dict)
     """Results on each external test set, by name."""
+    acceptance: dict[str, tuple[ScreenAcceptance, ...]] = Field(default_factory=dict)
+    """Per grade, how the likelihood screen treated each screened arm's images, by arm; may be empty."""
 
     def cells_for(self, arm: str, classifier: str) -> list[CellResult]:
         """The cells of one arm and classifier, by seed (then repeat and fold)."""

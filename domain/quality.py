@@ -218,3 +218,27 @@ class QualityReport(BaseModel):
     def grades(self) -> list[Grade]:
         """Grades with synthetic images, in order."""
         return [g for g in ALL_GRADES if g in self.per_grade]
+
+
+class ScreenAcceptance(BaseModel):
+    """How a likelihood screen treated one grade's generated images (from their provenance).
+
+    Attributes:
+        grade: the intended grade.
+        judged: images the screen judged (accepted ones, their rejected predecessors, and every
+            attempt of a job left unfilled).
+        accepted: images it accepted (the ones stored).
+        threshold: the confidence threshold the grade was judged against, when one was used.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    grade: Grade
+    judged: int = Field(ge=0)
+    accepted: int = Field(ge=0)
+    threshold: float | None = None
+
+    @property
+    def rate(self) -> float:
+        """Share of judged images accepted (0 when none was judged)."""
+        return self.accepted / self.judged if self.judged else 0.0

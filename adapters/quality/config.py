@@ -63,6 +63,9 @@ class FilterConfig(BaseModel):
     Attributes:
         min_confidence: drop images whose intended-grade probability (by the real-trained
             classifier) is below this; None keeps every grade-confidence.
+        keep_real: instead of a fixed ``min_confidence``, one threshold per grade chosen on
+            held-out real images: the confidence that keeps this share of the real validation
+            images of that grade (the test images when the store has no validation split).
         drop_near_copies: drop images flagged as near-copies of a training image.
         max_attempts: images tried per planned image, the first included.
     """
@@ -70,13 +73,20 @@ class FilterConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     min_confidence: float | None = Field(default=None, ge=0, le=1)
+    keep_real: float | None = Field(default=None, gt=0, lt=1)
     drop_near_copies: bool = False
     max_attempts: int = Field(default=5, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> FilterConfig:
+        if self.min_confidence is not None and self.keep_real is not None:
+            raise ValueError("set min_confidence (a fixed threshold) or keep_real (calibrated per grade), not both")
+        return self
 
     @property
     def enabled(self) -> bool:
         """True when the filter drops anything."""
-        return self.min_confidence is not None or self.drop_near_copies
+        return self.min_confidence is not None or self.keep_real is not None or self.drop_near_copies
 
 
 class QualityConfig(BaseModel):
@@ -111,6 +121,10 @@ class QualityConfig(BaseModel):
         worst_pairs: pairs shown side by side in the plots.
         in_experiments: add a quality section per arm to experiment reports.
         filter: what ``augment run --filter`` drops.
+        experiment_filter: what experiments drop from the images of ``experiment_filter_generators``
+            (on by default: each grade's threshold keeps 90 % of its held-out real images).
+        experiment_filter_generators: the generators whose images experiments screen (the learned
+            ones; classic flips and colour changes keep their source's grade by construction).
         device: ``auto`` follows the global ``device`` setting.
         num_threads: CPU threads torch uses during an assessment; None leaves torch's default.
     """
@@ -135,6 +149,8 @@ class QualityConfig(BaseModel):
     worst_pairs: int = Field(default=8, ge=0, le=64)
     in_experiments: bool = True
     filter: FilterConfig = FilterConfig()
+    experiment_filter: FilterConfig = FilterConfig(keep_real=0.9)
+    experiment_filter_generators: tuple[str, ...] = ("diffusion", "dcgan", "openai")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int | None = Field(default=None, ge=1)
 

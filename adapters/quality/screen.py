@@ -1,7 +1,8 @@
 """``SyntheticScreen``: drop generated images that are off-label or near-copies of a training image.
 
 Classifier-likelihood filtering keeps a synthetic image only when a classifier trained on the real
-training images gives its intended grade at least ``min_confidence``; near-copy filtering drops an
+training images gives its intended grade at least ``min_confidence`` (or, with ``keep_real``, at
+least the per-grade threshold that keeps that share of held-out real images of the grade); near-copy filtering drops an
 image whose fine-structure correlation or SSIM with a training image (or its mirror image) reaches
 the memorisation thresholds. Both use the quality analyzer's cached grading CNN and pixel bank.
 """
@@ -9,6 +10,9 @@ the memorisation thresholds. Both use the quality analyzer's cached grading CNN 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import structlog
+import torch
 
 from medaug.adapters.quality.analyzer import FundusQualityAnalyzer, Reference
 from medaug.adapters.quality.config import FilterConfig
@@ -25,6 +29,8 @@ from medaug.application.ports import (
 )
 from medaug.domain import Origin, Split
 
+_log = structlog.get_logger(__name__)
+
 
 class QualityScreen:
     """SyntheticScreen over a store's real images.
@@ -39,7 +45,7 @@ class QualityScreen:
         progress: where the CNN's training reports progress.
 
     Raises:
-        ConfigError: the filter drops nothing (neither ``min_confidence`` nor ``drop_near_copies``).
+        ConfigError: the filter drops nothing (no ``min_confidence``, ``keep_real`` or ``drop_near_copies``).
     """
 
     def __init__(
@@ -51,12 +57,13 @@ class QualityScreen:
         progress: ProgressSink | None = None,
     ) -> None:
         if not config.enabled:
-            raise ConfigError("the synthetic-image filter needs min_confidence or drop_near_copies")
+            raise ConfigError("the synthetic-image filter needs min_confidence, keep_real or drop_near_copies")
         self._analyzer = analyzer
         self._store = store
         self._config = config
         self._progress = progress or NullProgress()
         self._reference: Reference | None = None
+        self._thresholds: dict[int, float] | None = None
 
     @property
     def name(self) -> str:
@@ -89,7 +96,9 @@ class QualityScreen:
             "ssim": round(match.ssim, 4),
             "nearest": nearest,
         }
-        minimum = self._config.min_confidence
+        minimum = self._threshold(int(request.grade))
+        if minimum is not None:
+            scores["threshold"] = round(minimum, 4)
         if minimum is not None and confidence < minimum:
             reason = f"confidence {confidence:.3f} in grade {int(request.grade)} is below {minimum:g}"
             return ScreenVerdict(accepted=False, reason=reason, scores=scores)
@@ -97,6 +106,30 @@ class QualityScreen:
             reason = f"near-copy of {nearest} (pixel correlation {match.correlation:.3f}, SSIM {match.ssim:.3f})"
             return ScreenVerdict(accepted=False, reason=reason, scores=scores)
         return ScreenVerdict(accepted=True, scores=scores)
+
+    def _threshold(self, grade: int) -> float | None:
+        if self._config.keep_real is None:
+            return self._config.min_confidence
+        if self._thresholds is None:
+            self._thresholds = self._calibrate(self._config.keep_real)
+        return self._thresholds.get(grade, self._thresholds[-1])
+
+    def _calibrate(self, keep: float) -> dict[int, float]:
+        """Per grade, the intended-grade confidence that ``keep`` of its held-out real images reach.
+
+        The store's validation images are the held-out set; without them, its test images. Key
+        -1 holds the threshold over all grades, for a grade without held-out images.
+        """
+        reference = self._real_side()
+        val = self._store.list(split=Split.VAL, origin=Origin.REAL)
+        held_out = self._analyzer.profile(reference.classifier, self._store, val) if val else reference.held_out
+        grades = held_out.grades
+        confidence = held_out.probabilities[torch.arange(len(grades)), grades].double()
+        thresholds = {-1: float(torch.quantile(confidence, 1.0 - keep))}
+        for grade in grades.unique().tolist():
+            thresholds[int(grade)] = float(torch.quantile(confidence[grades == grade], 1.0 - keep))
+        _log.info("screen_calibrated", keep_real=keep, held_out="val" if val else "test", thresholds=thresholds)
+        return thresholds
 
     def _real_side(self) -> Reference:
         if self._reference is None:

@@ -109,6 +109,9 @@ class HtmlMarkdownReportWriter:
             return section
         for arm in arms:
             section.blocks.append(self._contact_block(arm.name, store))
+        from medaug.adapters.reporting.acceptance import acceptance_blocks  # it builds on this module's blocks
+
+        section.blocks += acceptance_blocks(result)
         return section
 
     def _contact_block(self, arm: str, store: ImageStore) -> Block:

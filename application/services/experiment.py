@@ -27,10 +27,12 @@ from medaug.application.ports import (
     ProgressSink,
     Resources,
     RunRepository,
+    SyntheticScreen,
     Tracker,
 )
 from medaug.application.services.augment import augment, plan_augmentation, training_set
 from medaug.application.services.cells import CellAdapters, CellTask, external_images, run_cell_task, run_cells
+from medaug.application.services.quality import screen_acceptance
 from medaug.application.services.splits import carve_validation
 from medaug.application.services.tracking import track_experiment
 from medaug.domain import FundusImage, Origin, Split
@@ -47,6 +49,7 @@ from medaug.domain.experiment import (
     Summary,
 )
 from medaug.domain.kfold import DuplicateGroup
+from medaug.domain.quality import ScreenAcceptance
 
 _log = structlog.get_logger(__name__)
 
@@ -54,6 +57,13 @@ SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "quadratic_kappa
 
 GeneratorProvider = Callable[[str, Arm], ImageGenerator]
 """Builds a ready generator for an arm (training it first if it needs training)."""
+
+ScreenProvider = Callable[[Arm], SyntheticScreen | None]
+"""The screen an arm's generated images must pass, or None to keep them all."""
+
+
+def _no_screen(arm: Arm) -> SyntheticScreen | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -105,6 +115,8 @@ class ExperimentContext:
         executor: runs the classifier cells (None: one after another in this process).
         cell_resources: what each classifier cell needs (CPUs, GPUs) on a scheduler.
         tracker: records the experiment in a tracking tool (None: not tracked).
+        screens: the screen of each arm's generated images (likelihood filtering), or none.
+        max_attempts: images tried per planned image when a screen rejects them.
     """
 
     store: ImageStore
@@ -125,6 +137,8 @@ class ExperimentContext:
     executor: Executor | None = None
     cell_resources: Resources = field(default_factory=Resources)
     tracker: Tracker | None = None
+    screens: ScreenProvider = _no_screen
+    max_attempts: int = 5
 
 
 @dataclass(frozen=True)
@@ -188,8 +202,9 @@ def run_experiment(
             "test_images": stats.images,
         }
     else:
-        cells = _run_holdout(spec, ctx, progress)
+        cells, acceptance = _run_holdout(spec, ctx, progress)
         update = {
+            "acceptance": acceptance,
             "summaries": _summaries(spec, cells, ctx.evaluator),
             "comparisons": tuple(_comparisons(spec, cells, ctx.evaluator)),
             "test_images": len(ctx.store.list(split=Split.TEST)),
@@ -227,7 +242,11 @@ def find_duplicates(ctx: ExperimentContext) -> list[DuplicateGroup]:
     return groups
 
 
-def _run_holdout(spec: ExperimentSpec, ctx: ExperimentContext, progress: ProgressSink) -> list[CellResult]:
+def _run_holdout(
+    spec: ExperimentSpec, ctx: ExperimentContext, progress: ProgressSink
+) -> tuple[list[CellResult], dict[str, tuple[ScreenAcceptance, ...]]]:
+    """Augment every arm (screened where its screen says so), then run the cells; returns them
+    with each screened arm's acceptance per grade."""
     carve_validation(ctx.store, spec.val_fraction, spec.plan_seed)
     plans = {
         arm.name: plan_augmentation(
@@ -236,17 +255,24 @@ def _run_holdout(spec: ExperimentSpec, ctx: ExperimentContext, progress: Progres
         for arm in spec.arms
         if arm.augments
     }
+    acceptance = {}
     for arm in spec.arms:
         if arm.augments:
             generators = {name: ctx.generators(name, arm) for name in arm.generators}
-            augment(ctx.store, plans[arm.name], generators, size=ctx.image_size, progress=progress)
+            screen = ctx.screens(arm)
+            augment(
+                ctx.store, plans[arm.name], generators, size=ctx.image_size, progress=progress, screen=screen,
+                max_attempts=ctx.max_attempts,
+            )  # fmt: skip
+            if screen is not None:
+                acceptance[arm.name] = screen_acceptance(ctx.store, plans[arm.name], max_attempts=ctx.max_attempts)
     val, test = tuple(ctx.store.list(split=Split.VAL)), tuple(ctx.store.list(split=Split.TEST))
     items = []
     for key in spec.cells():
         arm = next(a for a in spec.arms if a.name == key.arm)
         train = tuple(training_set(ctx.store, arm.name if arm.augments else None))
         items.append((key, CellData(train=train, val=val, test=test)))
-    return run_cells_of(ctx, items, progress)
+    return run_cells_of(ctx, items, progress), {arm: rows for arm, rows in acceptance.items() if rows}
 
 
 def run_cells_of(

@@ -30,6 +30,7 @@ from medaug.application.ports import (
     ReportWriter,
     Resources,
     RunRepository,
+    SyntheticScreen,
     Tracker,
 )
 from medaug.application.services.experiment import ExperimentContext, ExternalSet, GeneratorScope, run_experiment
@@ -85,6 +86,13 @@ GeneratorTrainerFactory = Callable[..., GeneratorTrainer | None]
 """Builds the trainer of generator ``name`` with ``arm``'s options, or None if it needs no
 training: ``(name, arm)``, or ``(name, arm, scope)`` within one fold (its own checkpoints)."""
 
+ScreenFactory = Callable[[ImageStore, Arm], SyntheticScreen | None]
+"""Builds the screen of ``arm``'s generated images on a store, or None when they are kept unjudged."""
+
+
+def _unscreened(store: ImageStore, arm: Arm) -> SyntheticScreen | None:
+    return None
+
 
 @dataclass(frozen=True)
 class ExperimentJob:
@@ -113,6 +121,8 @@ class ExperimentJob:
             when the job ends.
         cell_resources: what each classifier cell asks the executor for.
         tracker: records the experiment in a tracking tool (None: not tracked).
+        screens: the likelihood screen of each arm's generated images (or none).
+        max_attempts: images tried per planned image when the screen rejects them.
     """
 
     spec: ExperimentSpec
@@ -135,6 +145,8 @@ class ExperimentJob:
     executor: Executor | None = None
     cell_resources: Resources = field(default_factory=Resources)
     tracker: Tracker | None = None
+    screens: ScreenFactory = _unscreened
+    max_attempts: int = 5
 
 
 @dataclass(frozen=True)
@@ -175,6 +187,8 @@ def run_experiment_job(job: ExperimentJob, *, progress: ProgressSink) -> Experim
         executor=job.executor,
         cell_resources=job.cell_resources,
         tracker=job.tracker,
+        screens=lambda arm: job.screens(store, arm),
+        max_attempts=job.max_attempts,
     )
     earlier = saved_quality(job.runs)
     try:

@@ -26,9 +26,9 @@ from medaug.application.ports import (
     ScreenVerdict,
     SyntheticScreen,
 )
-from medaug.domain import Origin, Split, SyntheticJob
-from medaug.domain.plan import derive_seed
-from medaug.domain.quality import QualityReport
+from medaug.domain import Grade, Origin, Split, SyntheticJob
+from medaug.domain.plan import AugmentationPlan, derive_seed
+from medaug.domain.quality import QualityReport, ScreenAcceptance
 
 _log = structlog.get_logger(__name__)
 
@@ -250,3 +250,34 @@ class Screening:
         self.unfilled += len(rejected)
         for job, _, verdict in rejected:
             _log.warning("synthetic_unfilled", image_id=job.image_id, attempts=self.max_attempts, reason=verdict.reason)
+
+
+def screen_acceptance(store: ImageStore, plan: AugmentationPlan, *, max_attempts: int) -> tuple[ScreenAcceptance, ...]:
+    """Per grade, how many images the screen judged and accepted for ``plan``, from provenance.
+
+    Every stored image of the plan records the attempt it was accepted at (``screen.attempt``),
+    so ``attempt`` images before it were rejected; a job without a stored image used all
+    ``max_attempts``. Read from the store, the figures survive a resumed run. Images stored
+    without a screen's record (made by an unscreened run) are not counted.
+    """
+    stored = {r.id: r for r in store.list(origin=Origin.SYNTHETIC, augmentation=plan.augmentation)}
+    judged: dict[Grade, int] = {}
+    accepted: dict[Grade, int] = {}
+    thresholds: dict[Grade, float] = {}
+    for job in plan.jobs:
+        record = stored.get(job.image_id)
+        screen = record.provenance.parameters.get("screen") if record is not None else None
+        if record is not None and not isinstance(screen, dict):
+            continue
+        grade = job.grade
+        if isinstance(screen, dict):
+            judged[grade] = judged.get(grade, 0) + int(screen.get("attempt", 0)) + 1
+            accepted[grade] = accepted.get(grade, 0) + 1
+            if screen.get("threshold") is not None:
+                thresholds[grade] = float(screen["threshold"])
+        else:
+            judged[grade] = judged.get(grade, 0) + max_attempts
+    return tuple(
+        ScreenAcceptance(grade=g, judged=judged[g], accepted=accepted.get(g, 0), threshold=thresholds.get(g))
+        for g in sorted(judged)
+    )

@@ -56,7 +56,7 @@ def test_strength_outside_0_1_is_refused(strength: float) -> None:
 
 
 def test_unknown_profile_names_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match="unknown diffusion profile 'huge'; choose one of: tiny, quick, standard"):
+    with pytest.raises(ConfigError, match="unknown diffusion profile 'huge'; choose one of: tiny, quick, cpu, standard"):
         DiffusionConfig().resolve("huge")
 
 

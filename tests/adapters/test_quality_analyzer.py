@@ -17,7 +17,7 @@ from medaug.adapters.trainers import loop
 from medaug.application.errors import ConfigError
 from medaug.application.ports import GenerationRequest, GenerationResult, QualityAnalyzer, SyntheticScreen
 from medaug.application.services.quality import assess_quality
-from medaug.domain import Grade
+from medaug.domain import Grade, Origin, Split
 from tests.quality_images import (
     fill_real,
     fundus_like,
@@ -140,8 +140,28 @@ def test_screen_drops_off_label_images_and_near_copies(store, analyzer) -> None:
     assert screen.screen(requests, results) == verdicts
 
 
+def test_a_calibrated_screen_keeps_most_held_out_real_images_of_each_grade(store, analyzer) -> None:  # type: ignore[no-untyped-def]
+    screen = QualityScreen(analyzer, store, FilterConfig(keep_real=0.9))
+    held_out = store.list(split=Split.TEST, origin=Origin.REAL)
+    requests = [GenerationRequest(image_id=r.id, grade=r.grade, seed=0, size=32) for r in held_out]
+    results = [GenerationResult(image_id=r.id, data=store.get(r.id)) for r in held_out]
+    verdicts = screen.screen(requests, results)
+    thresholds = {int(q.grade): v.scores["threshold"] for q, v in zip(requests, verdicts, strict=True)}
+    assert len(set(thresholds.values())) > 1  # one threshold per grade, not a single global one
+    for grade in {int(r.grade) for r in held_out}:
+        kept = [v.accepted for q, v in zip(requests, verdicts, strict=True) if int(q.grade) == grade]
+        assert sum(kept) / len(kept) >= 0.75, grade  # 90 % of the grade's real images, up to quantile ties
+    [noise] = screen.screen(*_results([("noise", 2, noise_image(9))]))
+    assert not noise.accepted and "below" in (noise.reason or "")
+
+
+def test_a_fixed_and_a_calibrated_threshold_together_are_refused() -> None:
+    with pytest.raises(ValueError, match="not both"):
+        FilterConfig(min_confidence=0.5, keep_real=0.9)
+
+
 def test_a_filter_that_drops_nothing_is_refused(store, analyzer) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(ConfigError, match="min_confidence or drop_near_copies"):
+    with pytest.raises(ConfigError, match="min_confidence, keep_real or drop_near_copies"):
         QualityScreen(analyzer, store, FilterConfig())
 
 

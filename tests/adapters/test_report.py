@@ -29,6 +29,7 @@ from medaug.domain.experiment import (
     Predictions,
     Summary,
 )
+from medaug.domain.quality import ScreenAcceptance
 from tests.conftest import png_bytes, real_record, synthetic_record
 
 LABELS = (0, 0, 1, 2, 3, 4)
@@ -228,6 +229,19 @@ def test_significant_comparison_is_flagged(tmp_path: Path, store: LocalImageStor
     HtmlMarkdownReportWriter().write(two_arm_result(significant=True), str(tmp_path), store)
     assert '<span class="badge sig">significant</span>' in _html(tmp_path)
     assert "**significant**" in (tmp_path / "report.md").read_text("utf-8")
+
+
+def test_screen_acceptance_per_grade_is_a_table_and_absent_without_a_screen(
+    tmp_path: Path, store: LocalImageStore, written: tuple[Path, list[str]]
+) -> None:
+    rows = (ScreenAcceptance(grade=Grade(1), judged=8, accepted=5, threshold=0.31),
+            ScreenAcceptance(grade=Grade(4), judged=4, accepted=4, threshold=0.2))  # fmt: skip
+    result = two_arm_result().model_copy(update={"acceptance": {"diffusion": rows}})
+    HtmlMarkdownReportWriter().write(result, str(tmp_path), store)
+    markdown = (tmp_path / "report.md").read_text("utf-8")
+    assert "| diffusion | grade 1 | 8 | 5 | 62.5% | 0.310 |" in markdown
+    assert "| diffusion | grade 4 | 4 | 4 | 100.0% | 0.200 |" in markdown
+    assert "Likelihood screen" not in (written[0] / "report.md").read_text("utf-8")
 
 
 def test_single_seed_single_arm_without_baseline_nan_loss_and_uneven_epochs(

@@ -140,3 +140,31 @@ def test_intervals_are_clipped_to_what_each_metric_can_take(store: InMemoryImage
     assert (summaries["accuracy"].ci_low, summaries["accuracy"].ci_high) == (0.0, 1.0)
     assert (summaries["quadratic_kappa"].ci_low, summaries["quadratic_kappa"].ci_high) == (-1.0, 1.0)
     assert summaries["loss"].ci_low == 0.0 and summaries["loss"].ci_high > 1.0
+
+
+class _OddSeedScreen:
+    """Rejects images with an odd seed (a deterministic stand-in for an off-label image)."""
+
+    name = "odd-seed"
+
+    def screen(self, requests, results):  # type: ignore[no-untyped-def]
+        from medaug.application.ports import ScreenVerdict
+
+        return [ScreenVerdict(accepted=q.seed % 2 == 0, scores={"threshold": 0.5}) for q in requests]
+
+
+def test_screened_arms_record_their_acceptance_per_grade_and_others_none(store: InMemoryImageStore) -> None:
+    runs, trainer = MemoryRuns(), GradeOracleTrainer()
+    screen = _OddSeedScreen()
+    ctx = dataclasses.replace(
+        context(store, trainer, runs), screens=lambda arm: screen if arm.name == "more" else None, max_attempts=20
+    )
+    result = run_experiment(spec(), ctx)
+    assert set(result.acceptance) == {"more"}
+    rows = result.acceptance["more"]
+    synthetic = store.list(origin=Origin.SYNTHETIC, augmentation="more")
+    assert sum(r.accepted for r in rows) == len(synthetic) and all(r.threshold == 0.5 for r in rows)
+    assert all(r.provenance.seed % 2 == 0 for r in synthetic)
+    assert sum(r.judged for r in rows) > len(synthetic)  # odd seeds were rejected and made again
+    unscreened = store.list(origin=Origin.SYNTHETIC, augmentation="classic")
+    assert any(r.provenance.seed % 2 for r in unscreened)

@@ -17,7 +17,13 @@ from medaug.application.ports import (
     ScreenVerdict,
 )
 from medaug.application.services.augment import augment, plan_augmentation
-from medaug.application.services.quality import Screening, assess_all, assess_quality, augmentation_sets
+from medaug.application.services.quality import (
+    Screening,
+    assess_all,
+    assess_quality,
+    augmentation_sets,
+    screen_acceptance,
+)
 from medaug.domain import Grade, Origin, PlanPolicy, Split
 from medaug.domain.plan import derive_seed
 from medaug.domain.quality import (
@@ -110,6 +116,34 @@ def test_the_filter_keeps_the_plans_counts_with_replacements_from_derived_seeds(
         assert record.provenance.seed == expected == params["seed"]
         assert store.get(job.image_id) == png_bytes(record.provenance.seed, 8)
     assert any(store.record(job.image_id).provenance.parameters["screen"]["attempt"] > 0 for job in bad_first)
+
+
+def test_acceptance_per_grade_is_read_back_from_provenance_and_matches_the_run() -> None:
+    store, screen = _store(), SeedScreen(modulus=3)
+    plan = _plan(store)
+    report = augment(store, plan, {"seeded": SeedGenerator()}, size=8, screen=screen, max_attempts=10)
+    rows = screen_acceptance(store, plan, max_attempts=10)
+    assert sum(r.judged for r in rows) == len(screen.judged) == report.added + report.filtered
+    assert sum(r.accepted for r in rows) == report.added
+    assert {r.grade for r in rows} == {job.grade for job in plan.jobs}
+    for row in rows:
+        planned = sum(1 for job in plan.jobs if job.grade == row.grade)
+        assert row.accepted == planned and 0 < row.rate <= 1 and row.judged >= planned
+
+
+def test_acceptance_counts_every_attempt_of_an_unfilled_job() -> None:
+    store = _store()
+    plan = _plan(store)
+    augment(store, plan, {"seeded": SeedGenerator()}, size=8, screen=SeedScreen(modulus=1), max_attempts=3)
+    rows = screen_acceptance(store, plan, max_attempts=3)
+    assert sum(r.judged for r in rows) == 3 * len(plan.jobs) and all(r.accepted == 0 and r.rate == 0 for r in rows)
+
+
+def test_unscreened_images_have_no_acceptance() -> None:
+    store = _store()
+    plan = _plan(store)
+    augment(store, plan, {"seeded": SeedGenerator()}, size=8)
+    assert screen_acceptance(store, plan, max_attempts=3) == ()
 
 
 def test_filtered_augmentation_is_reproducible() -> None:

@@ -122,6 +122,8 @@ class DiffusionGenerator:
             "checkpoint_step": model.meta.step,
             "weights_sha256": model.digest,
         }
+        if model.meta.recipe.patch_size is not None:
+            common["patch_size"] = model.meta.recipe.patch_size
         if self.needs_source:
             common |= {"strength": self._config.strength, "denoising_steps": denoised}
         return common

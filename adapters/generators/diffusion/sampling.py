@@ -20,6 +20,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 
 from medaug.adapters.generators.diffusion.config import NULL_CLASS, NUM_CLASSES, SamplerName
+from medaug.adapters.generators.diffusion.model import with_coordinates
 from medaug.application.errors import ConfigError
 
 _SCHEDULE_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas", "prediction_type")
@@ -240,6 +241,7 @@ def _denoise(
 
 
 def _guided(unet: UNet2DModel, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, guidance: float) -> torch.Tensor:
+    x = with_coordinates(unet, x)
     if guidance == 1.0:
         return unet(x, t, cond).sample
     null = torch.full_like(cond, NULL_CLASS)

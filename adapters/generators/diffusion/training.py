@@ -46,6 +46,7 @@ from medaug.adapters.generators.diffusion.config import NULL_CLASS, DiffusionRec
 from medaug.adapters.generators.diffusion.distributed import release_at_exit
 from medaug.adapters.generators.diffusion.model import (
     build_unet,
+    coordinate_maps,
     count_parameters,
     noise_scheduler,
     unet_from_config,
@@ -81,21 +82,25 @@ def diffusion_loss(
     noise: torch.Tensor,
     timesteps: torch.Tensor,
     labels: torch.Tensor,
+    coordinates: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The denoising objective: MSE between the model's prediction and the noise (or velocity).
 
     Args:
         model: the class-conditional UNet (possibly wrapped by accelerate/DDP).
         scheduler: the training noise process; its ``prediction_type`` picks the target.
-        clean: images in [-1, 1]; noise: Gaussian noise of the same shape.
+        clean: images (or patches) in [-1, 1]; noise: Gaussian noise of the same shape.
         timesteps: one training timestep per image; labels: class per image (grade or null).
+        coordinates: for a UNet with coordinate channels, each patch's ``N x 2 x P x P`` position
+            maps (see ``coordinate_maps``); they are appended to the noisy input, never noised.
     """
     noisy = scheduler.add_noise(clean, noise, timesteps)
     if scheduler.config.prediction_type == "v_prediction":
         target = scheduler.get_velocity(clean, noise, timesteps)
     else:
         target = noise
-    prediction = model(noisy, timesteps, labels).sample
+    model_input = noisy if coordinates is None else torch.cat([noisy, coordinates.to(noisy.dtype)], dim=1)
+    prediction = model(model_input, timesteps, labels).sample
     return F.mse_loss(prediction.float(), target.float())
 
 
@@ -224,6 +229,7 @@ class _Run:
                 "steps_per_second": round(done / max(seconds, 1e-9), 4),
                 "parameters": count_parameters(self.unet),
                 "resolution": self.recipe.resolution,
+                "patch_size": self.recipe.patch_size,
                 "processes": self.world,
                 "device": str(self.device),
                 "contact_sheet": str(sheet) if sheet else None,
@@ -233,9 +239,9 @@ class _Run:
     def _optimisation_step(self, step: int) -> float:
         losses = []
         for micro in range(self.recipe.grad_accumulation):
-            clean, noise, timesteps, labels = self._batch(step, micro)
+            clean, noise, timesteps, labels, coordinates = self._batch(step, micro)
             with self.accelerator.accumulate(self.model):
-                loss = diffusion_loss(self.model, self.scheduler, clean, noise, timesteps, labels)
+                loss = diffusion_loss(self.model, self.scheduler, clean, noise, timesteps, labels, coordinates)
                 self.accelerator.backward(loss)
                 if self.accelerator.sync_gradients:
                     self.accelerator.clip_grad_norm_(self.model.parameters(), GRAD_CLIP)
@@ -246,17 +252,35 @@ class _Run:
         self.ema.step(self.unet.parameters())
         return self.accelerator.reduce(torch.stack(losses).mean(), reduction="mean").item()
 
-    def _batch(self, step: int, micro: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _batch(self, step: int, micro: int) -> tuple[torch.Tensor, ...]:
         size, rank = self.recipe.batch_size, self.accelerator.process_index
         position = ((step * self.recipe.grad_accumulation + micro) * self.world + rank) * size
         index = epoch_indices(self.seed, len(self.data), position, size).to(self.device)
         rng = torch.Generator().manual_seed(derive_seed(self.seed, "step", step, micro, rank))
         clean = _flip(self.data[index], self.recipe.flips, rng)
+        clean, coordinates = self._patches(clean, rng)
         noise = torch.randn(clean.shape, generator=rng).to(self.device)
         timesteps = torch.randint(0, self.recipe.num_train_timesteps, (size,), generator=rng).to(self.device)
         dropped = (torch.rand(size, generator=rng) < self.recipe.cfg_dropout).to(self.device)
         labels = torch.where(dropped, torch.full_like(self.labels[index], NULL_CLASS), self.labels[index])
-        return clean, noise, timesteps, labels
+        return clean, noise, timesteps, labels, coordinates
+
+    def _patches(self, images: torch.Tensor, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Random ``patch_size`` crops of ``images`` and their coordinate maps (whole images when off)."""
+        recipe, canvas = self.recipe, images.shape[-1]
+        size = recipe.training_size
+        if size == canvas:
+            tops = torch.zeros(len(images), dtype=torch.long)
+            lefts = tops
+        else:
+            tops = torch.randint(0, canvas - size + 1, (len(images),), generator=rng)
+            lefts = torch.randint(0, canvas - size + 1, (len(images),), generator=rng)
+            images = torch.stack(
+                [image[:, t : t + size, s : s + size] for image, t, s in zip(images, tops.tolist(), lefts.tolist(), strict=True)]
+            )
+        if not recipe.coordinate_channels:
+            return images, None
+        return images, coordinate_maps(canvas, tops.to(self.device), lefts.to(self.device), size)
 
     def _smooth(self, loss: float) -> None:
         self.loss = smoothed(self.loss, loss)
