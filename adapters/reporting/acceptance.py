@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from medaug.adapters.reporting.report import Block, Table
+from medaug.adapters.report_document import Block, Table
 from medaug.domain.experiment import ExperimentResult
 
 

@@ -18,6 +18,7 @@ from medaug.adapters.files import write_atomic
 from medaug.adapters.plotting import DPI
 from medaug.adapters.report_document import Block, Document, FigureBlock, Section, SectionBuilder, Text
 from medaug.adapters.reporting import plots, sections
+from medaug.adapters.reporting.acceptance import acceptance_blocks
 from medaug.adapters.reporting.answer import answer_sentence
 from medaug.adapters.reporting.external_section import external_sections
 from medaug.adapters.reporting.formatting import count_test_images, slug
@@ -109,8 +110,6 @@ class HtmlMarkdownReportWriter:
             return section
         for arm in arms:
             section.blocks.append(self._contact_block(arm.name, store))
-        from medaug.adapters.reporting.acceptance import acceptance_blocks  # it builds on this module's blocks
-
         section.blocks += acceptance_blocks(result)
         return section
 

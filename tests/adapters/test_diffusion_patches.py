@@ -15,7 +15,7 @@ from medaug.adapters.generators.diffusion.generator import DiffusionGenerator
 from medaug.adapters.generators.diffusion.model import build_unet, coordinate_maps, uses_coordinates
 from medaug.adapters.generators.diffusion.sampling import sample, vary
 from medaug.adapters.generators.diffusion.training import DiffusionTrainer
-from medaug.adapters.imaging.png import decode_png
+from medaug.adapters.png import decode_png
 from medaug.application.errors import ConfigError
 from medaug.application.ports import GenerationRequest, NullProgress
 from medaug.domain import Grade
