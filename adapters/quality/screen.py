@@ -122,7 +122,7 @@ class QualityScreen:
         """
         reference = self._real_side()
         val = self._store.list(split=Split.VAL, origin=Origin.REAL)
-        held_out = self._analyzer.profile(reference.classifier, self._store, val) if val else reference.held_out
+        held_out = self._analyzer.profile(reference.classifier, reference.space, self._store, val) if val else reference.held_out
         grades = held_out.grades
         confidence = held_out.probabilities[torch.arange(len(grades)), grades].double()
         thresholds = {-1: float(torch.quantile(confidence, 1.0 - keep))}

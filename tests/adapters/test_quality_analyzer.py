@@ -18,6 +18,7 @@ from medaug.application.errors import ConfigError
 from medaug.application.ports import GenerationRequest, GenerationResult, QualityAnalyzer, SyntheticScreen
 from medaug.application.services.quality import assess_quality
 from medaug.domain import Grade, Origin, Split
+from tests.conftest import real_record
 from tests.quality_images import (
     fill_real,
     fundus_like,
@@ -153,6 +154,14 @@ def test_a_calibrated_screen_keeps_most_held_out_real_images_of_each_grade(store
         assert sum(kept) / len(kept) >= 0.75, grade  # 90 % of the grade's real images, up to quantile ties
     [noise] = screen.screen(*_results([("noise", 2, noise_image(9))]))
     assert not noise.accepted and "below" in (noise.reason or "")
+
+
+def test_a_calibrated_screen_uses_the_validation_images_when_the_store_has_them(store, analyzer) -> None:  # type: ignore[no-untyped-def]
+    for index, grade in enumerate((0, 2, 2, 4, 4)):
+        store.put(real_record(f"val-{index}", grade, Split.VAL), encode_png(fundus_like(90_000 + index, grade, 32)))
+    screen = QualityScreen(analyzer, store, FilterConfig(keep_real=0.9))
+    [verdict] = screen.screen(*_results([("new", 2, fundus_like(70_000, 2))]))
+    assert 0.0 <= verdict.scores["threshold"] <= 1.0
 
 
 def test_a_fixed_and_a_calibrated_threshold_together_are_refused() -> None:
