@@ -52,6 +52,18 @@ class FittedHead:
     rows_per_second: float
 
 
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """torch on a single thread inside the block, restored afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@one_thread()
 def fit_linear_head(
     train_x: torch.Tensor,
     train_y: torch.Tensor,
@@ -71,33 +83,6 @@ def fit_linear_head(
     waits for a descheduled thread (measured: 8 s per epoch of 1773 rows on 2 shared cores, with
     the other processes' load at 20).
     """
-    with one_thread():
-        return _fit(train_x, train_y, val_x, val_y, config, generator=generator, progress=progress,
-                    description=description)
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """torch on a single thread inside the block, restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _fit(
-    train_x: torch.Tensor,
-    train_y: torch.Tensor,
-    val_x: torch.Tensor | None,
-    val_y: torch.Tensor | None,
-    config: EfficientNetConfig,
-    *,
-    generator: torch.Generator,
-    progress: ProgressSink,
-    description: str,
-) -> FittedHead:
     std = train_x.std(dim=0, unbiased=False).clamp_min(1e-6)
     head = LinearHead(train_x.mean(dim=0), std)
     optimiser = torch.optim.Adam(head.parameters(), lr=config.head_lr)
