@@ -6,9 +6,11 @@ Neutral ground: the classifiers (``adapters.trainers``) and quality assessment's
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from medaug.adapters.renamed_settings import refuse_renamed
 
 Device = Literal["auto", "cpu", "cuda"]
 SelectionMetric = Literal["loss", "kappa"]
@@ -60,7 +62,7 @@ class CNNConfig(LoopConfig):
 
     Attributes:
         input_size: side the images are resized to; None keeps the store's size (``image_size``,
-            its former name, is still read).
+            its former name, is refused with a message naming this one).
         channels: output channels of the three convolutional layers (3x3, each followed by
             batch normalisation and ReLU; max-pooling between them, an adaptive average pool
             after the last, so any size from 16 px up works).
@@ -71,14 +73,17 @@ class CNNConfig(LoopConfig):
     """
 
     epochs: int = Field(default=80, ge=1)
-    input_size: int | None = Field(
-        default=None, ge=16, le=2048, validation_alias=AliasChoices("input_size", "image_size")
-    )
+    input_size: int | None = Field(default=None, ge=16, le=2048)
     channels: tuple[int, int, int] = (32, 64, 128)
     stem_stride: int = Field(default=2, ge=1, le=4)
     pool_size: int = Field(default=4, ge=1, le=16)
     fc: tuple[int, int, int] = (256, 128, 64)
     dropout: float = Field(default=0.5, ge=0, lt=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_old_names(cls, data: Any) -> Any:
+        return refuse_renamed(data, {"image_size": "input_size"})
 
     @field_validator("channels", "fc")
     @classmethod

@@ -33,11 +33,13 @@ def run(
     ),
     mode: str = typer.Option(None, "--mode", help="Diffusion: 'sample' (from noise) or 'variation' (of real images)."),
     strength: float = typer.Option(None, "--strength", help="Diffusion variations: noise strength in [0, 1]."),
-    min_confidence: float = typer.Option(
-        None, "--min-confidence", help="Drop (and replace) images a real-trained CNN gives their grade less than this."
+    screen_min_confidence: float = typer.Option(
+        None, "--screen-min-confidence",
+        help="Screen: drop (and replace) images the quality judge gives their grade less than this.",
     ),
-    drop_near_copies: bool = typer.Option(
-        None, "--drop-near-copies/--keep-near-copies", help="Drop (and replace) near-copies of training images."
+    screen_drop_near_copies: bool = typer.Option(
+        None, "--screen-drop-near-copies/--screen-keep-near-copies",
+        help="Screen: drop (and replace) near-copies of training images.",
     ),
 ) -> None:
     """Plan and generate the synthetic images; a re-run adds only what is missing."""
@@ -48,7 +50,8 @@ def run(
     )  # fmt: skip
     try:
         outcome = service.augment(
-            command, store=store, min_confidence=min_confidence, drop_near_copies=drop_near_copies
+            command, store=store, screen_min_confidence=screen_min_confidence,
+            screen_drop_near_copies=screen_drop_near_copies,
         )
     except BudgetExhausted as stop:
         err_console.print(f"[yellow]stopped:[/] {stop}; images made so far are kept, re-run to continue",
@@ -59,13 +62,13 @@ def run(
         for gen_name, estimate in (outcome.estimates or {}).items():
             _print_estimate(plan.augmentation, gen_name, estimate)
         return
-    attempts = service.settings.quality.filter.max_attempts
+    attempts = service.settings.quality.screen.max_attempts
     console.print(
         f"{plan.augmentation}: {plan.policy.describe()} -> {plan.total} training images; "
         f"{report.added} generated, {report.already_present} already present"
         + (f", {report.refused} refused (skipped)" if report.refused else "")
         + (f", {report.removed_stale} stale removed" if report.removed_stale else "")
-        + (f", {report.filtered} rejected by the filter (new seeds tried)" if report.filtered else "")
+        + (f", {report.rejected} rejected by the screen (new seeds tried)" if report.rejected else "")
         + (f", {report.unfilled} still rejected after {attempts} attempts" if report.unfilled else "")
     )
 

@@ -225,8 +225,8 @@ class Services:
         command: AugmentCommand,
         *,
         store: str | None = None,
-        min_confidence: float | None = None,
-        drop_near_copies: bool | None = None,
+        screen_min_confidence: float | None = None,
+        screen_drop_near_copies: bool | None = None,
     ) -> AugmentOutcome:
         """Grow a store's training split with one generator (or estimate it, ``command.dry_run``)."""
         image_store = factories.build_store(self.settings, store)
@@ -236,8 +236,8 @@ class Services:
             screen = factories.build_synthetic_screen(
                 self.settings,
                 image_store,
-                min_confidence=min_confidence,
-                drop_near_copies=drop_near_copies,
+                min_confidence=screen_min_confidence,
+                drop_near_copies=screen_drop_near_copies,
                 progress=self.progress,
             )
         return run_augmentation(
@@ -246,7 +246,7 @@ class Services:
             generator,
             size=factories.working_image_size(self.settings, image_store),
             screen=screen,
-            max_attempts=self.settings.quality.filter.max_attempts,
+            max_attempts=self.settings.quality.screen.max_attempts,
             progress=self.progress,
         )
 

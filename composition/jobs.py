@@ -97,16 +97,16 @@ def experiment_job(
         cell_resources=execution.cell_resources(settings),
         tracker=execution.build_tracker(settings, config.name),
         screens=lambda ready, arm: _arm_screen(settings, ready, arm),
-        max_attempts=settings.quality.experiment_filter.max_attempts,
+        max_attempts=settings.quality.experiment_screen.max_attempts,
     )
 
 
 def _arm_screen(settings: Settings, store: ImageStore, arm: Arm) -> SyntheticScreen | None:
-    """The likelihood screen of an arm that uses a learned generator (``quality.experiment_filter``)."""
-    screened = set(settings.quality.experiment_filter_generators)
-    if not screened.intersection(arm.generators) or not settings.quality.experiment_filter.enabled:
+    """The likelihood screen of an arm that uses a learned generator (``quality.experiment_screen``)."""
+    screened = set(settings.quality.experiment_screen_generators)
+    if not screened.intersection(arm.generators) or not settings.quality.experiment_screen.enabled:
         return None
-    return factories.build_screen(settings, store, settings.quality.experiment_filter)
+    return factories.build_screen(settings, store, settings.quality.experiment_screen)
 
 
 def _with_executor(settings: Settings, kind: str) -> Settings:

@@ -55,7 +55,7 @@ class Settings(BaseSettings):
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         log_format: ``auto`` (readable in a terminal, JSON otherwise), ``console`` or ``json``.
         log_level: ``debug``, ``info``, ``warning`` or ``error``.
-        quality: how synthetic images are assessed (``medaug quality``) and filtered.
+        quality: how synthetic images are assessed (``medaug quality``) and screened.
         pseudonymise: ingest under pseudonyms (keyed hashes of the original names) by default.
         pseudonym_key: the HMAC key of the pseudonyms (secret; ``MEDAUG_PSEUDONYM_KEY``); never
             written to a store.

@@ -24,7 +24,7 @@ class QualityThresholds(BaseModel):
             value; None leaves feature similarity out of the flag (images of one grade are close
             in a grading network's feature space without being copies).
         min_confidence: the classifier's probability of the intended grade below which a
-            synthetic image counts as off-label (and the filter drops it).
+            synthetic image counts as off-label (and the screen drops it).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

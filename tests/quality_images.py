@@ -67,7 +67,7 @@ def fill_real(store: ImageStore, train_per_grade: int = 12, test_per_grade: int 
 def tiny_config(**updates: object) -> QualityConfig:
     """A quality configuration small enough for a test (a tiny CNN at 32 px)."""
     cnn = QualityCNNConfig(
-        epochs=12, image_size=SIZE, batch_size=16, channels=(8, 16, 32), fc=(32, 32, 16), dropout=0.1,
+        epochs=12, input_size=SIZE, batch_size=16, channels=(8, 16, 32), fc=(32, 32, 16), dropout=0.1,
         online_augmentation=False, class_weighted=True, lr=3e-3, num_threads=1,
     )  # fmt: skip
     base = QualityConfig(cnn=cnn, similarity_size=SIZE, kid_subsets=20, num_threads=1, worst_pairs=4,

@@ -1,1 +1,1 @@
-"""Quality of synthetic images: fundus feature space, FID/KID/PRDC, label fidelity, memorisation, filter."""
+"""Quality of synthetic images: fundus feature space, FID/KID/PRDC, label fidelity, memorisation, screen."""

@@ -1,13 +1,14 @@
-"""Configuration of the quality analyzer and the synthetic-image filter: pure pydantic, no torch."""
+"""Configuration of the quality analyzer and the synthetic-image screen: pure pydantic, no torch."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from medaug.adapters.classifier_config import CNNConfig
+from medaug.adapters.renamed_settings import refuse_renamed
 from medaug.domain.quality import QualityThresholds
 
 FeatureKind = Literal["efficientnet-lite0", "fundus-cnn", "inception"]
@@ -52,13 +53,13 @@ class QualityCNNConfig(CNNConfig):
     """
 
     epochs: int = Field(default=30, ge=1)
-    input_size: int | None = Field(default=64, ge=16, le=2048, validation_alias=AliasChoices("input_size", "image_size"))
+    input_size: int | None = Field(default=64, ge=16, le=2048)
     class_weighted: bool = True
     online_augmentation: bool = True
 
 
-class FilterConfig(BaseModel):
-    """The filter ``medaug augment run`` applies to generated images when asked.
+class ScreenConfig(BaseModel):
+    """The screen ``medaug augment run`` applies to generated images when asked.
 
     Attributes:
         min_confidence: drop images whose intended-grade probability (by the real-trained
@@ -78,14 +79,14 @@ class FilterConfig(BaseModel):
     max_attempts: int = Field(default=5, ge=1, le=100)
 
     @model_validator(mode="after")
-    def _one_threshold(self) -> FilterConfig:
+    def _one_threshold(self) -> ScreenConfig:
         if self.min_confidence is not None and self.keep_real is not None:
             raise ValueError("set min_confidence (a fixed threshold) or keep_real (calibrated per grade), not both")
         return self
 
     @property
     def enabled(self) -> bool:
-        """True when the filter drops anything."""
+        """True when the screen drops anything."""
         return self.min_confidence is not None or self.keep_real is not None or self.drop_near_copies
 
 
@@ -120,10 +121,11 @@ class QualityConfig(BaseModel):
         tstr: train the judge's kind of classifier on each set's synthetic images alone and test it on the real test split.
         worst_pairs: pairs shown side by side in the plots.
         in_experiments: add a quality section per arm to experiment reports.
-        filter: what ``augment run --filter`` drops.
-        experiment_filter: what experiments drop from the images of ``experiment_filter_generators``
+        screen: what ``augment run`` drops (also set by ``--screen-min-confidence`` and
+            ``--screen-drop-near-copies``).
+        experiment_screen: what experiments drop from the images of ``experiment_screen_generators``
             (on by default: each grade's threshold keeps 90 % of its held-out real images).
-        experiment_filter_generators: the generators whose images experiments screen (the learned
+        experiment_screen_generators: the generators whose images experiments screen (the learned
             ones; classic flips and colour changes keep their source's grade by construction).
         device: ``auto`` follows the global ``device`` setting.
         num_threads: CPU threads torch uses during an assessment; None leaves torch's default.
@@ -148,11 +150,18 @@ class QualityConfig(BaseModel):
     tstr: bool = True
     worst_pairs: int = Field(default=8, ge=0, le=64)
     in_experiments: bool = True
-    filter: FilterConfig = FilterConfig()
-    experiment_filter: FilterConfig = FilterConfig(keep_real=0.9)
-    experiment_filter_generators: tuple[str, ...] = ("diffusion", "dcgan", "openai")
+    screen: ScreenConfig = ScreenConfig()
+    experiment_screen: ScreenConfig = ScreenConfig(keep_real=0.9)
+    experiment_screen_generators: tuple[str, ...] = ("diffusion", "dcgan", "openai")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_old_names(cls, data: Any) -> Any:
+        renamed = {"filter": "screen", "experiment_filter": "experiment_screen",
+                   "experiment_filter_generators": "experiment_screen_generators"}
+        return refuse_renamed(data, renamed)
 
     @model_validator(mode="after")
     def _inception_needs_weights(self) -> QualityConfig:

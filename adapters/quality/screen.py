@@ -1,21 +1,22 @@
 """``SyntheticScreen``: drop generated images that are off-label or near-copies of a training image.
 
-Classifier-likelihood filtering keeps a synthetic image only when a classifier trained on the real
+The classifier-likelihood screen keeps a synthetic image only when a classifier trained on the real
 training images gives its intended grade at least ``min_confidence`` (or, with ``keep_real``, at
-least the per-grade threshold that keeps that share of held-out real images of the grade); near-copy filtering drops an
+least the per-grade threshold that keeps that share of held-out real images of the grade); the near-copy screen drops an
 image whose fine-structure correlation or SSIM with a training image (or its mirror image) reaches
 the memorisation thresholds. Both use the quality analyzer's cached grading CNN and pixel bank.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import structlog
 import torch
 
-from medaug.adapters.quality.analyzer import FundusQualityAnalyzer, Reference
-from medaug.adapters.quality.config import FilterConfig
+from medaug.adapters.quality.analyzer import FundusQualityAnalyzer, Profile, Reference
+from medaug.adapters.quality.config import ScreenConfig
 from medaug.adapters.quality.similarity import Match, is_near_copy
 from medaug.application.errors import ConfigError
 from medaug.application.ports import (
@@ -27,7 +28,7 @@ from medaug.application.ports import (
     QualityRequest,
     ScreenVerdict,
 )
-from medaug.domain import Origin, Split
+from medaug.domain import FundusImage, Origin, Split
 
 _log = structlog.get_logger(__name__)
 
@@ -45,19 +46,19 @@ class QualityScreen:
         progress: where the CNN's training reports progress.
 
     Raises:
-        ConfigError: the filter drops nothing (no ``min_confidence``, ``keep_real`` or ``drop_near_copies``).
+        ConfigError: the screen drops nothing (no ``min_confidence``, ``keep_real`` or ``drop_near_copies``).
     """
 
     def __init__(
         self,
         analyzer: FundusQualityAnalyzer,
         store: ImageStore,
-        config: FilterConfig,
+        config: ScreenConfig,
         *,
         progress: ProgressSink | None = None,
     ) -> None:
         if not config.enabled:
-            raise ConfigError("the synthetic-image filter needs min_confidence, keep_real or drop_near_copies")
+            raise ConfigError("the synthetic-image screen needs min_confidence, keep_real or drop_near_copies")
         self._analyzer = analyzer
         self._store = store
         self._config = config
@@ -117,19 +118,31 @@ class QualityScreen:
     def _calibrate(self, keep: float) -> dict[int, float]:
         """Per grade, the intended-grade confidence that ``keep`` of its held-out real images reach.
 
-        The store's validation images are the held-out set; without them, its test images. Key
-        -1 holds the threshold over all grades, for a grade without held-out images.
+        The store's validation images are the held-out set. Without them, a stratified fifth of the
+        real training images is held out from a second judge, trained on the other four fifths,
+        and graded by it: the test images never choose which synthetic images are kept. Key -1
+        holds the threshold over all grades, for a grade without held-out images.
         """
         reference = self._real_side()
         val = self._store.list(split=Split.VAL, origin=Origin.REAL)
-        held_out = self._analyzer.profile(reference.classifier, reference.space, self._store, val) if val else reference.held_out
+        if val:
+            held_out = self._analyzer.profile(reference.classifier, reference.space, self._store, val)
+        else:
+            held_out = self._calibration_profile()
         grades = held_out.grades
         confidence = held_out.probabilities[torch.arange(len(grades)), grades].double()
         thresholds = {-1: float(torch.quantile(confidence, 1.0 - keep))}
         for grade in grades.unique().tolist():
             thresholds[int(grade)] = float(torch.quantile(confidence[grades == grade], 1.0 - keep))
-        _log.info("screen_calibrated", keep_real=keep, held_out="val" if val else "test", thresholds=thresholds)
+        _log.info("screen_calibrated", keep_real=keep, held_out="val" if val else "train-fifth", thresholds=thresholds)
         return thresholds
+
+    def _calibration_profile(self) -> Profile:
+        """The held-out fifth of the real training images, graded by a judge trained on the rest."""
+        real = self._store.list(split=Split.TRAIN, origin=Origin.REAL)
+        rest, fifth = calibration_split(real, seed=self._analyzer.seed)
+        request = QualityRequest(augmentation="screen-calibration", real=tuple(rest), synthetic=(), held_out=tuple(fifth))
+        return self._analyzer.reference(request, self._store, self._progress).held_out
 
     def _real_side(self) -> Reference:
         if self._reference is None:
@@ -137,10 +150,28 @@ class QualityScreen:
             real = store.list(split=Split.TRAIN, origin=Origin.REAL)
             held_out = store.list(split=Split.TEST, origin=Origin.REAL)
             if not real or not held_out:
-                raise ConfigError(f"{store.location}: the synthetic-image filter needs real training and test images")
+                raise ConfigError(f"{store.location}: the synthetic-image screen needs real training and test images")
             request = QualityRequest(
                 augmentation="screen", real=tuple(real), synthetic=(), held_out=tuple(held_out),
                 val=tuple(store.list(split=Split.VAL, origin=Origin.REAL)),
             )  # fmt: skip
             self._reference = self._analyzer.reference(request, store, self._progress)
         return self._reference
+
+
+def calibration_split(
+    records: Sequence[FundusImage], *, seed: int, fraction: float = 0.2
+) -> tuple[list[FundusImage], list[FundusImage]]:
+    """Split real training images into (rest, held-out) with ``fraction`` of each grade held out
+    (at least one image of a grade that has two), chosen by a seeded hash of the ids: the same
+    store and seed always hold out the same images.
+    """
+    by_grade: dict[int, list[FundusImage]] = {}
+    for record in records:
+        by_grade.setdefault(int(record.grade), []).append(record)
+    held: set[str] = set()
+    for group in by_grade.values():
+        ranked = sorted(group, key=lambda r: hashlib.blake2b(f"{seed}:{r.id}".encode(), digest_size=8).digest())
+        count = max(1, round(fraction * len(group))) if len(group) > 1 else 0
+        held.update(r.id for r in ranked[:count])
+    return [r for r in records if r.id not in held], [r for r in records if r.id in held]

@@ -1,4 +1,4 @@
-"""Ports: Trust in synthetic images: quality analysis and screening."""
+"""Ports: Trust in synthetic images: quality analysis and the screen."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from medaug.application.ports import (
     SyntheticScreen,
     iter_batches,
 )
-from medaug.application.services.quality import Screening
+from medaug.application.services.quality import RetryingScreen
 from medaug.domain import AugmentationPlan, FundusImage, Origin, PlanPolicy, Provenance, Split, SyntheticJob, make_plan
 from medaug.domain.images import storage_key
 
@@ -38,7 +38,7 @@ class AugmentReport(BaseModel):
     already_present: int
     removed_stale: int = 0
     refused: int = 0
-    filtered: int = 0
+    rejected: int = 0
     """Images a screen rejected (each replaced by a new one, or left unfilled)."""
     unfilled: int = 0
     """Jobs left without an accepted image after the screen's last attempt."""
@@ -86,7 +86,7 @@ def augment(
 
     With a ``screen``, each batch is judged before it is stored and every rejected image is made
     again with a seed derived from its job's, up to ``max_attempts`` images per job (see
-    ``application.services.quality.Screening``), so the plan's counts still hold.
+    ``application.services.quality.RetryingScreen``), so the plan's counts still hold.
 
     Raises:
         ConfigError: a generator named by the plan is not given.
@@ -115,12 +115,12 @@ def _augment(
     stale = _remove_stale(store, plan)
     pending = [job for job in plan.jobs if not store.exists(job.image_id)]
     added = 0
-    screening = Screening(screen, max_attempts) if screen is not None else None
+    retrying = RetryingScreen(screen, max_attempts) if screen is not None else None
     with progress.task(f"augment {plan.augmentation}", total=len(pending)) as bar:
         for name, generator in generators.items():
             jobs = [job for job in pending if job.generator == name]
             for batch in iter_batches(jobs, generator.batch_size):
-                added += _run_batch(store, plan, generator, list(batch), size, screening)
+                added += _run_batch(store, plan, generator, list(batch), size, retrying)
                 bar.advance(len(batch))
     report = AugmentReport(
         augmentation=plan.augmentation,
@@ -128,9 +128,9 @@ def _augment(
         added=added,
         already_present=len(plan.jobs) - len(pending),
         removed_stale=stale,
-        refused=len(pending) - added - (screening.unfilled if screening else 0),
-        filtered=screening.filtered if screening else 0,
-        unfilled=screening.unfilled if screening else 0,
+        refused=len(pending) - added - (retrying.unfilled if retrying else 0),
+        rejected=retrying.rejected if retrying else 0,
+        unfilled=retrying.unfilled if retrying else 0,
     )
     _log.info("augment_done", **report.model_dump())
     return report
@@ -142,15 +142,15 @@ def _run_batch(
     generator: ImageGenerator,
     jobs: list[SyntheticJob],
     size: int,
-    screening: Screening | None = None,
+    retrying: RetryingScreen | None = None,
 ) -> int:
     requests = [_request(store, job, generator.needs_source, size) for job in jobs]
     try:
         results = generator.generate(requests)
     except BudgetExhausted as stop:
         done_jobs, done = jobs, stop.completed
-        if screening is not None:
-            done_jobs, done = screening.judge_partial(jobs, requests, stop.completed)
+        if retrying is not None:
+            done_jobs, done = retrying.judge_partial(jobs, requests, stop.completed)
         _store_results(store, plan, generator, done_jobs, done)
         raise
     if len(results) != len(jobs):
@@ -158,12 +158,12 @@ def _run_batch(
     for job, result in zip(jobs, results, strict=True):
         if result.image_id != job.image_id:
             raise GeneratorError(f"generator {generator.name} returned {result.image_id} for {job.image_id}")
-    if screening is None:
+    if retrying is None:
         return _store_results(store, plan, generator, jobs, results)
-    kept_jobs, kept = screening.apply(generator, jobs, requests, results)
+    kept_jobs, kept = retrying.apply(generator, jobs, requests, results)
     stored = _store_results(store, plan, generator, kept_jobs, kept)
-    if screening.budget_stop is not None:
-        raise screening.budget_stop
+    if retrying.budget_stop is not None:
+        raise retrying.budget_stop
     return stored
 
 

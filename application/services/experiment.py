@@ -115,7 +115,7 @@ class ExperimentContext:
         executor: runs the classifier cells (None: one after another in this process).
         cell_resources: what each classifier cell needs (CPUs, GPUs) on a scheduler.
         tracker: records the experiment in a tracking tool (None: not tracked).
-        screens: the screen of each arm's generated images (likelihood filtering), or none.
+        screens: the screen of each arm's generated images (the likelihood screen), or none.
         max_attempts: images tried per planned image when a screen rejects them.
     """
 

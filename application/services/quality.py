@@ -1,7 +1,7 @@
 """Quality of synthetic images: assess an augmentation set, and screen images as they are made.
 
 ``assess_quality`` compares one augmentation set's synthetic images with the store's real images
-through a ``QualityAnalyzer``. ``Screening`` is the optional filter the augment service applies to
+through a ``QualityAnalyzer``. ``RetryingScreen`` is the optional screen the augment service applies to
 each generated batch: images a ``SyntheticScreen`` rejects (off-label, near-copies) are generated
 again with a new seed derived from the job's, so the plan's counts still hold.
 """
@@ -108,12 +108,12 @@ def assess_all(
     return {name: assess_quality(store, analyzer, name, progress=progress) for name in names}
 
 
-# -- screening while augmenting -------------------------------------------------------------------
+# -- the screen while augmenting ------------------------------------------------------------------
 
 
 @dataclass
-class Screening:
-    """Filters generated images through ``screen``, generating replacements with derived seeds.
+class RetryingScreen:
+    """Screens generated images with ``screen``, generating replacements with derived seeds.
 
     A rejected image is generated again for the same job with ``derive_seed(job.seed, "screen",
     attempt)``, up to ``max_attempts`` images per job; a job still rejected then is left unfilled
@@ -123,7 +123,7 @@ class Screening:
     Attributes:
         screen: the judge.
         max_attempts: images tried per job, the first included.
-        filtered: images rejected so far (each was replaced or left unfilled).
+        rejected: images rejected so far (each was replaced or left unfilled).
         unfilled: jobs left without an accepted image.
         budget_stop: a paid generator's budget stop met while replacing; raise it once the
             accepted images are stored.
@@ -131,13 +131,13 @@ class Screening:
 
     screen: SyntheticScreen
     max_attempts: int = 5
-    filtered: int = 0
+    rejected: int = 0
     unfilled: int = 0
     budget_stop: BudgetExhausted | None = None
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
-            raise ConfigError(f"screening needs at least 1 attempt per image, got {self.max_attempts}")
+            raise ConfigError(f"the screen needs at least 1 attempt per image, got {self.max_attempts}")
 
     def apply(
         self,
@@ -162,7 +162,7 @@ class Screening:
             rejected = self._sort(pending, attempt, kept_jobs, kept)
             if not rejected:
                 break
-            self.filtered += len(rejected)
+            self.rejected += len(rejected)
             if attempt + 1 == self.max_attempts or self.budget_stop is not None:
                 self._give_up(rejected)
                 break
@@ -183,7 +183,7 @@ class Screening:
         kept_jobs: list[SyntheticJob] = []
         kept: list[GenerationResult] = []
         rejected = self._sort(answered, 0, kept_jobs, kept)
-        self.filtered += len(rejected)
+        self.rejected += len(rejected)
         self._give_up(rejected)
         return kept_jobs, kept
 
@@ -219,7 +219,7 @@ class Screening:
     ) -> GenerationResult:
         if verdict is None:
             return result
-        screen = {"filter": self.screen.name, "attempt": attempt, "job_seed": job.seed, **verdict.scores}
+        screen = {"name": self.screen.name, "attempt": attempt, "job_seed": job.seed, **verdict.scores}
         return result.model_copy(update={"parameters": {**result.parameters, "screen": screen}})
 
     def _regenerate(

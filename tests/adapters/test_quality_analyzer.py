@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +10,9 @@ import pytest
 
 from medaug.adapters.png import encode_png
 from medaug.adapters.quality.analyzer import FundusQualityAnalyzer
-from medaug.adapters.quality.config import FilterConfig, QualityConfig
+from medaug.adapters.quality.config import QualityConfig, ScreenConfig
 from medaug.adapters.quality.features import InceptionFeatures
-from medaug.adapters.quality.screen import QualityScreen
+from medaug.adapters.quality.screen import QualityScreen, calibration_split
 from medaug.adapters.stores.local import LocalImageStore
 from medaug.adapters.trainers import loop
 from medaug.application.errors import ConfigError
@@ -125,7 +126,7 @@ def _results(images: list[tuple[str, int, np.ndarray]]) -> tuple[list[Generation
 
 
 def test_screen_drops_off_label_images_and_near_copies(store, analyzer) -> None:  # type: ignore[no-untyped-def]
-    screen = QualityScreen(analyzer, store, FilterConfig(min_confidence=0.5, drop_near_copies=True))
+    screen = QualityScreen(analyzer, store, ScreenConfig(min_confidence=0.5, drop_near_copies=True))
     assert isinstance(screen, SyntheticScreen)
     requests, results = _results([
         ("new", 2, fundus_like(70_000, 2)),
@@ -141,37 +142,55 @@ def test_screen_drops_off_label_images_and_near_copies(store, analyzer) -> None:
     assert screen.screen(requests, results) == verdicts
 
 
-def test_a_calibrated_screen_keeps_most_held_out_real_images_of_each_grade(store, analyzer) -> None:  # type: ignore[no-untyped-def]
-    screen = QualityScreen(analyzer, store, FilterConfig(keep_real=0.9))
+def test_a_calibrated_screen_keeps_most_held_out_real_images_and_refuses_noise(store, analyzer) -> None:  # type: ignore[no-untyped-def]
+    screen = QualityScreen(analyzer, store, ScreenConfig(keep_real=0.9))
     held_out = store.list(split=Split.TEST, origin=Origin.REAL)
     requests = [GenerationRequest(image_id=r.id, grade=r.grade, seed=0, size=32) for r in held_out]
     results = [GenerationResult(image_id=r.id, data=store.get(r.id)) for r in held_out]
     verdicts = screen.screen(requests, results)
     thresholds = {int(q.grade): v.scores["threshold"] for q, v in zip(requests, verdicts, strict=True)}
     assert len(set(thresholds.values())) > 1  # one threshold per grade, not a single global one
-    for grade in {int(r.grade) for r in held_out}:
-        kept = [v.accepted for q, v in zip(requests, verdicts, strict=True) if int(q.grade) == grade]
-        assert sum(kept) / len(kept) >= 0.75, grade  # 90 % of the grade's real images, up to quantile ties
+    kept = [v.accepted for v in verdicts]
+    # Calibrated on a fifth of 12 training images per grade, not on these: measured 60 % kept (not 90 %).
+    assert sum(kept) / len(kept) >= 0.5
     [noise] = screen.screen(*_results([("noise", 2, noise_image(9))]))
     assert not noise.accepted and "below" in (noise.reason or "")
+
+
+def test_without_validation_images_the_test_images_never_set_the_thresholds(store, analyzer) -> None:  # type: ignore[no-untyped-def]
+    probe = _results([("new", 2, fundus_like(70_000, 2))])
+    before = QualityScreen(analyzer, store, ScreenConfig(keep_real=0.9)).screen(*probe)[0].scores["threshold"]
+    for index in range(6):  # test images a classifier cannot grade: calibrating on them would lower every threshold
+        store.put(real_record(f"test-noise-{index}", 2, Split.TEST), encode_png(noise_image(500 + index)))
+    after = QualityScreen(analyzer, store, ScreenConfig(keep_real=0.9)).screen(*probe)[0].scores["threshold"]
+    assert after == before
+
+
+def test_the_calibration_fifth_is_stratified_seeded_and_disjoint(store) -> None:  # type: ignore[no-untyped-def]
+    real = store.list(split=Split.TRAIN, origin=Origin.REAL)
+    rest, fifth = calibration_split(real, seed=0)
+    assert {r.id for r in rest}.isdisjoint(r.id for r in fifth) and len(rest) + len(fifth) == len(real)
+    per_grade = Counter(int(r.grade) for r in real)
+    assert Counter(int(r.grade) for r in fifth) == {g: round(0.2 * n) for g, n in per_grade.items()}
+    assert calibration_split(real, seed=0) == (rest, fifth) and calibration_split(real, seed=1)[1] != fifth
 
 
 def test_a_calibrated_screen_uses_the_validation_images_when_the_store_has_them(store, analyzer) -> None:  # type: ignore[no-untyped-def]
     for index, grade in enumerate((0, 2, 2, 4, 4)):
         store.put(real_record(f"val-{index}", grade, Split.VAL), encode_png(fundus_like(90_000 + index, grade, 32)))
-    screen = QualityScreen(analyzer, store, FilterConfig(keep_real=0.9))
+    screen = QualityScreen(analyzer, store, ScreenConfig(keep_real=0.9))
     [verdict] = screen.screen(*_results([("new", 2, fundus_like(70_000, 2))]))
     assert 0.0 <= verdict.scores["threshold"] <= 1.0
 
 
 def test_a_fixed_and_a_calibrated_threshold_together_are_refused() -> None:
     with pytest.raises(ValueError, match="not both"):
-        FilterConfig(min_confidence=0.5, keep_real=0.9)
+        ScreenConfig(min_confidence=0.5, keep_real=0.9)
 
 
-def test_a_filter_that_drops_nothing_is_refused(store, analyzer) -> None:  # type: ignore[no-untyped-def]
+def test_a_screen_that_drops_nothing_is_refused(store, analyzer) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError, match="min_confidence, keep_real or drop_near_copies"):
-        QualityScreen(analyzer, store, FilterConfig())
+        QualityScreen(analyzer, store, ScreenConfig())
 
 
 def test_inception_needs_a_local_weights_file(tmp_path: Path) -> None:

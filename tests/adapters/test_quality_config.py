@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from medaug.adapters.quality.config import FilterConfig, QualityConfig
+from medaug.adapters.quality.config import QualityConfig, ScreenConfig
 from medaug.application.errors import ConfigError
 from medaug.composition.settings import load_settings
 
@@ -19,10 +19,10 @@ def test_a_partial_cnn_override_keeps_the_quality_defaults(monkeypatch: pytest.M
 
 def test_quality_settings_from_toml(tmp_path: Path) -> None:
     config = tmp_path / "medaug.toml"
-    config.write_text("[quality]\ntstr = false\n[quality.thresholds]\nssim = 0.9\n[quality.filter]\nmin_confidence = 0.4\n")
+    config.write_text("[quality]\ntstr = false\n[quality.thresholds]\nssim = 0.9\n[quality.screen]\nmin_confidence = 0.4\n")
     quality = load_settings(config).quality
     assert not quality.tstr and quality.thresholds.ssim == 0.9 and quality.thresholds.pixel_correlation == 0.8
-    assert quality.filter.enabled and quality.filter.max_attempts == 5
+    assert quality.screen.enabled and quality.screen.max_attempts == 5
 
 
 def test_inception_without_weights_is_a_one_line_config_error(tmp_path: Path) -> None:
@@ -32,6 +32,22 @@ def test_inception_without_weights_is_a_one_line_config_error(tmp_path: Path) ->
         load_settings(config)
 
 
-def test_the_default_filter_drops_nothing() -> None:
-    assert not FilterConfig().enabled and not QualityConfig().filter.enabled
-    assert FilterConfig(drop_near_copies=True).enabled and FilterConfig(min_confidence=0.0).enabled
+def test_the_default_screen_drops_nothing() -> None:
+    assert not ScreenConfig().enabled and not QualityConfig().screen.enabled
+    assert ScreenConfig(drop_near_copies=True).enabled and ScreenConfig(min_confidence=0.0).enabled
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[quality.filter]\nmin_confidence = 0.4\n", "quality: .*'filter' was renamed 'screen'"),
+        ("[quality.experiment_filter]\nkeep_real = 0.8\n", "'experiment_filter' was renamed 'experiment_screen'"),
+        ("[trainers.cnn]\nimage_size = 64\n", "trainers.cnn: .*'image_size' was renamed 'input_size'"),
+    ],
+)
+def test_a_renamed_setting_is_refused_naming_its_new_key(tmp_path: Path, toml: str, message: str) -> None:
+    config = tmp_path / "medaug.toml"
+    config.write_text(toml)
+    with pytest.raises(ConfigError, match=message) as error:
+        load_settings(config)
+    assert "\n" not in str(error.value)

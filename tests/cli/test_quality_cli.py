@@ -1,4 +1,4 @@
-"""``medaug quality`` and ``medaug augment run --drop-near-copies/--min-confidence`` through the Typer app."""
+"""``medaug quality`` and ``medaug augment run --screen-drop-near-copies/--screen-min-confidence`` through the Typer app."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ num_threads = 1
 worst_pairs = 2
 [quality.cnn]
 epochs = 4
-image_size = {SIZE}
+input_size = {SIZE}
 batch_size = 16
 channels = [8, 16, 32]
 fc = [32, 32, 16]
@@ -86,17 +86,17 @@ def test_quality_without_synthetic_images_is_one_line_error(store: Path) -> None
     assert "no augmentation set" in result.output and "Traceback" not in result.output
 
 
-def test_augment_with_the_filter_records_the_screen_in_provenance(store: Path) -> None:
+def test_augment_with_the_screen_records_the_screen_in_provenance(store: Path) -> None:
     result = invoke("augment", "run", "--store", str(store), "--generator", "classic", "--target-total", "30",
-                    "--min-confidence", "0")
+                    "--screen-min-confidence", "0")
     assert result.exit_code == 0, result.output
     records = LocalImageStore(store).list(origin=Origin.SYNTHETIC)
-    assert records and all(r.provenance.parameters["screen"]["filter"] == "quality" for r in records)
+    assert records and all(r.provenance.parameters["screen"]["name"] == "quality" for r in records)
     assert all("confidence" in r.provenance.parameters["screen"] for r in records)
 
 
 def test_dropping_near_copies_rejects_classic_flips_of_training_images(store: Path) -> None:
     result = invoke("augment", "run", "--store", str(store), "--generator", "classic", "--target-total", "30",
-                    "--drop-near-copies")
+                    "--screen-drop-near-copies")
     assert result.exit_code == 0, result.output
-    assert "rejected by the filter" in result.output and "still rejected after 5 attempts" in result.output
+    assert "rejected by the screen" in result.output and "still rejected after 5 attempts" in result.output

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from medaug.adapters.quality.analyzer import FundusQualityAnalyzer
-from medaug.adapters.quality.config import FilterConfig, ProbeConfig
+from medaug.adapters.quality.config import ProbeConfig, ScreenConfig
 from medaug.adapters.quality.screen import QualityScreen
 from tests.contracts.quality import QualityAnalyzerContract, SyntheticScreenContract
 from tests.quality_images import quality_analyzer, tiny_config
@@ -40,4 +40,4 @@ class TestFundusQualityAnalyzer(QualityAnalyzerContract):
 class TestQualityScreen(SyntheticScreenContract):
     @pytest.fixture
     def screen(self, fundus_analyzer: FundusQualityAnalyzer, quality_store) -> QualityScreen:  # type: ignore[no-untyped-def]
-        return QualityScreen(fundus_analyzer, quality_store, FilterConfig(min_confidence=0.5, drop_near_copies=True))
+        return QualityScreen(fundus_analyzer, quality_store, ScreenConfig(min_confidence=0.5, drop_near_copies=True))

@@ -1,4 +1,4 @@
-"""The quality service through fakes: choosing sets, and screening while augmenting."""
+"""The quality service through fakes: choosing sets, and the screen while augmenting."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from medaug.application.ports import (
 )
 from medaug.application.services.augment import augment, plan_augmentation
 from medaug.application.services.quality import (
-    Screening,
+    RetryingScreen,
     assess_all,
     assess_quality,
     augmentation_sets,
@@ -98,7 +98,7 @@ def _plan(store: ImageStore, total: int = 40):  # type: ignore[no-untyped-def]
     return plan_augmentation(store, PlanPolicy.balance_total(total), seed=5, augmentation="seeded", generators=["seeded"])
 
 
-def test_the_filter_keeps_the_plans_counts_with_replacements_from_derived_seeds() -> None:
+def test_the_screen_keeps_the_plans_counts_with_replacements_from_derived_seeds() -> None:
     store, generator, screen = _store(), SeedGenerator(), SeedScreen(modulus=3)
     plan = _plan(store)
     report = augment(store, plan, {"seeded": generator}, size=8, screen=screen, max_attempts=10)
@@ -106,7 +106,7 @@ def test_the_filter_keeps_the_plans_counts_with_replacements_from_derived_seeds(
     assert {r.id for r in stored} == {job.image_id for job in plan.jobs}
     assert Counter(r.grade for r in store.list(split=Split.TRAIN)) == Counter({Grade(g): n for g, n in plan.targets.items()})
     bad_first = [job for job in plan.jobs if job.seed % 3 == 0]
-    assert bad_first and report.filtered >= len(bad_first)
+    assert bad_first and report.rejected >= len(bad_first)
     assert (report.added, report.unfilled, report.refused) == (len(plan.jobs), 0, 0)
     for job in plan.jobs:
         record = store.record(job.image_id)
@@ -123,7 +123,7 @@ def test_acceptance_per_grade_is_read_back_from_provenance_and_matches_the_run()
     plan = _plan(store)
     report = augment(store, plan, {"seeded": SeedGenerator()}, size=8, screen=screen, max_attempts=10)
     rows = screen_acceptance(store, plan, max_attempts=10)
-    assert sum(r.judged for r in rows) == len(screen.judged) == report.added + report.filtered
+    assert sum(r.judged for r in rows) == len(screen.judged) == report.added + report.rejected
     assert sum(r.accepted for r in rows) == report.added
     assert {r.grade for r in rows} == {job.grade for job in plan.jobs}
     for row in rows:
@@ -146,7 +146,7 @@ def test_unscreened_images_have_no_acceptance() -> None:
     assert screen_acceptance(store, plan, max_attempts=3) == ()
 
 
-def test_filtered_augmentation_is_reproducible() -> None:
+def test_screened_augmentation_is_reproducible() -> None:
     first, second = _store(), _store()
     for store in (first, second):
         augment(store, _plan(store), {"seeded": SeedGenerator()}, size=8, screen=SeedScreen(), max_attempts=10)
@@ -161,7 +161,7 @@ def test_without_a_screen_nothing_changes() -> None:
     store, generator = _store(), SeedGenerator()
     plan = _plan(store)
     report = augment(store, plan, {"seeded": generator}, size=8)
-    assert (report.filtered, report.unfilled, report.added) == (0, 0, len(plan.jobs))
+    assert (report.rejected, report.unfilled, report.added) == (0, 0, len(plan.jobs))
     assert all("screen" not in r.provenance.parameters for r in store.list(origin=Origin.SYNTHETIC))
     assert [r.seed for r in generator.requests] == [job.seed for job in plan.jobs]
 
@@ -171,7 +171,7 @@ def test_jobs_still_rejected_after_the_last_attempt_are_left_unfilled_and_retrie
     plan = _plan(store)
     report = augment(store, plan, {"seeded": generator}, size=8, screen=SeedScreen(modulus=1), max_attempts=3)
     assert (report.added, report.unfilled, report.refused) == (0, len(plan.jobs), 0)
-    assert report.filtered == 3 * len(plan.jobs) and len(generator.requests) == 3 * len(plan.jobs)
+    assert report.rejected == 3 * len(plan.jobs) and len(generator.requests) == 3 * len(plan.jobs)
     again = augment(store, plan, {"seeded": SeedGenerator()}, size=8, screen=SeedScreen(modulus=3), max_attempts=10)
     assert again.added == len(plan.jobs)
 
@@ -197,9 +197,9 @@ def test_a_budget_stop_while_replacing_keeps_the_accepted_images() -> None:
     assert {r.id for r in store.list(origin=Origin.SYNTHETIC)} == kept
 
 
-def test_screening_needs_an_attempt() -> None:
+def test_the_screen_needs_an_attempt() -> None:
     with pytest.raises(ConfigError):
-        Screening(SeedScreen(), max_attempts=0)
+        RetryingScreen(SeedScreen(), max_attempts=0)
 
 
 # -- assessment ------------------------------------------------------------------------------------

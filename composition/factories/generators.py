@@ -1,0 +1,150 @@
+"""Generators and their trainers, by name: adding a generator = one adapter module + one entry in
+``GENERATORS`` (and ``GENERATOR_TRAINERS`` when it learns).
+
+Adapters are imported inside the factories: nothing heavy loads until a service needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from medaug.application.errors import ConfigError
+from medaug.application.ports import (
+    GeneratorTrainer,
+    ImageGenerator,
+    ImageStore,
+)
+from medaug.composition.settings import Settings
+
+
+def _classic(settings: Settings, store: ImageStore, scope: str | None = None) -> ImageGenerator:
+    from medaug.adapters.generators.classic.generator import ClassicGenerator
+
+    return ClassicGenerator(settings.generators.classic, device=settings.device)
+
+
+def _openai(settings: Settings, store: ImageStore, scope: str | None = None) -> ImageGenerator:
+    # The privacy gate (allow_external_upload) and the key are checked when it is first used, so
+    # that ``augment run --dry-run`` can estimate costs before either is set.
+    from medaug.adapters.generators.openai_edits.generator import (
+        OpenAIGenerator,
+        make_openai_client,
+    )
+
+    config = settings.generators.openai
+    return OpenAIGenerator(make_openai_client(config), config, generator_dir(settings, "openai", store, scope))
+
+
+def _diffusion(settings: Settings, store: ImageStore, scope: str | None = None) -> ImageGenerator:
+    from medaug.adapters.generators.diffusion.generator import DiffusionGenerator
+
+    config = settings.generators.diffusion
+    return DiffusionGenerator(
+        config, generator_dir(settings, "diffusion", store, scope), device=config.device or settings.device
+    )
+
+
+def _dcgan(settings: Settings, store: ImageStore, scope: str | None = None) -> ImageGenerator:
+    from medaug.adapters.generators.dcgan.generator import DCGANGenerator
+
+    config = settings.generators.dcgan
+    return DCGANGenerator(
+        config, generator_dir(settings, "dcgan", store, scope), device=config.device or settings.device
+    )
+
+
+GeneratorFactory = Callable[[Settings, ImageStore, str | None], ImageGenerator]
+
+
+GENERATORS: dict[str, GeneratorFactory] = {
+    "classic": _classic,
+    "dcgan": _dcgan,
+    "diffusion": _diffusion,
+    "openai": _openai,
+}
+
+
+def generator_names() -> list[str]:
+    """Names of every generator this build can make."""
+    return sorted(GENERATORS)
+
+
+def build_generator(name: str, settings: Settings, store: ImageStore, scope: str | None = None) -> ImageGenerator:
+    """The generator called ``name``, configured from settings (``scope``: see ``generator_dir``).
+
+    Raises:
+        ConfigError: no generator has that name.
+    """
+    try:
+        factory = GENERATORS[name]
+    except KeyError:
+        raise ConfigError(f"unknown generator {name!r}; choose one of: {', '.join(generator_names())}") from None
+    return factory(settings, store, scope)
+
+
+def generator_dir(settings: Settings, name: str, store: ImageStore, scope: str | None = None) -> Path:
+    """Where generator ``name`` keeps its checkpoints for ``store`` (one model per store), and per
+    ``scope`` within it: a k-fold experiment trains one model per fold (``f0r0``...) on that
+    fold's training images only.
+
+    Keyed by the store's identity, never its path as typed: the same store reached by a
+    relative or an absolute path finds the same model, and a model never serves another store.
+    """
+    return settings.work_dir / "generators" / (f"{name}-{store.identity}" + (f"-{scope}" if scope else ""))
+
+
+def _diffusion_trainer(
+    settings: Settings, store: ImageStore, profile: str | None, scope: str | None = None
+) -> GeneratorTrainer:
+    from medaug.adapters.generators.diffusion.training import DiffusionTrainer
+
+    config = settings.generators.diffusion
+    return DiffusionTrainer(
+        config.resolve(profile),
+        generator_dir(settings, "diffusion", store, scope),
+        seed=settings.seed if config.seed is None else config.seed,
+        device=config.device or settings.device,
+        profile=profile or config.profile,
+    )
+
+
+def _dcgan_trainer(
+    settings: Settings, store: ImageStore, profile: str | None, scope: str | None = None
+) -> GeneratorTrainer:
+    from medaug.adapters.generators.dcgan.training import DCGANTrainer
+
+    config = settings.generators.dcgan
+    return DCGANTrainer(
+        config.resolve(profile),
+        generator_dir(settings, "dcgan", store, scope),
+        seed=settings.seed if config.seed is None else config.seed,
+        device=config.device or settings.device,
+        profile=profile or config.profile,
+        num_threads=config.num_threads,
+    )
+
+
+GeneratorTrainerFactory = Callable[[Settings, ImageStore, str | None, str | None], GeneratorTrainer]
+
+
+GENERATOR_TRAINERS: dict[str, GeneratorTrainerFactory] = {
+    "dcgan": _dcgan_trainer,
+    "diffusion": _diffusion_trainer,
+}
+
+
+def build_generator_trainer(
+    name: str, settings: Settings, store: ImageStore, profile: str | None = None, scope: str | None = None
+) -> GeneratorTrainer:
+    """The trainer of generator ``name`` (checkpoints under ``generator_dir``, per ``scope``).
+
+    Raises:
+        ConfigError: no trainable generator has that name.
+    """
+    try:
+        factory = GENERATOR_TRAINERS[name]
+    except KeyError:
+        names = ", ".join(sorted(GENERATOR_TRAINERS)) or "none in this build"
+        raise ConfigError(f"generator {name!r} cannot be trained; trainable generators: {names}") from None
+    return factory(settings, store, profile, scope)
