@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from medaug.application.errors import ConfigError
 from medaug.application.ports import (
@@ -94,19 +95,26 @@ def generator_dir(settings: Settings, name: str, store: ImageStore, scope: str |
     return settings.work_dir / "generators" / (f"{name}-{store.identity}" + (f"-{scope}" if scope else ""))
 
 
+def _trainer_arguments(
+    settings: Settings, name: str, store: ImageStore, profile: str | None, scope: str | None
+) -> dict[str, Any]:
+    """What every generator trainer is built from: its recipe, folder, seed, device and profile."""
+    config = getattr(settings.generators, name)
+    return {
+        "recipe": config.resolve(profile),
+        "checkpoint_dir": generator_dir(settings, name, store, scope),
+        "seed": settings.seed if config.seed is None else config.seed,
+        "device": config.device or settings.device,
+        "profile": profile or config.profile,
+    }
+
+
 def _diffusion_trainer(
     settings: Settings, store: ImageStore, profile: str | None, scope: str | None = None
 ) -> GeneratorTrainer:
     from medaug.adapters.generators.diffusion.training import DiffusionTrainer
 
-    config = settings.generators.diffusion
-    return DiffusionTrainer(
-        config.resolve(profile),
-        generator_dir(settings, "diffusion", store, scope),
-        seed=settings.seed if config.seed is None else config.seed,
-        device=config.device or settings.device,
-        profile=profile or config.profile,
-    )
+    return DiffusionTrainer(**_trainer_arguments(settings, "diffusion", store, profile, scope))
 
 
 def _dcgan_trainer(
@@ -114,15 +122,8 @@ def _dcgan_trainer(
 ) -> GeneratorTrainer:
     from medaug.adapters.generators.dcgan.training import DCGANTrainer
 
-    config = settings.generators.dcgan
-    return DCGANTrainer(
-        config.resolve(profile),
-        generator_dir(settings, "dcgan", store, scope),
-        seed=settings.seed if config.seed is None else config.seed,
-        device=config.device or settings.device,
-        profile=profile or config.profile,
-        num_threads=config.num_threads,
-    )
+    arguments = _trainer_arguments(settings, "dcgan", store, profile, scope)
+    return DCGANTrainer(**arguments, num_threads=settings.generators.dcgan.num_threads)
 
 
 GeneratorTrainerFactory = Callable[[Settings, ImageStore, str | None, str | None], GeneratorTrainer]
