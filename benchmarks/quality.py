@@ -84,7 +84,7 @@ def main() -> None:
     config = QualityConfig(num_threads=args.threads, tstr=False)
     report, first = timed(FundusQualityAnalyzer(config, cache_dir=work / "cache", device="auto"), store, augmentation)
     print(f"{augmentation}: first assessment (trains the grading CNN, {config.cnn.epochs} epochs at "
-          f"{config.cnn.image_size} px): {first:.1f} s")
+          f"{config.cnn.input_size} px): {first:.1f} s")
     _, cached = timed(FundusQualityAnalyzer(config, cache_dir=work / "cache", device="auto"), store, augmentation)
     print(f"{augmentation}: assessment with the cached CNN: {cached:.1f} s")
     if args.tstr:

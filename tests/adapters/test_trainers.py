@@ -331,7 +331,7 @@ def test_defaults_follow_the_thesis() -> None:
 
 
 def test_settings_configure_the_trainers(tmp_path: Path) -> None:
-    settings = load_settings(trainers={"cnn": {"epochs": 2, "image_size": 32}, "resnet50": {"weights": "none"}})
+    settings = load_settings(trainers={"cnn": {"epochs": 2, "input_size": 32}, "resnet50": {"weights": "none"}})
     trainer = factories.build_trainer("cnn", settings)
     assert isinstance(trainer, ClassifierTrainer) and trainer.name == "cnn" and trainer.config.epochs == 2
     assert factories.build_trainer("resnet50", settings).name == "resnet50"
