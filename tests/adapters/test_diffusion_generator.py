@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchvision.transforms.v2.functional as TF
 
 from medaug.adapters.generators.diffusion.generator import DiffusionGenerator
+from medaug.adapters.generators.diffusion.sampling import keep_source_detail
 from medaug.adapters.png import decode_png
-from medaug.application.errors import GeneratorError, InputError
+from medaug.application.errors import ConfigError, GeneratorError, InputError
 from medaug.application.ports import GenerationRequest, ImageGenerator
 from medaug.domain import Grade
 from tests.adapters.test_diffusion_fixtures import DISC, SIZE, disc_png, one_torch_thread, train_tiny  # noqa: F401
@@ -110,6 +112,39 @@ def test_low_strength_stays_closer_to_the_source_than_high_strength(trained) -> 
 
     assert distance(0.0) == 0.0
     assert distance(0.25) < distance(1.0)
+
+
+def _highpass(image: np.ndarray, sigma: float = 1.0) -> np.ndarray:
+    tensor = torch.from_numpy(image.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+    return (tensor - TF.gaussian_blur(tensor, [7, 7], [sigma, sigma]))[0].numpy()
+
+
+def test_keeping_the_source_detail_keeps_its_fine_structure_and_records_it(trained) -> None:
+    source = disc_png(9, 4)
+    fine = _highpass(decode_png(source))
+    requests = [_request(seed, grade=4, source=source) for seed in range(3)]
+    whole = _generator(trained, mode="variation", strength=0.6).generate(requests)
+    kept = _generator(trained, mode="variation", strength=0.6, source_detail_sigma=1.0).generate(requests)
+    error = [float(np.abs(_highpass(decode_png(r.data)) - fine).mean()) for r in (*whole, *kept)]
+    assert max(error[3:]) < 0.5 * min(error[:3])
+    assert kept[0].parameters["source_detail_sigma"] == 1.0 and "source_detail_sigma" not in whole[0].parameters
+    assert decode_png(kept[0].data).tolist() != decode_png(source).tolist()  # the coarse part is the model's
+
+
+def test_source_detail_needs_variation_mode(trained) -> None:  # type: ignore[no-untyped-def]
+    _, config = trained
+    with pytest.raises(ValueError, match="source_detail_sigma .* needs mode = 'variation'"):
+        type(config).model_validate({**config.model_dump(), "mode": "sample", "source_detail_sigma": 2.0})
+
+
+def test_keep_source_detail_puts_a_source_dot_on_the_variation() -> None:
+    variation, source = torch.full((1, 3, 32, 32), 0.4), torch.full((1, 3, 32, 32), 0.6)
+    source[0, :, 16, 16] = 1.0  # a bright one-pixel lesion on a brighter background
+    blended = keep_source_detail(variation, source, 2.0)
+    assert blended[0, 0, 16, 16] > blended[0, 0, 16, 10] + 0.3  # the dot is there
+    assert abs(float(blended[0, 0, 2, 2]) - 0.4) < 1e-4  # the background's level is the variation's
+    with pytest.raises(ConfigError, match="differ in shape"):
+        keep_source_detail(variation, source[:, :, :16], 2.0)
 
 
 def test_the_model_is_loaded_lazily_and_a_missing_one_says_how_to_train(tmp_path: Path, trained) -> None:

@@ -194,6 +194,10 @@ class DiffusionConfig(ProfileConfig[DiffusionRecipe], recipe_overrides(Diffusion
             training image of that grade).
         strength: for variations, how far the source is noised (0 = the source itself,
             1 = pure noise, i.e. a fresh sample).
+        source_detail_sigma: for variations, keep the source's detail finer than a Gaussian of
+            this many pixels (at the model's resolution): vessels and lesions come from the
+            source, illumination, colour and background from the model. None keeps the model's
+            output whole.
         seed: training seed (default: the global ``seed``).
         device: ``auto``, ``cpu`` or ``cuda`` (default: the global ``device``).
     """
@@ -205,8 +209,15 @@ class DiffusionConfig(ProfileConfig[DiffusionRecipe], recipe_overrides(Diffusion
 
     mode: Mode = "sample"
     strength: float = Field(default=0.5, ge=0, le=1)
+    source_detail_sigma: float | None = Field(default=None, gt=0, le=64)
     seed: int | None = None
     device: Literal["auto", "cpu", "cuda"] | None = None
+
+    @model_validator(mode="after")
+    def _detail_needs_a_source(self) -> DiffusionConfig:
+        if self.source_detail_sigma is not None and self.mode != "variation":
+            raise ValueError("source_detail_sigma keeps a source image's detail: it needs mode = 'variation'")
+        return self
 
 
 def recipe_from(values: dict[str, Any], *, where: str) -> DiffusionRecipe:

@@ -11,7 +11,7 @@ import torch
 from medaug.adapters.generators.diffusion.checkpoint import SamplingModel, latest_checkpoint, load_sampling_model
 from medaug.adapters.generators.diffusion.config import SAMPLING_FIELDS, DiffusionConfig, DiffusionRecipe, recipe_from
 from medaug.adapters.generators.diffusion.distributed import process_device, shard, world_size
-from medaug.adapters.generators.diffusion.sampling import sample, vary
+from medaug.adapters.generators.diffusion.sampling import keep_source_detail, sample, vary
 from medaug.adapters.torch_support import png_to_tensor, resolve_device, tensor_to_png
 from medaug.application.errors import GeneratorError, InputError
 from medaug.application.ports import GenerationRequest, GenerationResult
@@ -97,12 +97,16 @@ class DiffusionGenerator:
             strength = self._config.strength
             sources = torch.stack([_source(r, model.network.config.sample_size) for r in requests])
             output = vary(model.network, schedule, sources, labels, seeds, strength=strength, **options)
+            images = output.images
+            if self._config.source_detail_sigma is not None and output.timesteps:
+                images = keep_source_detail(images, sources, self._config.source_detail_sigma)
         else:
             output = sample(model.network, schedule, labels, seeds, **options)
+            images = output.images
         common = self._parameters(model, recipe, len(output.timesteps))
         return [
             GenerationResult(image_id=r.image_id, data=self._png(r, image), parameters=self._for(r, common))
-            for r, image in zip(requests, output.images, strict=True)
+            for r, image in zip(requests, images, strict=True)
         ]
 
     def _png(self, request: GenerationRequest, image: torch.Tensor) -> bytes:
@@ -126,6 +130,8 @@ class DiffusionGenerator:
             common["patch_size"] = model.meta.recipe.patch_size
         if self.needs_source:
             common |= {"strength": self._config.strength, "denoising_steps": denoised}
+            if self._config.source_detail_sigma is not None:
+                common["source_detail_sigma"] = self._config.source_detail_sigma
         return common
 
     def _for(self, request: GenerationRequest, common: dict[str, Any]) -> dict[str, Any]:

@@ -10,11 +10,13 @@ batches of the same size (the last one padded), so an image's pixels depend on i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torchvision.transforms.v2.functional as TF
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
@@ -165,6 +167,31 @@ def vary(
         return DiffusionSampleOutput(images=sources.detach().float().cpu().clone(), timesteps=[])
     process = _Process(make=lambda: make_scheduler(sampler, schedule, options), steps=steps, guidance=guidance_scale)
     return _run(unet, process, labels, seeds, batch_size, clean=sources.float() * 2.0 - 1.0, skip=skip)
+
+
+def keep_source_detail(images: torch.Tensor, sources: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Variations with their sources' fine detail: ``blur(images) + sources - blur(sources)``, in [0, 1].
+
+    A Gaussian of ``sigma`` pixels splits an image into a coarse part (illumination, colour,
+    background, the disc's glow) and a fine part (vessels, microaneurysms, haemorrhages,
+    exudates, and an under-trained model's grain). The coarse part comes from the variation, the
+    fine part from its source, so a lesion the grade depends on is never redrawn.
+
+    Args:
+        images: ``N x 3 x R x R`` variations in [0, 1].
+        sources: their sources, same shape.
+        sigma: the Gaussian's standard deviation in pixels at ``R``.
+    """
+    if images.shape != sources.shape:
+        raise ConfigError(f"variations {tuple(images.shape)} and sources {tuple(sources.shape)} differ in shape")
+    kernel = 2 * math.ceil(3 * sigma) + 1
+    kernel = min(kernel, 2 * ((images.shape[-1] - 1) // 2) + 1)
+
+    def blur(x: torch.Tensor) -> torch.Tensor:
+        return TF.gaussian_blur(x, [kernel, kernel], [sigma, sigma])
+
+    images, sources = images.float(), sources.float()
+    return (blur(images) + sources - blur(sources)).clamp_(0, 1)
 
 
 def _check(labels: Sequence[int], seeds: Sequence[int], steps: int, guidance: float, batch_size: int) -> None:
