@@ -129,3 +129,14 @@ def test_an_experiment_on_a_published_set_ingests_it_with_its_limit(home: Path) 
     store, description = step.store, step.description
     assert description.startswith("ddr ") and len(store.list()) == 4
     assert store.location.endswith(f"ddr-32px-limit4-s{settings.seed}")
+
+
+SHIPPED = sorted((EXAMPLE.parent).glob("idrid-*.toml"))
+
+
+@pytest.mark.parametrize("path", [p for p in SHIPPED if p != EXAMPLE], ids=lambda p: p.name)
+def test_every_shipped_idrid_experiment_validates_with_its_settings(home: Path, path: Path) -> None:
+    make_idrid(home / "data" / "idrid")
+    result = runner.invoke(app, ["-q", "experiment", "run", str(path), "--data", str(home / "data" / "idrid"), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "cells: arms" in result.output
