@@ -9,7 +9,6 @@ the memorisation thresholds. Both use the quality analyzer's cached grading CNN 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 import structlog
@@ -28,9 +27,13 @@ from medaug.application.ports import (
     QualityRequest,
     ScreenVerdict,
 )
-from medaug.domain import FundusImage, Origin, Split
+from medaug.domain import Origin, Split
+from medaug.domain.splits import split_validation
 
 _log = structlog.get_logger(__name__)
+
+CALIBRATION_FRACTION = 0.2
+"""Share of the real training images held out to calibrate ``keep_real`` when a store has no validation split."""
 
 
 class QualityScreen:
@@ -119,7 +122,8 @@ class QualityScreen:
         """Per grade, the intended-grade confidence that ``keep`` of its held-out real images reach.
 
         The store's validation images are the held-out set. Without them, a stratified fifth of the
-        real training images is held out from a second judge, trained on the other four fifths,
+        real training images (patient groups kept whole, as for a validation split) is held out
+        from a second judge, trained on the other four fifths,
         and graded by it: the test images never choose which synthetic images are kept. Key -1
         holds the threshold over all grades, for a grade without held-out images.
         """
@@ -140,7 +144,7 @@ class QualityScreen:
     def _calibration_profile(self) -> Profile:
         """The held-out fifth of the real training images, graded by a judge trained on the rest."""
         real = self._store.list(split=Split.TRAIN, origin=Origin.REAL)
-        rest, fifth = calibration_split(real, seed=self._analyzer.seed)
+        rest, fifth = split_validation(real, CALIBRATION_FRACTION, self._analyzer.seed)
         request = QualityRequest(augmentation="screen-calibration", real=tuple(rest), synthetic=(), held_out=tuple(fifth))
         return self._analyzer.reference(request, self._store, self._progress).held_out
 
@@ -158,20 +162,3 @@ class QualityScreen:
             self._reference = self._analyzer.reference(request, store, self._progress)
         return self._reference
 
-
-def calibration_split(
-    records: Sequence[FundusImage], *, seed: int, fraction: float = 0.2
-) -> tuple[list[FundusImage], list[FundusImage]]:
-    """Split real training images into (rest, held-out) with ``fraction`` of each grade held out
-    (at least one image of a grade that has two), chosen by a seeded hash of the ids: the same
-    store and seed always hold out the same images.
-    """
-    by_grade: dict[int, list[FundusImage]] = {}
-    for record in records:
-        by_grade.setdefault(int(record.grade), []).append(record)
-    held: set[str] = set()
-    for group in by_grade.values():
-        ranked = sorted(group, key=lambda r: hashlib.blake2b(f"{seed}:{r.id}".encode(), digest_size=8).digest())
-        count = max(1, round(fraction * len(group))) if len(group) > 1 else 0
-        held.update(r.id for r in ranked[:count])
-    return [r for r in records if r.id not in held], [r for r in records if r.id in held]

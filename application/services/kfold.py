@@ -24,11 +24,11 @@ from medaug.application.services.experiment import (
     GeneratorScope,
     run_cells_of,
 )
-from medaug.application.services.splits import split_validation
 from medaug.domain import FundusImage, Origin, Split, make_plan
 from medaug.domain.experiment import CellResult, Comparison, ExperimentSpec, Predictions, Summary
 from medaug.domain.kfold import DuplicateGroup, FoldAssignment, FoldDifference, KFoldComparison
 from medaug.domain.metrics import is_significant
+from medaug.domain.splits import split_validation
 
 _log = structlog.get_logger(__name__)
 

@@ -12,6 +12,7 @@ import structlog
 from medaug.application.ports import ImageStore
 from medaug.domain import FundusImage, Grade, Origin, Split
 from medaug.domain.images import storage_key
+from medaug.domain.splits import split_validation
 
 _log = structlog.get_logger(__name__)
 
@@ -30,54 +31,12 @@ def carve_validation(store: ImageStore, fraction: float, seed: int) -> int:
     """
     if fraction <= 0 or store.list(split=Split.VAL):
         return 0
-    rng = random.Random(seed)
-    moved = 0
-    for units in _units_by_grade(store.list(split=Split.TRAIN, origin=Origin.REAL)):
-        count = min(round(len(units) * fraction), max(len(units) - 1, 0))
-        for unit in rng.sample(units, count):
-            for image in unit:
-                _move(store, image, Split.VAL)
-                moved += 1
+    _, validation = split_validation(store.list(split=Split.TRAIN, origin=Origin.REAL), fraction, seed)
+    for image in validation:
+        _move(store, image, Split.VAL)
+    moved = len(validation)
     _log.info("validation_carved", images=moved, fraction=fraction, seed=seed)
     return moved
-
-
-def split_validation(
-    images: Sequence[FundusImage], fraction: float, seed: int
-) -> tuple[list[FundusImage], list[FundusImage]]:
-    """``images`` parted into (training, validation) as ``carve_validation`` would, in memory:
-    a stratified ``fraction`` of the groups, each grade keeping at least one training image.
-    Nothing in any store changes (a k-fold experiment carves each fold's own validation part)."""
-    if fraction <= 0:
-        return list(images), []
-    rng = random.Random(seed)
-    chosen: set[str] = set()
-    for units in _units_by_grade(list(images)):
-        count = min(round(len(units) * fraction), max(len(units) - 1, 0))
-        for unit in rng.sample(units, count):
-            chosen.update(image.id for image in unit)
-    return [i for i in images if i.id not in chosen], [i for i in images if i.id in chosen]
-
-
-def _units_by_grade(images: list[FundusImage]) -> list[list[list[FundusImage]]]:
-    """Per grade (0-4), the groups whose most severe grade it is; an ungrouped image is its own group.
-
-    Within a grade, groups keep the order of their first image in ``images`` sorted by grade.
-    """
-    members: dict[str, list[FundusImage]] = defaultdict(list)
-    for image in images:
-        if image.group is not None:
-            members[image.group].append(image)
-    per_grade: dict[Grade, list[list[FundusImage]]] = {grade: [] for grade in Grade}
-    seen: set[str] = set()
-    for image in sorted(images, key=lambda i: int(i.grade)):
-        if image.group is None:
-            per_grade[image.grade].append([image])
-        elif image.group not in seen:
-            seen.add(image.group)
-            unit = members[image.group]
-            per_grade[max(i.grade for i in unit)].append(unit)
-    return [per_grade[grade] for grade in Grade]
 
 
 class _Stratifiable(Protocol):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ from medaug.adapters.png import encode_png
 from medaug.adapters.quality.analyzer import FundusQualityAnalyzer
 from medaug.adapters.quality.config import QualityConfig, ScreenConfig
 from medaug.adapters.quality.features import InceptionFeatures
-from medaug.adapters.quality.screen import QualityScreen, calibration_split
+from medaug.adapters.quality.screen import QualityScreen
 from medaug.adapters.stores.local import LocalImageStore
 from medaug.adapters.trainers import loop
 from medaug.application.errors import ConfigError
@@ -164,15 +163,6 @@ def test_without_validation_images_the_test_images_never_set_the_thresholds(stor
         store.put(real_record(f"test-noise-{index}", 2, Split.TEST), encode_png(noise_image(500 + index)))
     after = QualityScreen(analyzer, store, ScreenConfig(keep_real=0.9)).screen(*probe)[0].scores["threshold"]
     assert after == before
-
-
-def test_the_calibration_fifth_is_stratified_seeded_and_disjoint(store) -> None:  # type: ignore[no-untyped-def]
-    real = store.list(split=Split.TRAIN, origin=Origin.REAL)
-    rest, fifth = calibration_split(real, seed=0)
-    assert {r.id for r in rest}.isdisjoint(r.id for r in fifth) and len(rest) + len(fifth) == len(real)
-    per_grade = Counter(int(r.grade) for r in real)
-    assert Counter(int(r.grade) for r in fifth) == {g: round(0.2 * n) for g, n in per_grade.items()}
-    assert calibration_split(real, seed=0) == (rest, fifth) and calibration_split(real, seed=1)[1] != fifth
 
 
 def test_a_calibrated_screen_uses_the_validation_images_when_the_store_has_them(store, analyzer) -> None:  # type: ignore[no-untyped-def]
