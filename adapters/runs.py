@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,36 @@ from medaug.domain.experiment import CellKey, CellResult, ExperimentResult
 
 RESULTS = "results.json"
 _CLAIM = "experiment.json"
+
+
+_RUN_FILES = (_CLAIM, RESULTS, "cells", "report.md", "report.html")
+"""What only a run folder holds: a folder with none of these is not discarded."""
+
+
+def discard_run_folder(path: str | os.PathLike[str], *, within: str | os.PathLike[str] | None) -> None:
+    """Delete the run folder ``path`` (``--fresh``), refusing anything that may not be one.
+
+    Refused with one line (``ConfigError``), nothing deleted: a symbolic link; a folder not
+    strictly inside ``within`` (the runs folder, after resolving ``..`` and links; None when the
+    folder was named on the command line); a non-empty folder holding none of a run folder's
+    files. A missing folder is nothing to do.
+    """
+    folder = Path(path)
+    if folder.is_symlink():
+        raise ConfigError(f"{folder}: is a symbolic link; --fresh deletes only a run folder itself")
+    if not folder.exists():
+        return
+    resolved = folder.resolve()
+    if within is not None and Path(within).resolve() not in resolved.parents:
+        raise ConfigError(f"{folder}: outside the runs folder {within}; --fresh deletes nothing there")
+    if not resolved.is_dir():
+        raise ConfigError(f"{folder}: not a folder; --fresh deletes only a run folder")
+    if any(resolved.iterdir()) and not any((resolved / name).exists() for name in _RUN_FILES):
+        raise ConfigError(f"{folder}: not a run folder (no {_CLAIM}, {RESULTS} or cells/); --fresh deletes nothing there")
+    try:
+        shutil.rmtree(resolved)
+    except OSError as exc:
+        raise StoreError(f"{folder}: cannot delete ({exc.strerror or exc})") from exc
 
 
 class LocalRunFolder:

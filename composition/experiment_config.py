@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -16,6 +17,9 @@ from medaug.domain import PlanPolicy
 from medaug.domain.experiment import Arm, ExperimentSpec
 
 BUILTIN_QUICK = "quick.toml"
+
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""An experiment's name: a plain folder name (no separators, no ``..``, not absolute)."""
 
 
 DatasetKind = Literal["phantom", "idrid", "folder", "store", "aptos2019", "eyepacs", "messidor2", "ddr"]
@@ -149,11 +153,22 @@ class ExperimentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = "experiment"
+    """The run's name: its run folder is ``<work_dir>/runs/<name>``, so a plain name (see ``RUN_NAME``)."""
     description: str = ""
     dataset: DatasetConfig = DatasetConfig()
     experiment: ExperimentSection
     settings: dict[str, Any] = Field(default_factory=dict)
     source_text: str = Field(default="", exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not RUN_NAME.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a plain name (1-64 letters, digits, '.', '_' or '-', starting with a letter "
+                "or digit: it names the run folder inside <work_dir>/runs)"
+            )
+        return value
 
     def spec(self) -> ExperimentSpec:
         """The domain experiment this file defines."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -66,8 +65,10 @@ def experiment_job(
         name: factories.build_trainer(name, settings, feature_dir=runs_root / "features") for name in spec.classifiers
     }
     dataset = dataset_step(config.dataset, settings)
-    if fresh and runs_root.exists():
-        shutil.rmtree(runs_root)
+    if fresh:
+        from medaug.adapters.runs import discard_run_folder
+
+        discard_run_folder(runs_root, within=None if run_dir else settings.work_dir / "runs")
     store = dataset.store
     execution.check_reachable(settings, store.location, runs_root)
     return ExperimentJob(
