@@ -15,7 +15,7 @@ from medaug.application.errors import ConfigError, InputError
 from medaug.application.ports import GeneratorTrainer, ImageStore, SyntheticScreen
 from medaug.application.services import experiment_job as job_service
 from medaug.application.services.experiment_job import DatasetStep, ExperimentJob, QualityStep
-from medaug.composition import execution, factories
+from medaug.composition import execution, factories, secrets
 from medaug.composition.experiment_config import DataLocation, DatasetConfig, ExperimentConfig
 from medaug.composition.settings import Settings, first_error
 from medaug.domain.experiment import THESIS_REFERENCES, Arm
@@ -57,6 +57,7 @@ def experiment_job(
         settings = _with_executor(settings, executor)
     spec = config.spec()
     _check_names(spec.arms, spec.classifiers)
+    secrets.refuse_secrets_in_arms(spec.arms, settings.generators)
     if config.dataset.external:  # checked before any work
         check_external_sets(config, settings)
     runs_root = run_dir or settings.work_dir / "runs" / config.name
@@ -90,7 +91,7 @@ def experiment_job(
         fingerprint=config.fingerprint({**_fingerprint_settings(settings), "store": store.identity}),
         references=THESIS_REFERENCES if config.dataset.kind == "idrid" else (),
         environment=environment(settings),
-        config_text=config.source_text,
+        config_text=secrets.redact_settings_text(config.source_text, settings),
         folds=factories.build_fold_splitter(),
         duplicates=factories.build_duplicate_finder(),
         external={entry.name: dataset_step(entry, settings, use_env=False) for entry in config.dataset.external},
