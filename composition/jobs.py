@@ -152,6 +152,10 @@ def dataset_step(dataset: DataLocation, settings: Settings, *, use_env: bool = T
     source, description, slug = _source(dataset, settings, use_env=use_env)
     if dataset.limit is not None:
         slug += f"-limit{dataset.limit}-s{settings.seed}"
+    # The phantom set has no patients; every other set's names stay out of the store and the run.
+    pseudonymise = factories.build_pseudonymiser(settings) if settings.pseudonymise and dataset.kind != "phantom" else None
+    if pseudonymise is not None:
+        slug += "-pseudonymised"
     location = dataset.store
     if location is None and settings.store.kind == "s3":
         s3 = settings.store.s3
@@ -165,6 +169,7 @@ def dataset_step(dataset: DataLocation, settings: Settings, *, use_env: bool = T
         preprocessor=factories.build_preprocessor(settings),
         limit=dataset.limit,
         seed=settings.seed,
+        pseudonymise=pseudonymise,
     )
 
 

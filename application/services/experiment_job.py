@@ -55,6 +55,7 @@ class DatasetStep:
         preprocessor: how ``source`` images are prepared (needed with a source).
         limit: ingest only a stratified subset of this many images (None: all).
         seed: the seed that draws the subset.
+        pseudonymise: ingest under these pseudonyms (``settings.pseudonymise``), None: the set's names.
     """
 
     store: ImageStore
@@ -63,6 +64,7 @@ class DatasetStep:
     preprocessor: Preprocessor | None = None
     limit: int | None = None
     seed: int = 0
+    pseudonymise: Callable[[str], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,8 @@ def ingest_step(step: DatasetStep, progress: ProgressSink) -> None:
         return
     if step.preprocessor is None:
         raise ValueError("a data set source needs a preprocessor")
-    ingest(step.source, step.preprocessor, step.store, progress=progress, limit=step.limit, seed=step.seed)
+    ingest(step.source, step.preprocessor, step.store, progress=progress, limit=step.limit, seed=step.seed,
+           pseudonymise=step.pseudonymise)
 
 
 def rebuild_report(runs: RunRepository, store_for: Callable[[str | None], ImageStore], writer: ReportWriter) -> list[str]:

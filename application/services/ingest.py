@@ -224,7 +224,9 @@ def _changes(stored: FundusImage, item: SourceItem, checksum: str) -> list[str]:
 
 
 def _renamed(item: SourceItem, pseudonymise: Pseudonymiser) -> SourceItem:
-    return item.model_copy(update={"id": pseudonymise(item.id)})
+    # The group is a patient's identifier too (e.g. EyePACS's patient number).
+    group = pseudonymise(item.group) if item.group is not None else None
+    return item.model_copy(update={"id": pseudonymise(item.id), "group": group})
 
 
 def _record(source_name: str, item: SourceItem, checksum: str, *, private: bool) -> FundusImage:
