@@ -41,6 +41,7 @@ class InMemoryImageStore:
         self.writers: list[str] = []
         """Commands that took the writer lock, in order (for service tests)."""
         self._holder: str | None = None
+        self.names: str | None = None
 
     @property
     def location(self) -> str:
@@ -61,6 +62,11 @@ class InMemoryImageStore:
             yield
         finally:
             self._holder = None
+
+    def claim_names(self, names: str) -> None:
+        from medaug.adapters.stores.common import settle_names
+
+        self.names = settle_names(self.names, names, self.list(origin=Origin.REAL), self.location) or self.names
 
     def put(self, image: FundusImage, data: bytes, *, overwrite: bool = False) -> None:
         if image.id in self._records and not overwrite:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from medaug.application.errors import StoreError
+from medaug.domain import FundusImage
 
 IDENTITY = "store.json"
 """The identity document at the store's root, written once when the store is created."""
@@ -36,13 +37,17 @@ class StoreIdentity(BaseModel):
     format: int = 1
     id: str = Field(min_length=8, pattern=r"^[0-9a-f]+$")
     created: str
+    names: str | None = None
+    """How real images are named: ``plain`` (the data set's names) or ``pseudonyms:<check>`` (a
+    pseudonym of a fixed text, telling keys apart without revealing one); None until the first
+    ingest claims it (``settle_names``)."""
 
     @classmethod
     def new(cls) -> StoreIdentity:
         return cls(id=uuid.uuid4().hex, created=datetime.now(UTC).isoformat(timespec="seconds"))
 
     def to_bytes(self) -> bytes:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, indent=2).encode() + b"\n"
+        return json.dumps(self.model_dump(mode="json", exclude_none=True), sort_keys=True, indent=2).encode() + b"\n"
 
     @classmethod
     def parse(cls, raw: bytes, where: str) -> StoreIdentity:
@@ -88,6 +93,39 @@ class Holder(BaseModel):
             return cls.model_validate_json(raw)
         except (ValidationError, ValueError):
             return None
+
+
+PLAIN = "plain"
+PSEUDONYMS = "pseudonyms:"
+
+
+def settle_names(recorded: str | None, wanted: str, real: list[FundusImage], location: str) -> str | None:
+    """Check an ingest's naming ``wanted`` against the store's; the value to record, if new.
+
+    A store made before names were recorded is judged by its real images: any with an original
+    name is ``plain``; otherwise they are pseudonyms of an unknown key, and the first claim's
+    key is recorded.
+
+    Raises:
+        StoreError: one line, when the ingest would name images differently from the store
+            (every image added again under other ids, or real names added to a private store).
+    """
+    stored = recorded
+    if recorded is None and real:
+        named = any(r.provenance.original_name is not None for r in real)
+        recorded = PLAIN if named else None
+        if recorded is None and not wanted.startswith(PSEUDONYMS):
+            recorded = PSEUDONYMS + "unknown-key"
+    if recorded is None or recorded == wanted:
+        return wanted if stored is None else None
+    if recorded == PLAIN:
+        raise StoreError(f"{location}: this store keeps the data sets' own names; a pseudonymised ingest would "
+                         "add every image again under a pseudonym (use another store, or --keep-names)")
+    if wanted == PLAIN:
+        raise StoreError(f"{location}: this store is pseudonymised; ingest with --pseudonymise and its key "
+                         "(without it every image would be added again under its real name)")
+    raise StoreError(f"{location}: this store was pseudonymised with another key; ingest with the key it was "
+                     "made with (another key would add every image again under new pseudonyms)")
 
 
 def busy_message(location: str, holder: Holder | None, waited: float) -> str:

@@ -15,7 +15,15 @@ import structlog
 from pydantic import ValidationError
 
 from medaug.adapters.files import write_atomic
-from medaug.adapters.stores.common import IDENTITY, WRITER, Holder, ReentrantWriter, StoreIdentity, busy_message
+from medaug.adapters.stores.common import (
+    IDENTITY,
+    WRITER,
+    Holder,
+    ReentrantWriter,
+    StoreIdentity,
+    busy_message,
+    settle_names,
+)
 from medaug.application.errors import StoreError
 from medaug.domain import FundusImage, Grade, Origin, Split
 from medaug.domain.images import storage_key
@@ -88,6 +96,20 @@ class LocalImageStore:
         finally:
             (self._root / f"{WRITER}.json").unlink(missing_ok=True)
             lock.release()
+
+    def claim_names(self, names: str) -> None:
+        """Record or check how real images are named (see ``ImageStore``), in ``store.json``."""
+        self.identity  # noqa: B018 - the identity document holds the claim
+        path = self._root / IDENTITY
+        with self._locked():
+            try:
+                identity = StoreIdentity.parse(path.read_bytes(), str(path))
+            except FileNotFoundError:
+                raise StoreError(f"{path}: store identity is missing (the store folder was removed?)") from None
+            self._refresh()
+            new = settle_names(identity.names, names, self.list(origin=Origin.REAL), self.location)
+            if new is not None:
+                self._write_atomic(path, identity.model_copy(update={"names": new}).to_bytes())
 
     # -- writing -----------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from botocore.exceptions import (
 )
 from pydantic import ValidationError
 
-from medaug.adapters.stores.common import IDENTITY, ReentrantWriter, StoreIdentity
+from medaug.adapters.stores.common import IDENTITY, ReentrantWriter, StoreIdentity, settle_names
 from medaug.adapters.stores.config import MIB
 from medaug.adapters.stores.local import MANIFEST
 from medaug.adapters.stores.s3_client import CONDITION_FAILED, NotFound, S3Client, S3ErrorMapping
@@ -154,6 +154,18 @@ class S3ImageStore(S3ErrorMapping):
             yield
         finally:
             lease.release()
+
+    def claim_names(self, names: str) -> None:
+        """Record or check how real images are named (see ``ImageStore``), in ``store.json``."""
+        self.identity  # noqa: B018 - the identity document holds the claim
+        key = self.object_key(IDENTITY)
+        raw = self.read_object_or_none(key)
+        if raw is None:
+            raise StoreError(f"{self._url(key)}: store identity is missing (the store was removed?)")
+        identity = StoreIdentity.parse(raw, self._url(key))
+        new = settle_names(identity.names, names, self.list(origin=Origin.REAL), self.location)
+        if new is not None:
+            self.put_plain(key, identity.model_copy(update={"names": new}).to_bytes())
 
     def object_key(self, relative: str) -> str:
         """The full object key of a key relative to the store (``train/0/a.png`` -> ``<prefix>/train/0/a.png``)."""

@@ -42,6 +42,10 @@ class ImageStore(Protocol):
           store's lock wait, then raises ``StoreError`` in one line naming the holder (its
           command, pid, host and since when). It is re-entrant within one store object, a
           holder that dies releases it (or its lease expires), and readers are never blocked.
+        - ``claim_names(names)`` binds the store to one way of naming its real images
+          (``"plain"``: the data set's names; ``"pseudonyms:<check>"``: pseudonyms of one key,
+          ``<check>`` telling keys apart). The first claim is kept with the store's identity;
+          a different later one raises ``StoreError`` in one line, nothing written.
     """
 
     @property
@@ -51,6 +55,8 @@ class ImageStore(Protocol):
     def identity(self) -> str: ...
 
     def writing(self, command: str) -> AbstractContextManager[None]: ...
+
+    def claim_names(self, names: str) -> None: ...
 
     def put(self, image: FundusImage, data: PngBytes, *, overwrite: bool = False) -> None: ...
 

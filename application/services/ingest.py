@@ -103,6 +103,7 @@ def ingest(
     items = [_renamed(item, pseudonymise) for item in chosen] if pseudonymise else list(chosen)
     mapping = {new.id: old.id for new, old in zip(items, chosen, strict=True)} if pseudonymise else {}
     with store.writing(f"ingest {source.name}"):
+        store.claim_names(naming(pseudonymise))
         run = _Ingest(source, preprocessor, store, lenient=lenient, private=pseudonymise is not None)
         with progress.task(f"ingest {source.name}", total=len(items)) as bar:
             for item in items:
@@ -221,6 +222,13 @@ def _changes(stored: FundusImage, item: SourceItem, checksum: str) -> list[str]:
     if stored.provenance.parameters.get(SOURCE_SHA256) not in (None, checksum):
         changes.append("pixels changed (source sha256 differs)")
     return changes
+
+
+def naming(pseudonymise: Pseudonymiser | None) -> str:
+    """How an ingest names real images, as a store records it (``ImageStore.claim_names``):
+    ``plain``, or ``pseudonyms:`` + the pseudonym of a fixed text (it tells keys apart and
+    reveals none)."""
+    return "plain" if pseudonymise is None else "pseudonyms:" + pseudonymise("medaug:pseudonym-key-check")
 
 
 def _renamed(item: SourceItem, pseudonymise: Pseudonymiser) -> SourceItem:

@@ -115,3 +115,12 @@ class ImageStoreContract:
             assert "augment run first" in message and "pid" in message and "\n" not in message
         with second.writing("augment run second"):  # released: the next writer gets it
             pass
+
+    def test_the_first_naming_claim_binds_the_store(self, store, reopen) -> None:  # type: ignore[no-untyped-def]
+        store.claim_names("pseudonyms:p-abc")
+        store.claim_names("pseudonyms:p-abc")  # the same naming again: fine
+        with pytest.raises(StoreError):
+            store.claim_names("plain")
+        with pytest.raises(StoreError):
+            reopen().claim_names("pseudonyms:p-other")
+        reopen().claim_names("pseudonyms:p-abc")
