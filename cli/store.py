@@ -41,9 +41,10 @@ def digest(
 @handle_errors
 def check(
     store: str = typer.Argument(None, help="Store folder or s3://bucket/prefix (default: settings)."),
+    quick: bool = typer.Option(False, "--quick", help="Skip reading every image to compare it with its checksum."),
 ) -> None:
-    """Report damaged manifest lines or records, missing images and leftovers; exit 1 if any."""
-    location, problems = services().check_store(store)
+    """Report damaged manifest lines or records, missing or damaged images and leftovers; exit 1 if any."""
+    location, problems = services().check_store(store, quick=quick)
     for problem in problems:
         console.print(problem, highlight=False, soft_wrap=True)
     console.print(f"{location}: {len(problems)} problem(s)"

@@ -145,10 +145,10 @@ class Services:
         """A fingerprint of every record and image of a store."""
         return store_digest(factories.build_store(self.settings, store), progress=self.progress)
 
-    def check_store(self, store: str | None = None) -> tuple[str, list[str]]:
-        """The store's location and its problems (damaged index lines or records, leftovers)."""
+    def check_store(self, store: str | None = None, *, quick: bool = False) -> tuple[str, list[str]]:
+        """The store's location and its problems (damaged index lines, records or images, leftovers)."""
         image_store = factories.build_store(self.settings, store)
-        return image_store.location, check_store(image_store)
+        return image_store.location, check_store(image_store, quick=quick)
 
     def repair_store(self, store: str | None = None) -> tuple[str, list[str]]:
         """The store's location and what repairing it did (index rebuilt, leftovers removed)."""

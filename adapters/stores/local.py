@@ -122,7 +122,8 @@ class LocalImageStore:
                 raise StoreError(f"{self.location}: image {image.id} already exists")
             previous = self._records.get(image.id)
             self._write_atomic(self._root / image.key, data)
-            self._append({"op": "put", "record": image.model_dump(mode="json")})
+            digest = hashlib.sha256(data).hexdigest()
+            self._append({"op": "put", "record": image.model_dump(mode="json"), "sha256": digest})
             self._records[image.id] = image
             if previous is not None and previous.key != image.key:
                 (self._root / previous.key).unlink(missing_ok=True)
@@ -138,18 +139,22 @@ class LocalImageStore:
 
     # -- maintenance -------------------------------------------------------------------------
 
-    def check(self) -> list[str]:
-        """Problems of the manifest, images and leftovers, one line each (see ``MaintainableStore``)."""
+    def check(self, *, quick: bool = False) -> list[str]:
+        """Problems of the manifest, images and leftovers, one line each (see ``MaintainableStore``).
+
+        Every image is read and compared with the sha256 its manifest line records (images put
+        before checksums were recorded must decode as a whole PNG); ``quick`` skips that.
+        """
         from medaug.adapters.stores.local_repair import survey
 
-        return survey(self._root, self._manifest, apply_entry).problems(self._root)
+        return survey(self._root, self._manifest, apply_entry, verify=not quick).problems(self._root)
 
     def repair(self) -> list[str]:
         """Rebuild the manifest from intact records and images; remove leftovers (see ``MaintainableStore``)."""
         from medaug.adapters.stores.local_repair import rebuild, survey
 
         with self.writing("store repair"), self._locked():
-            done = rebuild(self._root, self._manifest, survey(self._root, self._manifest, apply_entry))
+            done = rebuild(self._root, self._manifest, survey(self._root, self._manifest, apply_entry, verify=True))
             self._records, self._manifest_offset, self._manifest_lines = {}, 0, 0
         return done
 
@@ -296,8 +301,11 @@ class LocalImageStore:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def apply_entry(records: dict[str, FundusImage], line: bytes, where: str) -> None:
-    """Apply one manifest line to ``records``; ``StoreError`` naming ``where`` (file:line) if damaged."""
+def apply_entry(
+    records: dict[str, FundusImage], line: bytes, where: str, checksums: dict[str, str] | None = None
+) -> None:
+    """Apply one manifest line to ``records`` (and the sha256 it records to ``checksums``);
+    ``StoreError`` naming ``where`` (file:line) if damaged."""
     try:
         entry = json.loads(line)
     except ValueError:
@@ -306,8 +314,14 @@ def apply_entry(records: dict[str, FundusImage], line: bytes, where: str) -> Non
         if entry["op"] == "put":
             record = FundusImage.model_validate(entry["record"])
             records[record.id] = record
+            if checksums is not None:
+                checksums.pop(record.id, None)
+                if isinstance(entry.get("sha256"), str):
+                    checksums[record.id] = entry["sha256"]
         elif entry["op"] == "delete":
             records.pop(str(entry["id"]), None)
+            if checksums is not None:
+                checksums.pop(str(entry["id"]), None)
         else:
             raise ValueError(f"unknown op {entry['op']!r}")
     except ValidationError as exc:

@@ -215,9 +215,10 @@ class S3ImageStore(S3ErrorMapping):
 
     # -- maintenance -------------------------------------------------------------------------
 
-    def check(self) -> list[str]:
-        """Unreadable record objects and records whose image is missing or of another checksum."""
-        return [line for line, _ in self._survey()]
+    def check(self, *, quick: bool = False) -> list[str]:
+        """Unreadable record objects and records whose image is missing or of another checksum
+        (every image read and hashed; ``quick`` compares only the checksum in its metadata)."""
+        return [line for line, _ in self._survey(verify=not quick)]
 
     def repair(self) -> list[str]:
         """Move unreadable records to ``damaged/``, drop records without their image, re-export the manifest."""
@@ -237,7 +238,7 @@ class S3ImageStore(S3ErrorMapping):
             done.append(f"{self.export_manifest()}: rebuilt from {len(self.list())} record objects")
         return done
 
-    def _survey(self) -> list[tuple[str, str | None]]:
+    def _survey(self, *, verify: bool = True) -> list[tuple[str, str | None]]:
         """(problem, record object to set aside) for every damaged record or image."""
         found: list[tuple[str, str | None]] = []
         for image_id, _ in self._list_records():
@@ -258,6 +259,11 @@ class S3ImageStore(S3ErrorMapping):
                 continue
             if head.get("Metadata", {}).get(_SHA256) not in (None, entry.sha256):
                 found.append((f"{self._url(image_key)}: checksum differs from record {image_id}", key))
+            elif verify:
+                try:
+                    self._read_image(entry)
+                except _ImageUnreadable as exc:
+                    found.append((str(exc), key))
         return found
 
     # -- reading -----------------------------------------------------------------------------

@@ -84,14 +84,16 @@ class MaintainableStore(Protocol):
 
     Contract:
         - ``check()`` only reads, and returns one line per problem (naming the file or object
-          and, for a manifest, the line number); an empty list means healthy.
+          and, for a manifest, the line number); an empty list means healthy. It reads every
+          image and compares it with the checksum recorded when it was put (a truncated or
+          altered image is a problem); ``check(quick=True)`` skips reading the images.
         - ``repair()`` holds the writer lock, rebuilds the index from the records and images
           that are intact (a damaged manifest line or record object is dropped, a record whose
           image is gone is dropped, an image without a record and stray temporary files are
           removed) and returns one line per thing it did; ``check()`` is empty afterwards.
     """
 
-    def check(self) -> list[str]: ...
+    def check(self, *, quick: bool = False) -> list[str]: ...
 
     def repair(self) -> list[str]: ...
 

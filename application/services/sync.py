@@ -165,13 +165,14 @@ def _combine(lines: list[str]) -> str:
     return _sha256("".join(sorted(lines)).encode())
 
 
-def check_store(store: ImageStore) -> list[str]:
-    """Problems of ``store``'s index, images and leftovers, one line each (empty: healthy).
+def check_store(store: ImageStore, *, quick: bool = False) -> list[str]:
+    """Problems of ``store``'s index, images and leftovers, one line each (empty: healthy);
+    every image is compared with its recorded checksum unless ``quick``.
 
     Raises:
         ConfigError: the store cannot check itself.
     """
-    return _maintainable(store).check()
+    return _maintainable(store).check(quick=quick)
 
 
 def repair_store(store: ImageStore) -> list[str]:
