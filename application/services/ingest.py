@@ -74,7 +74,9 @@ def ingest(
     An image already stored is compared with the source: its grade and split, and the sha256 of
     its source file (recorded at ingest; for older records, the preprocessed pixels). A
     difference is a conflict: reported, and only with ``update=True`` applied, in which case the
-    synthetic images derived from it are removed as stale (the next augment run regenerates them).
+    synthetic images derived from it are removed as stale (the next augment run regenerates them),
+    before the image itself is rewritten: an update killed at any point leaves the conflict to
+    be found and finished by the next ``update`` run, never a stale derived image.
 
     With ``pseudonymise``, every id becomes ``pseudonymise(id)`` and no original name is kept in
     the store (provenance included); the report's ``mapping`` is the only way back.
@@ -186,12 +188,14 @@ class _Ingest:
         png = png if png is not None else self._preprocess(item, raw)
         if png is None:
             return
-        self.store.put(_record(self.source.name, item, checksum, private=self.private), png, overwrite=True)
-        self.updated += 1
+        # What derives from the old image goes first: until the record is rewritten the conflict
+        # stays visible, so a run killed anywhere in between is finished by the next --update.
         for derived in self.store.list(origin=Origin.SYNTHETIC):
             if item.id in derived.provenance.source_ids:
                 self.store.delete(derived.id)
                 self.stale_removed += 1
+        self.store.put(_record(self.source.name, item, checksum, private=self.private), png, overwrite=True)
+        self.updated += 1
         _log.info("ingest_updated", image=item.id, changes=changes)
 
     def _preprocess(self, item: SourceItem, raw: bytes | None = None) -> bytes | None:
