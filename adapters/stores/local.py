@@ -59,6 +59,9 @@ class LocalImageStore:
         self._identity: str | None = None
         self._lock_wait = lock_wait
         self._writer: filelock.BaseFileLock | None = None
+        self._lock_inode: tuple[int, int] | None = None
+        """(device, inode) of the writer lock file this object holds, while it holds it."""
+        self._command = ""
         self._reentrant = ReentrantWriter()
 
     @property
@@ -91,11 +94,45 @@ class LocalImageStore:
     def _exclusive(self, command: str) -> Iterator[None]:
         lock = self._acquire_writer()
         try:
+            held = os.stat(self._root / f"{WRITER}.lock")
+            self._lock_inode, self._command = (held.st_dev, held.st_ino), command
             write_atomic(self._root / f"{WRITER}.json", Holder.me(command).to_bytes())
             yield
         finally:
-            (self._root / f"{WRITER}.json").unlink(missing_ok=True)
+            self._lock_inode = None
+            with contextlib.suppress(OSError):
+                if self._still_mine() is None:
+                    (self._root / f"{WRITER}.json").unlink(missing_ok=True)
             lock.release()
+
+    def _still_mine(self) -> str | None:
+        """Why this object may no longer write here (the folder removed or replaced, the writer
+        lock file gone or another one), or None."""
+        if self._identity is None or self._identity.startswith("path-"):
+            return None
+        path = self._root / IDENTITY
+        try:
+            current = StoreIdentity.parse(path.read_bytes(), str(path)).id
+        except (OSError, StoreError):
+            return f"{path} is gone"
+        if current != self._identity:
+            return f"{path} now names another store"
+        if self._lock_inode is not None:
+            try:
+                lock = os.stat(self._root / f"{WRITER}.lock")
+            except OSError:
+                return "its writer lock file is gone"
+            if (lock.st_dev, lock.st_ino) != self._lock_inode:
+                return "its writer lock file was replaced"
+        return None
+
+    def _stop_if_lost(self) -> None:
+        """Refuse to write into a store folder that was removed or replaced under this command."""
+        why = self._still_mine()
+        if why is not None:
+            command = f"'{self._command}' " if self._command else ""
+            raise StoreError(f"{self._root}: the store was removed or replaced while {command}was writing ({why}); "
+                             "stopped, nothing more written (run the command again)")
 
     def claim_names(self, names: str) -> None:
         """Record or check how real images are named (see ``ImageStore``), in ``store.json``."""
@@ -116,7 +153,9 @@ class LocalImageStore:
     def put(self, image: FundusImage, data: bytes, *, overwrite: bool = False) -> None:
         if image.key != storage_key(image.split, image.grade, image.id):
             raise StoreError(f"{image.id}: key {image.key!r} does not follow <split>/<grade>/<id>.png")
-        with self._locked():
+        self._stop_if_lost()
+        with self._locked(create=self._identity is None):
+            self._stop_if_lost()
             self._refresh()
             if image.id in self._records and not overwrite:
                 raise StoreError(f"{self.location}: image {image.id} already exists")
@@ -129,7 +168,9 @@ class LocalImageStore:
                 (self._root / previous.key).unlink(missing_ok=True)
 
     def delete(self, image_id: str) -> None:
-        with self._locked():
+        self._stop_if_lost()
+        with self._locked(create=self._identity is None):
+            self._stop_if_lost()
             self._refresh()
             if image_id not in self._records:
                 raise KeyError(image_id)
@@ -287,9 +328,10 @@ class LocalImageStore:
         return lock
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self, *, create: bool = True) -> Iterator[None]:
         try:
-            self._root.mkdir(parents=True, exist_ok=True)
+            if create:  # an existing store's folder is never made again (it was removed: see _stop_if_lost)
+                self._root.mkdir(parents=True, exist_ok=True)
             fh = (self._root / _LOCK).open("a")
         except OSError as exc:
             raise StoreError(f"{self._root}: cannot write to the store ({exc.strerror or exc})") from exc

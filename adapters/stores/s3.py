@@ -18,6 +18,7 @@ import json
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from boto3.s3.transfer import TransferConfig
@@ -115,6 +116,7 @@ class S3ImageStore(S3ErrorMapping):
         self._lock_wait = lock_wait
         self._lease_seconds = lease_seconds
         self._reentrant = ReentrantWriter()
+        self._lease: Any = None
 
     @property
     def location(self) -> str:
@@ -150,10 +152,18 @@ class S3ImageStore(S3ErrorMapping):
 
         lease = Lease(self, command, wait=self._lock_wait, seconds=self._lease_seconds)
         lease.acquire()
+        self._lease = lease
         try:
             yield
         finally:
+            self._lease = None
             lease.release()
+
+    def _stop_if_lost(self) -> None:
+        """Refuse to write once this command's lease was taken over or removed (with the store)."""
+        if self._lease is not None and self._lease.lost.is_set():
+            raise StoreError(f"{self.location}: this command lost its writer lease (the store was removed, or "
+                             "another writer took it over); stopped, nothing more written (run it again)")
 
     def claim_names(self, names: str) -> None:
         """Record or check how real images are named (see ``ImageStore``), in ``store.json``."""
@@ -176,6 +186,7 @@ class S3ImageStore(S3ErrorMapping):
     def put(self, image: FundusImage, data: bytes, *, overwrite: bool = False) -> None:
         if image.key != storage_key(image.split, image.grade, image.id):
             raise StoreError(f"{image.id}: key {image.key!r} does not follow <split>/<grade>/<id>.png")
+        self._stop_if_lost()
         if self._identity is None:
             self._identity = self._read_or_create_identity()
         previous = self._load_or_none(image.id)
@@ -189,6 +200,7 @@ class S3ImageStore(S3ErrorMapping):
             self._delete_object(self.object_key(previous.record.key))
 
     def delete(self, image_id: str) -> None:
+        self._stop_if_lost()
         entry = self._load(image_id)
         self._delete_object(self._record_key(image_id))
         self._entries.pop(image_id, None)

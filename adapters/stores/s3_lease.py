@@ -35,6 +35,8 @@ class Lease:
         self._etag: str | None = None
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
+        self.lost = threading.Event()
+        """Set when a renewal found the lease taken or gone: the holder must stop writing."""
 
     def acquire(self) -> None:
         deadline = time.monotonic() + self._wait
@@ -91,11 +93,22 @@ class Lease:
     def _take_unconditionally(self) -> None:
         self._etag = self._store.put_plain(self._key, self._body())
 
+    def _gone(self) -> bool:
+        """Whether the lease object no longer exists (False when that cannot be told now)."""
+        try:
+            return self._store.read_object_with_etag(self._key)[0] is None
+        except StoreError:
+            return False
+
     def _renew(self) -> None:
         while not self._stop.wait(self._seconds / 3):
             try:
                 code = self._store.put_conditional(self._key, self._body(), if_match=self._etag)
             except StoreError as exc:
+                if self._gone():  # S3 answers a conditional write on a missing object with NoSuchKey
+                    _log.warning("s3_lease_lost", store=self._store.location, reason="lease object removed")
+                    self.lost.set()
+                    return
                 _log.warning("s3_lease_not_renewed", store=self._store.location, reason=str(exc))
                 continue
             if code.startswith("ok:"):
@@ -104,4 +117,5 @@ class Lease:
                 self._take_unconditionally()
             else:
                 _log.warning("s3_lease_lost", store=self._store.location)
+                self.lost.set()
                 return
