@@ -146,9 +146,9 @@ def _ingest(spec: SourceSpec, size: int | None, store: str | None, options: Inge
     outcome = services(image_size=size).ingest(spec, store=store, options=options)
     report = outcome.report
     for notice in report.notices:
-        err_console.print(f"[cyan]note:[/] {notice}", highlight=False)
-    for problem in report.skipped:
-        err_console.print(f"[yellow]skipped:[/] {problem}", highlight=False)
+        err_console.print(f"[cyan]note:[/] {notice}", highlight=False, soft_wrap=True)
+    for problem in report.skipped:  # soft_wrap: one problem, one line (grep), whatever the width
+        err_console.print(f"[yellow]skipped:[/] {problem}", highlight=False, soft_wrap=True)
     for conflict in report.conflicts:
         label = "updated" if options.update else "conflict"
         err_console.print(f"[yellow]{label}:[/] {conflict}", highlight=False, soft_wrap=True)

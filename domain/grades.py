@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
 
 from medaug.domain.errors import DomainError
@@ -23,24 +24,32 @@ class Grade(IntEnum):
 
     @classmethod
     def parse(cls, value: object) -> Grade:
-        """Parse a grade from an int or a string such as ``"3"`` or ``" 2 "``.
+        """Parse a grade, strictly.
+
+        Accepted: an ``int`` 0-4 (not a ``bool``), a float with a whole value 0-4, or a string
+        that, after trimming spaces, tabs and line ends, is one ASCII digit ``0``-``4``,
+        optionally written as a whole decimal (``"2.0"``, as spreadsheets export grades).
+        Everything else (``"²"``, ``"--2"``, ``"+2"``, ``"02"``, ``"2.5"``, ``"٢"``, ``""``,
+        ``"5"``) is refused.
 
         Raises:
-            DomainError: if the value is not an integer in 0-4.
+            DomainError: one line quoting the value.
         """
         if isinstance(value, bool):
             raise DomainError(f"grade {value!r} is not an integer 0-4")
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, str):
-            text = value.strip()
-            if not text.lstrip("-").isdigit():
+            match = _GRADE_TEXT.fullmatch(value.strip(" \t\r\n"))
+            if match is None:
                 raise DomainError(f"grade {value!r} is not an integer 0-4")
-            value = int(text)
+            value = int(match.group(1))
         if not isinstance(value, int) or not 0 <= value <= 4:
             raise DomainError(f"grade {value!r} is outside 0-4")
         return cls(value)
 
+
+_GRADE_TEXT = re.compile(r"([0-9])(?:\.0+)?", re.ASCII)
 
 _LABELS = {
     Grade.NO_DR: "No DR",

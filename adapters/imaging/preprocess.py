@@ -22,6 +22,9 @@ from medaug.application.errors import ConfigError, InputError
 
 Box = tuple[int, int, int, int]
 
+MIN_SIDE = 16
+"""Data sets' images with a shorter side below this (px) are refused: too small to hold a retina."""
+
 MAX_DECODED_BYTES = 128 * 1024 * 1024
 """Budget of one decoded image: width x height x channels x bytes per sample (bit depth included).
 
@@ -60,16 +63,19 @@ class FundusPreprocessor:
         size: side of the square output in pixels.
         draft: let the JPEG decoder decode at a reduced scale (still at least twice ``size``),
             which makes full-resolution photographs several times faster to read.
+        min_side: images whose short side is below this (px) are refused with one line
+            (``MIN_SIDE`` for data sets; 1 accepts any image).
 
     Raises:
         ConfigError: ``size`` is not positive.
     """
 
-    def __init__(self, size: int = 256, *, draft: bool = True) -> None:
+    def __init__(self, size: int = 256, *, draft: bool = True, min_side: int = 1) -> None:
         if size < 1:
             raise ConfigError(f"preprocessing size must be a positive number of pixels, not {size}")
         self._size = size
         self._draft = draft
+        self._min_side = min_side
 
     @property
     def size(self) -> int:
@@ -83,6 +89,9 @@ class FundusPreprocessor:
             InputError: ``raw`` is empty, not an image, truncated or corrupt (names ``name``).
         """
         image = decode_image(raw, name, draft_size=2 * self._size if self._draft else None)
+        if min(image.size) < self._min_side:
+            raise InputError(f"{name}: image too small ({image.width}x{image.height} px; a fundus photograph "
+                             f"needs at least {self._min_side} px on its short side)")
         image = to_rgb(image, name)
         return encode_png(square_resize(image, retina_box(image), self._size))
 

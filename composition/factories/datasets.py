@@ -70,9 +70,9 @@ def write_mapping(path: Path, mapping: Mapping[str, str]) -> None:
 
 def build_preprocessor(settings: Settings, size: int | None = None) -> Preprocessor:
     """The fundus preprocessor at the working size."""
-    from medaug.adapters.imaging.preprocess import FundusPreprocessor
+    from medaug.adapters.imaging.preprocess import MIN_SIDE, FundusPreprocessor
 
-    return FundusPreprocessor(size=size or settings.image_size)
+    return FundusPreprocessor(size=size or settings.image_size, min_side=MIN_SIDE)
 
 
 def build_idrid_source(path: Path) -> DatasetSource:

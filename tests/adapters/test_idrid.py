@@ -23,7 +23,7 @@ TEST_CSV = "2. Groundtruths/b. IDRiD_Disease Grading_Testing Labels.csv"
 
 def tiny_jpeg(shade: int = 120) -> bytes:
     buffer = io.BytesIO()
-    Image.new("RGB", (12, 8), (shade, shade // 2, 20)).save(buffer, format="JPEG")
+    Image.new("RGB", (24, 16), (shade, shade // 2, 20)).save(buffer, format="JPEG")
     return buffer.getvalue()
 
 
