@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -92,26 +93,54 @@ def test_a_second_writer_is_refused_in_one_line_naming_the_holder(env: Path) -> 
     assert again.exit_code == 0, again.output
 
 
-def test_two_concurrent_augment_runs_with_different_plans_lose_nothing(env: Path) -> None:
+FIRST_WRITER = """
+import pathlib, sys, time
+from medaug.adapters.stores.local import LocalImageStore
+from medaug.cli.app import main
+from medaug.composition import factories
+root, held, go = sys.argv[1:4]
+store = LocalImageStore(root)
+factories.build_store = lambda settings, location=None: store  # the command runs on the held store object
+with store.writing("augment run --multiply 3"):
+    pathlib.Path(held).touch()
+    while not pathlib.Path(go).exists():  # hold the lock until the second writer has tried
+        time.sleep(0.05)
+    sys.argv = ["medaug", "--quiet", "augment", "run", "--store", root, "--multiply", "3"]
+    try:
+        main()
+    except SystemExit as done:
+        code = done.code
+sys.exit(code)
+"""
+
+
+def test_two_overlapping_augment_runs_with_different_plans_lose_nothing(env: Path) -> None:
+    """The overlap is forced: the first writer holds the lock until the second has tried, so
+    without a working lock the second would write its plan and the stored set would be mixed."""
     store = small_store(env / "store")
-    command = [sys.executable, "-c", "from medaug.cli.app import main; main()", "--quiet", "augment", "run", "--store", str(env / "store")]
-    child_env = {**os.environ, "MEDAUG_STORE__LOCK_WAIT_SECONDS": "120"}
-    plans = {"--target-total": "40", "--multiply": "3"}
-    procs = [subprocess.Popen([*command, option, value], env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for option, value in plans.items()]
-    outputs = [p.communicate(timeout=300) for p in procs]
-    codes = [p.returncode for p in procs]
-    assert all(code in (0, 2) for code in codes), outputs
-    assert 0 in codes, outputs
-    for code, (_, err) in zip(codes, outputs, strict=True):
-        if code == 2:
-            assert "store is being written by" in err, err
+    held, go = env / "held", env / "go"
+    first = subprocess.Popen([sys.executable, "-c", FIRST_WRITER, str(env / "store"), str(held), str(go)],
+                             env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):
+            if held.exists() or first.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert held.exists(), first.communicate()
+        second = subprocess.run([sys.executable, "-c", "from medaug.cli.app import main; main()", "--quiet", "augment",
+                                 "run", "--store", str(env / "store"), "--target-total", "40"],
+                                env={**os.environ, "MEDAUG_STORE__LOCK_WAIT_SECONDS": "0"}, capture_output=True,
+                                text=True, timeout=300)
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert "store is being written by 'augment run --multiply 3'" in one_line(second.stderr)
+        assert LocalImageStore(env / "store").list(origin=Origin.SYNTHETIC) == []  # it wrote nothing
+    finally:
+        go.touch()
+        out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, out + err
     synthetic = {r.id for r in LocalImageStore(env / "store").list(origin=Origin.SYNTHETIC)}
-    expected = [
-        {j.image_id for j in plan_augmentation(store, policy, seed=0, augmentation="classic", generators=["classic"]).jobs}
-        for policy in (PlanPolicy.balance_total(40), PlanPolicy.multiply(3))
-    ]
-    assert synthetic in expected  # exactly one plan, complete: nothing lost, nothing mixed
+    multiply = plan_augmentation(store, PlanPolicy.multiply(3), seed=0, augmentation="classic", generators=["classic"])
+    assert synthetic == {j.image_id for j in multiply.jobs}  # exactly the first plan, complete, nothing mixed
 
 
 def test_readers_are_not_blocked_by_a_writer(env: Path) -> None:
