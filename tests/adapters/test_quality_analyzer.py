@@ -156,21 +156,48 @@ def test_a_calibrated_screen_keeps_most_held_out_real_images_and_refuses_noise(s
     assert not noise.accepted and "below" in (noise.reason or "")
 
 
-def test_without_validation_images_the_test_images_never_set_the_thresholds(store, analyzer) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def own_store(store: LocalImageStore, tmp_path: Path) -> LocalImageStore:
+    """A copy of the module's store for a test that adds images: no test sees another's additions
+    (in either order), and a new identity so that nothing cached for the original is reused."""
+    import shutil
+
+    shutil.copytree(store.root, tmp_path / "store")
+    (tmp_path / "store" / "store.json").unlink(missing_ok=True)
+    return LocalImageStore(tmp_path / "store")
+
+
+def test_without_validation_images_the_test_images_never_set_the_thresholds(own_store, analyzer) -> None:  # type: ignore[no-untyped-def]
+    assert own_store.list(split=Split.VAL) == []  # else the validation images would set both thresholds
     probe = _results([("new", 2, fundus_like(70_000, 2))])
-    before = QualityScreen(analyzer, store, ScreenConfig(keep_real=0.9)).screen(*probe)[0].scores["threshold"]
+    before = QualityScreen(analyzer, own_store, ScreenConfig(keep_real=0.9)).screen(*probe)[0].scores["threshold"]
     for index in range(6):  # test images a classifier cannot grade: calibrating on them would lower every threshold
-        store.put(real_record(f"test-noise-{index}", 2, Split.TEST), encode_png(noise_image(500 + index)))
-    after = QualityScreen(analyzer, store, ScreenConfig(keep_real=0.9)).screen(*probe)[0].scores["threshold"]
+        own_store.put(real_record(f"test-noise-{index}", 2, Split.TEST), encode_png(noise_image(500 + index)))
+    after = QualityScreen(analyzer, own_store, ScreenConfig(keep_real=0.9)).screen(*probe)[0].scores["threshold"]
     assert after == before
 
 
-def test_a_calibrated_screen_uses_the_validation_images_when_the_store_has_them(store, analyzer) -> None:  # type: ignore[no-untyped-def]
+def test_a_calibrated_screen_uses_the_validation_images_when_the_store_has_them(own_store, analyzer) -> None:  # type: ignore[no-untyped-def]
+    import torch
+    from structlog.testing import capture_logs
+
     for index, grade in enumerate((0, 2, 2, 4, 4)):
-        store.put(real_record(f"val-{index}", grade, Split.VAL), encode_png(fundus_like(90_000 + index, grade, 32)))
-    screen = QualityScreen(analyzer, store, ScreenConfig(keep_real=0.9))
-    [verdict] = screen.screen(*_results([("new", 2, fundus_like(70_000, 2))]))
-    assert 0.0 <= verdict.scores["threshold"] <= 1.0
+        own_store.put(real_record(f"val-{index}", grade, Split.VAL), encode_png(fundus_like(90_000 + index, grade, 32)))
+    screen = QualityScreen(analyzer, own_store, ScreenConfig(keep_real=0.9))
+    with capture_logs() as logs:
+        [verdict] = screen.screen(*_results([("new", 2, fundus_like(70_000, 2))]))
+    [calibrated] = [e for e in logs if e["event"] == "screen_calibrated"]
+    assert calibrated["held_out"] == "val"
+    assert set(calibrated["thresholds"]) == {-1, 0, 2, 4}  # the validation images' grades, nothing else
+    # The threshold is the 10th percentile of the two grade-2 validation images' confidence in grade 2.
+    reference = screen._real_side()
+    val = own_store.list(split=Split.VAL, origin=Origin.REAL)
+    profile = analyzer.profile(reference.classifier, reference.space, own_store, val)
+    grade2 = [i for i, record in enumerate(val) if int(record.grade) == 2]
+    confidence = profile.probabilities[grade2, 2].double()
+    expected = float(torch.quantile(confidence, 0.1))
+    assert verdict.scores["threshold"] == pytest.approx(expected, abs=1e-4)  # scores are rounded to 4 places
+    assert float(confidence.min()) <= verdict.scores["threshold"] <= float(confidence.max())
 
 
 def test_a_fixed_and_a_calibrated_threshold_together_are_refused() -> None:
