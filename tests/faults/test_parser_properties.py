@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import tomllib
 from pathlib import Path, PurePosixPath
 
@@ -135,7 +134,7 @@ def _toml(value: object) -> str:
         return "nan" if value != value else ("inf" if value == float("inf") else "-inf" if value == float("-inf")
                                              else repr(value))
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return '"' + "".join(c if c.isprintable() and c not in '"\\' else f"\\U{ord(c):08x}" for c in value) + '"'
     if isinstance(value, list):
         return "[" + ", ".join(map(str, value)) + "]"
     return str(value)
