@@ -14,7 +14,8 @@ from pathlib import Path
 from medaug.application.errors import ConfigError
 from medaug.application.ports import DatasetSource, GeneratorTrainingResult, NullProgress, ProgressSink
 from medaug.application.services.augment import AugmentCommand, AugmentOutcome, run_augmentation
-from medaug.application.services.experiment_job import ExperimentOutcome, run_experiment_job
+from medaug.application.services.evaluate import evaluate_saved
+from medaug.application.services.experiment import ExperimentOutcome, ingest_step, run_experiment_job
 from medaug.application.services.ingest import IngestReport, ingest
 from medaug.application.services.quality import assess_all
 from medaug.application.services.stats import StoreStats, store_stats
@@ -29,7 +30,7 @@ from medaug.application.services.sync import (
 from medaug.application.services.train_classifier import train_classifier
 from medaug.application.services.train_generator import train_generator
 from medaug.composition import factories, jobs
-from medaug.composition.experiment_config import ExperimentConfig
+from medaug.composition.experiment_config import ExperimentConfig, external_option
 from medaug.composition.settings import Settings
 from medaug.domain.experiment import CellResult, Metrics
 from medaug.domain.quality import QualityReport
@@ -202,10 +203,6 @@ class Services:
     ) -> dict[str, Metrics]:
         """Score a classifier saved by ``train --checkpoint`` on a store's test images and on
         each external folder+CSV set (``PATH[,CSV]``, ingested into its own store first)."""
-        from medaug.application.services.evaluate import evaluate_saved
-        from medaug.application.services.experiment_job import ingest_step
-        from medaug.composition.experiment_config import external_option
-
         classifier = factories.build_saved_classifier(checkpoint)
         stores = {}
         for value in external or []:

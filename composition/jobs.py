@@ -14,8 +14,8 @@ from pydantic import ValidationError
 
 from medaug.application.errors import ConfigError, InputError
 from medaug.application.ports import GeneratorTrainer, ImageStore, SyntheticScreen
-from medaug.application.services import experiment_job as job_service
-from medaug.application.services.experiment_job import DatasetStep, ExperimentJob, QualityStep
+from medaug.application.services import experiment as experiment_service
+from medaug.application.services.experiment_job import DatasetStep, ExperimentJob, GeneratorScope, QualityStep
 from medaug.composition import execution, factories
 from medaug.composition.experiment_config import DataLocation, DatasetConfig, ExperimentConfig
 from medaug.composition.settings import Settings, first_error
@@ -96,17 +96,21 @@ def experiment_job(
         executor=execution.build_executor(settings),
         cell_resources=execution.cell_resources(settings),
         tracker=execution.build_tracker(settings, config.name),
-        screens=lambda ready, arm: _arm_screen(settings, ready, arm),
+        screens=lambda ready, arm, scope=None: _arm_screen(settings, ready, arm, scope),
         max_attempts=settings.quality.experiment_screen.max_attempts,
     )
 
 
-def _arm_screen(settings: Settings, store: ImageStore, arm: Arm) -> SyntheticScreen | None:
-    """The likelihood screen of an arm that uses a learned generator (``quality.experiment_screen``)."""
+def _arm_screen(
+    settings: Settings, store: ImageStore, arm: Arm, scope: GeneratorScope | None = None
+) -> SyntheticScreen | None:
+    """The likelihood screen of an arm that uses a learned generator (``quality.experiment_screen``);
+    within a fold (``scope``) it learns from that fold's training images only."""
     screened = set(settings.quality.experiment_screen_generators)
     if not screened.intersection(arm.generators) or not settings.quality.experiment_screen.enabled:
         return None
-    return factories.build_screen(settings, store, settings.quality.experiment_screen)
+    real = scope.images if scope is not None else None
+    return factories.build_screen(settings, store, settings.quality.experiment_screen, real=real)
 
 
 def _with_executor(settings: Settings, kind: str) -> Settings:
@@ -134,7 +138,7 @@ def _generator_trainer(
 
 def rebuild_report(run_dir: Path, settings: Settings) -> list[str]:
     """Re-render the report of the finished run in ``run_dir`` from its ``results.json``."""
-    return job_service.rebuild_report(
+    return experiment_service.rebuild_report(
         factories.build_run_folder(run_dir),
         lambda location: factories.build_store(settings, location),
         factories.build_report_writer(),

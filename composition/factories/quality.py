@@ -5,7 +5,7 @@ Adapters are imported inside the factories: nothing heavy loads until a service 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,7 @@ from medaug.application.ports import (
     SyntheticScreen,
 )
 from medaug.composition.settings import Settings
+from medaug.domain import FundusImage
 from medaug.domain.quality import QualityReport
 
 if TYPE_CHECKING:
@@ -123,12 +124,18 @@ def build_synthetic_screen(
 
 
 def build_screen(
-    settings: Settings, store: ImageStore, config: ScreenConfig, *, progress: ProgressSink | None = None
+    settings: Settings,
+    store: ImageStore,
+    config: ScreenConfig,
+    *,
+    progress: ProgressSink | None = None,
+    real: Sequence[FundusImage] | None = None,
 ) -> SyntheticScreen:
-    """The quality screen ``config`` describes, judging images against ``store``'s real images."""
+    """The quality screen ``config`` describes, judging images against ``store``'s real training
+    images (or against ``real``, one fold's training images)."""
     from medaug.adapters.quality.screen import QualityScreen
 
-    return QualityScreen(_fundus_quality_analyzer(settings, store), store, config, progress=progress)
+    return QualityScreen(_fundus_quality_analyzer(settings, store), store, config, progress=progress, real=real)
 
 
 def write_quality_outputs(

@@ -32,9 +32,9 @@ def test_a_resumed_experiment_keeps_one_parent_and_one_child_per_cell(tmp_path: 
     import dataclasses
 
     from medaug.adapters.tracking.mlflow import MlflowTracker
-    from medaug.application.services.experiment import run_experiment
     from tests.fakes import EchoGenerator, GradeOracleTrainer, InMemoryImageStore, MemoryRuns, populate
     from tests.unit.test_experiment_service import TRAIN, context, spec
+    from tests.unit.test_experiment_service import run as run_experiment
 
     class WeightedEcho(EchoGenerator):
         """Records the hash of the weights it 'generated' with, as the diffusion generator does."""

@@ -13,7 +13,7 @@ import pytest
 
 from medaug.application.ports import NullProgress, Task
 from medaug.application.services.cells import CellAdapters, run_cell_task
-from medaug.application.services.experiment_job import run_experiment_job
+from medaug.application.services.experiment import run_experiment_job
 from medaug.composition import execution, factories, jobs
 from medaug.composition.experiment_config import load_experiment_config
 from medaug.composition.settings import Settings
