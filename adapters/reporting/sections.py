@@ -23,6 +23,7 @@ from medaug.adapters.reporting import formatting as fmt
 from medaug.adapters.reporting import plots
 from medaug.adapters.reporting.formatting import count_test_images, one_image_sentence, redact, seed_count
 from medaug.domain.experiment import CellResult, Comparison, ExperimentResult
+from medaug.domain.experiment import Verdict as ComparisonVerdict
 from medaug.domain.grades import ALL_GRADES
 
 METRICS: tuple[tuple[str, str, bool], ...] = (
@@ -97,10 +98,13 @@ def comparison_section(result: ExperimentResult) -> Section:
     if baseline is None:
         section.blocks.append(Text("This experiment has no classic arm, so arms are not compared on paired terms."))
         return section
-    if not result.comparisons:
+    if not result.verdicts():
         section.blocks.append(Text(f"Only the {baseline} arm ran: there is nothing to compare."))
         return section
     n = count_test_images(result)
+    if result.spec.protocol == "kfold":
+        section.blocks += _kfold_comparison_blocks(result, baseline, n)
+        return section
     headers = (
         "arm", "classifier", "baseline", "mean difference (points)", "bootstrap 95% CI (points)", "McNemar p",
         "verdict", "per-seed difference (points, images)",
@@ -115,6 +119,38 @@ def comparison_section(result: ExperimentResult) -> Section:
         ),
     ]
     return section
+
+
+def _kfold_comparison_blocks(result: ExperimentResult, baseline: str, n: int) -> list[Block]:
+    """The comparisons of a k-fold run, each answered by its primary test (the corrected t-test)."""
+    headers = (
+        "arm", "classifier", "baseline", "mean difference (points)", "corrected 95% CI (points)",
+        "corrected t-test p", "verdict", "paired runs (repeat x fold x seed)",
+    )  # fmt: skip
+    rows = tuple(_verdict_row(v, n) for v in result.verdicts())
+    return [
+        Table(headers, rows, f"Arm minus {baseline}, accuracy, paired run by run; {n} images, each tested once per run."),
+        Text(
+            "Significant means the Nadeau-Bengio corrected resampled t-test of the per-(repeat, fold, seed) accuracy "
+            "differences gives a 95% interval that excludes 0 and p < 0.05; McNemar and the bootstrap on the pooled "
+            "out-of-fold predictions are in the k-fold section. " + one_image_sentence(n),
+            "note",
+        ),
+    ]
+
+
+def _verdict_row(verdict: ComparisonVerdict, n: int) -> tuple[Cell, ...]:
+    low, high = verdict.ci
+    return (
+        verdict.arm,
+        verdict.classifier,
+        verdict.baseline,
+        Stat(fmt.points(verdict.difference), f"({fmt.images(verdict.difference, n)} on average)"),
+        f"[{fmt.points(low)}, {fmt.points(high)}]",
+        fmt.p_value(verdict.p_value),
+        Verdict(verdict.significant),
+        str(verdict.runs),
+    )
 
 
 def _comparison_row(comparison: Comparison, n: int, seeds: Sequence[int]) -> tuple[Cell, ...]:
@@ -149,6 +185,10 @@ def per_seed_section(result: ExperimentResult) -> Section:
         "epochs", "best epoch", "train images", "time",
     )  # fmt: skip
     rows = tuple(_seed_row(cell) for arm, classifier in fmt.pairs(result) for cell in result.cells_for(arm, classifier))
+    if result.spec.protocol == "kfold":  # one row per fold of each seed: say which
+        headers = (*headers[:3], "fold", *headers[3:])
+        cells = [cell for arm, classifier in fmt.pairs(result) for cell in result.cells_for(arm, classifier)]
+        rows = tuple((*row[:3], f"f{cell.key.fold or 0}r{cell.key.repeat or 0}", *row[3:]) for row, cell in zip(rows, cells, strict=True))
     return Section(
         "per-seed",
         "Per seed",
@@ -307,14 +347,15 @@ def reproducibility_section(result: ExperimentResult) -> Section:
 
 
 def finding_lines(result: ExperimentResult) -> list[str]:
-    """One sentence per paired comparison, the headline of the report."""
+    """One sentence per comparison, from its verdict (the protocol's primary test): the headline of the report."""
     n = count_test_images(result)
     lines = []
-    for c in result.comparisons:
-        low, high = c.bootstrap_ci
+    for v in result.verdicts():
+        low, high = v.ci
+        interval = "corrected 95% CI" if v.test == "corrected-t" else "bootstrap 95% CI"
         lines.append(
-            f"{c.arm} vs {c.baseline} ({c.classifier}): {fmt.points(c.mean_difference)} points of accuracy "
-            f"({fmt.images(c.mean_difference, n)} on average), bootstrap 95% CI [{fmt.points(low)}, {fmt.points(high)}], "
-            f"McNemar p {fmt.p_value(c.mcnemar_p)}: {Verdict(c.significant)}."
+            f"{v.arm} vs {v.baseline} ({v.classifier}): {fmt.points(v.difference)} points of accuracy "
+            f"({fmt.images(v.difference, n)} on average), {interval} [{fmt.points(low)}, {fmt.points(high)}], "
+            f"{fmt.p_name(v)} {fmt.p_value(v.p_value)}: {Verdict(v.significant)}."
         )
     return lines

@@ -70,6 +70,11 @@ def test_a_resumed_experiment_keeps_one_parent_and_one_child_per_cell(tmp_path: 
     assert "weights_sha256" not in by_slug["none__oracle__s0"].data.params
     assert parent.data.params["arms"] == "none,classic,more"
     assert "classic.oracle.accuracy_mean" in parent.data.metrics
+    for verdict in result.verdicts():  # the same verdicts the report reads
+        name = f"{verdict.arm}.oracle.vs_classic"
+        assert parent.data.metrics[f"{name}.p_value"] == pytest.approx(verdict.p_value)
+        assert parent.data.metrics[f"{name}.significant"] == float(verdict.significant)
+    assert {v.arm for v in result.verdicts()} == {"none", "more"}
 
 
 @pytest.mark.slow

@@ -26,7 +26,7 @@ def _metrics(run: Path) -> dict[str, dict]:
     return {f"{c['key']['arm']}/{c['key']['seed']}": (c["metrics"], c["predictions"]) for c in cells}
 
 
-@pytest.mark.slow  # two experiment runs: ~60-80 s on 2 shared cores
+# In the default suite: two runs of the tiny experiment (4 cells of 2 epochs each), ~20 s.
 def test_cells_on_ray_score_exactly_as_in_process(
     workspace: Path, ray_runtime, monkeypatch: pytest.MonkeyPatch  # noqa: F811
 ) -> None:
