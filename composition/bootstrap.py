@@ -7,6 +7,7 @@ them to the application service that carries it out. No logic of its own beyond 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,7 @@ class SourceSpec:
     """Which data set to read, as ``medaug data ingest <kind>`` names it.
 
     Attributes:
-        kind: ``idrid``, ``folder``, ``phantom`` or one of ``factories.PUBLISHED_DATASETS``.
+        kind: one of ``factories.DATASET_KINDS`` (``idrid``, ``folder``, ``phantom``, the published sets).
         path: the data set's folder (every kind but ``phantom``).
         csv: the labels file (``folder``; another labels file for the published sets).
         image_column, label_column, split_column, name: the ``folder`` CSV's layout and its name.
@@ -157,29 +158,8 @@ class Services:
         return image_store.location, repair_store(image_store)
 
     def _source(self, spec: SourceSpec) -> DatasetSource:
-        if spec.kind == "phantom":
-            seed = self.settings.seed if spec.seed is None else spec.seed
-            size = self.settings.image_size
-            return factories.build_phantom_source(spec.n, seed=seed, size=size, test_fraction=spec.test_fraction)
-        if spec.path is None:
-            raise ConfigError(f"data set kind {spec.kind!r} needs a path")
-        if spec.kind == "idrid":
-            return factories.build_idrid_source(spec.path)
-        if spec.kind == "folder":
-            if spec.csv is None:
-                raise ConfigError("data set kind 'folder' needs --csv")
-            return factories.build_folder_source(
-                spec.path,
-                spec.csv,
-                image_column=spec.image_column,
-                label_column=spec.label_column,
-                split_column=spec.split_column,
-                name=spec.name,
-            )
-        if spec.kind in factories.PUBLISHED_DATASETS:
-            return factories.build_published_source(spec.kind, spec.path, labels=spec.csv)
-        known = ", ".join(["idrid", "folder", "phantom", *factories.PUBLISHED_DATASETS])
-        raise ConfigError(f"unknown data set kind {spec.kind!r}; choose one of: {known}")
+        seed = self.settings.seed if spec.seed is None else spec.seed
+        return factories.build_source(**{**dataclasses.asdict(spec), "seed": seed, "size": self.settings.image_size})
 
     def run_experiment(
         self,

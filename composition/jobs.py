@@ -178,7 +178,7 @@ def _source(dataset: DataLocation, settings: Settings, *, use_env: bool = True):
     """
     size = settings.image_size
     if isinstance(dataset, DatasetConfig) and dataset.kind == "phantom":
-        source = factories.build_phantom_source(dataset.n, seed=dataset.seed, size=size)
+        source = factories.build_source("phantom", None, n=dataset.n, seed=dataset.seed, size=size)
         return source, f"phantom (n={dataset.n}, seed={dataset.seed}, {size} px)", f"phantom-n{dataset.n}-s{dataset.seed}-{size}px"
     path = dataset.path
     if path is None and use_env and os.environ.get("MEDAUG_DATA"):
@@ -187,18 +187,15 @@ def _source(dataset: DataLocation, settings: Settings, *, use_env: bool = True):
         raise ConfigError(f"dataset kind {dataset.kind!r} needs a path: pass --data PATH or set MEDAUG_DATA")
     if not Path(path).is_dir():
         raise ConfigError(f"{path}: data set folder not found")
+    source = factories.build_source(
+        dataset.kind, Path(path), csv=dataset.csv, image_column=dataset.image_column,
+        label_column=dataset.label_column, split_column=dataset.split_column, size=size,
+    )  # fmt: skip
     if dataset.kind == "idrid":
-        return factories.build_idrid_source(Path(path)), f"IDRiD grading ({size} px)", f"idrid-{size}px"
-    if dataset.kind in factories.PUBLISHED_DATASETS:
-        source = factories.build_published_source(dataset.kind, Path(path), labels=dataset.csv)
-        return source, f"{dataset.kind} {path} ({size} px)", f"{dataset.kind}-{size}px"
-    if dataset.csv is None:
-        raise ConfigError("dataset kind 'folder' needs dataset.csv")
-    source = factories.build_folder_source(
-        Path(path), dataset.csv, image_column=dataset.image_column, label_column=dataset.label_column,
-        split_column=dataset.split_column, name="folder",
-    )
-    return source, f"folder {path} ({size} px)", f"folder-{Path(path).name}-{size}px"
+        return source, f"IDRiD grading ({size} px)", f"idrid-{size}px"
+    if dataset.kind == "folder":
+        return source, f"folder {path} ({size} px)", f"folder-{Path(path).name}-{size}px"
+    return source, f"{dataset.kind} {path} ({size} px)", f"{dataset.kind}-{size}px"
 
 
 def plan_experiment_job(config: ExperimentConfig, base_settings: Settings, *, run_dir: Path | None = None) -> list[str]:

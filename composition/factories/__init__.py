@@ -17,13 +17,12 @@ from medaug.composition.factories.classifiers import (
     trainer_names,
 )
 from medaug.composition.factories.datasets import (
+    DATASET_KINDS,
     PUBLISHED_DATASETS,
-    build_folder_source,
-    build_idrid_source,
     build_phantom_source,
     build_preprocessor,
     build_pseudonymiser,
-    build_published_source,
+    build_source,
     check_mapping_file,
     write_mapping,
 )
@@ -58,19 +57,18 @@ from medaug.composition.factories.stores import (
 
 __all__ = [
     "GENERATOR_TRAINERS",
+    "DATASET_KINDS",
     "PUBLISHED_DATASETS",
     "build_duplicate_finder",
     "build_evaluator",
     "build_fold_splitter",
-    "build_folder_source",
     "build_generator",
     "build_generator_trainer",
-    "build_idrid_source",
     "build_phantom_source",
     "build_preprocessor",
     "build_progress",
     "build_pseudonymiser",
-    "build_published_source",
+    "build_source",
     "build_quality_analyzer",
     "build_quality_judges",
     "build_report_writer",
