@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medaug.adapters.experiment_file import ExperimentConfig, external_option
+from medaug.adapters.experiment_file import apply_overrides as apply_overrides  # re-exported for the CLI
+from medaug.adapters.experiment_file import load_experiment_config as load_experiment_config  # and embedders
 from medaug.application.errors import ConfigError
 from medaug.application.ports import DatasetSource, GeneratorTrainingResult, NullProgress, ProgressSink
 from medaug.application.services.augment import AugmentCommand, AugmentOutcome, run_augmentation
@@ -31,7 +34,6 @@ from medaug.application.services.sync import (
 from medaug.application.services.train_classifier import train_classifier
 from medaug.application.services.train_generator import train_generator
 from medaug.composition import factories, jobs
-from medaug.composition.experiment_config import ExperimentConfig, external_option
 from medaug.composition.settings import Settings
 from medaug.domain.experiment import CellResult, Metrics
 from medaug.domain.quality import QualityReport

@@ -4,29 +4,25 @@ before any work starts. The use case itself is ``medaug.application.services.exp
 from __future__ import annotations
 
 import os
-import platform
 import shutil
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from medaug.application.errors import ConfigError, InputError
+from medaug.adapters.experiment_file import DataLocation, DatasetConfig, ExperimentConfig
+from medaug.application.errors import ConfigError
 from medaug.application.ports import GeneratorTrainer, ImageStore, SyntheticScreen
 from medaug.application.services import experiment as experiment_service
 from medaug.application.services.experiment_job import DatasetStep, ExperimentJob, GeneratorScope, QualityStep
+from medaug.application.services.experiment_plan import cell_lines, describe_source
 from medaug.composition import execution, factories
-from medaug.composition.experiment_config import DataLocation, DatasetConfig, ExperimentConfig
 from medaug.composition.settings import Settings, first_error
 from medaug.domain.experiment import THESIS_REFERENCES, Arm
 
-_VERSIONED = ("medaug", "torch", "torchvision", "diffusers", "numpy", "scikit-learn", "pydantic")
-
-
 def experiment_settings(base: Settings, config: ExperimentConfig) -> Settings:
     """``base`` settings with the experiment file's ``[settings]`` table merged over them."""
-    merged = _deep_merge(base.model_dump(), config.settings)
+    merged = config.settings_over(base.model_dump())
     try:
         return type(base)(**merged)
     except ValidationError as exc:
@@ -88,7 +84,7 @@ def experiment_job(
         # The store's identity, not its path: a run folder never mixes cells of two stores.
         fingerprint=config.fingerprint({**_fingerprint_settings(settings), "store": store.identity}),
         references=THESIS_REFERENCES if config.dataset.kind == "idrid" else (),
-        environment=environment(settings),
+        environment=factories.run_environment(settings),
         config_text=config.source_text,
         folds=factories.build_fold_splitter(),
         duplicates=factories.build_duplicate_finder(),
@@ -219,14 +215,7 @@ def plan_experiment_job(config: ExperimentConfig, base_settings: Settings, *, ru
         f"external {entry.name}: {_describe(entry, settings, f'dataset.external {entry.name}', use_env=False)}"
         for entry in config.dataset.external
     ]
-    cells = len(spec.cells())
-    folds = f" x {spec.folds} folds x {spec.repeats} repeat(s)" if spec.protocol == "kfold" else ""
-    lines.append(
-        f"{cells} cells: arms {', '.join(a.name for a in spec.arms)} x classifiers {', '.join(spec.classifiers)} "
-        f"x seeds {', '.join(str(s) for s in spec.seeds)}{folds}"
-    )
-    lines.append(f"run folder: {run_dir or settings.work_dir / 'runs' / config.name}")
-    return lines
+    return lines + cell_lines(spec, run_dir or settings.work_dir / "runs" / config.name)
 
 
 def check_external_sets(config: ExperimentConfig, settings: Settings) -> list[str]:
@@ -244,15 +233,7 @@ def _describe(dataset: DataLocation, settings: Settings, what: str, *, use_env: 
         source, description, _ = _source(dataset, settings, use_env=use_env)
     except ConfigError as exc:
         raise ConfigError(f"{what}: {exc}") from None
-    scan = source.scan()
-    if scan.problems:
-        more = f" (and {len(scan.problems) - 1} more)" if len(scan.problems) > 1 else ""
-        raise InputError(f"{what}: {scan.problems[0]}{more}")
-    counts = {split: sum(1 for item in scan.items if item.split.value == split) for split in ("train", "val", "test")}
-    listed = ", ".join(f"{n} {split}" for split, n in counts.items() if n)
-    limit = f", --limit {dataset.limit}" if dataset.limit else ""
-    notes = f"; {'; '.join(scan.notices)}" if scan.notices else ""
-    return f"{description}: {len(scan.items)} images ({listed}{limit}){notes}"
+    return describe_source(what, description, source, dataset.limit)
 
 
 def _arm_settings(settings: Settings, name: str, arm: Arm) -> Settings:
@@ -290,25 +271,3 @@ def _fingerprint_settings(settings: Settings) -> dict[str, Any]:
         "trainers": settings.trainers.model_dump(mode="json"),
         "generators": {k: v for k, v in settings.generators.model_dump(mode="json").items() if k != "openai"},
     }
-
-
-def environment(settings: Settings) -> dict[str, str]:
-    """Versions and machine facts for the report's reproducibility section."""
-    env = {"python": platform.python_version(), "platform": platform.platform(), "cpus": str(os.cpu_count())}
-    for package in _VERSIONED:
-        try:
-            env[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    env["device"] = factories.describe_device(settings.device)
-    return env
-
-
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out

@@ -15,7 +15,7 @@ from medaug.application.ports import NullProgress, Task
 from medaug.application.services.cells import CellAdapters, run_cell_task
 from medaug.application.services.experiment import run_experiment_job
 from medaug.composition import execution, factories, jobs
-from medaug.composition.experiment_config import load_experiment_config
+from medaug.adapters.experiment_file import load_experiment_config
 from medaug.composition.settings import Settings
 from tests.cli.test_experiment_cli import invoke, workspace  # noqa: F401 - fixture
 from tests.ray_runtime import ray_runtime  # noqa: F401 - fixture (skips the test when Ray is absent)

@@ -15,7 +15,7 @@ from medaug.application.ports import GeneratorTrainingResult, LabelledImage, Pro
 from medaug.application.services.experiment import run_experiment
 from medaug.application.services.experiment_job import DatasetStep, ExperimentJob, GeneratorScope
 from medaug.composition import jobs
-from medaug.composition.experiment_config import load_experiment_config
+from medaug.adapters.experiment_file import load_experiment_config
 from medaug.composition.settings import Settings
 from medaug.domain import Origin, PlanPolicy
 from medaug.domain.experiment import Arm, ExperimentSpec
