@@ -109,7 +109,10 @@ def comparison_section(result: ExperimentResult) -> Section:
         "arm", "classifier", "baseline", "mean difference (points)", "bootstrap 95% CI (points)", "McNemar p",
         "verdict", "per-seed difference (points, images)",
     )  # fmt: skip
-    rows = tuple(_comparison_row(c, n, _seeds_of(result, c.arm, c.classifier)) for c in result.comparisons)
+    rows = tuple(
+        _comparison_row(c, v, n, _seeds_of(result, c.arm, c.classifier))
+        for c, v in zip(result.comparisons, result.verdicts(), strict=True)
+    )
     section.blocks += [
         Table(headers, rows, f"Arm minus {baseline}, accuracy, on the same {n} test images seed by seed."),
         Text(
@@ -153,7 +156,9 @@ def _verdict_row(verdict: ComparisonVerdict, n: int) -> tuple[Cell, ...]:
     )
 
 
-def _comparison_row(comparison: Comparison, n: int, seeds: Sequence[int]) -> tuple[Cell, ...]:
+def _comparison_row(
+    comparison: Comparison, verdict: ComparisonVerdict, n: int, seeds: Sequence[int]
+) -> tuple[Cell, ...]:
     differences = comparison.per_seed_differences
     names = [f"seed {s}" for s in seeds]
     if len(names) != len(differences):
@@ -161,17 +166,7 @@ def _comparison_row(comparison: Comparison, n: int, seeds: Sequence[int]) -> tup
     per_seed = tuple(
         f"{name}: {fmt.points(d)} ({fmt.images(d, n)})" for name, d in zip(names, differences, strict=True)
     )
-    low, high = comparison.bootstrap_ci
-    return (
-        comparison.arm,
-        comparison.classifier,
-        comparison.baseline,
-        Stat(fmt.points(comparison.mean_difference), f"({fmt.images(comparison.mean_difference, n)} on average)"),
-        f"[{fmt.points(low)}, {fmt.points(high)}]",
-        fmt.p_value(comparison.mcnemar_p),
-        Verdict(comparison.significant),
-        Lines(per_seed) if per_seed else "n/a",
-    )
+    return (*_verdict_row(verdict, n)[:-1], Lines(per_seed) if per_seed else "n/a")
 
 
 def _seeds_of(result: ExperimentResult, arm: str, classifier: str) -> list[int]:
