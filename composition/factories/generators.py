@@ -28,10 +28,8 @@ def _classic(settings: Settings, store: ImageStore, scope: str | None = None) ->
 def _openai(settings: Settings, store: ImageStore, scope: str | None = None) -> ImageGenerator:
     # The privacy gate (allow_external_upload) and the key are checked when it is first used, so
     # that ``augment run --dry-run`` can estimate costs before either is set.
-    from medaug.adapters.generators.openai_edits.generator import (
-        OpenAIGenerator,
-        make_openai_client,
-    )
+    from medaug.adapters.generators.openai_edits.client import make_openai_client
+    from medaug.adapters.generators.openai_edits.generator import OpenAIGenerator
 
     config = settings.generators.openai
     return OpenAIGenerator(make_openai_client(config), config, generator_dir(settings, "openai", store, scope))
