@@ -74,7 +74,10 @@ def main_section(result: ExperimentResult, dpi: int) -> Section:
     rows = []
     for arm, classifier in fmt.pairs(result):
         stats = [fmt.stat(plots.summary_of(result, arm, classifier, key), pct) for key, _, pct in METRICS]
-        rows.append((arm, classifier, str(len(result.cells_for(arm, classifier))), *stats))
+        # K-fold: one run per (repeat, seed), each pooling every fold's out-of-fold predictions.
+        cells = result.cells_for(arm, classifier)
+        runs = {(c.key.repeat, c.key.seed) if result.spec.protocol == "kfold" else c.key for c in cells}
+        rows.append((arm, classifier, str(len(runs)), *stats))
     section = Section("results", "Results: arms x classifiers")
     if not rows:
         section.blocks.append(Text("No training run of this experiment has finished.", "warning"))
@@ -132,7 +135,9 @@ def _kfold_comparison_blocks(result: ExperimentResult, baseline: str, n: int) ->
     )  # fmt: skip
     rows = tuple(_verdict_row(v, n) for v in result.verdicts())
     return [
-        Table(headers, rows, f"Arm minus {baseline}, accuracy, paired run by run; {n} images, each tested once per run."),
+        Table(
+            headers, rows, f"Arm minus {baseline}, accuracy, paired run by run; {n} images, each tested once per run."
+        ),
         Text(
             "Significant means the Nadeau-Bengio corrected resampled t-test of the per-(repeat, fold, seed) accuracy "
             "differences gives a 95% interval that excludes 0 and p < 0.05; McNemar and the bootstrap on the pooled "
@@ -183,7 +188,8 @@ def per_seed_section(result: ExperimentResult) -> Section:
     if result.spec.protocol == "kfold":  # one row per fold of each seed: say which
         headers = (*headers[:3], "fold", *headers[3:])
         cells = [cell for arm, classifier in fmt.pairs(result) for cell in result.cells_for(arm, classifier)]
-        rows = tuple((*row[:3], f"f{cell.key.fold or 0}r{cell.key.repeat or 0}", *row[3:]) for row, cell in zip(rows, cells, strict=True))
+        folds = [f"f{cell.key.fold or 0}r{cell.key.repeat or 0}" for cell in cells]
+        rows = tuple((*row[:3], fold, *row[3:]) for row, fold in zip(rows, folds, strict=True))
     return Section(
         "per-seed",
         "Per seed",

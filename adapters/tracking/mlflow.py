@@ -132,7 +132,7 @@ class MlflowTracker:
             name = f"{verdict.arm}.{verdict.classifier}.vs_{verdict.baseline}"
             figures = {"accuracy_difference": verdict.difference, "p_value": verdict.p_value,
                        "significant": float(verdict.significant)}  # fmt: skip
-            metrics += [Metric(f"{name}.{key}", value, now, 0) for key, value in figures.items() if math.isfinite(value)]
+            metrics += [Metric(f"{name}.{key}", v, now, 0) for key, v in figures.items() if math.isfinite(v)]
         if metrics:
             client.log_batch(parent, metrics=metrics)
 

@@ -8,7 +8,7 @@ import pytest
 
 from medaug.adapters.report_document import Bullets, Table, Text
 from medaug.adapters.reporting.answer import answer_sentence
-from medaug.adapters.reporting.sections import comparison_section, overview_section, per_seed_section
+from medaug.adapters.reporting.sections import comparison_section, main_section, overview_section, per_seed_section
 from medaug.domain.experiment import ExperimentResult
 from tests.fakes import GradeOracleTrainer, InMemoryImageStore, MemoryRuns, populate
 from tests.unit.test_kfold_service import TRAIN, context, kfold_spec, run
@@ -48,3 +48,8 @@ def test_the_comparison_table_is_the_primary_test_and_the_per_seed_table_names_f
     (cells,) = [b for b in per_seed_section(result).blocks if isinstance(b, Table)]
     assert cells.headers[:4] == ("arm", "classifier", "seed", "fold")
     assert {row[3] for row in cells.rows} == {"f0r0", "f1r0", "f2r0"} and len(cells.rows) == len(result.cells)
+
+
+def test_the_main_table_counts_pooled_runs_not_fold_cells(result: ExperimentResult) -> None:
+    table = next(b for b in main_section(result, dpi=40).blocks if isinstance(b, Table))
+    assert table.headers[2] == "seeds" and {row[2] for row in table.rows} == {"2"}  # 2 seeds x 1 repeat
