@@ -19,7 +19,7 @@ from medaug.application.errors import ConfigError
 from medaug.application.ports import DatasetSource, GeneratorTrainingResult, NullProgress, ProgressSink
 from medaug.application.services.augment import AugmentCommand, AugmentOutcome, run_augmentation
 from medaug.application.services.evaluate import evaluate_saved
-from medaug.application.services.experiment import ExperimentOutcome, ingest_step, run_experiment_job
+from medaug.application.services.experiment import ExperimentOutcome, ingest_step, rebuild_report, run_experiment_job
 from medaug.application.services.ingest import IngestReport, ingest
 from medaug.application.services.quality import assess_all
 from medaug.application.services.stats import StoreStats, store_stats
@@ -34,7 +34,7 @@ from medaug.application.services.sync import (
 from medaug.application.services.train_classifier import train_classifier
 from medaug.application.services.train_generator import train_generator
 from medaug.composition import factories, jobs
-from medaug.composition.settings import Settings
+from medaug.composition.settings import Settings, seed_of
 from medaug.domain.experiment import CellResult, Metrics
 from medaug.domain.quality import QualityReport
 
@@ -126,7 +126,7 @@ class Services:
             pseudonymise=pseudonymiser,
             progress=self.progress,
             limit=options.limit,
-            seed=self.settings.seed if options.seed is None else options.seed,
+            seed=seed_of(self.settings, options.seed),
         )
         if options.mapping is not None:
             factories.write_mapping(options.mapping, report.mapping)
@@ -160,7 +160,7 @@ class Services:
         return image_store.location, repair_store(image_store)
 
     def _source(self, spec: SourceSpec) -> DatasetSource:
-        seed = self.settings.seed if spec.seed is None else spec.seed
+        seed = seed_of(self.settings, spec.seed)
         return factories.build_source(**{**dataclasses.asdict(spec), "seed": seed, "size": self.settings.image_size})
 
     def run_experiment(
@@ -197,7 +197,11 @@ class Services:
 
     def rebuild_report(self, run_dir: Path) -> list[str]:
         """Re-render the report of a finished run from its ``results.json``."""
-        return jobs.rebuild_report(run_dir, self.settings)
+        return rebuild_report(
+            factories.build_run_folder(run_dir),
+            lambda location: factories.build_store(self.settings, location),
+            factories.build_report_writer(),
+        )
 
     def augment(
         self,

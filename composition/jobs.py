@@ -12,8 +12,7 @@ from pydantic import ValidationError
 
 from medaug.adapters.experiment_file import DataLocation, DatasetConfig, ExperimentConfig
 from medaug.application.errors import ConfigError
-from medaug.application.ports import GeneratorTrainer, ImageStore, SyntheticScreen
-from medaug.application.services import experiment as experiment_service
+from medaug.application.ports import ImageStore, SyntheticScreen
 from medaug.application.services.experiment_job import DatasetStep, ExperimentJob, GeneratorScope, QualityStep
 from medaug.application.services.experiment_plan import cell_lines, describe_source
 from medaug.composition import execution, factories
@@ -72,11 +71,11 @@ def experiment_job(
         runs=factories.build_run_folder(runs_root),
         trainers=trainers,
         generators=lambda name, arm, scope=None: factories.build_generator(
-            name, _arm_settings(settings, name, arm), store, scope
+            name, _with_generator_options(settings, name, arm.options), store, scope
         ),
-        generator_trainers=lambda name, arm, scope=None: _generator_trainer(
-            name, _arm_settings(settings, name, arm), store, scope
-        ),
+        generator_trainers=lambda name, arm, scope=None: factories.build_generator_trainer(
+            name, _with_generator_options(settings, name, arm.options), store, scope=scope
+        ) if name in factories.GENERATOR_TRAINERS else None,
         evaluator=factories.build_evaluator(),
         report_writer=factories.build_report_writer(),
         image_size=lambda ready: factories.working_image_size(settings, ready),
@@ -121,23 +120,6 @@ def _quality_step(settings: Settings, feature_dir: Path) -> QualityStep:
     return QualityStep(
         analyzer=lambda store: factories.build_quality_analyzer(settings, store, feature_dir=feature_dir),
         is_current=lambda report: report.thresholds == config.thresholds and report.feature_space == config.features,
-    )
-
-
-def _generator_trainer(
-    name: str, settings: Settings, store: ImageStore, scope: str | None = None
-) -> GeneratorTrainer | None:
-    if name not in factories.GENERATOR_TRAINERS:
-        return None
-    return factories.build_generator_trainer(name, settings, store, scope=scope)
-
-
-def rebuild_report(run_dir: Path, settings: Settings) -> list[str]:
-    """Re-render the report of the finished run in ``run_dir`` from its ``results.json``."""
-    return experiment_service.rebuild_report(
-        factories.build_run_folder(run_dir),
-        lambda location: factories.build_store(settings, location),
-        factories.build_report_writer(),
     )
 
 
@@ -234,10 +216,6 @@ def _describe(dataset: DataLocation, settings: Settings, what: str, *, use_env: 
     except ConfigError as exc:
         raise ConfigError(f"{what}: {exc}") from None
     return describe_source(what, description, source, dataset.limit)
-
-
-def _arm_settings(settings: Settings, name: str, arm: Arm) -> Settings:
-    return _with_generator_options(settings, name, arm.options)
 
 
 def _with_generator_options(settings: Settings, name: str, options: dict[str, Any]) -> Settings:

@@ -16,7 +16,7 @@ from medaug.application.ports import (
     QualityAnalyzer,
     SyntheticScreen,
 )
-from medaug.composition.settings import Settings
+from medaug.composition.settings import Settings, device_of, seed_of
 from medaug.domain import FundusImage
 from medaug.domain.quality import QualityReport
 
@@ -87,7 +87,7 @@ def _fundus_quality_analyzer(settings: Settings, store: ImageStore, feature_dir:
     from medaug.adapters.quality.analyzer import FundusQualityAnalyzer
 
     config = settings.quality
-    device = settings.device if config.device == "auto" else config.device
+    device = device_of(settings, config.device)
     folder = quality_dir(settings, store)
     judges = build_quality_judges(
         config, models_dir=folder / "models", feature_dir=feature_dir or folder / "features", device=device
@@ -96,7 +96,7 @@ def _fundus_quality_analyzer(settings: Settings, store: ImageStore, feature_dir:
         config,
         judges=judges,
         cache_dir=folder / "models",
-        seed=settings.seed if config.seed is None else config.seed,
+        seed=seed_of(settings, config.seed),
         device=device,
     )
 

@@ -14,7 +14,7 @@ from medaug.application.ports import (
     ReportWriter,
     RunRepository,
 )
-from medaug.composition.settings import Settings
+from medaug.composition.settings import Settings, device_of
 
 
 def check_output_file(path: Path, what: str) -> None:
@@ -35,7 +35,7 @@ def run_environment(settings: Settings) -> dict[str, str]:
     """Versions, machine and device of this run, for the report's reproducibility section."""
     from medaug.adapters.torch_support import describe_device, environment
 
-    return {**environment(), "device": describe_device(settings.device)}
+    return {**environment(), "device": describe_device(device_of(settings))}
 
 
 def write_contact_sheet(store: ImageStore, out: Path, *, per_cell: int = 4, augmentation: str | None = None) -> Path:
