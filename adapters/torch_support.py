@@ -1,8 +1,11 @@
-"""Shared torch plumbing: device choice, seeding, PNG <-> tensor."""
+"""Shared torch plumbing: device choice, seeding, PNG <-> tensor, and the run environment it reports."""
 
 from __future__ import annotations
 
+import os
+import platform
 import random
+from importlib import metadata
 
 import numpy as np
 import torch
@@ -48,3 +51,26 @@ def tensor_to_png(tensor: torch.Tensor, size: int | None = None) -> bytes:
         )[0].clamp_(0, 1)
     array = (tensor.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
     return encode_png(array)
+
+
+def describe_device(preference: str) -> str:
+    """The device torch work will run on, in words (e.g. ``cuda (NVIDIA H100)`` or ``cpu``)."""
+    device = resolve_device(preference)
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
+
+
+VERSIONED = ("medaug", "torch", "torchvision", "diffusers", "numpy", "scikit-learn", "pydantic")
+"""The packages whose versions a run records."""
+
+
+def environment() -> dict[str, str]:
+    """Python, platform, CPUs and the versions of ``VERSIONED`` packages (those installed)."""
+    env = {"python": platform.python_version(), "platform": platform.platform(), "cpus": str(os.cpu_count())}
+    for package in VERSIONED:
+        try:
+            env[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return env

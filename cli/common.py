@@ -25,8 +25,6 @@ err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-ConfigOption = typer.Option(None, "--config", "-c", help="TOML settings file (default: ./medaug.toml if present).")
-
 
 class _State:
     config: Path | None = None

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -30,49 +33,58 @@ PseudonymiseOption = typer.Option(
 MappingOption = typer.Option(None, "--mapping", help="With --pseudonymise: write pseudonym,original CSV here.")
 
 
-@ingest_app.command("idrid")
-@handle_errors
-def ingest_idrid(
-    path: Path = typer.Argument(..., help="IDRiD root (the folder holding 'B. Disease Grading')."),
-    store: str = StoreOption,
-    size: int = SizeOption,
-    lenient: bool = LenientOption,
-    limit: int = LimitOption,
-    seed: int = SeedOption,
-    update: bool = UpdateOption,
-    pseudonymise: bool = PseudonymiseOption,
-    mapping: Path = MappingOption,
-) -> None:
-    """Ingest IDRiD "B. Disease Grading" (413 training + 103 test images)."""
-    options = IngestOptions(lenient, update, pseudonymise, mapping, limit, seed)
-    _ingest(SourceSpec(kind="idrid", path=path), size, store, options)
+_SHARED = {
+    "store": ("str", StoreOption), "size": ("int", SizeOption), "lenient": ("bool", LenientOption),
+    "limit": ("int", LimitOption), "seed": ("int", SeedOption), "update": ("bool", UpdateOption),
+    "pseudonymise": ("bool", PseudonymiseOption), "mapping": ("Path", MappingOption),
+}  # fmt: skip
+"""The options every ``medaug data ingest`` command takes after its own: (annotation, option)."""
 
 
-@ingest_app.command("folder")
-@handle_errors
-def ingest_folder(
+def _ingest_command(name: str, doc: str, source: Callable[..., SourceSpec]) -> None:
+    """Register ``medaug data ingest NAME``: ``source``'s own arguments, then the shared options."""
+    own = inspect.signature(source)
+    shared = [
+        inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
+        for key, (annotation, option) in _SHARED.items()
+    ]
+
+    def command(**values: Any) -> None:
+        common = {key: values.pop(key) for key in _SHARED}
+        options = IngestOptions(
+            common["lenient"], common["update"], common["pseudonymise"], common["mapping"], common["limit"], common["seed"]
+        )
+        _ingest(source(**values), common["size"], common["store"], options)
+
+    command.__name__, command.__doc__ = f"ingest_{name.replace('-', '_')}", doc
+    command.__annotations__ = {**source.__annotations__, **{key: ann for key, (ann, _) in _SHARED.items()}}
+    command.__signature__ = own.replace(parameters=[*own.parameters.values(), *shared])  # type: ignore[attr-defined]
+    ingest_app.command(name)(handle_errors(command))
+
+
+def _idrid(path: Path = typer.Argument(..., help="IDRiD root (the folder holding 'B. Disease Grading').")) -> SourceSpec:
+    return SourceSpec(kind="idrid", path=path)
+
+
+def _folder(
     path: Path = typer.Argument(..., help="Folder holding the images."),
     csv: Path = typer.Option(..., "--csv", help="CSV file with an image column and a label column."),
     image_column: str = typer.Option("image", help="CSV column with the image file name (relative to PATH)."),
     label_column: str = typer.Option("grade", help="CSV column with the grade 0-4."),
     split_column: str = typer.Option(None, help="Optional CSV column with train/val/test (default: all train)."),
     name: str = typer.Option("folder", help="Data-set name recorded in provenance."),
-    store: str = StoreOption,
-    size: int = SizeOption,
-    lenient: bool = LenientOption,
-    limit: int = LimitOption,
-    seed: int = SeedOption,
-    update: bool = UpdateOption,
-    pseudonymise: bool = PseudonymiseOption,
-    mapping: Path = MappingOption,
-) -> None:
-    """Ingest a folder of images labelled by a CSV file (images without a row are counted, not ingested)."""
-    spec = SourceSpec(
+) -> SourceSpec:
+    return SourceSpec(
         kind="folder", path=path, csv=csv, image_column=image_column, label_column=label_column,
         split_column=split_column, name=name,
     )  # fmt: skip
-    _ingest(spec, size, store, IngestOptions(lenient, update, pseudonymise, mapping, limit, seed))
 
+
+_ingest_command("idrid", 'Ingest IDRiD "B. Disease Grading" (413 training + 103 test images).', _idrid)
+_ingest_command(
+    "folder", "Ingest a folder of images labelled by a CSV file (images without a row are counted, not ingested).",
+    _folder,
+)  # fmt: skip
 
 _PUBLISHED_HELP = {
     "aptos2019": ("APTOS 2019 folder (train.csv, train_images/).",
@@ -89,24 +101,13 @@ _PUBLISHED_HELP = {
 def _published_command(kind: str) -> None:
     path_help, doc = _PUBLISHED_HELP[kind]
 
-    @handle_errors
-    def command(
+    def source(
         path: Path = typer.Argument(..., help=path_help),
-        store: str = StoreOption,
-        size: int = SizeOption,
-        lenient: bool = LenientOption,
-        limit: int = LimitOption,
-        seed: int = SeedOption,
         labels: Path = typer.Option(None, "--labels", help="Another labels file (Messidor-2's CSV under another name)."),
-        update: bool = UpdateOption,
-        pseudonymise: bool = PseudonymiseOption,
-        mapping: Path = MappingOption,
-    ) -> None:
-        options = IngestOptions(lenient, update, pseudonymise, mapping, limit, seed)
-        _ingest(SourceSpec(kind=kind, path=path, csv=labels), size, store, options)
+    ) -> SourceSpec:
+        return SourceSpec(kind=kind, path=path, csv=labels)
 
-    command.__doc__ = doc
-    ingest_app.command(kind)(command)
+    _ingest_command(kind, doc, source)
 
 
 for _kind in PUBLISHED_DATASETS:

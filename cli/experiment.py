@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from medaug.cli.common import console, handle_errors, services
-from medaug.composition.experiment_config import apply_overrides, load_experiment_config
+from medaug.composition.bootstrap import apply_overrides, load_experiment_config
 from medaug.domain.experiment import ExperimentResult
 
 app = typer.Typer(help="Run experiments: arms x classifiers x seeds, with a report.", no_args_is_help=True)

@@ -7,14 +7,19 @@ them to the application service that carries it out. No logic of its own beyond 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medaug.adapters.experiment_file import ExperimentConfig, external_option
+from medaug.adapters.experiment_file import apply_overrides as apply_overrides  # re-exported for the CLI
+from medaug.adapters.experiment_file import load_experiment_config as load_experiment_config  # and embedders
 from medaug.application.errors import ConfigError
 from medaug.application.ports import DatasetSource, GeneratorTrainingResult, NullProgress, ProgressSink
 from medaug.application.services.augment import AugmentCommand, AugmentOutcome, run_augmentation
-from medaug.application.services.experiment_job import ExperimentOutcome, run_experiment_job
+from medaug.application.services.evaluate import evaluate_saved
+from medaug.application.services.experiment import ExperimentOutcome, ingest_step, rebuild_report, run_experiment_job
 from medaug.application.services.ingest import IngestReport, ingest
 from medaug.application.services.quality import assess_all
 from medaug.application.services.stats import StoreStats, store_stats
@@ -29,8 +34,7 @@ from medaug.application.services.sync import (
 from medaug.application.services.train_classifier import train_classifier
 from medaug.application.services.train_generator import train_generator
 from medaug.composition import factories, jobs
-from medaug.composition.experiment_config import ExperimentConfig
-from medaug.composition.settings import Settings
+from medaug.composition.settings import Settings, seed_of
 from medaug.domain.experiment import CellResult, Metrics
 from medaug.domain.quality import QualityReport
 
@@ -40,7 +44,7 @@ class SourceSpec:
     """Which data set to read, as ``medaug data ingest <kind>`` names it.
 
     Attributes:
-        kind: ``idrid``, ``folder``, ``phantom`` or one of ``factories.PUBLISHED_DATASETS``.
+        kind: one of ``factories.DATASET_KINDS`` (``idrid``, ``folder``, ``phantom``, the published sets).
         path: the data set's folder (every kind but ``phantom``).
         csv: the labels file (``folder``; another labels file for the published sets).
         image_column, label_column, split_column, name: the ``folder`` CSV's layout and its name.
@@ -122,7 +126,7 @@ class Services:
             pseudonymise=pseudonymiser,
             progress=self.progress,
             limit=options.limit,
-            seed=self.settings.seed if options.seed is None else options.seed,
+            seed=seed_of(self.settings, options.seed),
         )
         if options.mapping is not None:
             factories.write_mapping(options.mapping, report.mapping)
@@ -156,29 +160,8 @@ class Services:
         return image_store.location, repair_store(image_store)
 
     def _source(self, spec: SourceSpec) -> DatasetSource:
-        if spec.kind == "phantom":
-            seed = self.settings.seed if spec.seed is None else spec.seed
-            size = self.settings.image_size
-            return factories.build_phantom_source(spec.n, seed=seed, size=size, test_fraction=spec.test_fraction)
-        if spec.path is None:
-            raise ConfigError(f"data set kind {spec.kind!r} needs a path")
-        if spec.kind == "idrid":
-            return factories.build_idrid_source(spec.path)
-        if spec.kind == "folder":
-            if spec.csv is None:
-                raise ConfigError("data set kind 'folder' needs --csv")
-            return factories.build_folder_source(
-                spec.path,
-                spec.csv,
-                image_column=spec.image_column,
-                label_column=spec.label_column,
-                split_column=spec.split_column,
-                name=spec.name,
-            )
-        if spec.kind in factories.PUBLISHED_DATASETS:
-            return factories.build_published_source(spec.kind, spec.path, labels=spec.csv)
-        known = ", ".join(["idrid", "folder", "phantom", *factories.PUBLISHED_DATASETS])
-        raise ConfigError(f"unknown data set kind {spec.kind!r}; choose one of: {known}")
+        seed = seed_of(self.settings, spec.seed)
+        return factories.build_source(**{**dataclasses.asdict(spec), "seed": seed, "size": self.settings.image_size})
 
     def run_experiment(
         self,
@@ -202,10 +185,6 @@ class Services:
     ) -> dict[str, Metrics]:
         """Score a classifier saved by ``train --checkpoint`` on a store's test images and on
         each external folder+CSV set (``PATH[,CSV]``, ingested into its own store first)."""
-        from medaug.application.services.evaluate import evaluate_saved
-        from medaug.application.services.experiment_job import ingest_step
-        from medaug.composition.experiment_config import external_option
-
         classifier = factories.build_saved_classifier(checkpoint)
         stores = {}
         for value in external or []:
@@ -218,7 +197,11 @@ class Services:
 
     def rebuild_report(self, run_dir: Path) -> list[str]:
         """Re-render the report of a finished run from its ``results.json``."""
-        return jobs.rebuild_report(run_dir, self.settings)
+        return rebuild_report(
+            factories.build_run_folder(run_dir),
+            lambda location: factories.build_store(self.settings, location),
+            factories.build_report_writer(),
+        )
 
     def augment(
         self,

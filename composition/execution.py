@@ -11,8 +11,8 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from medaug.application.errors import ConfigError
 from medaug.application.ports import Executor, NullProgress, Resources, Task, Tracker
+from medaug.application.services import cells
 from medaug.application.services.cells import CellAdapters, CellTask, run_cell_task
 from medaug.composition import factories
 from medaug.composition.settings import Settings
@@ -44,21 +44,10 @@ def cell_resources(settings: Settings) -> Resources:
 
 
 def check_reachable(settings: Settings, store: str, run_folder: Path) -> None:
-    """Refuse a cluster run whose store or run folder only this machine can see.
-
-    Raises:
-        ConfigError: ``executor.address`` is set (other nodes run cells) and the store or the
-            run folder is a local path not declared shared (one line; use S3).
-    """
+    """Refuse, before any work, a Ray run whose store or run folder other nodes cannot see (see ``cells.check_reachable``)."""
     config = settings.executor
-    if config.kind != "ray" or config.address is None or config.shared_filesystem:
-        return
-    local = ([] if store.startswith("s3://") else [f"store {store}"]) + [f"run folder {run_folder}"]
-    raise ConfigError(
-        f"executor.address = {config.address!r}: cells run on other nodes, but {' and '.join(local)} "
-        "are local to this machine; use an S3 store, and a run folder every node mounts at the same "
-        "path (then set executor.shared_filesystem = true)"
-    )
+    if config.kind == "ray":
+        cells.check_reachable(config.address, config.shared_filesystem, store, str(run_folder))
 
 
 def build_tracker(settings: Settings, experiment: str) -> Tracker | None:

@@ -4,28 +4,23 @@ before any work starts. The use case itself is ``medaug.application.services.exp
 from __future__ import annotations
 
 import os
-import platform
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from medaug.application.errors import ConfigError, InputError
-from medaug.application.ports import GeneratorTrainer, ImageStore, SyntheticScreen
-from medaug.application.services import experiment_job as job_service
-from medaug.application.services.experiment_job import DatasetStep, ExperimentJob, QualityStep
+from medaug.adapters.experiment_file import DataLocation, DatasetConfig, ExperimentConfig
+from medaug.application.errors import ConfigError
+from medaug.application.ports import ImageStore, SyntheticScreen
+from medaug.application.services.experiment_job import DatasetStep, ExperimentJob, GeneratorScope, QualityStep
+from medaug.application.services.experiment_plan import cell_lines, describe_source
 from medaug.composition import execution, factories, secrets
-from medaug.composition.experiment_config import DataLocation, DatasetConfig, ExperimentConfig
 from medaug.composition.settings import Settings, first_error
 from medaug.domain.experiment import THESIS_REFERENCES, Arm
 
-_VERSIONED = ("medaug", "torch", "torchvision", "diffusers", "numpy", "scikit-learn", "pydantic")
-
-
 def experiment_settings(base: Settings, config: ExperimentConfig) -> Settings:
     """``base`` settings with the experiment file's ``[settings]`` table merged over them."""
-    merged = _deep_merge(base.model_dump(), config.settings)
+    merged = config.settings_over(base.model_dump())
     try:
         return type(base)(**merged)
     except ValidationError as exc:
@@ -78,11 +73,11 @@ def experiment_job(
         runs=factories.build_run_folder(runs_root),
         trainers=trainers,
         generators=lambda name, arm, scope=None: factories.build_generator(
-            name, _arm_settings(settings, name, arm), store, scope
+            name, _with_generator_options(settings, name, arm.options), store, scope
         ),
-        generator_trainers=lambda name, arm, scope=None: _generator_trainer(
-            name, _arm_settings(settings, name, arm), store, scope
-        ),
+        generator_trainers=lambda name, arm, scope=None: factories.build_generator_trainer(
+            name, _with_generator_options(settings, name, arm.options), store, scope=scope
+        ) if name in factories.GENERATOR_TRAINERS else None,
         evaluator=factories.build_evaluator(),
         report_writer=factories.build_report_writer(),
         image_size=lambda ready: factories.working_image_size(settings, ready),
@@ -90,7 +85,7 @@ def experiment_job(
         # The store's identity, not its path: a run folder never mixes cells of two stores.
         fingerprint=config.fingerprint({**_fingerprint_settings(settings), "store": store.identity}),
         references=THESIS_REFERENCES if config.dataset.kind == "idrid" else (),
-        environment=environment(settings),
+        environment=factories.run_environment(settings),
         config_text=secrets.redact_settings_text(config.source_text, settings),
         folds=factories.build_fold_splitter(),
         duplicates=factories.build_duplicate_finder(),
@@ -98,17 +93,21 @@ def experiment_job(
         executor=execution.build_executor(settings),
         cell_resources=execution.cell_resources(settings),
         tracker=execution.build_tracker(settings, config.name),
-        screens=lambda ready, arm: _arm_screen(settings, ready, arm),
+        screens=lambda ready, arm, scope=None: _arm_screen(settings, ready, arm, scope),
         max_attempts=settings.quality.experiment_screen.max_attempts,
     )
 
 
-def _arm_screen(settings: Settings, store: ImageStore, arm: Arm) -> SyntheticScreen | None:
-    """The likelihood screen of an arm that uses a learned generator (``quality.experiment_screen``)."""
+def _arm_screen(
+    settings: Settings, store: ImageStore, arm: Arm, scope: GeneratorScope | None = None
+) -> SyntheticScreen | None:
+    """The likelihood screen of an arm that uses a learned generator (``quality.experiment_screen``);
+    within a fold (``scope``) it learns from that fold's training images only."""
     screened = set(settings.quality.experiment_screen_generators)
     if not screened.intersection(arm.generators) or not settings.quality.experiment_screen.enabled:
         return None
-    return factories.build_screen(settings, store, settings.quality.experiment_screen)
+    real = scope.images if scope is not None else None
+    return factories.build_screen(settings, store, settings.quality.experiment_screen, real=real)
 
 
 def _with_executor(settings: Settings, kind: str) -> Settings:
@@ -123,23 +122,6 @@ def _quality_step(settings: Settings, feature_dir: Path) -> QualityStep:
     return QualityStep(
         analyzer=lambda store: factories.build_quality_analyzer(settings, store, feature_dir=feature_dir),
         is_current=lambda report: report.thresholds == config.thresholds and report.feature_space == config.features,
-    )
-
-
-def _generator_trainer(
-    name: str, settings: Settings, store: ImageStore, scope: str | None = None
-) -> GeneratorTrainer | None:
-    if name not in factories.GENERATOR_TRAINERS:
-        return None
-    return factories.build_generator_trainer(name, settings, store, scope=scope)
-
-
-def rebuild_report(run_dir: Path, settings: Settings) -> list[str]:
-    """Re-render the report of the finished run in ``run_dir`` from its ``results.json``."""
-    return job_service.rebuild_report(
-        factories.build_run_folder(run_dir),
-        lambda location: factories.build_store(settings, location),
-        factories.build_report_writer(),
     )
 
 
@@ -181,7 +163,7 @@ def _source(dataset: DataLocation, settings: Settings, *, use_env: bool = True):
     """
     size = settings.image_size
     if isinstance(dataset, DatasetConfig) and dataset.kind == "phantom":
-        source = factories.build_phantom_source(dataset.n, seed=dataset.seed, size=size)
+        source = factories.build_source("phantom", None, n=dataset.n, seed=dataset.seed, size=size)
         return source, f"phantom (n={dataset.n}, seed={dataset.seed}, {size} px)", f"phantom-n{dataset.n}-s{dataset.seed}-{size}px"
     path = dataset.path
     if path is None and use_env and os.environ.get("MEDAUG_DATA"):
@@ -190,18 +172,15 @@ def _source(dataset: DataLocation, settings: Settings, *, use_env: bool = True):
         raise ConfigError(f"dataset kind {dataset.kind!r} needs a path: pass --data PATH or set MEDAUG_DATA")
     if not Path(path).is_dir():
         raise ConfigError(f"{path}: data set folder not found")
+    source = factories.build_source(
+        dataset.kind, Path(path), csv=dataset.csv, image_column=dataset.image_column,
+        label_column=dataset.label_column, split_column=dataset.split_column, size=size,
+    )  # fmt: skip
     if dataset.kind == "idrid":
-        return factories.build_idrid_source(Path(path)), f"IDRiD grading ({size} px)", f"idrid-{size}px"
-    if dataset.kind in factories.PUBLISHED_DATASETS:
-        source = factories.build_published_source(dataset.kind, Path(path), labels=dataset.csv)
-        return source, f"{dataset.kind} {path} ({size} px)", f"{dataset.kind}-{size}px"
-    if dataset.csv is None:
-        raise ConfigError("dataset kind 'folder' needs dataset.csv")
-    source = factories.build_folder_source(
-        Path(path), dataset.csv, image_column=dataset.image_column, label_column=dataset.label_column,
-        split_column=dataset.split_column, name="folder",
-    )
-    return source, f"folder {path} ({size} px)", f"folder-{Path(path).name}-{size}px"
+        return source, f"IDRiD grading ({size} px)", f"idrid-{size}px"
+    if dataset.kind == "folder":
+        return source, f"folder {path} ({size} px)", f"folder-{Path(path).name}-{size}px"
+    return source, f"{dataset.kind} {path} ({size} px)", f"{dataset.kind}-{size}px"
 
 
 def plan_experiment_job(config: ExperimentConfig, base_settings: Settings, *, run_dir: Path | None = None) -> list[str]:
@@ -225,14 +204,7 @@ def plan_experiment_job(config: ExperimentConfig, base_settings: Settings, *, ru
         f"external {entry.name}: {_describe(entry, settings, f'dataset.external {entry.name}', use_env=False)}"
         for entry in config.dataset.external
     ]
-    cells = len(spec.cells())
-    folds = f" x {spec.folds} folds x {spec.repeats} repeat(s)" if spec.protocol == "kfold" else ""
-    lines.append(
-        f"{cells} cells: arms {', '.join(a.name for a in spec.arms)} x classifiers {', '.join(spec.classifiers)} "
-        f"x seeds {', '.join(str(s) for s in spec.seeds)}{folds}"
-    )
-    lines.append(f"run folder: {run_dir or settings.work_dir / 'runs' / config.name}")
-    return lines
+    return lines + cell_lines(spec, run_dir or settings.work_dir / "runs" / config.name)
 
 
 def check_external_sets(config: ExperimentConfig, settings: Settings) -> list[str]:
@@ -250,19 +222,7 @@ def _describe(dataset: DataLocation, settings: Settings, what: str, *, use_env: 
         source, description, _ = _source(dataset, settings, use_env=use_env)
     except ConfigError as exc:
         raise ConfigError(f"{what}: {exc}") from None
-    scan = source.scan()
-    if scan.problems:
-        more = f" (and {len(scan.problems) - 1} more)" if len(scan.problems) > 1 else ""
-        raise InputError(f"{what}: {scan.problems[0]}{more}")
-    counts = {split: sum(1 for item in scan.items if item.split.value == split) for split in ("train", "val", "test")}
-    listed = ", ".join(f"{n} {split}" for split, n in counts.items() if n)
-    limit = f", --limit {dataset.limit}" if dataset.limit else ""
-    notes = f"; {'; '.join(scan.notices)}" if scan.notices else ""
-    return f"{description}: {len(scan.items)} images ({listed}{limit}){notes}"
-
-
-def _arm_settings(settings: Settings, name: str, arm: Arm) -> Settings:
-    return _with_generator_options(settings, name, arm.options)
+    return describe_source(what, description, source, dataset.limit)
 
 
 def _with_generator_options(settings: Settings, name: str, options: dict[str, Any]) -> Settings:
@@ -296,25 +256,3 @@ def _fingerprint_settings(settings: Settings) -> dict[str, Any]:
         "trainers": settings.trainers.model_dump(mode="json"),
         "generators": {k: v for k, v in settings.generators.model_dump(mode="json").items() if k != "openai"},
     }
-
-
-def environment(settings: Settings) -> dict[str, str]:
-    """Versions and machine facts for the report's reproducibility section."""
-    env = {"python": platform.python_version(), "platform": platform.platform(), "cpus": str(os.cpu_count())}
-    for package in _VERSIONED:
-        try:
-            env[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    env["device"] = factories.describe_device(settings.device)
-    return env
-
-
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out

@@ -7,6 +7,7 @@ Nothing is read at import time: call ``load_settings``.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -141,3 +142,25 @@ def _unreadable_source(exc: Exception, path: Path | None) -> str:
 def first_error(exc: ValidationError) -> str:
     """The first problem of a validation error as ``where: what``, with a count of the others."""
     return validation_problem(exc)
+
+
+def seed_of(settings: Settings, configured: int | None) -> int:
+    """A component's seed: its own when it names one, else the default ``settings.seed``."""
+    return settings.seed if configured is None else configured
+
+
+def device_of(settings: Settings, configured: str | None = None) -> str:
+    """The concrete device (``cpu`` or ``cuda``) a component runs on: its own setting when it
+    names one, else ``settings.device``; ``auto`` is resolved here, once per process.
+
+    Raises:
+        ConfigError: ``cuda`` is asked for on a machine without a GPU.
+    """
+    return _resolved_device(settings.device if configured in (None, "auto") else configured)
+
+
+@functools.cache
+def _resolved_device(preference: str) -> str:
+    from medaug.adapters.torch_support import resolve_device  # torch loads only when a device is needed
+
+    return resolve_device(preference).type

@@ -7,7 +7,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from medaug.domain.grades import Grade
-from medaug.domain.kfold import DuplicateGroup, DuplicatePolicy, FoldAssignment, KFoldComparison, Protocol
+from medaug.domain.kfold import (
+    PRIMARY_KFOLD_TEST,
+    DuplicateGroup,
+    DuplicatePolicy,
+    FoldAssignment,
+    KFoldComparison,
+    Protocol,
+)
 from medaug.domain.plan import PlanPolicy
 from medaug.domain.quality import QualityReport, ScreenAcceptance
 
@@ -204,6 +211,41 @@ class Comparison(BaseModel):
     significant: bool
 
 
+HOLDOUT_PRIMARY_TEST = "exact McNemar test with a paired bootstrap interval"
+"""The test a holdout comparison is judged by (k-fold: ``kfold.PRIMARY_KFOLD_TEST``)."""
+
+
+class Verdict(BaseModel):
+    """The answer to one comparison (an arm against the baseline, one classifier), from the
+    protocol's primary test: what the report's sentence, its tables and tracking all read.
+
+    Attributes:
+        test: ``mcnemar-bootstrap`` (holdout) or ``corrected-t`` (k-fold: Nadeau-Bengio).
+        difference: the arm's accuracy minus the baseline's (a fraction), mean over paired runs.
+        ci: the primary test's 95% interval of that difference.
+        p_value: the primary test's p-value.
+        significant: the interval excludes 0 and p is below the level.
+        runs: the paired runs the difference is the mean of (seeds; k-fold: repeat x fold x seed).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    arm: str
+    baseline: str
+    classifier: str
+    test: str
+    difference: float
+    ci: tuple[float, float]
+    p_value: float
+    significant: bool
+    runs: int
+
+    @property
+    def test_name(self) -> str:
+        """The primary test in words."""
+        return PRIMARY_KFOLD_TEST if self.test == "corrected-t" else HOLDOUT_PRIMARY_TEST
+
+
 class ReferenceResult(BaseModel):
     """A published figure shown for reference (e.g. the thesis's test accuracies)."""
 
@@ -340,6 +382,28 @@ class ExperimentResult(BaseModel):
     """Results on each external test set, by name."""
     acceptance: dict[str, tuple[ScreenAcceptance, ...]] = Field(default_factory=dict)
     """Per grade, how the likelihood screen treated each screened arm's images, by arm; may be empty."""
+
+    def verdicts(self) -> tuple[Verdict, ...]:
+        """One verdict per comparison, from the protocol's primary test: the corrected resampled
+        t-test of the per-(repeat, fold, seed) differences for k-fold, McNemar with the paired
+        bootstrap interval for holdout."""
+        if self.spec.protocol == "kfold":
+            return tuple(
+                Verdict(
+                    arm=c.arm, baseline=c.baseline, classifier=c.classifier, test="corrected-t",
+                    difference=c.accuracy_test.mean, ci=c.accuracy_test.ci, p_value=c.accuracy_test.p_value,
+                    significant=c.significant, runs=c.accuracy_test.n,
+                )  # fmt: skip
+                for c in self.kfold_comparisons
+            )
+        return tuple(
+            Verdict(
+                arm=c.arm, baseline=c.baseline, classifier=c.classifier, test="mcnemar-bootstrap",
+                difference=c.mean_difference, ci=c.bootstrap_ci, p_value=c.mcnemar_p, significant=c.significant,
+                runs=len(c.per_seed_differences),
+            )  # fmt: skip
+            for c in self.comparisons
+        )
 
     def cells_for(self, arm: str, classifier: str) -> list[CellResult]:
         """The cells of one arm and classifier, by seed (then repeat and fold)."""

@@ -27,7 +27,7 @@ from medaug.application.ports import (
     QualityRequest,
     ScreenVerdict,
 )
-from medaug.domain import Origin, Split
+from medaug.domain import FundusImage, Origin, Split
 from medaug.domain.splits import split_validation
 
 _log = structlog.get_logger(__name__)
@@ -47,6 +47,9 @@ class QualityScreen:
         store: the store whose real training images are the reference.
         config: what to drop.
         progress: where the CNN's training reports progress.
+        real: the real images the screen learns from and compares with (None: the store's real
+            training split); a k-fold experiment passes one fold's training images, so neither
+            the judge nor its calibration ever sees the fold's test images.
 
     Raises:
         ConfigError: the screen drops nothing (no ``min_confidence``, ``keep_real`` or ``drop_near_copies``).
@@ -59,6 +62,7 @@ class QualityScreen:
         config: ScreenConfig,
         *,
         progress: ProgressSink | None = None,
+        real: Sequence[FundusImage] | None = None,
     ) -> None:
         if not config.enabled:
             raise ConfigError("the synthetic-image screen needs min_confidence, keep_real or drop_near_copies")
@@ -68,6 +72,7 @@ class QualityScreen:
         self._progress = progress or NullProgress()
         self._reference: Reference | None = None
         self._thresholds: dict[int, float] | None = None
+        self._real = tuple(real) if real is not None else None
 
     @property
     def name(self) -> str:
@@ -128,7 +133,7 @@ class QualityScreen:
         holds the threshold over all grades, for a grade without held-out images.
         """
         reference = self._real_side()
-        val = self._store.list(split=Split.VAL, origin=Origin.REAL)
+        val = self._store.list(split=Split.VAL, origin=Origin.REAL) if self._real is None else []
         if val:
             held_out = self._analyzer.profile(reference.classifier, reference.space, self._store, val)
         else:
@@ -143,12 +148,21 @@ class QualityScreen:
 
     def _calibration_profile(self) -> Profile:
         """The held-out fifth of the real training images, graded by a judge trained on the rest."""
-        real = self._store.list(split=Split.TRAIN, origin=Origin.REAL)
-        rest, fifth = split_validation(real, CALIBRATION_FRACTION, self._analyzer.seed)
+        rest, fifth = split_validation(self._training(), CALIBRATION_FRACTION, self._analyzer.seed)
         request = QualityRequest(augmentation="screen-calibration", real=tuple(rest), synthetic=(), held_out=tuple(fifth))
         return self._analyzer.reference(request, self._store, self._progress).held_out
 
+    def _training(self) -> list[FundusImage]:
+        if self._real is not None:
+            return list(self._real)
+        return self._store.list(split=Split.TRAIN, origin=Origin.REAL)
+
     def _real_side(self) -> Reference:
+        if self._reference is None and self._real is not None:
+            # Only predicted, never trained on: the held-out profile is a fifth of the given images.
+            held_out = split_validation(list(self._real), CALIBRATION_FRACTION, self._analyzer.seed)[1]
+            request = QualityRequest(augmentation="screen", real=self._real, synthetic=(), held_out=tuple(held_out))
+            self._reference = self._analyzer.reference(request, self._store, self._progress)
         if self._reference is None:
             store = self._store
             real = store.list(split=Split.TRAIN, origin=Origin.REAL)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from medaug.adapters.report_document import Stat
 from medaug.adapters.reporting import plots
-from medaug.domain.experiment import ExperimentResult, Summary
+from medaug.domain.experiment import ExperimentResult, Summary, Verdict
 
 _SECRET_LINE = re.compile(r"(?im)^(\s*[\w.-]*(?:key|secret|token|password)[\w.-]*\s*=\s*)(?!\"\"|''|null\b)(\S.*)$")
 _SECRET_NAME = re.compile(r"(?i)key|secret|token|password")
@@ -137,3 +137,13 @@ def options(values: dict[str, object]) -> str:
 def slug(name: str) -> str:
     """A file-name-safe form of ``name``."""
     return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-") or "unnamed"
+
+
+def interval_name(verdict: Verdict) -> str:
+    """The primary test's interval in words (``bootstrap 95% interval``...)."""
+    return "corrected 95% interval" if verdict.test == "corrected-t" else "bootstrap 95% interval"
+
+
+def p_name(verdict: Verdict) -> str:
+    """The primary test's p-value in words (``McNemar p``...)."""
+    return "corrected t-test p" if verdict.test == "corrected-t" else "McNemar p"

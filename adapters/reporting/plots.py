@@ -46,7 +46,10 @@ def majority_accuracy(result: ExperimentResult) -> tuple[int, int, int] | None:
     """``(grade, count, n)`` of the most frequent test grade: what always answering it scores."""
     if not result.cells:
         return None
-    labels = result.cells[0].predictions.labels
+    first = result.cells[0].key
+    # K-fold: the first run's folds together, so every pooled test image counts once.
+    run = [c for c in result.cells if c.key.model_copy(update={"fold": first.fold}) == first]
+    labels = [label for cell in run for label in cell.predictions.labels]
     if not labels:
         return None
     counts = np.bincount(np.asarray(labels, dtype=int), minlength=len(ALL_GRADES))

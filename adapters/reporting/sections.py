@@ -23,6 +23,7 @@ from medaug.adapters.reporting import formatting as fmt
 from medaug.adapters.reporting import plots
 from medaug.adapters.reporting.formatting import count_test_images, one_image_sentence, redact, seed_count
 from medaug.domain.experiment import CellResult, Comparison, ExperimentResult
+from medaug.domain.experiment import Verdict as ComparisonVerdict
 from medaug.domain.grades import ALL_GRADES
 
 METRICS: tuple[tuple[str, str, bool], ...] = (
@@ -73,7 +74,10 @@ def main_section(result: ExperimentResult, dpi: int) -> Section:
     rows = []
     for arm, classifier in fmt.pairs(result):
         stats = [fmt.stat(plots.summary_of(result, arm, classifier, key), pct) for key, _, pct in METRICS]
-        rows.append((arm, classifier, str(len(result.cells_for(arm, classifier))), *stats))
+        # K-fold: one run per (repeat, seed), each pooling every fold's out-of-fold predictions.
+        cells = result.cells_for(arm, classifier)
+        runs = {(c.key.repeat, c.key.seed) if result.spec.protocol == "kfold" else c.key for c in cells}
+        rows.append((arm, classifier, str(len(runs)), *stats))
     section = Section("results", "Results: arms x classifiers")
     if not rows:
         section.blocks.append(Text("No training run of this experiment has finished.", "warning"))
@@ -97,15 +101,21 @@ def comparison_section(result: ExperimentResult) -> Section:
     if baseline is None:
         section.blocks.append(Text("This experiment has no classic arm, so arms are not compared on paired terms."))
         return section
-    if not result.comparisons:
+    if not result.verdicts():
         section.blocks.append(Text(f"Only the {baseline} arm ran: there is nothing to compare."))
         return section
     n = count_test_images(result)
+    if result.spec.protocol == "kfold":
+        section.blocks += _kfold_comparison_blocks(result, baseline, n)
+        return section
     headers = (
         "arm", "classifier", "baseline", "mean difference (points)", "bootstrap 95% CI (points)", "McNemar p",
         "verdict", "per-seed difference (points, images)",
     )  # fmt: skip
-    rows = tuple(_comparison_row(c, n, _seeds_of(result, c.arm, c.classifier)) for c in result.comparisons)
+    rows = tuple(
+        _comparison_row(c, v, n, _seeds_of(result, c.arm, c.classifier))
+        for c, v in zip(result.comparisons, result.verdicts(), strict=True)
+    )
     section.blocks += [
         Table(headers, rows, f"Arm minus {baseline}, accuracy, on the same {n} test images seed by seed."),
         Text(
@@ -117,7 +127,43 @@ def comparison_section(result: ExperimentResult) -> Section:
     return section
 
 
-def _comparison_row(comparison: Comparison, n: int, seeds: Sequence[int]) -> tuple[Cell, ...]:
+def _kfold_comparison_blocks(result: ExperimentResult, baseline: str, n: int) -> list[Block]:
+    """The comparisons of a k-fold run, each answered by its primary test (the corrected t-test)."""
+    headers = (
+        "arm", "classifier", "baseline", "mean difference (points)", "corrected 95% CI (points)",
+        "corrected t-test p", "verdict", "paired runs (repeat x fold x seed)",
+    )  # fmt: skip
+    rows = tuple(_verdict_row(v, n) for v in result.verdicts())
+    return [
+        Table(
+            headers, rows, f"Arm minus {baseline}, accuracy, paired run by run; {n} images, each tested once per run."
+        ),
+        Text(
+            "Significant means the Nadeau-Bengio corrected resampled t-test of the per-(repeat, fold, seed) accuracy "
+            "differences gives a 95% interval that excludes 0 and p < 0.05; McNemar and the bootstrap on the pooled "
+            "out-of-fold predictions are in the k-fold section. " + one_image_sentence(n),
+            "note",
+        ),
+    ]
+
+
+def _verdict_row(verdict: ComparisonVerdict, n: int) -> tuple[Cell, ...]:
+    low, high = verdict.ci
+    return (
+        verdict.arm,
+        verdict.classifier,
+        verdict.baseline,
+        Stat(fmt.points(verdict.difference), f"({fmt.images(verdict.difference, n)} on average)"),
+        f"[{fmt.points(low)}, {fmt.points(high)}]",
+        fmt.p_value(verdict.p_value),
+        Verdict(verdict.significant),
+        str(verdict.runs),
+    )
+
+
+def _comparison_row(
+    comparison: Comparison, verdict: ComparisonVerdict, n: int, seeds: Sequence[int]
+) -> tuple[Cell, ...]:
     differences = comparison.per_seed_differences
     names = [f"seed {s}" for s in seeds]
     if len(names) != len(differences):
@@ -125,17 +171,7 @@ def _comparison_row(comparison: Comparison, n: int, seeds: Sequence[int]) -> tup
     per_seed = tuple(
         f"{name}: {fmt.points(d)} ({fmt.images(d, n)})" for name, d in zip(names, differences, strict=True)
     )
-    low, high = comparison.bootstrap_ci
-    return (
-        comparison.arm,
-        comparison.classifier,
-        comparison.baseline,
-        Stat(fmt.points(comparison.mean_difference), f"({fmt.images(comparison.mean_difference, n)} on average)"),
-        f"[{fmt.points(low)}, {fmt.points(high)}]",
-        fmt.p_value(comparison.mcnemar_p),
-        Verdict(comparison.significant),
-        Lines(per_seed) if per_seed else "n/a",
-    )
+    return (*_verdict_row(verdict, n)[:-1], Lines(per_seed) if per_seed else "n/a")
 
 
 def _seeds_of(result: ExperimentResult, arm: str, classifier: str) -> list[int]:
@@ -149,6 +185,11 @@ def per_seed_section(result: ExperimentResult) -> Section:
         "epochs", "best epoch", "train images", "time",
     )  # fmt: skip
     rows = tuple(_seed_row(cell) for arm, classifier in fmt.pairs(result) for cell in result.cells_for(arm, classifier))
+    if result.spec.protocol == "kfold":  # one row per fold of each seed: say which
+        headers = (*headers[:3], "fold", *headers[3:])
+        cells = [cell for arm, classifier in fmt.pairs(result) for cell in result.cells_for(arm, classifier)]
+        folds = [f"f{cell.key.fold or 0}r{cell.key.repeat or 0}" for cell in cells]
+        rows = tuple((*row[:3], fold, *row[3:]) for row, fold in zip(rows, folds, strict=True))
     return Section(
         "per-seed",
         "Per seed",
@@ -307,14 +348,15 @@ def reproducibility_section(result: ExperimentResult) -> Section:
 
 
 def finding_lines(result: ExperimentResult) -> list[str]:
-    """One sentence per paired comparison, the headline of the report."""
+    """One sentence per comparison, from its verdict (the protocol's primary test): the headline of the report."""
     n = count_test_images(result)
     lines = []
-    for c in result.comparisons:
-        low, high = c.bootstrap_ci
+    for v in result.verdicts():
+        low, high = v.ci
+        interval = "corrected 95% CI" if v.test == "corrected-t" else "bootstrap 95% CI"
         lines.append(
-            f"{c.arm} vs {c.baseline} ({c.classifier}): {fmt.points(c.mean_difference)} points of accuracy "
-            f"({fmt.images(c.mean_difference, n)} on average), bootstrap 95% CI [{fmt.points(low)}, {fmt.points(high)}], "
-            f"McNemar p {fmt.p_value(c.mcnemar_p)}: {Verdict(c.significant)}."
+            f"{v.arm} vs {v.baseline} ({v.classifier}): {fmt.points(v.difference)} points of accuracy "
+            f"({fmt.images(v.difference, n)} on average), {interval} [{fmt.points(low)}, {fmt.points(high)}], "
+            f"{fmt.p_name(v)} {fmt.p_value(v.p_value)}: {Verdict(v.significant)}."
         )
     return lines

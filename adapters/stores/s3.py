@@ -32,7 +32,7 @@ from medaug.adapters.stores.common import IDENTITY, ReentrantWriter, StoreIdenti
 from medaug.adapters.stores.config import MIB
 from medaug.adapters.stores.local import MANIFEST
 from medaug.adapters.stores.s3_client import CONDITION_FAILED, NotFound, S3Client, S3ErrorMapping
-from medaug.adapters.stores.s3_lease import NOT_IMPLEMENTED
+from medaug.adapters.stores.s3_lease import NOT_IMPLEMENTED, Lease
 from medaug.application.errors import ConfigError, StoreError
 from medaug.domain import FundusImage, Grade, Origin, Split
 from medaug.domain.images import storage_key
@@ -148,8 +148,6 @@ class S3ImageStore(S3ErrorMapping):
     @contextlib.contextmanager
     def _exclusive(self, command: str) -> Iterator[None]:
         self.identity  # noqa: B018 - a store gets its identity when it is first written
-        from medaug.adapters.stores.s3_lease import Lease
-
         lease = Lease(self, command, wait=self._lock_wait, seconds=self._lease_seconds)
         lease.acquire()
         self._lease = lease

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import structlog
 
 from medaug.adapters.stores.common import WRITER, Holder, busy_message
 from medaug.application.errors import StoreError
-
-if TYPE_CHECKING:
-    from medaug.adapters.stores.s3 import S3ImageStore
 
 _log = structlog.get_logger(__name__)
 
@@ -23,10 +20,32 @@ _HELD: set[str] = set()
 them was left by a release that failed (the server was unreachable) and is taken over."""
 
 
+class LeasedObjects(Protocol):
+    """What a lease needs of its store (``S3ImageStore``): conditional writes of one object."""
+
+    @property
+    def location(self) -> str: ...
+
+    @property
+    def bucket(self) -> str: ...
+
+    def object_key(self, relative: str) -> str: ...
+
+    def put_conditional(
+        self, key: str, body: bytes, *, if_none_match: bool = False, if_match: str | None = None
+    ) -> str: ...
+
+    def put_plain(self, key: str, body: bytes) -> str | None: ...
+
+    def read_object_with_etag(self, key: str) -> tuple[bytes | None, str | None]: ...
+
+    def delete_if_match(self, key: str, etag: str | None) -> None: ...
+
+
 class Lease:
     """The S3 writer lease of one store held by one command (see ``S3ImageStore``)."""
 
-    def __init__(self, store: S3ImageStore, command: str, *, wait: float, seconds: float) -> None:
+    def __init__(self, store: LeasedObjects, command: str, *, wait: float, seconds: float) -> None:
         self._store = store
         self._wait = wait
         self._seconds = seconds

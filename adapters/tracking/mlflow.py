@@ -128,6 +128,11 @@ class MlflowTracker:
             for name, summary in summaries.items()
             if math.isfinite(summary.mean)
         ]
+        for verdict in tracked.result.verdicts():  # the protocol's primary test, as the report reads it
+            name = f"{verdict.arm}.{verdict.classifier}.vs_{verdict.baseline}"
+            figures = {"accuracy_difference": verdict.difference, "p_value": verdict.p_value,
+                       "significant": float(verdict.significant)}  # fmt: skip
+            metrics += [Metric(f"{name}.{key}", v, now, 0) for key, v in figures.items() if math.isfinite(v)]
         if metrics:
             client.log_batch(parent, metrics=metrics)
 

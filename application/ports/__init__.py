@@ -27,7 +27,14 @@ from medaug.application.ports.generation import (
     ImageGenerator,
     LabelledImage,
 )
-from medaug.application.ports.progress import NullProgress, ProgressSink, ProgressTask, iter_batches
+from medaug.application.ports.progress import (
+    CallbackProgress,
+    NullProgress,
+    ProgressCallback,
+    ProgressSink,
+    ProgressTask,
+    iter_batches,
+)
 from medaug.application.ports.quality import QualityAnalyzer, QualityRequest, ScreenVerdict, SyntheticScreen
 from medaug.application.ports.reporting import ReportWriter
 from medaug.application.ports.storage import ImageStore, MaintainableStore, PngBytes, RunRepository
@@ -51,7 +58,9 @@ __all__ = [
     "ImageStore",
     "LabelledImage",
     "MaintainableStore",
+    "CallbackProgress",
     "NullProgress",
+    "ProgressCallback",
     "NullTracker",
     "PngBytes",
     "Preprocessor",

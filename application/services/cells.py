@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from medaug.application.errors import StoreError
+from medaug.application.errors import ConfigError, StoreError
 from medaug.application.ports import (
     ClassifierTrainer,
     Evaluator,
@@ -102,6 +102,23 @@ def run_cell_task(task: CellTask, adapters: CellAdapters, progress: ProgressSink
     metrics = cell.metrics
     _log.info("cell_done", cell=task.key.slug, accuracy=round(metrics.accuracy, 4), kappa=round(metrics.quadratic_kappa, 4))
     return cell
+
+
+def check_reachable(address: str | None, shared_filesystem: bool, store: str, run_folder: str) -> None:
+    """Refuse a cluster run whose store or run folder only this machine can see.
+
+    Raises:
+        ConfigError: ``address`` names a cluster (other nodes run cells) and the store or the run
+            folder is a local path not declared shared (one line; use S3).
+    """
+    if address is None or shared_filesystem:
+        return
+    local = ([] if store.startswith("s3://") else [f"store {store}"]) + [f"run folder {run_folder}"]
+    raise ConfigError(
+        f"executor.address = {address!r}: cells run on other nodes, but {' and '.join(local)} "
+        "are local to this machine; use an S3 store, and a run folder every node mounts at the same "
+        "path (then set executor.shared_filesystem = true)"
+    )
 
 
 def external_images(store: ImageStore) -> list[FundusImage]:

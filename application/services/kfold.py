@@ -15,19 +15,20 @@ from dataclasses import dataclass
 import structlog
 
 from medaug.application.ports import Evaluator, ProgressSink
-from medaug.application.services.augment import augment
-from medaug.application.services.experiment import (
-    METRIC_RANGES,
+from medaug.application.services.experiment_cells import (
     SUMMARY_METRICS,
     CellData,
-    ExperimentContext,
-    GeneratorScope,
+    ProtocolRun,
+    acceptance_of,
+    augment_arm,
     run_cells_of,
 )
+from medaug.application.services.experiment_job import ExperimentJob, GeneratorScope
 from medaug.domain import FundusImage, Origin, Split, make_plan
-from medaug.domain.experiment import CellResult, Comparison, ExperimentSpec, Predictions, Summary
+from medaug.domain.experiment import METRIC_RANGES, CellResult, Comparison, ExperimentSpec, Predictions, Summary
 from medaug.domain.kfold import DuplicateGroup, FoldAssignment, FoldDifference, KFoldComparison
 from medaug.domain.metrics import is_significant
+from medaug.domain.quality import ScreenAcceptance
 from medaug.domain.splits import split_validation
 
 _log = structlog.get_logger(__name__)
@@ -76,17 +77,39 @@ def fold_groups(images: Sequence[FundusImage], duplicates: Sequence[DuplicateGro
     return {image.id: root(f"image:{image.id}") for image in images}
 
 
+def run_kfold(job: ExperimentJob, duplicates: Sequence[DuplicateGroup], progress: ProgressSink) -> ProtocolRun:
+    """The k-fold protocol: folds, per-fold augmentation (screened like the holdout's) and cells,
+    then the pooled statistics; the result fields hold them, the folds and each screened fold
+    set's acceptance per grade (by set name, ``<arm>-f<k>r<r>``)."""
+    assignments, cells, acceptance = run_folds(job, duplicates, progress)
+    stats = kfold_statistics(job.spec, cells, assignments, job.evaluator)
+    return ProtocolRun(
+        cells=tuple(cells),
+        fields={
+            "acceptance": acceptance,
+            "summaries": stats.summaries,
+            "comparisons": stats.comparisons,
+            "kfold_comparisons": stats.kfold_comparisons,
+            "pooled_intervals": stats.intervals,
+            "folds": tuple(assignments),
+            "test_images": stats.images,
+        },
+    )
+
+
 def run_folds(
-    spec: ExperimentSpec, ctx: ExperimentContext, duplicates: Sequence[DuplicateGroup], progress: ProgressSink
-) -> tuple[list[FoldAssignment], list[CellResult]]:
+    job: ExperimentJob, duplicates: Sequence[DuplicateGroup], progress: ProgressSink
+) -> tuple[list[FoldAssignment], list[CellResult], dict[str, tuple[ScreenAcceptance, ...]]]:
     """Assign the folds (seeded by ``spec.plan_seed``), then per fold augment and run its cells.
 
-    A fold whose cells of an arm are all in the run folder is not augmented again.
+    A fold whose cells of an arm are all in the run folder is not augmented again (its screen's
+    acceptance is read back from the stored images' provenance).
     """
-    assert ctx.folds is not None
-    images = kfold_images(ctx.store.list(origin=Origin.REAL), duplicates, spec.duplicates)
+    spec, store = job.spec, job.store
+    assert job.folds is not None
+    images = kfold_images(store.list(origin=Origin.REAL), duplicates, spec.duplicates)
     by_id = {image.id: image for image in images}
-    assignments = ctx.folds.split(
+    assignments = job.folds.split(
         images,
         groups=fold_groups(images, duplicates),
         folds=spec.folds,
@@ -94,6 +117,7 @@ def run_folds(
         seed=spec.plan_seed,
     )
     cells: list[CellResult] = []
+    acceptance: dict[str, tuple[ScreenAcceptance, ...]] = {}
     for assignment in assignments:
         tested = set(assignment.test_ids)
         # Records are relabelled as training images in memory only: the store keeps its split.
@@ -106,23 +130,19 @@ def run_folds(
             synthetic: list[FundusImage] = []
             if arm.augments:
                 name = fold_augmentation(arm.name, assignment)
-                if any(ctx.runs.load_cell(key) is None for key in arm_keys):
-                    _augment_fold(spec, ctx, arm, name, assignment, train_real, progress)
-                synthetic = ctx.store.list(split=Split.TRAIN, origin=Origin.SYNTHETIC, augmentation=name)
+                plan = make_plan(train_real, spec.policy, spec.plan_seed, name, arm.generators)
+                scope = GeneratorScope(name=assignment.scope, images=tuple(train_real))
+                if any(job.runs.load_cell(key) is None for key in arm_keys):
+                    rows = augment_arm(job, arm, plan, progress, scope)
+                else:
+                    rows = acceptance_of(job, arm, plan, scope)
+                if rows:
+                    acceptance[name] = rows
+                synthetic = store.list(split=Split.TRAIN, origin=Origin.SYNTHETIC, augmentation=name)
             data = CellData(train=tuple(train_real + synthetic), val=tuple(val), test=test)
-            cells.extend(run_cells_of(ctx, [(key, data) for key in arm_keys], progress))
+            cells.extend(run_cells_of(job, [(key, data) for key in arm_keys], progress))
         _log.info("fold_done", fold=assignment.fold, repeat=assignment.repeat, test=len(test), train=len(train_real))
-    return assignments, cells
-
-
-def _augment_fold(spec, ctx, arm, name, assignment, train_real, progress) -> None:  # type: ignore[no-untyped-def]
-    plan = make_plan(train_real, spec.policy, spec.plan_seed, name, arm.generators)
-    scope = GeneratorScope(name=assignment.scope, images=tuple(train_real))
-    generators = {
-        generator: (ctx.scoped_generators(generator, arm, scope) if ctx.scoped_generators else ctx.generators(generator, arm))
-        for generator in arm.generators
-    }
-    augment(ctx.store, plan, generators, size=ctx.image_size, progress=progress)
+    return assignments, cells, acceptance
 
 
 def _as_training(image: FundusImage) -> FundusImage:

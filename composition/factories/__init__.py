@@ -5,7 +5,7 @@
 ``quality`` (analyzer, judges, screen) and ``runtime`` (logging, devices, progress, outputs).
 Adapters are imported lazily inside the factories, so that ``import medaug`` stays light and nothing
 heavy (torch, SDK clients, weights) loads until a service needs it. The names below are the table
-the rest of the composition root builds from.
+the rest of the composition root builds from (re-exported: ruff's F401 is off for this file).
 """
 
 from medaug.composition.factories.classifiers import (
@@ -17,13 +17,12 @@ from medaug.composition.factories.classifiers import (
     trainer_names,
 )
 from medaug.composition.factories.datasets import (
+    DATASET_KINDS,
     PUBLISHED_DATASETS,
-    build_folder_source,
-    build_idrid_source,
     build_phantom_source,
     build_preprocessor,
     build_pseudonymiser,
-    build_published_source,
+    build_source,
     check_mapping_file,
     write_mapping,
 )
@@ -48,48 +47,10 @@ from medaug.composition.factories.runtime import (
     build_run_folder,
     check_output_file,
     configure_logging,
-    describe_device,
+    run_environment,
     write_contact_sheet,
 )
 from medaug.composition.factories.stores import (
     build_store,
     working_image_size,
 )
-
-__all__ = [
-    "GENERATOR_TRAINERS",
-    "PUBLISHED_DATASETS",
-    "build_duplicate_finder",
-    "build_evaluator",
-    "build_fold_splitter",
-    "build_folder_source",
-    "build_generator",
-    "build_generator_trainer",
-    "build_idrid_source",
-    "build_phantom_source",
-    "build_preprocessor",
-    "build_progress",
-    "build_pseudonymiser",
-    "build_published_source",
-    "build_quality_analyzer",
-    "build_quality_judges",
-    "build_report_writer",
-    "build_run_folder",
-    "build_saved_classifier",
-    "build_screen",
-    "build_store",
-    "build_synthetic_screen",
-    "build_trainer",
-    "check_mapping_file",
-    "check_output_file",
-    "configure_logging",
-    "describe_device",
-    "generator_dir",
-    "generator_names",
-    "quality_dir",
-    "trainer_names",
-    "working_image_size",
-    "write_contact_sheet",
-    "write_mapping",
-    "write_quality_outputs",
-]

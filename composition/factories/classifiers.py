@@ -16,25 +16,21 @@ from medaug.application.ports import (
     FoldSplitter,
     SavedClassifier,
 )
-from medaug.composition.settings import Settings
-
-
-def _trainer_device(settings: Settings, configured: str) -> str:
-    return settings.device if configured == "auto" else configured
+from medaug.composition.settings import Settings, device_of
 
 
 def _cnn(settings: Settings, feature_dir: Path | None) -> ClassifierTrainer:
     from medaug.adapters.trainers.cnn import CNNTrainer
 
     config = settings.trainers.cnn
-    return CNNTrainer(config, device=_trainer_device(settings, config.device))
+    return CNNTrainer(config, device=device_of(settings, config.device))
 
 
 def _resnet50(settings: Settings, feature_dir: Path | None) -> ClassifierTrainer:
     from medaug.adapters.trainers.resnet import ResNetTrainer
 
     config = settings.trainers.resnet50
-    return ResNetTrainer(config, device=_trainer_device(settings, config.device))
+    return ResNetTrainer(config, device=device_of(settings, config.device))
 
 
 def _efficientnet(name: str) -> TrainerFactory:
@@ -47,7 +43,7 @@ def _efficientnet(name: str) -> TrainerFactory:
 
         config = getattr(settings.trainers, name.replace("-", "_"))
         return EfficientNetTrainer(
-            variant, config, name=name, device=_trainer_device(settings, config.device),
+            variant, config, name=name, device=device_of(settings, config.device),
             feature_dir=feature_dir if feature_dir is not None else settings.work_dir / "features",
         )  # fmt: skip
 

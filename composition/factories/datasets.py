@@ -104,6 +104,46 @@ def build_published_source(kind: str, path: Path, *, labels: Path | None = None)
     return published_source(kind, path, labels=labels)
 
 
+def build_source(
+    kind: str,
+    path: Path | None,
+    *,
+    csv: Path | None = None,
+    image_column: str = "image",
+    label_column: str = "grade",
+    split_column: str | None = None,
+    name: str = "folder",
+    n: int = 500,
+    seed: int = 0,
+    size: int = 256,
+    test_fraction: float = 0.2,
+) -> DatasetSource:
+    """The data set of ``kind`` (``DATASET_KINDS``): the one place data-set kinds are told apart.
+
+    Raises:
+        ConfigError: an unknown kind, a kind without its path, or a folder without its CSV.
+    """
+    if kind == "phantom":
+        return build_phantom_source(n, seed=seed, size=size, test_fraction=test_fraction)
+    if kind not in DATASET_KINDS:
+        raise ConfigError(f"unknown data set kind {kind!r}; choose one of: {', '.join(DATASET_KINDS)}")
+    if path is None:
+        raise ConfigError(f"data set kind {kind!r} needs a path")
+    if kind == "idrid":
+        return build_idrid_source(path)
+    if kind in PUBLISHED_DATASETS:
+        return build_published_source(kind, path, labels=csv)
+    if csv is None:
+        raise ConfigError("data set kind 'folder' needs a labels CSV (--csv, or dataset.csv in an experiment file)")
+    return build_folder_source(
+        path, csv, image_column=image_column, label_column=label_column, split_column=split_column, name=name
+    )
+
+
+DATASET_KINDS = ("idrid", "folder", "phantom", *PUBLISHED_DATASETS)
+"""Every data-set kind ``build_source`` reads."""
+
+
 def build_phantom_source(n: int, *, seed: int, size: int, test_fraction: float = 0.2) -> DatasetSource:
     """The built-in synthetic fundus set."""
     from medaug.adapters.datasets.phantom import PhantomSource

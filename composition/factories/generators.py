@@ -16,22 +16,20 @@ from medaug.application.ports import (
     ImageGenerator,
     ImageStore,
 )
-from medaug.composition.settings import Settings
+from medaug.composition.settings import Settings, device_of, seed_of
 
 
 def _classic(settings: Settings, store: ImageStore, scope: str | None = None) -> ImageGenerator:
     from medaug.adapters.generators.classic.generator import ClassicGenerator
 
-    return ClassicGenerator(settings.generators.classic, device=settings.device)
+    return ClassicGenerator(settings.generators.classic, device=device_of(settings))
 
 
 def _openai(settings: Settings, store: ImageStore, scope: str | None = None) -> ImageGenerator:
     # The privacy gate (allow_external_upload) and the key are checked when it is first used, so
     # that ``augment run --dry-run`` can estimate costs before either is set.
-    from medaug.adapters.generators.openai_edits.generator import (
-        OpenAIGenerator,
-        make_openai_client,
-    )
+    from medaug.adapters.generators.openai_edits.client import make_openai_client
+    from medaug.adapters.generators.openai_edits.generator import OpenAIGenerator
 
     config = settings.generators.openai
     return OpenAIGenerator(make_openai_client(config), config, generator_dir(settings, "openai", store, scope))
@@ -42,7 +40,7 @@ def _diffusion(settings: Settings, store: ImageStore, scope: str | None = None) 
 
     config = settings.generators.diffusion
     return DiffusionGenerator(
-        config, generator_dir(settings, "diffusion", store, scope), device=config.device or settings.device
+        config, generator_dir(settings, "diffusion", store, scope), device=device_of(settings, config.device)
     )
 
 
@@ -51,7 +49,7 @@ def _dcgan(settings: Settings, store: ImageStore, scope: str | None = None) -> I
 
     config = settings.generators.dcgan
     return DCGANGenerator(
-        config, generator_dir(settings, "dcgan", store, scope), device=config.device or settings.device
+        config, generator_dir(settings, "dcgan", store, scope), device=device_of(settings, config.device)
     )
 
 
@@ -103,8 +101,8 @@ def _trainer_arguments(
     return {
         "recipe": config.resolve(profile),
         "checkpoint_dir": generator_dir(settings, name, store, scope),
-        "seed": settings.seed if config.seed is None else config.seed,
-        "device": config.device or settings.device,
+        "seed": seed_of(settings, config.seed),
+        "device": device_of(settings, config.device),
         "profile": profile or config.profile,
     }
 

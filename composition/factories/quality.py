@@ -5,7 +5,7 @@ Adapters are imported inside the factories: nothing heavy loads until a service 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +16,8 @@ from medaug.application.ports import (
     QualityAnalyzer,
     SyntheticScreen,
 )
-from medaug.composition.settings import Settings
+from medaug.composition.settings import Settings, device_of, seed_of
+from medaug.domain import FundusImage
 from medaug.domain.quality import QualityReport
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ def _fundus_quality_analyzer(settings: Settings, store: ImageStore, feature_dir:
     from medaug.adapters.quality.analyzer import FundusQualityAnalyzer
 
     config = settings.quality
-    device = settings.device if config.device == "auto" else config.device
+    device = device_of(settings, config.device)
     folder = quality_dir(settings, store)
     judges = build_quality_judges(
         config, models_dir=folder / "models", feature_dir=feature_dir or folder / "features", device=device
@@ -95,7 +96,7 @@ def _fundus_quality_analyzer(settings: Settings, store: ImageStore, feature_dir:
         config,
         judges=judges,
         cache_dir=folder / "models",
-        seed=settings.seed if config.seed is None else config.seed,
+        seed=seed_of(settings, config.seed),
         device=device,
     )
 
@@ -123,12 +124,18 @@ def build_synthetic_screen(
 
 
 def build_screen(
-    settings: Settings, store: ImageStore, config: ScreenConfig, *, progress: ProgressSink | None = None
+    settings: Settings,
+    store: ImageStore,
+    config: ScreenConfig,
+    *,
+    progress: ProgressSink | None = None,
+    real: Sequence[FundusImage] | None = None,
 ) -> SyntheticScreen:
-    """The quality screen ``config`` describes, judging images against ``store``'s real images."""
+    """The quality screen ``config`` describes, judging images against ``store``'s real training
+    images (or against ``real``, one fold's training images)."""
     from medaug.adapters.quality.screen import QualityScreen
 
-    return QualityScreen(_fundus_quality_analyzer(settings, store), store, config, progress=progress)
+    return QualityScreen(_fundus_quality_analyzer(settings, store), store, config, progress=progress, real=real)
 
 
 def write_quality_outputs(

@@ -14,7 +14,7 @@ from medaug.application.ports import (
     ReportWriter,
     RunRepository,
 )
-from medaug.composition.settings import Settings
+from medaug.composition.settings import Settings, device_of
 
 
 def check_output_file(path: Path, what: str) -> None:
@@ -31,16 +31,11 @@ def configure_logging(settings: Settings) -> None:
     configure(settings.log_format, settings.log_level)
 
 
-def describe_device(preference: str) -> str:
-    """The device torch work will run on, in words (e.g. ``cuda (NVIDIA H100)`` or ``cpu``)."""
-    from medaug.adapters.torch_support import resolve_device
+def run_environment(settings: Settings) -> dict[str, str]:
+    """Versions, machine and device of this run, for the report's reproducibility section."""
+    from medaug.adapters.torch_support import describe_device, environment
 
-    device = resolve_device(preference)
-    if device.type == "cuda":
-        import torch
-
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return device.type
+    return {**environment(), "device": describe_device(device_of(settings))}
 
 
 def write_contact_sheet(store: ImageStore, out: Path, *, per_cell: int = 4, augmentation: str | None = None) -> Path:

@@ -32,9 +32,9 @@ def test_a_resumed_experiment_keeps_one_parent_and_one_child_per_cell(tmp_path: 
     import dataclasses
 
     from medaug.adapters.tracking.mlflow import MlflowTracker
-    from medaug.application.services.experiment import run_experiment
     from tests.fakes import EchoGenerator, GradeOracleTrainer, InMemoryImageStore, MemoryRuns, populate
     from tests.unit.test_experiment_service import TRAIN, context, spec
+    from tests.unit.test_experiment_service import run as run_experiment
 
     class WeightedEcho(EchoGenerator):
         """Records the hash of the weights it 'generated' with, as the diffusion generator does."""
@@ -70,6 +70,11 @@ def test_a_resumed_experiment_keeps_one_parent_and_one_child_per_cell(tmp_path: 
     assert "weights_sha256" not in by_slug["none__oracle__s0"].data.params
     assert parent.data.params["arms"] == "none,classic,more"
     assert "classic.oracle.accuracy_mean" in parent.data.metrics
+    for verdict in result.verdicts():  # the same verdicts the report reads
+        name = f"{verdict.arm}.oracle.vs_classic"
+        assert parent.data.metrics[f"{name}.p_value"] == pytest.approx(verdict.p_value)
+        assert parent.data.metrics[f"{name}.significant"] == float(verdict.significant)
+    assert {v.arm for v in result.verdicts()} == {"none", "more"}
 
 
 @pytest.mark.slow

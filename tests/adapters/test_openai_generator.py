@@ -17,7 +17,8 @@ from structlog.testing import capture_logs
 
 from medaug.adapters.generators.openai_edits import generator as openai_generator
 from medaug.adapters.generators.openai_edits.config import OpenAIConfig
-from medaug.adapters.generators.openai_edits.generator import LEDGER_FILE, OpenAIGenerator, make_openai_client
+from medaug.adapters.generators.openai_edits.client import make_openai_client
+from medaug.adapters.generators.openai_edits.generator import LEDGER_FILE, OpenAIGenerator
 from medaug.adapters.generators.openai_edits.retry import retry_after
 from medaug.adapters.png import decode_png
 from medaug.adapters.stores.local import LocalImageStore
@@ -249,14 +250,14 @@ def workers_load_the_budget_together(monkeypatch: pytest.MonkeyPatch, workers: i
     caller = threading.current_thread()
     meeting = threading.Barrier(workers, timeout=5.0)
 
-    class MeetingBudget(openai_generator._Budget):
+    class MeetingBudget(openai_generator.Budget):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             if threading.current_thread() is not caller:
                 with contextlib.suppress(threading.BrokenBarrierError):
                     meeting.wait()
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(openai_generator, "_Budget", MeetingBudget)
+    monkeypatch.setattr(openai_generator, "Budget", MeetingBudget)
 
 
 @pytest.mark.parametrize("cap", ["images", "usd"])

@@ -12,13 +12,8 @@ from medaug.adapters.quality.report_section import quality_sections
 from medaug.adapters.reporting.report import HtmlMarkdownReportWriter
 from medaug.adapters.stores.local import LocalImageStore
 from medaug.application.ports import ImageStore, NullProgress
-from medaug.application.services.experiment_job import (
-    DatasetStep,
-    ExperimentJob,
-    QualityStep,
-    saved_quality,
-    with_quality,
-)
+from medaug.application.services.experiment import saved_quality, with_quality
+from medaug.application.services.experiment_job import DatasetStep, ExperimentJob, QualityStep
 from medaug.composition import factories
 from medaug.composition.settings import load_settings
 from medaug.domain import Grade, PlanPolicy, Split

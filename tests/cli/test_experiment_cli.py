@@ -127,7 +127,7 @@ def test_an_impossible_plan_is_refused_before_any_training(workspace: Path) -> N
 
 
 def test_the_built_in_experiment_compares_none_classic_and_diffusion_on_phantom() -> None:
-    from medaug.composition.experiment_config import load_experiment_config
+    from medaug.adapters.experiment_file import load_experiment_config
 
     config = load_experiment_config(None)
     assert config.dataset.kind == "phantom"

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from medaug.application.errors import ConfigError
 from medaug.cli.app import app
-from medaug.composition.experiment_config import load_experiment_config
+from medaug.adapters.experiment_file import load_experiment_config
 from tests.adapters.test_idrid import make_idrid
 from tests.published_fixtures import make_aptos, make_ddr, make_messidor2
 
@@ -117,7 +117,7 @@ def test_external_sets_and_limit_unset_leave_the_fingerprint_unchanged(tmp_path:
 def test_an_experiment_on_a_published_set_ingests_it_with_its_limit(home: Path) -> None:
     from medaug.application.ports import NullProgress
     from medaug.application.services.ingest import ingest
-    from medaug.composition.experiment_config import DatasetConfig
+    from medaug.adapters.experiment_file import DatasetConfig
     from medaug.composition.jobs import dataset_step
     from medaug.composition.settings import Settings
 

@@ -13,9 +13,9 @@ import pytest
 
 from medaug.application.ports import NullProgress, Task
 from medaug.application.services.cells import CellAdapters, run_cell_task
-from medaug.application.services.experiment_job import run_experiment_job
+from medaug.application.services.experiment import run_experiment_job
 from medaug.composition import execution, factories, jobs
-from medaug.composition.experiment_config import load_experiment_config
+from medaug.adapters.experiment_file import load_experiment_config
 from medaug.composition.settings import Settings
 from tests.cli.test_experiment_cli import invoke, workspace  # noqa: F401 - fixture
 from tests.ray_runtime import ray_runtime  # noqa: F401 - fixture (skips the test when Ray is absent)
@@ -26,7 +26,7 @@ def _metrics(run: Path) -> dict[str, dict]:
     return {f"{c['key']['arm']}/{c['key']['seed']}": (c["metrics"], c["predictions"]) for c in cells}
 
 
-@pytest.mark.slow  # two experiment runs: ~60-80 s on 2 shared cores
+# In the default suite: two runs of the tiny experiment (4 cells of 2 epochs each), ~20 s.
 def test_cells_on_ray_score_exactly_as_in_process(
     workspace: Path, ray_runtime, monkeypatch: pytest.MonkeyPatch  # noqa: F811
 ) -> None:

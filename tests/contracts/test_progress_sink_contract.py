@@ -11,8 +11,7 @@ from rich.console import Console
 from structlog.testing import capture_logs
 
 from medaug.adapters.progress import LogProgress, RichProgress
-from medaug.application.ports import NullProgress, ProgressSink
-
+from medaug.application.ports import CallbackProgress, NullProgress, ProgressSink
 
 class Observed:
     """A sink and a way to read back what it showed."""
@@ -30,7 +29,13 @@ def _log() -> Observed:
     return Observed(LogProgress(every_s=0), lambda: "", True)  # read from the captured log lines
 
 
-SINKS = {"null": lambda: Observed(NullProgress(), lambda: "", False), "rich": _rich, "log": _log}
+def _callback() -> Observed:
+    calls: list[tuple] = []  # type: ignore[type-arg]
+    shown = lambda: " ".join(f"{d} done={n} total={t} {' '.join(f'{k}={v}' for k, v in f.items())}" for d, n, t, f in calls)  # noqa: E731
+    return Observed(CallbackProgress(lambda *args: calls.append(args)), shown, True)
+
+
+SINKS = {"null": lambda: Observed(NullProgress(), lambda: "", False), "rich": _rich, "log": _log, "callback": _callback}
 
 
 @pytest.fixture(params=sorted(SINKS))
@@ -66,3 +71,16 @@ def test_a_sink_shows_the_task_its_steps_and_fields(observed: Observed, total: i
 def test_errors_of_the_observed_work_pass_through_unchanged(observed: Observed) -> None:
     with pytest.raises(KeyError, match="boom"), observed.sink.task("work", total=1):
         raise KeyError("boom")
+
+
+def test_a_callback_sink_reports_each_advance_and_swallows_the_callback_s_errors() -> None:
+    seen: list[tuple] = []  # type: ignore[type-arg]
+    with CallbackProgress(lambda *args: seen.append(args)).task("work", total=3) as task:
+        task.advance(2, loss=0.5)
+    assert seen == [("work", 0, 3, {}), ("work", 2, 3, {"loss": 0.5})]
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a backend's bug")
+
+    with CallbackProgress(broken).task("work", total=1) as task:
+        task.advance()  # the work goes on

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from medaug.composition.experiment_config import ExperimentConfig
+from medaug.adapters.experiment_file import ExperimentConfig
 
 
 def _config(**experiment: object) -> ExperimentConfig:

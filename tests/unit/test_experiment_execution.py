@@ -10,11 +10,10 @@ import pytest
 from medaug.adapters.executors.local import LocalExecutor
 from medaug.application.ports import Resources, Task, TaskEvent, TaskHandler
 from medaug.application.services.cells import CellTask
-from medaug.application.services.experiment import run_experiment
 from medaug.domain import Split
 from tests.contracts.classifier_trainer import RecordingProgress
 from tests.fakes import GradeOracleTrainer, InMemoryImageStore, MemoryRuns, populate
-from tests.unit.test_experiment_service import TRAIN, context, spec
+from tests.unit.test_experiment_service import TRAIN, context, run, spec
 
 
 class SpyExecutor(LocalExecutor):
@@ -40,7 +39,7 @@ def test_cells_reach_the_executor_as_plain_descriptions_with_their_resources(sto
     ctx = dataclasses.replace(
         context(store, GradeOracleTrainer(), runs), executor=executor, cell_resources=Resources(num_cpus=2, num_gpus=0.5)
     )
-    result = run_experiment(spec(), ctx)
+    result = run(spec(), ctx)
     assert [t.id for t in executor.tasks] == [f"cell:{c.key.slug}" for c in result.cells]
     payload = executor.tasks[0].payload
     assert isinstance(payload, CellTask) and payload.runs == runs.location and payload.store == store.location
@@ -55,11 +54,11 @@ def test_a_resumed_run_submits_only_the_missing_cells_and_the_bar_covers_the_gri
 ) -> None:
     runs = MemoryRuns()
     with pytest.raises(KeyboardInterrupt):
-        run_experiment(spec(), context(store, GradeOracleTrainer(fail_on_call=4), runs))
+        run(spec(), context(store, GradeOracleTrainer(fail_on_call=4), runs))
     saved = set(runs.cells)
     executor, progress = SpyExecutor(), RecordingProgress()
     ctx = dataclasses.replace(context(store, GradeOracleTrainer(), runs), executor=executor)
-    result = run_experiment(spec(), ctx, progress=progress)
+    result = run(spec(), ctx, progress=progress)
     submitted = {t.payload.key.slug for t in executor.tasks}
     assert len(saved) == 3 and len(submitted) == 3 and not submitted & saved
     assert len(result.cells) == 6
@@ -81,7 +80,7 @@ def test_a_cell_reported_done_without_a_saved_result_is_an_error(store: InMemory
 
     ctx = dataclasses.replace(context(store, GradeOracleTrainer(), MemoryRuns()), executor=_ForgetfulExecutor())
     with pytest.raises(StoreError, match="finished but its result is not there"):
-        run_experiment(spec(), ctx)
+        run(spec(), ctx)
 
 
 def test_a_cell_naming_an_image_the_store_lacks_fails_in_one_line(store: InMemoryImageStore) -> None:

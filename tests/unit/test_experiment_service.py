@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 from medaug.application.errors import ConfigError
-from medaug.application.services.experiment import ExperimentContext, run_experiment
+from medaug.application.services.experiment import run_experiment
+from medaug.application.services.experiment_job import DatasetStep, ExperimentJob
 from medaug.domain import DomainError, Origin, PlanPolicy, Split
 from medaug.domain.experiment import Arm, ExperimentSpec, Summary
 from tests.fakes import (
@@ -31,12 +32,18 @@ def spec(**changes: object) -> ExperimentSpec:
     return ExperimentSpec(**{**base, **changes})
 
 
-def context(store, trainer, runs, generator=None) -> ExperimentContext:  # type: ignore[no-untyped-def]
+def context(store, trainer, runs, generator=None) -> ExperimentJob:  # type: ignore[no-untyped-def]
     generator = generator or EchoGenerator()
-    return ExperimentContext(
-        store=store, dataset="test", image_size=4, generators=lambda name, arm: generator,
-        trainers={"oracle": trainer}, evaluator=SimpleEvaluator(), runs=runs, fingerprint="f1",
+    return ExperimentJob(
+        spec=spec(), dataset=DatasetStep(store=store, description="test"), image_size=lambda _: 4,
+        generators=lambda name, arm, scope=None: generator, trainers={"oracle": trainer}, evaluator=SimpleEvaluator(),
+        runs=runs, fingerprint="f1",
     )
+
+
+def run(spec: ExperimentSpec, job: ExperimentJob, **kwargs: object):  # type: ignore[no-untyped-def]
+    """``job`` run with ``spec``."""
+    return run_experiment(dataclasses.replace(job, spec=spec), **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -48,7 +55,7 @@ def store() -> InMemoryImageStore:
 
 def test_runs_every_cell_and_compares_with_classic(store: InMemoryImageStore) -> None:
     runs, trainer = MemoryRuns(), GradeOracleTrainer()
-    result = run_experiment(spec(), context(store, trainer, runs))
+    result = run(spec(), context(store, trainer, runs))
     assert [c.key.slug for c in result.cells] == [
         "none__oracle__s0", "none__oracle__s1", "classic__oracle__s0", "classic__oracle__s1",
         "more__oracle__s0", "more__oracle__s1"]
@@ -62,7 +69,7 @@ def test_runs_every_cell_and_compares_with_classic(store: InMemoryImageStore) ->
 
 def test_validation_is_carved_before_augmenting_and_never_a_source(store: InMemoryImageStore) -> None:
     trainer = GradeOracleTrainer()
-    run_experiment(spec(), context(store, trainer, MemoryRuns()))
+    run(spec(), context(store, trainer, MemoryRuns()))
     val_ids = {r.id for r in store.list(split=Split.VAL)}
     assert val_ids and all(r.origin is Origin.REAL for r in store.list(split=Split.VAL))
     sources = {s for r in store.list(origin=Origin.SYNTHETIC) for s in r.provenance.source_ids}
@@ -76,11 +83,11 @@ def test_validation_is_carved_before_augmenting_and_never_a_source(store: InMemo
 def test_a_killed_experiment_resumes_from_finished_cells(store: InMemoryImageStore) -> None:
     runs = MemoryRuns()
     with pytest.raises(KeyboardInterrupt):
-        run_experiment(spec(), context(store, GradeOracleTrainer(fail_on_call=4), runs))
+        run(spec(), context(store, GradeOracleTrainer(fail_on_call=4), runs))
     assert len(runs.cells) == 3
     trainer = GradeOracleTrainer()
     generator = EchoGenerator()
-    result = run_experiment(spec(), context(store, trainer, runs, generator))
+    result = run(spec(), context(store, trainer, runs, generator))
     assert len(trainer.requests) == 3  # only the unfinished cells were trained
     assert generator.calls == []  # and no image was generated twice
     assert len(result.cells) == 6
@@ -88,7 +95,7 @@ def test_a_killed_experiment_resumes_from_finished_cells(store: InMemoryImageSto
 
 def test_each_arm_is_augmented_once_and_balanced(store: InMemoryImageStore) -> None:
     generator = EchoGenerator()
-    run_experiment(spec(), context(store, GradeOracleTrainer(), MemoryRuns(), generator))
+    run(spec(), context(store, GradeOracleTrainer(), MemoryRuns(), generator))
     for arm in ("classic", "more"):
         train = store.list(split=Split.TRAIN, origin=Origin.REAL) + store.list(augmentation=arm)
         counts = {g: sum(1 for i in train if int(i.grade) == g) for g in range(5)}
@@ -98,30 +105,30 @@ def test_each_arm_is_augmented_once_and_balanced(store: InMemoryImageStore) -> N
 
 def test_run_folder_of_another_experiment_is_refused(store: InMemoryImageStore) -> None:
     runs = MemoryRuns()
-    run_experiment(spec(), context(store, GradeOracleTrainer(), runs))
+    run(spec(), context(store, GradeOracleTrainer(), runs))
     other = context(store, GradeOracleTrainer(), runs)
     object.__setattr__(other, "fingerprint", "f2")
     with pytest.raises(ConfigError, match="different experiment"):
-        run_experiment(spec(), other)
+        run(spec(), other)
 
 
 def test_bad_definitions_fail_before_any_work(store: InMemoryImageStore) -> None:
     trainer, generator = GradeOracleTrainer(), EchoGenerator()
     with pytest.raises(ConfigError, match="unknown classifier"):
-        run_experiment(spec(classifiers=("svm",)), context(store, trainer, MemoryRuns(), generator))
+        run(spec(classifiers=("svm",)), context(store, trainer, MemoryRuns(), generator))
     with pytest.raises(DomainError, match="cannot balance"):
-        run_experiment(spec(policy=PlanPolicy.balance_total(20)), context(store, trainer, MemoryRuns(), generator))
+        run(spec(policy=PlanPolicy.balance_total(20)), context(store, trainer, MemoryRuns(), generator))
     assert trainer.requests == [] and generator.calls == []
     assert store.list(origin=Origin.SYNTHETIC) == []
 
 
 def test_empty_store_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="no real training images"):
-        run_experiment(spec(), context(InMemoryImageStore(), GradeOracleTrainer(), MemoryRuns()))
+        run(spec(), context(InMemoryImageStore(), GradeOracleTrainer(), MemoryRuns()))
 
 
 def test_no_baseline_means_no_comparisons(store: InMemoryImageStore) -> None:
-    result = run_experiment(spec(baseline=None), context(store, GradeOracleTrainer(), MemoryRuns()))
+    result = run(spec(baseline=None), context(store, GradeOracleTrainer(), MemoryRuns()))
     assert result.comparisons == ()
 
 
@@ -136,7 +143,7 @@ class _WideIntervalEvaluator(SimpleEvaluator):
 def test_intervals_are_clipped_to_what_each_metric_can_take(store: InMemoryImageStore) -> None:
     ctx = context(store, GradeOracleTrainer(), MemoryRuns())
     ctx = dataclasses.replace(ctx, evaluator=_WideIntervalEvaluator())
-    summaries = run_experiment(spec(), ctx).summaries["classic"]["oracle"]
+    summaries = run(spec(), ctx).summaries["classic"]["oracle"]
     assert (summaries["accuracy"].ci_low, summaries["accuracy"].ci_high) == (0.0, 1.0)
     assert (summaries["quadratic_kappa"].ci_low, summaries["quadratic_kappa"].ci_high) == (-1.0, 1.0)
     assert summaries["loss"].ci_low == 0.0 and summaries["loss"].ci_high > 1.0
@@ -157,9 +164,9 @@ def test_screened_arms_record_their_acceptance_per_grade_and_others_none(store: 
     runs, trainer = MemoryRuns(), GradeOracleTrainer()
     screen = _OddSeedScreen()
     ctx = dataclasses.replace(
-        context(store, trainer, runs), screens=lambda arm: screen if arm.name == "more" else None, max_attempts=20
+        context(store, trainer, runs), screens=lambda _store, arm: screen if arm.name == "more" else None, max_attempts=20
     )
-    result = run_experiment(spec(), ctx)
+    result = run(spec(), ctx)
     assert set(result.acceptance) == {"more"}
     rows = result.acceptance["more"]
     synthetic = store.list(origin=Origin.SYNTHETIC, augmentation="more")

@@ -8,7 +8,8 @@ import dataclasses
 import pytest
 
 from medaug.adapters.evaluation.folds import StratifiedGroupFolds
-from medaug.application.services.experiment import ExperimentContext, ExternalSet, run_experiment
+from medaug.application.services.experiment import run_experiment
+from medaug.application.services.experiment_job import DatasetStep, ExperimentJob
 from medaug.application.services.kfold import fold_groups, kfold_images
 from medaug.domain import Origin, PlanPolicy, Split
 from medaug.domain.experiment import Arm, CellKey, ExperimentSpec
@@ -36,14 +37,19 @@ def kfold_spec(**changes: object) -> ExperimentSpec:
     return ExperimentSpec(**{**base, **changes})
 
 
-def context(store, trainer, runs, **changes) -> ExperimentContext:  # type: ignore[no-untyped-def]
+def context(store, trainer, runs, **changes) -> ExperimentJob:  # type: ignore[no-untyped-def]
     generator = EchoGenerator()
-    ctx = ExperimentContext(
-        store=store, dataset="test", image_size=4, generators=lambda name, arm: generator,
-        trainers={"oracle": trainer}, evaluator=SimpleEvaluator(), runs=runs, fingerprint="f1",
-        folds=StratifiedGroupFolds(),
+    job = ExperimentJob(
+        spec=kfold_spec(), dataset=DatasetStep(store=store, description="test"), image_size=lambda _: 4,
+        generators=lambda name, arm, scope=None: generator, trainers={"oracle": trainer}, evaluator=SimpleEvaluator(),
+        runs=runs, fingerprint="f1", folds=StratifiedGroupFolds(),
     )
-    return dataclasses.replace(ctx, **changes)
+    return dataclasses.replace(job, **changes)
+
+
+def run(spec: ExperimentSpec, job: ExperimentJob):  # type: ignore[no-untyped-def]
+    """``job`` run with ``spec``."""
+    return run_experiment(dataclasses.replace(job, spec=spec))
 
 
 @pytest.fixture
@@ -60,7 +66,7 @@ def test_holdout_slugs_are_unchanged_and_fold_slugs_carry_fold_and_repeat() -> N
 
 def test_every_real_image_is_tested_once_per_repeat_and_never_trained_on_in_its_fold(store) -> None:  # type: ignore[no-untyped-def]
     runs, trainer = MemoryRuns(), GradeOracleTrainer()
-    result = run_experiment(kfold_spec(), context(store, trainer, runs))
+    result = run(kfold_spec(), context(store, trainer, runs))
     real = {i.id for i in store.list(origin=Origin.REAL)}
     assert len(result.cells) == 2 * 3 * 2 * 2
     assert result.test_images == len(real) == 94
@@ -76,7 +82,7 @@ def test_every_real_image_is_tested_once_per_repeat_and_never_trained_on_in_its_
 
 def test_each_fold_augments_from_its_training_part_into_its_own_set(store) -> None:  # type: ignore[no-untyped-def]
     runs, trainer = MemoryRuns(), GradeOracleTrainer()
-    result = run_experiment(kfold_spec(repeats=1), context(store, trainer, runs))
+    result = run(kfold_spec(repeats=1), context(store, trainer, runs))
     for assignment in result.folds:
         synthetic = store.list(origin=Origin.SYNTHETIC, augmentation=f"classic-{assignment.scope}")
         assert synthetic
@@ -87,31 +93,36 @@ def test_each_fold_augments_from_its_training_part_into_its_own_set(store) -> No
         assert len({i.augmentation for i in request.train if i.origin is Origin.SYNTHETIC}) == 1
 
 
-def test_scoped_generators_receive_the_fold_training_images(store) -> None:  # type: ignore[no-untyped-def]
-    seen = []
+def test_fold_generators_and_screens_are_scoped_to_the_fold_training_images(store) -> None:  # type: ignore[no-untyped-def]
+    named, screened = [], []
 
     def scoped(name, arm, scope):  # type: ignore[no-untyped-def]
-        seen.append(scope)
+        named.append(scope)
         return EchoGenerator()
 
-    result = run_experiment(kfold_spec(repeats=1), context(store, GradeOracleTrainer(), MemoryRuns(), scoped_generators=scoped))
-    assert [s.name for s in seen] == ["f0r0", "f1r0", "f2r0"]
-    for scope, assignment in zip(seen, result.folds, strict=True):
-        assert not {i.id for i in scope.images} & set(assignment.test_ids)
+    def screen(store, arm, scope):  # type: ignore[no-untyped-def]
+        screened.append(scope)
+        return None
+
+    job = context(store, GradeOracleTrainer(), MemoryRuns(), generators=scoped, screens=screen)
+    result = run(kfold_spec(repeats=1), job)
+    assert named == [s.name for s in screened] == ["f0r0", "f1r0", "f2r0"]
+    for scope, assignment in zip(screened, result.folds, strict=True):
+        assert scope.images and not {i.id for i in scope.images} & set(assignment.test_ids)
 
 
 def test_cells_resume_one_by_one(store) -> None:  # type: ignore[no-untyped-def]
     runs = MemoryRuns()
     with pytest.raises(KeyboardInterrupt):
-        run_experiment(kfold_spec(), context(store, GradeOracleTrainer(fail_on_call=5), runs))
+        run(kfold_spec(), context(store, GradeOracleTrainer(fail_on_call=5), runs))
     assert len(runs.cells) == 4
     trainer = GradeOracleTrainer()
-    result = run_experiment(kfold_spec(), context(store, trainer, runs))
+    result = run(kfold_spec(), context(store, trainer, runs))
     assert len(trainer.requests) == 24 - 4 and len(result.cells) == 24
 
 
 def test_pooled_statistics_and_corrected_comparison(store) -> None:  # type: ignore[no-untyped-def]
-    result = run_experiment(kfold_spec(), context(store, GradeOracleTrainer(), MemoryRuns()))
+    result = run(kfold_spec(), context(store, GradeOracleTrainer(), MemoryRuns()))
     summary = result.summaries["classic"]["oracle"]["accuracy"]
     assert summary.n == 4  # pooled out-of-fold predictions per (repeat, seed)
     (comparison,) = result.kfold_comparisons
@@ -132,11 +143,11 @@ def test_duplicates_share_a_fold_and_drop_removes_them(store) -> None:  # type: 
         def find(self, store, images):  # type: ignore[no-untyped-def]
             return [group]
 
-    result = run_experiment(kfold_spec(repeats=1), context(store, GradeOracleTrainer(), MemoryRuns(), duplicates=Finder()))
+    result = run(kfold_spec(repeats=1), context(store, GradeOracleTrainer(), MemoryRuns(), duplicates=Finder()))
     assert result.duplicates == (group,) and group.conflicting
     (together,) = [a for a in result.folds if "te-copy" in a.test_ids]
     assert "tr-0-007" in together.test_ids
-    dropped = run_experiment(
+    dropped = run(
         kfold_spec(repeats=1, duplicates="drop"), context(store, GradeOracleTrainer(), MemoryRuns(), duplicates=Finder())
     )
     tested = {i for a in dropped.folds for i in a.test_ids}
@@ -156,8 +167,8 @@ def test_groups_join_patients_and_copies() -> None:
 def test_external_sets_are_predicted_by_every_cell(store) -> None:  # type: ignore[no-untyped-def]
     other = InMemoryImageStore()
     populate(other, {0: 3, 1: 2, 2: 2, 3: 1, 4: 1}, test_per_grade=1)
-    ext = {"eyepacs": ExternalSet(store=other, description="eyepacs sample")}
-    result = run_experiment(kfold_spec(repeats=1), context(store, GradeOracleTrainer(), MemoryRuns(), external=ext))
+    ext = {"eyepacs": DatasetStep(store=other, description="eyepacs sample")}
+    result = run(kfold_spec(repeats=1), context(store, GradeOracleTrainer(), MemoryRuns(), external=ext))
     assert all(len(c.external["eyepacs"].image_ids) == 14 for c in result.cells)
     table = result.external["eyepacs"]
     assert table.images == 14

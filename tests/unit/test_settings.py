@@ -8,7 +8,7 @@ import pytest
 
 from medaug.application.errors import ConfigError
 from medaug.composition import factories
-from medaug.composition.settings import load_settings
+from medaug.composition.settings import Settings, load_settings
 
 
 def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,3 +65,17 @@ def test_unknown_generator_lists_the_choices(tmp_path: Path) -> None:
 def test_store_location_selects_the_adapter(tmp_path: Path) -> None:
     store = factories.build_store(load_settings(None), str(tmp_path / "s"))
     assert store.location == str(tmp_path / "s")
+
+
+def test_a_component_s_seed_and_device_are_its_own_else_the_settings_once_resolved() -> None:
+    import torch
+
+    from medaug.composition.settings import device_of, seed_of
+
+    settings = Settings(seed=7, device="cpu")
+    assert seed_of(settings, None) == 7 and seed_of(settings, 3) == 3
+    assert device_of(settings) == device_of(settings, "auto") == device_of(settings, None) == "cpu"
+    assert device_of(Settings(device="auto")) == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="cuda"):
+            device_of(Settings(device="cpu"), "cuda")

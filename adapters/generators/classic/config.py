@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from medaug.application.errors import ConfigError, validation_problem
 
@@ -48,37 +48,14 @@ class OperationSpec(BaseModel):
     p: float = Field(default=1.0, ge=0.0, le=1.0)
 
 
-class HFlipSpec(OperationSpec):
-    """Mirror left-right."""
+def _spec(name: str, doc: str, **parameters: Any) -> type[OperationSpec]:
+    """An operation's parameter model: ``parameters`` are ``(type, default)`` or ``(type, Field(...))``."""
+    title = "".join(part.title() for part in name.split("_")) + "Spec"
+    return create_model(title, __base__=OperationSpec, __doc__=doc, **parameters)
 
 
-class VFlipSpec(OperationSpec):
-    """Mirror top-bottom."""
-
-
-class RotationSpec(OperationSpec):
-    """Rotate by an angle drawn from ``[-degrees, degrees]`` (corners filled black)."""
-
-    degrees: float = Field(default=15.0, gt=0, le=180)
-
-
-class ShearSpec(OperationSpec):
-    """Shear along x and y by angles drawn from ``[-degrees, degrees]``."""
-
-    degrees: float = Field(default=10.0, gt=0, lt=90)
-
-
-class CropAndScaleSpec(OperationSpec):
-    """Crop a random area (``scale`` of the image, aspect ``ratio``) and scale it back up."""
-
-    scale: UnitRange = (0.7, 1.0)
-    ratio: PositiveRange = (3 / 4, 4 / 3)
-
-
-class TranslateSpec(OperationSpec):
-    """Shift by up to ``fraction`` of the side along x and y."""
-
-    fraction: float = Field(default=0.1, gt=0, le=0.5)
+def _number(default: float, **bounds: float) -> Any:
+    return (float, Field(default=default, **bounds))
 
 
 class ColourShiftSpec(OperationSpec):
@@ -92,66 +69,6 @@ class ColourShiftSpec(OperationSpec):
         if self.hue == 0 and self.saturation == 0:
             raise ValueError("hue and saturation cannot both be 0")
         return self
-
-
-class BrightnessSpec(OperationSpec):
-    """Multiply brightness by a factor drawn from ``factor``."""
-
-    factor: PositiveRange = (0.8, 1.2)
-
-
-class ContrastSpec(OperationSpec):
-    """Scale contrast by a factor drawn from ``factor``."""
-
-    factor: PositiveRange = (0.8, 1.2)
-
-
-class BlurSpec(OperationSpec):
-    """Gaussian blur with a standard deviation (pixels) drawn from ``sigma``."""
-
-    sigma: PositiveRange = (0.3, 1.5)
-
-
-class SharpenSpec(OperationSpec):
-    """Sharpen by a factor drawn from ``factor`` (1 = unchanged)."""
-
-    factor: PositiveRange = (1.5, 3.0)
-
-
-class EqualizeSpec(OperationSpec):
-    """Histogram equalisation of each channel."""
-
-
-class GaussianNoiseSpec(OperationSpec):
-    """Additive Gaussian noise, standard deviation drawn from ``sigma`` (intensities in 0-1)."""
-
-    sigma: UnitRange = (0.01, 0.05)
-
-
-class PoissonNoiseSpec(OperationSpec):
-    """Shot noise: intensities become Poisson counts at ``peak`` photons for full white."""
-
-    peak: PositiveRange = (30.0, 200.0)
-
-
-class SaltPepperSpec(OperationSpec):
-    """Set a share of pixels drawn from ``amount`` to black or white."""
-
-    amount: UnitRange = (0.002, 0.02)
-
-
-class SpeckleSpec(OperationSpec):
-    """Multiplicative noise ``x + x * n``, ``n`` Gaussian with deviation drawn from ``sigma``."""
-
-    sigma: UnitRange = (0.05, 0.15)
-
-
-class RandomErasingSpec(OperationSpec):
-    """Erase a rectangle (``scale`` of the image, aspect ``ratio``) to grey level ``value``."""
-
-    scale: UnitRange = (0.02, 0.1)
-    ratio: PositiveRange = (0.3, 3.3)
-    value: float = Field(default=0.0, ge=0, le=1)
 
 
 class ThesisSpec(OperationSpec):
@@ -180,35 +97,47 @@ class RandAugmentSpec(OperationSpec):
         return self
 
 
-class TrivialAugmentSpec(OperationSpec):
-    """torchvision's TrivialAugmentWide: one transform at a random magnitude."""
-
-    num_magnitude_bins: int = Field(default=31, ge=2, le=100)
-
+_BINS = (int, Field(default=31, ge=2, le=100))
 
 OPERATION_SPECS: dict[str, type[OperationSpec]] = {
-    "hflip": HFlipSpec,
-    "vflip": VFlipSpec,
-    "rotation": RotationSpec,
-    "shear": ShearSpec,
-    "crop_and_scale": CropAndScaleSpec,
-    "translate": TranslateSpec,
+    "hflip": _spec("hflip", "Mirror left-right."),
+    "vflip": _spec("vflip", "Mirror top-bottom."),
+    "rotation": _spec("rotation", "Rotate by an angle drawn from ``[-degrees, degrees]`` (corners filled black).",
+                      degrees=_number(15.0, gt=0, le=180)),
+    "shear": _spec("shear", "Shear along x and y by angles drawn from ``[-degrees, degrees]``.",
+                   degrees=_number(10.0, gt=0, lt=90)),
+    "crop_and_scale": _spec("crop_and_scale", "Crop a random area (``scale`` of the image, aspect ``ratio``) and "
+                            "scale it back up.", scale=(UnitRange, (0.7, 1.0)), ratio=(PositiveRange, (3 / 4, 4 / 3))),
+    "translate": _spec("translate", "Shift by up to ``fraction`` of the side along x and y.",
+                       fraction=_number(0.1, gt=0, le=0.5)),
     "colour_shift": ColourShiftSpec,
-    "brightness": BrightnessSpec,
-    "contrast": ContrastSpec,
-    "blur": BlurSpec,
-    "sharpen": SharpenSpec,
-    "equalize": EqualizeSpec,
-    "gaussian_noise": GaussianNoiseSpec,
-    "poisson_noise": PoissonNoiseSpec,
-    "salt_pepper": SaltPepperSpec,
-    "speckle": SpeckleSpec,
-    "random_erasing": RandomErasingSpec,
+    "brightness": _spec("brightness", "Multiply brightness by a factor drawn from ``factor``.",
+                        factor=(PositiveRange, (0.8, 1.2))),
+    "contrast": _spec("contrast", "Scale contrast by a factor drawn from ``factor``.",
+                      factor=(PositiveRange, (0.8, 1.2))),
+    "blur": _spec("blur", "Gaussian blur with a standard deviation (pixels) drawn from ``sigma``.",
+                  sigma=(PositiveRange, (0.3, 1.5))),
+    "sharpen": _spec("sharpen", "Sharpen by a factor drawn from ``factor`` (1 = unchanged).",
+                     factor=(PositiveRange, (1.5, 3.0))),
+    "equalize": _spec("equalize", "Histogram equalisation of each channel."),
+    "gaussian_noise": _spec("gaussian_noise", "Additive Gaussian noise, standard deviation drawn from ``sigma`` "
+                            "(intensities in 0-1).", sigma=(UnitRange, (0.01, 0.05))),
+    "poisson_noise": _spec("poisson_noise", "Shot noise: intensities become Poisson counts at ``peak`` photons for "
+                           "full white.", peak=(PositiveRange, (30.0, 200.0))),
+    "salt_pepper": _spec("salt_pepper", "Set a share of pixels drawn from ``amount`` to black or white.",
+                         amount=(UnitRange, (0.002, 0.02))),
+    "speckle": _spec("speckle", "Multiplicative noise ``x + x * n``, ``n`` Gaussian with deviation drawn from "
+                     "``sigma``.", sigma=(UnitRange, (0.05, 0.15))),
+    "random_erasing": _spec("random_erasing", "Erase a rectangle (``scale`` of the image, aspect ``ratio``) to grey "
+                            "level ``value``.", scale=(UnitRange, (0.02, 0.1)), ratio=(PositiveRange, (0.3, 3.3)),
+                            value=(float, Field(default=0.0, ge=0, le=1))),
     "thesis": ThesisSpec,
     "randaugment": RandAugmentSpec,
-    "trivialaugment": TrivialAugmentSpec,
-}
-"""Every operation name a configuration may use, with its parameter model."""
+    "trivialaugment": _spec("trivialaugment", "torchvision's TrivialAugmentWide: one transform at a random "
+                            "magnitude.", num_magnitude_bins=_BINS),
+}  # fmt: skip
+"""Every operation name a configuration may use, with its parameter model (one table; the three
+with cross-parameter rules are classes above)."""
 
 PRESETS: tuple[str, ...] = ("thesis", "randaugment", "trivialaugment")
 """Named recipes: each is its operation with default parameters."""

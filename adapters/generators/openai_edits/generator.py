@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import random
 import re
 import threading
@@ -21,13 +20,13 @@ import warnings
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import openai
 import structlog
 
+from medaug.adapters.generators.openai_edits.budget import Budget, Stop
 from medaug.adapters.generators.openai_edits.config import OpenAIConfig
 from medaug.adapters.generators.openai_edits.images import (
     EDIT_MAX_BYTES,
@@ -51,97 +50,6 @@ PRIVACY_REFUSAL = (
     "until you set generators.openai.allow_external_upload = true in the config "
     "(or MEDAUG_GENERATORS__OPENAI__ALLOW_EXTERNAL_UPLOAD=true)"
 )
-
-
-def make_openai_client(config: OpenAIConfig) -> openai.OpenAI | None:
-    """The SDK client for ``config``, without SDK retries (the generator retries visibly).
-
-    The key comes from ``config.api_key`` or else ``OPENAI_API_KEY``; without one, None.
-    """
-    key = config.api_key.get_secret_value() if config.api_key else os.environ.get("OPENAI_API_KEY")
-    if not key:
-        return None
-    return openai.OpenAI(
-        api_key=key,
-        base_url=config.base_url,
-        organization=config.organization,
-        timeout=config.timeout_s,
-        max_retries=0,
-    )
-
-
-@dataclass(frozen=True)
-class _Hold:
-    """Budget held by one call in flight."""
-
-    images: int
-    usd: float
-
-
-class _Stop(Exception):
-    """Another worker stopped the batch; end this one without a call."""
-
-
-class _Budget:
-    """Images and estimated USD paid so far (from the ledger) plus calls in flight.
-
-    One instance per generator serves every worker: a call holds its share before it is sent and
-    settles it after, so calls in flight together can never ask for more than the budget has left.
-    A call's USD share is held at the dearest price per image seen so far (the configured price,
-    the ledger's average, or what any settled call billed): when the usage-based cost of a call
-    comes out above ``prices_usd``, later calls hold that much, so the overshoot of ``budget_usd``
-    is limited to the calls in flight when the dearer price was first seen.
-    """
-
-    def __init__(self, config: OpenAIConfig, spent_images: int, spent_usd: float) -> None:
-        self._config = config
-        self._changed = threading.Condition()
-        self.spent_images, self.spent_usd = spent_images, spent_usd
-        self._held_images, self._held_usd = 0, 0.0
-        self._price = max(config.price_per_image(), spent_usd / spent_images if spent_images else 0.0)
-
-    def reserve(self, wanted: int) -> _Hold:
-        """Hold budget for up to ``wanted`` images; the hold's ``images`` may be 0 (budget reached).
-
-        While calls in flight hold all that is left, this waits for them to settle: one that is
-        refused or fails gives its hold back, so the budget is only reported reached once it is spent.
-        """
-        with self._changed:
-            allowed = self._left(wanted)
-            while allowed < 1 and self._held_images > 0:
-                self._changed.wait()
-                allowed = self._left(wanted)
-            hold = _Hold(images=allowed, usd=allowed * self._price)
-            self._held_images += hold.images
-            self._held_usd += hold.usd
-            return hold
-
-    def _left(self, wanted: int) -> int:
-        allowed = wanted
-        if self._config.budget_images is not None:
-            allowed = min(allowed, self._config.budget_images - self.spent_images - self._held_images)
-        if self._config.budget_usd is not None and self._price > 0:
-            left = self._config.budget_usd - self.spent_usd - self._held_usd
-            allowed = min(allowed, math.floor(left / self._price + 1e-9))
-        return max(allowed, 0)
-
-    def settle(self, hold: _Hold, images: int, usd: float) -> None:
-        """Release a hold and record what the call actually billed."""
-        with self._changed:
-            self._held_images -= hold.images
-            self._held_usd -= hold.usd
-            self.spent_images += images
-            self.spent_usd += usd
-            if images:
-                self._price = max(self._price, usd / images)
-            self._changed.notify_all()
-
-    def describe(self) -> str:
-        """What was spent against which cap, for messages."""
-        cfg = self._config
-        images = f"{self.spent_images} images" + (f" of {cfg.budget_images}" if cfg.budget_images is not None else "")
-        usd = f"${self.spent_usd:.2f}" + (f" of ${cfg.budget_usd:.2f}" if cfg.budget_usd is not None else "")
-        return f"spent {images}, {usd}"
 
 
 LEDGER_FILE = "ledger.jsonl"
@@ -174,7 +82,7 @@ class OpenAIGenerator:
         self._cache = ResultCache(self._work_dir)
         self._sleep = sleep
         self._secret = str(getattr(client, "api_key", "") or "") if client is not None else ""
-        self._budget: _Budget | None = None
+        self._budget: Budget | None = None
         self._budget_lock = threading.Lock()
         self._refusals: dict[tuple[str, str], str] | None = None
         self._refusals_lock = threading.Lock()
@@ -305,7 +213,7 @@ class OpenAIGenerator:
         try:
             for index, request in zip(indices, requests, strict=True):
                 results[index] = self._serve(request, fingerprint)
-        except _Stop:
+        except Stop:
             return
         except BudgetExhausted as exc:  # calls that already hold budget may finish
             errors.append(exc)
@@ -373,7 +281,7 @@ class OpenAIGenerator:
         retries = self._config.max_retries
         for attempt in range(1, retries + 2):
             if self._stop.is_set():
-                raise _Stop
+                raise Stop
             _log.info("openai_upload", source_id=request.source_id, image_id=request.image_id, attempt=attempt)
             try:
                 return self._send(request, upload, n), attempt, None
@@ -510,12 +418,12 @@ class OpenAIGenerator:
                 self._refusals = {(e.image_id, e.fingerprint): e.reason or "refused" for e in refused}
             return self._refusals
 
-    def _load_budget(self) -> _Budget:
+    def _load_budget(self) -> Budget:
         """This generator's one budget, read from the ledger once (two copies would pay twice)."""
         with self._budget_lock:
             if self._budget is None:
                 entries = self._ledger.entries()
-                self._budget = _Budget(
+                self._budget = Budget(
                     self._config, sum(e.images for e in entries), sum(e.cost_usd for e in entries)
                 )
             return self._budget

@@ -188,6 +188,11 @@ class ExperimentConfig(BaseModel):
             duplicates=e.duplicates,
         )
 
+    def settings_over(self, base: dict[str, Any]) -> dict[str, Any]:
+        """``base`` settings (as plain data) with this file's ``[settings]`` table merged over
+        them, table by table: a key the file sets wins, every other key keeps its value."""
+        return _deep_merge(base, self.settings)
+
     def fingerprint(self, resolved_settings: dict[str, Any]) -> str:
         """Identity of what every cell shares (for safe resuming).
 
@@ -300,3 +305,13 @@ def external_option(value: str) -> ExternalDataset:
         return ExternalDataset(name=name[:64], kind="folder", path=path, csv=csv)
     except ValidationError as exc:
         raise ConfigError(f"--external {value}: {exc.errors()[0]['msg']}") from None
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
