@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from medaug.adapters.datasets.common import assign_ids, parse_split, read_csv, relative_path, safe_id
 from medaug.adapters.datasets.folder_csv import FolderCsvSource
 from medaug.application.errors import ConfigError, InputError
-from medaug.composition.experiment_config import ExperimentConfig
+from medaug.adapters.experiment_file import ExperimentConfig
 from medaug.composition.settings import load_settings
 from medaug.domain import FundusImage, Grade, Provenance, Split
 from medaug.domain.images import storage_key

@@ -8,7 +8,7 @@ import pytest
 
 from medaug.adapters.runs import discard_run_folder
 from medaug.application.errors import ConfigError
-from medaug.composition.experiment_config import load_experiment_config
+from medaug.adapters.experiment_file import load_experiment_config
 
 BODY = '\n[experiment]\narms = ["none"]\n'
 
