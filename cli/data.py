@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from medaug.cli.common import console, err_console, handle_errors, services
-from medaug.composition.bootstrap import IngestOptions, SourceSpec
+from medaug.composition.bootstrap import IngestOptions, IngestOutcome, SourceSpec
 from medaug.composition.factories import PUBLISHED_DATASETS
 from medaug.domain import Grade
 
@@ -147,11 +147,11 @@ def _ingest(spec: SourceSpec, size: int | None, store: str | None, options: Inge
     report = outcome.report
     for notice in report.notices:
         err_console.print(f"[cyan]note:[/] {notice}", highlight=False)
-    for problem in report.skipped:
-        err_console.print(f"[yellow]skipped:[/] {problem}", highlight=False)
+    _print_skipped(outcome)
     for conflict in report.conflicts:
         label = "updated" if options.update else "conflict"
         err_console.print(f"[yellow]{label}:[/] {conflict}", highlight=False, soft_wrap=True)
+    listed = f" (every one listed in {outcome.problems_file})" if outcome.problems_file else ""
     changed = ""
     if report.conflicts and options.update:
         changed = f", {report.updated} updated ({report.stale_removed} derived synthetic images removed as stale)"
@@ -159,5 +159,25 @@ def _ingest(spec: SourceSpec, size: int | None, store: str | None, options: Inge
         changed = f", {len(report.conflicts)} changed in the source (not applied; --update applies them)"
     console.print(
         f"{outcome.location}: {report.added} added, {report.already_present} already present, "
-        f"{len(report.skipped)} skipped{changed}", highlight=False, soft_wrap=True,
+        f"{len(report.skipped)} skipped{listed}{changed}", highlight=False, soft_wrap=True,
     )
+
+
+_KINDS_SHOWN = 5
+"""Kinds of skipped problem printed one line each; the rest are counted in one line."""
+
+
+def _print_skipped(outcome: IngestOutcome) -> None:
+    """One line per kind of skipped problem (a single problem whole), never one per problem."""
+    kinds = outcome.problem_kinds
+    for kind in kinds[:_KINDS_SHOWN]:
+        if kind.count == 1:
+            err_console.print(f"[yellow]skipped:[/] {kind.first}", highlight=False, soft_wrap=True)
+        else:
+            more = ", ..." if kind.count > len(kind.examples) else ""
+            err_console.print(f"[yellow]skipped {kind.count:,}:[/] {kind.kind} (e.g. {', '.join(kind.examples)}{more})",
+                              highlight=False, soft_wrap=True)
+    hidden = kinds[_KINDS_SHOWN:]
+    if hidden:
+        err_console.print(f"[yellow]skipped:[/] {sum(k.count for k in hidden):,} more problems of {len(hidden)} "
+                          "other kinds", highlight=False, soft_wrap=True)

@@ -16,6 +16,7 @@ from medaug.application.ports import DatasetSource, GeneratorTrainingResult, Nul
 from medaug.application.services.augment import AugmentCommand, AugmentOutcome, run_augmentation
 from medaug.application.services.experiment_job import ExperimentOutcome, run_experiment_job
 from medaug.application.services.ingest import IngestReport, ingest
+from medaug.application.services.problems import ProblemKind, summarise_problems
 from medaug.application.services.quality import assess_all
 from medaug.application.services.stats import StoreStats, store_stats
 from medaug.application.services.sync import (
@@ -30,6 +31,7 @@ from medaug.application.services.train_classifier import train_classifier
 from medaug.application.services.train_generator import train_generator
 from medaug.composition import factories, jobs
 from medaug.composition.experiment_config import ExperimentConfig
+from medaug.composition.factories.ingest_reports import write_ingest_problems
 from medaug.composition.settings import Settings
 from medaug.domain.experiment import CellResult, Metrics
 from medaug.domain.quality import QualityReport
@@ -76,10 +78,17 @@ class IngestOptions:
 
 @dataclass(frozen=True)
 class IngestOutcome:
-    """An ingest's report and the store it wrote to."""
+    """An ingest's report and the store it wrote to.
+
+    Attributes:
+        problem_kinds: the skipped problems summarised by kind (what the terminal shows).
+        problems_file: the file listing every skipped problem (None when none was skipped).
+    """
 
     report: IngestReport
     location: str
+    problem_kinds: tuple[ProblemKind, ...] = ()
+    problems_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -126,7 +135,9 @@ class Services:
         )
         if options.mapping is not None:
             factories.write_mapping(options.mapping, report.mapping)
-        return IngestOutcome(report=report, location=image_store.location)
+        problems_file = write_ingest_problems(self.settings, image_store, source.name, report.skipped, private=private)
+        return IngestOutcome(report=report, location=image_store.location,
+                             problem_kinds=tuple(summarise_problems(report.skipped)), problems_file=problems_file)
 
     def store_stats(self, store: str | None = None) -> StoreStats:
         """Image counts of a store per split, origin and grade."""
