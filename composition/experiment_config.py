@@ -234,7 +234,8 @@ def apply_overrides(
 ) -> ExperimentConfig:
     """Narrow or redirect an experiment from the command line.
 
-    ``external`` adds folder+CSV external test sets, each ``PATH[,CSV]`` (see ``external_option``).
+    ``external`` adds external test sets, each ``KIND:PATH``, ``store:PATH`` or ``PATH[,CSV]`` (see
+    ``external_option``).
 
     ``arms`` keeps only the named arms of the file (an unknown name is an error), so options
     defined in the file stay as they are.
@@ -263,25 +264,11 @@ def apply_overrides(
 
 
 def external_option(value: str) -> ExternalDataset:
-    """``--external PATH[,CSV]``: a folder of images labelled by CSV (default: the folder's only
-    ``*.csv`` file), named after the folder.
+    """``--external VALUE``: ``KIND:PATH``, ``store:PATH`` or ``PATH[,CSV]`` (see ``composition.external_option``).
 
     Raises:
-        ConfigError: no folder there, or no CSV given and not exactly one in the folder.
+        ConfigError: one line naming the value and the problem.
     """
-    path_text, _, csv_text = value.partition(",")
-    path = Path(path_text).expanduser()
-    if not path.is_dir():
-        raise ConfigError(f"--external {value}: {path} is not a folder")
-    if csv_text:
-        csv = Path(csv_text).expanduser()
-    else:
-        found = sorted(path.glob("*.csv"))
-        if len(found) != 1:
-            raise ConfigError(f"--external {value}: name the labels file as PATH,CSV ({len(found)} CSV files in {path})")
-        csv = found[0]
-    name = "".join(c if c.isalnum() or c in "_-" else "-" for c in path.resolve().name).strip("-_") or "external"
-    try:
-        return ExternalDataset(name=name[:64], kind="folder", path=path, csv=csv)
-    except ValidationError as exc:
-        raise ConfigError(f"--external {value}: {exc.errors()[0]['msg']}") from None
+    from medaug.composition.external_option import external_option as parse
+
+    return parse(value)
