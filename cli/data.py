@@ -28,6 +28,9 @@ PseudonymiseOption = typer.Option(
     None, "--pseudonymise/--keep-names", help="Store ids as keyed hashes of the names (default: settings)."
 )
 MappingOption = typer.Option(None, "--mapping", help="With --pseudonymise: write pseudonym,original CSV here.")
+WorkersOption = typer.Option(
+    None, "--workers", min=1, help="Processes decoding and preprocessing images (default: every core)."
+)
 
 
 @ingest_app.command("idrid")
@@ -42,9 +45,10 @@ def ingest_idrid(
     update: bool = UpdateOption,
     pseudonymise: bool = PseudonymiseOption,
     mapping: Path = MappingOption,
+    workers: int = WorkersOption,
 ) -> None:
     """Ingest IDRiD "B. Disease Grading" (413 training + 103 test images)."""
-    options = IngestOptions(lenient, update, pseudonymise, mapping, limit, seed)
+    options = IngestOptions(lenient, update, pseudonymise, mapping, limit, seed, workers)
     _ingest(SourceSpec(kind="idrid", path=path), size, store, options)
 
 
@@ -65,13 +69,14 @@ def ingest_folder(
     update: bool = UpdateOption,
     pseudonymise: bool = PseudonymiseOption,
     mapping: Path = MappingOption,
+    workers: int = WorkersOption,
 ) -> None:
     """Ingest a folder of images labelled by a CSV file (images without a row are counted, not ingested)."""
     spec = SourceSpec(
         kind="folder", path=path, csv=csv, image_column=image_column, label_column=label_column,
         split_column=split_column, name=name,
     )  # fmt: skip
-    _ingest(spec, size, store, IngestOptions(lenient, update, pseudonymise, mapping, limit, seed))
+    _ingest(spec, size, store, IngestOptions(lenient, update, pseudonymise, mapping, limit, seed, workers))
 
 
 _PUBLISHED_HELP = {
@@ -101,8 +106,9 @@ def _published_command(kind: str) -> None:
         update: bool = UpdateOption,
         pseudonymise: bool = PseudonymiseOption,
         mapping: Path = MappingOption,
+        workers: int = WorkersOption,
     ) -> None:
-        options = IngestOptions(lenient, update, pseudonymise, mapping, limit, seed)
+        options = IngestOptions(lenient, update, pseudonymise, mapping, limit, seed, workers)
         _ingest(SourceSpec(kind=kind, path=path, csv=labels), size, store, options)
 
     command.__doc__ = doc

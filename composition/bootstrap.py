@@ -74,6 +74,8 @@ class IngestOptions:
     limit: int | None = None
     seed: int | None = None
     """Seed of the ``limit`` draw (None: settings.seed)."""
+    workers: int | None = None
+    """Processes decoding and preprocessing (None: every core of this machine)."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ class Services:
             progress=self.progress,
             limit=options.limit,
             seed=self.settings.seed if options.seed is None else options.seed,
+            workers=options.workers or factories.cpu_workers(),
         )
         if options.mapping is not None:
             factories.write_mapping(options.mapping, report.mapping)
@@ -212,7 +215,7 @@ class Services:
         self, checkpoint: Path, *, store: str | None = None, external: list[str] | None = None
     ) -> dict[str, Metrics]:
         """Score a classifier saved by ``train --checkpoint`` on a store's test images and on
-        each external folder+CSV set (``PATH[,CSV]``, ingested into its own store first)."""
+        each external set (``KIND:PATH``, ``store:PATH`` or ``PATH[,CSV]``, ingested into its own store first)."""
         from medaug.application.services.evaluate import evaluate_saved
         from medaug.application.services.experiment_job import ingest_step
         from medaug.composition.experiment_config import external_option

@@ -25,6 +25,7 @@ from medaug.composition.factories.datasets import (
     build_pseudonymiser,
     build_published_source,
     check_mapping_file,
+    cpu_workers,
     write_mapping,
 )
 from medaug.composition.factories.generators import (
@@ -81,6 +82,7 @@ __all__ = [
     "build_synthetic_screen",
     "build_trainer",
     "check_mapping_file",
+    "cpu_workers",
     "check_output_file",
     "configure_logging",
     "describe_device",
