@@ -62,7 +62,7 @@ def _disc_error(images: list[np.ndarray]) -> tuple[float, float]:
     return float(np.abs(inside.mean(axis=(0, 1)) - np.array(DISC)).max()), float(corners.mean())
 
 
-@pytest.mark.parametrize("sampler", ["dpmsolver++", "ddim", "ddpm"])
+@pytest.mark.parametrize("sampler", ["dpmsolver++", "unipc", "ddim", "ddpm"])
 def test_every_sampler_draws_the_learned_discs_not_noise(trained, sampler: str) -> None:
     generator = _generator(trained, sampler=sampler, sample_steps=10)
     results = generator.generate([_request(seed, grade=seed % 5) for seed in range(10)])

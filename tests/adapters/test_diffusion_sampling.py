@@ -13,7 +13,7 @@ from tests.adapters.test_diffusion_fixtures import one_torch_thread, tiny_recipe
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SAMPLERS = ("dpmsolver++", "ddim", "ddpm")
+SAMPLERS = ("dpmsolver++", "unipc", "ddim", "ddpm")
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ NULL_CLASS = 5
 
 NUM_CLASSES = 6
 
-SamplerName = Literal["dpmsolver++", "ddim", "ddpm"]
+SamplerName = Literal["dpmsolver++", "unipc", "ddim", "ddpm"]
 Schedule = Literal["linear", "cosine"]
 PredictionType = Literal["epsilon", "v_prediction"]
 Mode = Literal["sample", "variation"]
@@ -72,12 +72,13 @@ class DiffusionRecipe(BaseModel):
         schedule: ``linear`` or ``cosine`` (``squaredcos_cap_v2``) beta schedule.
         prediction_type: ``epsilon`` or ``v_prediction``.
         num_train_timesteps: diffusion steps of the training process.
+        snr_gamma: min-SNR-gamma loss weighting (None: every timestep weighs the same).
         flips: augmentation of training images (``horizontal`` swaps left and right eyes).
         mixed_precision: ``auto`` = bf16/fp16 on CUDA, none on CPU.
         checkpoint_every: steps between checkpoints (and contact sheets).
         keep_checkpoints: how many checkpoints to keep.
         sheet_per_grade: samples per grade on each contact sheet (0 = no sheet).
-        sampler: ``dpmsolver++``, ``ddim`` or ``ddpm``.
+        sampler: ``dpmsolver++``, ``unipc``, ``ddim`` or ``ddpm``.
         sample_steps: denoising steps when sampling.
         guidance_scale: classifier-free guidance (1 = conditional only, no extra pass).
         generate_batch_size: images per UNet batch when generating. Results are reproducible
@@ -105,6 +106,10 @@ class DiffusionRecipe(BaseModel):
     # t=999); the same model predicting v drew the discs after 150 steps, with every sampler.
     prediction_type: PredictionType = "v_prediction"
     num_train_timesteps: int = Field(default=1000, ge=10, le=4000)
+    # Min-SNR-gamma loss weighting (Hang et al. 2023): each timestep's loss is weighted by
+    # min(SNR, gamma) / (SNR + 1) (v-prediction) or min(SNR, gamma) / SNR (epsilon), so the
+    # nearly clean timesteps, whose targets are easy, stop dominating the gradient.
+    snr_gamma: float | None = Field(default=None, gt=0, le=100)
     patch_size: int | None = Field(default=None, ge=8)
     coordinate_channels: bool = False
     flips: Flips = "horizontal"
