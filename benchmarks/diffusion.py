@@ -14,7 +14,7 @@ same UNet and weights (the null class as its label) and prints the speed-up of m
 measured in the same run.
 
 Then (``--fid-train-steps`` > 0) it trains that model on phantom fundus images for that many
-steps and, for each ``--samplers`` entry (``NAME:STEPS``; the first is the reference), prints side
+steps and, for each ``--samplers`` entry (``NAME:STEPS[:PRECISION]``; the first is the reference), prints side
 by side its speed-up over the pipeline and the FID of ``--fid-images`` samples against the real
 images in the project's feature space (frozen EfficientNet-Lite0 pooled features, projected on
 the real images' principal components, as the quality report does), with a bootstrap 95 %
@@ -107,7 +107,7 @@ def sampling_rate(
     """medaug's loop: images/s and peak MiB for ``count`` images at ``guidance`` (batch: the recipe's)."""
     labels, seeds = [i % 5 for i in range(count)], list(range(count))
     kwargs = dict(sampler=recipe.sampler, steps=recipe.sample_steps, guidance_scale=guidance,
-                  batch_size=batch or recipe.generate_batch_size)
+                  batch_size=batch or recipe.generate_batch_size, precision=recipe.sample_precision)
     sample(unet, schedule, labels[:1], seeds[:1], **kwargs)  # warm-up
     memory: dict[str, float] = {}
     with peak_memory(unet.device, memory):
@@ -202,15 +202,15 @@ def sampler_quality(args: argparse.Namespace, recipe: DiffusionRecipe, device: t
     count = args.fid_images
     wanted = [int(labels[i % len(labels)]) for i in range(count)]
     for entry in args.samplers.split(","):
-        name, steps = entry.split(":")
+        name, steps, precision = (entry.split(":") + ["fp32"])[:3]
         kwargs = dict(sampler=name, steps=int(steps), guidance_scale=recipe.guidance_scale,
-                      batch_size=recipe.generate_batch_size)
+                      batch_size=recipe.generate_batch_size, precision=precision)
         sample(unet, schedule, wanted[:1], [0], **kwargs)  # warm-up
         started = time.perf_counter()
         images = sample(unet, schedule, wanted, list(range(10_000, 10_000 + count)), **kwargs).images
         rate = count / (time.perf_counter() - started)
         value, low, high = space.fid(images)
-        console.print(f"{name} {steps:>4} steps: {rate:.3f} images/s = {rate / stock:.0f}x the 1000-step "
+        console.print(f"{name} {steps:>4} steps {precision}: {rate:.3f} images/s = {rate / stock:.0f}x the 1000-step "
                       f"DDPMPipeline | FID {value:.2f} [{low:.2f}, {high:.2f}]")
 
 
@@ -227,8 +227,8 @@ def main() -> None:
     parser.add_argument("--fid-train-steps", type=int, default=400, help="training steps before the FID (0 = skip)")
     parser.add_argument("--fid-images", type=int, default=64, help="samples per sampler for the FID")
     parser.add_argument("--fid-real", type=int, default=200, help="real phantom images (training and FID)")
-    parser.add_argument("--samplers", default="dpmsolver++:20,dpmsolver++:10,unipc:10,unipc:8",
-                        help="NAME:STEPS entries compared side by side (speed-up and FID)")
+    parser.add_argument("--samplers", default="dpmsolver++:20:fp32,dpmsolver++:10:fp32,unipc:10:fp32,unipc:10:auto",
+                        help="NAME:STEPS[:PRECISION] entries compared side by side (speed-up and FID)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

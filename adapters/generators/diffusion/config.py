@@ -28,6 +28,7 @@ PredictionType = Literal["epsilon", "v_prediction"]
 Mode = Literal["sample", "variation"]
 Flips = Literal["none", "horizontal", "both"]
 MixedPrecision = Literal["auto", "no", "fp16", "bf16"]
+SamplePrecision = Literal["auto", "fp32", "bf16"]
 
 ARCHITECTURE_FIELDS: tuple[str, ...] = (
     "resolution",
@@ -42,7 +43,9 @@ ARCHITECTURE_FIELDS: tuple[str, ...] = (
 )
 """Recipe fields a checkpoint is bound to: changing one needs a fresh training run."""
 
-SAMPLING_FIELDS: tuple[str, ...] = ("sampler", "sample_steps", "guidance_scale", "generate_batch_size")
+SAMPLING_FIELDS: tuple[str, ...] = (
+    "sampler", "sample_steps", "guidance_scale", "generate_batch_size", "sample_precision"
+)
 """Recipe fields that only affect generation: they may differ from what training used."""
 
 
@@ -83,6 +86,9 @@ class DiffusionRecipe(BaseModel):
         guidance_scale: classifier-free guidance (1 = conditional only, no extra pass).
         generate_batch_size: images per UNet batch when generating. Results are reproducible
             for a given value, whatever the order or grouping of requests.
+        sample_precision: the UNet's arithmetic when sampling: ``bf16`` (autocast), ``fp32``,
+            or ``auto``: bf16 where the processor computes it natively (a CUDA GPU that supports
+            it, a CPU with AVX-512 BF16 or AMX), else fp32. Training is not affected.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -121,6 +127,7 @@ class DiffusionRecipe(BaseModel):
     sample_steps: int = Field(default=20, ge=1, le=1000)
     guidance_scale: float = Field(default=2.0, ge=0, le=20)
     generate_batch_size: int = Field(default=8, ge=1)
+    sample_precision: SamplePrecision = "auto"
 
     @model_validator(mode="after")
     def _shape_is_consistent(self) -> DiffusionRecipe:

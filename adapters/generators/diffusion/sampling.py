@@ -22,7 +22,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler,
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 
-from medaug.adapters.generators.diffusion.config import NULL_CLASS, NUM_CLASSES, SamplerName
+from medaug.adapters.generators.diffusion.config import NULL_CLASS, NUM_CLASSES, SamplePrecision, SamplerName
 from medaug.adapters.generators.diffusion.model import with_coordinates
 from medaug.application.errors import ConfigError
 
@@ -110,6 +110,7 @@ def sample(
     guidance_scale: float = 2.0,
     batch_size: int = 8,
     options: dict[str, Any] | None = None,
+    precision: SamplePrecision = "fp32",
 ) -> DiffusionSampleOutput:
     """Sample one image per (label, seed) from pure noise.
 
@@ -123,12 +124,15 @@ def sample(
         guidance_scale: classifier-free guidance (1 = conditional only, 0 = unconditional).
         batch_size: UNet batch; part of what makes the pixels reproducible.
         options: scheduler arguments overriding the defaults (see ``make_scheduler``).
+        precision: the UNet's arithmetic: ``fp32``, ``bf16`` (autocast) or ``auto`` (see
+            ``DiffusionRecipe.sample_precision``).
 
     Raises:
         ConfigError: mismatched inputs or an invalid step count, label or guidance.
     """
     _check(labels, seeds, steps, guidance_scale, batch_size)
-    process = _Process(make=lambda: make_scheduler(sampler, schedule, options), steps=steps, guidance=guidance_scale)
+    process = _Process(make=lambda: make_scheduler(sampler, schedule, options), steps=steps, guidance=guidance_scale,
+                       bf16=uses_bf16(precision, unet.device))
     return _run(unet, process, labels, seeds, batch_size, clean=None, skip=0)
 
 
@@ -145,6 +149,7 @@ def vary(
     guidance_scale: float = 2.0,
     batch_size: int = 8,
     options: dict[str, Any] | None = None,
+    precision: SamplePrecision = "fp32",
 ) -> DiffusionSampleOutput:
     """SDEdit variations: noise each source to ``strength`` and denoise it towards its label.
 
@@ -163,6 +168,7 @@ def vary(
         guidance_scale: classifier-free guidance.
         batch_size: UNet batch; part of what makes the pixels reproducible.
         options: scheduler arguments overriding the defaults.
+        precision: as in :func:`sample`.
 
     Raises:
         ConfigError: strength outside [0, 1], sources of the wrong shape, or as in :func:`sample`.
@@ -178,7 +184,8 @@ def vary(
     skip = steps - min(round(steps * strength), steps)
     if skip == steps:
         return DiffusionSampleOutput(images=sources.detach().float().cpu().clone(), timesteps=[])
-    process = _Process(make=lambda: make_scheduler(sampler, schedule, options), steps=steps, guidance=guidance_scale)
+    process = _Process(make=lambda: make_scheduler(sampler, schedule, options), steps=steps, guidance=guidance_scale,
+                       bf16=uses_bf16(precision, unet.device))
     return _run(unet, process, labels, seeds, batch_size, clean=sources.float() * 2.0 - 1.0, skip=skip)
 
 
@@ -221,11 +228,25 @@ def _check(labels: Sequence[int], seeds: Sequence[int], steps: int, guidance: fl
         raise ConfigError(f"class label {bad[0]} is outside 0-{NUM_CLASSES - 1}")
 
 
+def uses_bf16(precision: SamplePrecision, device: torch.device) -> bool:
+    """Whether sampling at ``precision`` on ``device`` runs the UNet under bf16 autocast.
+
+    ``auto`` picks bf16 only where it is native (measured on an AVX-512 BF16 CPU: 1.7x the
+    fp32 speed for the quick model at 64 px); elsewhere bf16 is emulated and slower.
+    """
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 @dataclass(frozen=True)
 class _Process:
     make: Callable[[], SchedulerMixin]
     steps: int
     guidance: float
+    bf16: bool = False
 
 
 def _run(
@@ -278,7 +299,8 @@ def _denoise(
     extra = {"generator": generators} if "generator" in inspect.signature(scheduler.step).parameters else {}
     for t in timesteps:
         model_input = scheduler.scale_model_input(x, t).to(dtype)
-        prediction = _guided(unet, model_input, t, cond, process.guidance).float()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=process.bf16):
+            prediction = _guided(unet, model_input, t, cond, process.guidance).float()
         x = scheduler.step(prediction, t, x, **extra).prev_sample
     return (x / 2 + 0.5).clamp(0, 1).cpu(), [int(t) for t in timesteps]
 
