@@ -13,8 +13,8 @@ At the first resolution it also times diffusers' stock ``DDPMPipeline`` (1000 st
 same UNet and weights (the null class as its label) and prints the speed-up of medaug's loop,
 measured in the same run.
 
-Then (``--fid-train-steps`` > 0) it trains that model on phantom fundus images for that many
-steps and, for each ``--samplers`` entry (``NAME:STEPS[:PRECISION]``; the first is the reference), prints side
+Then (``--fid-train-steps`` > 0) it trains the profile's model at ``--fid-resolution`` on phantom
+fundus images for that many steps and, for each ``--samplers`` entry (``NAME:STEPS[:PRECISION]``; the first is the reference), prints side
 by side its speed-up over the pipeline and the FID of ``--fid-images`` samples against the real
 images in the project's feature space (frozen EfficientNet-Lite0 pooled features, projected on
 the real images' principal components, as the quality report does), with a bootstrap 95 %
@@ -190,15 +190,23 @@ class FeatureSpace:
 
 
 def sampler_quality(args: argparse.Namespace, recipe: DiffusionRecipe, device: torch.device, stock: float,
-                    console: Console) -> None:
-    """Train briefly, then each sampler's speed-up over the pipeline and FID, side by side."""
+                    console: Console, untrained: UNet2DModel, untrained_schedule: dict) -> None:
+    """Train briefly, then each sampler's speed-up over the pipeline and FID, side by side
+    (``--fid-train-steps 0``: the speed-ups alone, on the untrained model)."""
+    if args.fid_train_steps:
+        recipe = DiffusionConfig(profile=args.profile, resolution=args.fid_resolution).resolve()
     data, labels = phantom_images(args.fid_real, recipe.resolution)
-    started = time.perf_counter()
-    unet, schedule = trained_unet(recipe, device, args.fid_train_steps, data, labels)
-    console.print(f"trained {args.fid_train_steps} steps on {len(data)} phantom images in "
-                  f"{time.perf_counter() - started:.0f} s; FID of {args.fid_images} samples (guidance "
-                  f"{recipe.guidance_scale:g}) against {len(data)} real images, 95 % bootstrap interval")
-    space = FeatureSpace(data.add(1).div(2), device)
+    unet, schedule, space = untrained, untrained_schedule, None
+    if args.fid_train_steps:
+        started = time.perf_counter()
+        unet, schedule = trained_unet(recipe, device, args.fid_train_steps, data, labels)
+        console.print(f"trained {args.fid_train_steps} steps on {len(data)} phantom images in "
+                      f"{time.perf_counter() - started:.0f} s; FID of {args.fid_images} samples (guidance "
+                      f"{recipe.guidance_scale:g}) against {len(data)} real images, 95 % bootstrap interval")
+        space = FeatureSpace(data.add(1).div(2), device)
+        stock = pipeline_rate(unet, schedule, args.pipeline_images or 1)
+        console.print(f"{recipe.resolution} px: diffusers DDPMPipeline, 1000 steps, on the trained model: "
+                      f"{stock:.4f} images/s")
     count = args.fid_images
     wanted = [int(labels[i % len(labels)]) for i in range(count)]
     for entry in args.samplers.split(","):
@@ -209,9 +217,12 @@ def sampler_quality(args: argparse.Namespace, recipe: DiffusionRecipe, device: t
         started = time.perf_counter()
         images = sample(unet, schedule, wanted, list(range(10_000, 10_000 + count)), **kwargs).images
         rate = count / (time.perf_counter() - started)
-        value, low, high = space.fid(images)
+        quality = ""
+        if space is not None:
+            value, low, high = space.fid(images)
+            quality = f" | FID {value:.2f} [{low:.2f}, {high:.2f}]"
         console.print(f"{name} {steps:>4} steps {precision}: {rate:.3f} images/s = {rate / stock:.0f}x the 1000-step "
-                      f"DDPMPipeline | FID {value:.2f} [{low:.2f}, {high:.2f}]")
+                      f"DDPMPipeline{quality}")
 
 
 def main() -> None:
@@ -224,7 +235,8 @@ def main() -> None:
     parser.add_argument("--pipeline-images", type=int, default=1, help="images for DDPMPipeline (0 = skip)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--fid-train-steps", type=int, default=400, help="training steps before the FID (0 = skip)")
+    parser.add_argument("--fid-train-steps", type=int, default=300, help="training steps before the FID (0 = skip)")
+    parser.add_argument("--fid-resolution", type=int, default=32, help="resolution of the model trained for the FID")
     parser.add_argument("--fid-images", type=int, default=64, help="samples per sampler for the FID")
     parser.add_argument("--fid-real", type=int, default=200, help="real phantom images (training and FID)")
     parser.add_argument("--samplers", default="dpmsolver++:20:fp32,dpmsolver++:10:fp32,unipc:10:fp32,unipc:10:auto",
@@ -258,8 +270,7 @@ def main() -> None:
                 alike = sampling_rate(unet, schedule, recipe, args.pipeline_images, guidance, batch=args.pipeline_images)
                 console.print(f"{resolution} px: at the pipeline's batch ({args.pipeline_images}), guidance {guidance:g}: "
                               f"{alike['images_s']:.3f} images/s, {alike['images_s'] / stock:.0f}x the pipeline")
-            if args.fid_train_steps:
-                sampler_quality(args, recipe, device, stock, console)
+            sampler_quality(args, recipe, device, stock, console, unet, schedule)
 
 
 if __name__ == "__main__":
