@@ -194,7 +194,8 @@ def sampler_quality(args: argparse.Namespace, recipe: DiffusionRecipe, device: t
     """Train briefly, then each sampler's speed-up over the pipeline and FID, side by side
     (``--fid-train-steps 0``: the speed-ups alone, on the untrained model)."""
     if args.fid_train_steps:
-        recipe = DiffusionConfig(profile=args.profile, resolution=args.fid_resolution).resolve()
+        smaller = {"channels": [int(c) for c in args.fid_channels.split(",")], "attention_levels": 0} if args.fid_channels else {}
+        recipe = DiffusionConfig(profile=args.profile, resolution=args.fid_resolution, **smaller).resolve()
     data, labels = phantom_images(args.fid_real, recipe.resolution)
     unet, schedule, space = untrained, untrained_schedule, None
     if args.fid_train_steps:
@@ -237,6 +238,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--fid-train-steps", type=int, default=300, help="training steps before the FID (0 = skip)")
     parser.add_argument("--fid-resolution", type=int, default=32, help="resolution of the model trained for the FID")
+    parser.add_argument("--fid-channels", default="", help="UNet channels of that model, without attention "
+                        "(e.g. 16,32,64, the built-in experiment's; default: the profile's)")
     parser.add_argument("--fid-images", type=int, default=64, help="samples per sampler for the FID")
     parser.add_argument("--fid-real", type=int, default=200, help="real phantom images (training and FID)")
     parser.add_argument("--samplers", default="dpmsolver++:20:fp32,dpmsolver++:10:fp32,unipc:10:fp32,unipc:10:auto",
@@ -271,6 +274,8 @@ def main() -> None:
                 console.print(f"{resolution} px: at the pipeline's batch ({args.pipeline_images}), guidance {guidance:g}: "
                               f"{alike['images_s']:.3f} images/s, {alike['images_s'] / stock:.0f}x the pipeline")
             sampler_quality(args, recipe, device, stock, console, unet, schedule)
+        elif index == 0 and args.fid_train_steps:  # the FID's model gets its own pipeline figure
+            sampler_quality(args, recipe, device, float("nan"), console, unet, schedule)
 
 
 if __name__ == "__main__":

@@ -85,10 +85,8 @@ def test_images_are_upscaled_to_the_requested_size(trained) -> None:
 
 
 def test_sample_parameters_name_the_model_sampler_and_seed(trained) -> None:
-    from medaug.adapters.generators.diffusion.sampling import uses_bf16
-
     parameters = _generator(trained, guidance_scale=3.0).generate([_request(5, grade=4)])[0].parameters
-    precision = "bf16" if uses_bf16("auto", torch.device("cpu")) else "fp32"
+    precision = "fp32"
     assert parameters | {"weights_sha256": "x"} == {
         "mode": "sample", "scheduler": "dpmsolver++", "steps": 8, "guidance": 3.0, "batch_size": 4,
         "precision": precision, "resolution": SIZE, "checkpoint": "step-000150", "checkpoint_step": 150, "weights_sha256": "x",

@@ -127,7 +127,7 @@ class DiffusionRecipe(BaseModel):
     sample_steps: int = Field(default=20, ge=1, le=1000)
     guidance_scale: float = Field(default=2.0, ge=0, le=20)
     generate_batch_size: int = Field(default=8, ge=1)
-    sample_precision: SamplePrecision = "auto"
+    sample_precision: SamplePrecision = "fp32"
 
     @model_validator(mode="after")
     def _shape_is_consistent(self) -> DiffusionRecipe:
@@ -170,7 +170,9 @@ PROFILES: dict[str, dict[str, Any]] = {
     "quick": dict(
         resolution=64, channels=(32, 64, 128, 128), layers_per_block=1, attention_levels=1, train_steps=1500,
         batch_size=16, learning_rate=1e-3, warmup_steps=100, ema_decay=0.999, ema_power=0.75, checkpoint_every=100,
-        sample_steps=20, guidance_scale=2.0, generate_batch_size=8,
+        # UniPC at 10 steps in bf16 where native: measured (benchmarks/diffusion.py) at the FID of
+        # 20 DPM-Solver++ steps in fp32, within its bootstrap interval, at 3x the speed.
+        sampler="unipc", sample_steps=10, sample_precision="auto", guidance_scale=2.0, generate_batch_size=8,
     ),
     # Patch Diffusion on the 256 px store: 64 px crops with coordinate channels, no attention (a
     # patch's 8x8 bottleneck would not prepare attention for the whole canvas's 32x32). About 30
