@@ -65,5 +65,8 @@ def _kind_of(line: str) -> tuple[str, str]:
         where, rest = "…", named["rest"]
         particulars.append(named["name"])
     particulars += _QUOTED.findall(rest)[:1]
-    text = _NUMBER.sub("N", _DETAIL.sub("(…)", _QUOTED.sub("'…'", rest)))
+    text = _QUOTED.sub("'…'", rest)
+    while _DETAIL.search(text):  # innermost first, so nested details collapse into one
+        text = _DETAIL.sub("\x00", text)
+    text = _NUMBER.sub("N", text.replace("\x00", "(…)"))
     return (f"{where}: {text}" if where else text), " ".join(particulars) or line

@@ -80,3 +80,9 @@ def test_kinds_keep_their_first_appearance_order_and_single_problems_whole() -> 
         ("labels.csv: duplicate row for '…' (…)", 1, ("row 12 'c.jpg'",)),
     ]
     assert kinds[2].first == lines[4]
+
+
+def test_nested_details_collapse_into_one() -> None:
+    (kind,) = summarise_problems(["a.jpg: truncated or corrupt image (image file is truncated (55 bytes not processed))",
+                                  "b.jpg: truncated or corrupt image (broken data stream)"])
+    assert (kind.kind, kind.count) == ("…: truncated or corrupt image (…)", 2)
