@@ -301,7 +301,11 @@ def _pool(workers: int, items: int) -> Iterator[Executor | None]:
         return
     # why spawn: a forked copy of a process holding threads (torch's pools) may deadlock.
     with ProcessPoolExecutor(max_workers=min(workers, items), mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield pool
+        try:
+            yield pool
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # a strict ingest's error need not wait for the next window
+            raise
 
 
 def _label_changed(stored: FundusImage, item: SourceItem) -> bool:
