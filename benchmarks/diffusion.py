@@ -11,7 +11,14 @@ For each resolution it builds the profile's UNet at that resolution and measures
 - peak resident memory (CPU) or peak CUDA memory of each phase.
 At the first resolution it also times diffusers' stock ``DDPMPipeline`` (1000 steps) on the very
 same UNet and weights (the null class as its label) and prints the speed-up of medaug's loop,
-measured in the same run. Nothing is asserted: the figures are for reading.
+measured in the same run.
+
+Then (``--fid-train-steps`` > 0) it trains the profile's model at ``--fid-resolution`` on phantom
+fundus images for that many steps and, for each ``--samplers`` entry (``NAME:STEPS[:PRECISION]``; the first is the reference), prints side
+by side its speed-up over the pipeline and the FID of ``--fid-images`` samples against the real
+images in the project's feature space (frozen EfficientNet-Lite0 pooled features, projected on
+the real images' principal components, as the quality report does), with a bootstrap 95 %
+interval. Nothing is asserted: the figures are for reading.
 """
 
 from __future__ import annotations
@@ -99,8 +106,8 @@ def sampling_rate(
 ) -> dict:
     """medaug's loop: images/s and peak MiB for ``count`` images at ``guidance`` (batch: the recipe's)."""
     labels, seeds = [i % 5 for i in range(count)], list(range(count))
-    kwargs = dict(sampler="dpmsolver++", steps=recipe.sample_steps, guidance_scale=guidance,
-                  batch_size=batch or recipe.generate_batch_size)
+    kwargs = dict(sampler=recipe.sampler, steps=recipe.sample_steps, guidance_scale=guidance,
+                  batch_size=batch or recipe.generate_batch_size, precision=recipe.sample_precision)
     sample(unet, schedule, labels[:1], seeds[:1], **kwargs)  # warm-up
     memory: dict[str, float] = {}
     with peak_memory(unet.device, memory):
@@ -120,6 +127,105 @@ def pipeline_rate(unet: UNet2DModel, schedule: dict, count: int) -> float:
     return count / seconds
 
 
+def phantom_images(count: int, resolution: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` phantom fundus images at ``resolution`` in [-1, 1] and their grades."""
+    from medaug.adapters.datasets.phantom import PhantomSource
+    from medaug.adapters.imaging.preprocess import FundusPreprocessor
+    from medaug.adapters.png import decode_png
+
+    source, preprocessor = PhantomSource(count, seed=seed, size=resolution), FundusPreprocessor(resolution)
+    items = source.scan().items
+    pixels = torch.stack([torch.from_numpy(decode_png(preprocessor.preprocess(source.read(item), item.id))).permute(2, 0, 1)
+                          for item in items])
+    return pixels.float().div(127.5).sub(1), torch.tensor([int(item.grade) for item in items])
+
+
+def trained_unet(recipe: DiffusionRecipe, device: torch.device, steps: int, data: torch.Tensor, labels: torch.Tensor):  # type: ignore[no-untyped-def]
+    """The recipe's UNet trained ``steps`` steps on ``data`` (EMA weights), and its schedule."""
+    from medaug.adapters.generators.diffusion.model import unet_from_config
+
+    recipe = recipe.model_copy(update={"train_steps": steps, "warmup_steps": min(recipe.warmup_steps, steps // 10)})
+    with tempfile.TemporaryDirectory() as root:
+        run = _Run(recipe, Path(root), 0, device, data, labels)
+        for step in range(steps):
+            run._optimisation_step(step)
+        unet = unet_from_config(dict(run.unet.config))
+        unet.load_state_dict(run._ema_state_dict())
+    return unet.to(device).eval(), dict(run.scheduler.config)
+
+
+class FeatureSpace:
+    """The project's fidelity feature space: frozen EfficientNet-Lite0 features on the real images' top PCs."""
+
+    def __init__(self, real: torch.Tensor, device: torch.device, components: int = 16) -> None:
+        from medaug.adapters.backbone import FrozenFeatures, load_backbone
+
+        self._features = FrozenFeatures(load_backbone("efficientnet-lite0"), 224, None, device=device)
+        pooled = self._pooled(real)
+        self._mean = pooled.mean(dim=0)
+        _, _, vectors = torch.linalg.svd(pooled - self._mean, full_matrices=False)
+        self._basis = vectors[:components].T
+        self.real = self.project(real)
+
+    def _pooled(self, images: torch.Tensor) -> torch.Tensor:
+        return self._features.compute(images.mul(255).round().clamp(0, 255).to(torch.uint8)).double()
+
+    def project(self, images: torch.Tensor) -> torch.Tensor:
+        """Features of ``images`` (N x 3 x R x R in [0, 1])."""
+        return (self._pooled(images) - self._mean) @ self._basis
+
+    def fid(self, images: torch.Tensor, resamples: int = 200) -> tuple[float, float, float]:
+        """FID of ``images`` against the real images and its bootstrap 95 % interval (both sets resampled)."""
+        from medaug.adapters.quality.metrics import fid
+
+        fake = self.project(images)
+        rng = torch.Generator().manual_seed(0)
+        draws = []
+        for _ in range(resamples):
+            real_pick = torch.randint(0, len(self.real), (len(self.real),), generator=rng)
+            fake_pick = torch.randint(0, len(fake), (len(fake),), generator=rng)
+            draws.append(fid(self.real[real_pick], fake[fake_pick]) or 0.0)
+        low, high = torch.tensor(draws, dtype=torch.float64).quantile(torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
+        return fid(self.real, fake) or 0.0, low, high
+
+
+def sampler_quality(args: argparse.Namespace, recipe: DiffusionRecipe, device: torch.device, stock: float,
+                    console: Console, untrained: UNet2DModel, untrained_schedule: dict) -> None:
+    """Train briefly, then each sampler's speed-up over the pipeline and FID, side by side
+    (``--fid-train-steps 0``: the speed-ups alone, on the untrained model)."""
+    if args.fid_train_steps:
+        smaller = {"channels": [int(c) for c in args.fid_channels.split(",")], "attention_levels": 0} if args.fid_channels else {}
+        recipe = DiffusionConfig(profile=args.profile, resolution=args.fid_resolution, **smaller).resolve()
+    data, labels = phantom_images(args.fid_real, recipe.resolution)
+    unet, schedule, space = untrained, untrained_schedule, None
+    if args.fid_train_steps:
+        started = time.perf_counter()
+        unet, schedule = trained_unet(recipe, device, args.fid_train_steps, data, labels)
+        console.print(f"trained {args.fid_train_steps} steps on {len(data)} phantom images in "
+                      f"{time.perf_counter() - started:.0f} s; FID of {args.fid_images} samples (guidance "
+                      f"{recipe.guidance_scale:g}) against {len(data)} real images, 95 % bootstrap interval")
+        space = FeatureSpace(data.add(1).div(2), device)
+        stock = pipeline_rate(unet, schedule, args.pipeline_images or 1)
+        console.print(f"{recipe.resolution} px: diffusers DDPMPipeline, 1000 steps, on the trained model: "
+                      f"{stock:.4f} images/s")
+    count = args.fid_images
+    wanted = [int(labels[i % len(labels)]) for i in range(count)]
+    for entry in args.samplers.split(","):
+        name, steps, precision = (entry.split(":") + ["fp32"])[:3]
+        kwargs = dict(sampler=name, steps=int(steps), guidance_scale=recipe.guidance_scale,
+                      batch_size=recipe.generate_batch_size, precision=precision)
+        sample(unet, schedule, wanted[:1], [0], **kwargs)  # warm-up
+        started = time.perf_counter()
+        images = sample(unet, schedule, wanted, list(range(10_000, 10_000 + count)), **kwargs).images
+        rate = count / (time.perf_counter() - started)
+        quality = ""
+        if space is not None:
+            value, low, high = space.fid(images)
+            quality = f" | FID {value:.2f} [{low:.2f}, {high:.2f}]"
+        console.print(f"{name} {steps:>4} steps {precision}: {rate:.3f} images/s = {rate / stock:.0f}x the 1000-step "
+                      f"DDPMPipeline{quality}")
+
+
 def main() -> None:
     """Print the figures for each resolution, each as soon as it is measured."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -130,6 +236,14 @@ def main() -> None:
     parser.add_argument("--pipeline-images", type=int, default=1, help="images for DDPMPipeline (0 = skip)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--fid-train-steps", type=int, default=300, help="training steps before the FID (0 = skip)")
+    parser.add_argument("--fid-resolution", type=int, default=32, help="resolution of the model trained for the FID")
+    parser.add_argument("--fid-channels", default="", help="UNet channels of that model, without attention "
+                        "(e.g. 16,32,64, the built-in experiment's; default: the profile's)")
+    parser.add_argument("--fid-images", type=int, default=64, help="samples per sampler for the FID")
+    parser.add_argument("--fid-real", type=int, default=200, help="real phantom images (training and FID)")
+    parser.add_argument("--samplers", default="dpmsolver++:20:fp32,dpmsolver++:10:fp32,unipc:10:fp32,unipc:10:auto",
+                        help="NAME:STEPS[:PRECISION] entries compared side by side (speed-up and FID)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -147,7 +261,7 @@ def main() -> None:
         for guidance in (recipe.guidance_scale, 1.0):
             measured = sampling_rate(unet, schedule, recipe, args.samples, guidance)
             rates[guidance] = measured["images_s"]
-            console.print(f"{resolution} px: sampling {measured['images_s']:.3f} images/s (DPM-Solver++ "
+            console.print(f"{resolution} px: sampling {measured['images_s']:.3f} images/s ({recipe.sampler} "
                           f"{recipe.sample_steps} steps, guidance {guidance:g}, batch {recipe.generate_batch_size}), "
                           f"peak memory {measured['peak_mib']:.0f} MiB")
         if index == 0 and args.pipeline_images:
@@ -159,6 +273,9 @@ def main() -> None:
                 alike = sampling_rate(unet, schedule, recipe, args.pipeline_images, guidance, batch=args.pipeline_images)
                 console.print(f"{resolution} px: at the pipeline's batch ({args.pipeline_images}), guidance {guidance:g}: "
                               f"{alike['images_s']:.3f} images/s, {alike['images_s'] / stock:.0f}x the pipeline")
+            sampler_quality(args, recipe, device, stock, console, unet, schedule)
+        elif index == 0 and args.fid_train_steps:  # the FID's model gets its own pipeline figure
+            sampler_quality(args, recipe, device, float("nan"), console, unet, schedule)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from medaug.cli.common import console, err_console, handle_errors, services
-from medaug.composition.bootstrap import IngestOptions, SourceSpec
+from medaug.composition.bootstrap import IngestOptions, IngestOutcome, SourceSpec
 from medaug.composition.factories import PUBLISHED_DATASETS
 from medaug.domain import Grade
 
@@ -31,12 +31,16 @@ PseudonymiseOption = typer.Option(
     None, "--pseudonymise/--keep-names", help="Store ids as keyed hashes of the names (default: settings)."
 )
 MappingOption = typer.Option(None, "--mapping", help="With --pseudonymise: write pseudonym,original CSV here.")
+WorkersOption = typer.Option(
+    None, "--workers", min=1, help="Processes decoding and preprocessing images (default: every core)."
+)
 
 
 _SHARED = {
     "store": ("str", StoreOption), "size": ("int", SizeOption), "lenient": ("bool", LenientOption),
     "limit": ("int", LimitOption), "seed": ("int", SeedOption), "update": ("bool", UpdateOption),
     "pseudonymise": ("bool", PseudonymiseOption), "mapping": ("Path", MappingOption),
+    "workers": ("int", WorkersOption),
 }  # fmt: skip
 """The options every ``medaug data ingest`` command takes after its own: (annotation, option)."""
 
@@ -52,7 +56,8 @@ def _ingest_command(name: str, doc: str, source: Callable[..., SourceSpec]) -> N
     def command(**values: Any) -> None:
         common = {key: values.pop(key) for key in _SHARED}
         options = IngestOptions(
-            common["lenient"], common["update"], common["pseudonymise"], common["mapping"], common["limit"], common["seed"]
+            common["lenient"], common["update"], common["pseudonymise"], common["mapping"], common["limit"], common["seed"],
+            common["workers"],
         )
         _ingest(source(**values), common["size"], common["store"], options)
 
@@ -148,11 +153,11 @@ def _ingest(spec: SourceSpec, size: int | None, store: str | None, options: Inge
     report = outcome.report
     for notice in report.notices:
         err_console.print(f"[cyan]note:[/] {notice}", highlight=False, soft_wrap=True)
-    for problem in report.skipped:  # soft_wrap: one problem, one line (grep), whatever the width
-        err_console.print(f"[yellow]skipped:[/] {problem}", highlight=False, soft_wrap=True)
+    _print_skipped(outcome)
     for conflict in report.conflicts:
         label = "updated" if options.update else "conflict"
         err_console.print(f"[yellow]{label}:[/] {conflict}", highlight=False, soft_wrap=True)
+    listed = f" (every one listed in {outcome.problems_file})" if outcome.problems_file else ""
     changed = ""
     if report.conflicts and options.update:
         changed = f", {report.updated} updated ({report.stale_removed} derived synthetic images removed as stale)"
@@ -160,5 +165,25 @@ def _ingest(spec: SourceSpec, size: int | None, store: str | None, options: Inge
         changed = f", {len(report.conflicts)} changed in the source (not applied; --update applies them)"
     console.print(
         f"{outcome.location}: {report.added} added, {report.already_present} already present, "
-        f"{len(report.skipped)} skipped{changed}", highlight=False, soft_wrap=True,
+        f"{len(report.skipped)} skipped{listed}{changed}", highlight=False, soft_wrap=True,
     )
+
+
+_KINDS_SHOWN = 5
+"""Kinds of skipped problem printed one line each; the rest are counted in one line."""
+
+
+def _print_skipped(outcome: IngestOutcome) -> None:
+    """One line per kind of skipped problem (a single problem whole), never one per problem."""
+    kinds = outcome.problem_kinds
+    for kind in kinds[:_KINDS_SHOWN]:
+        if kind.count == 1:
+            err_console.print(f"[yellow]skipped:[/] {kind.first}", highlight=False, soft_wrap=True)
+        else:
+            more = ", ..." if kind.count > len(kind.examples) else ""
+            err_console.print(f"[yellow]skipped {kind.count:,}:[/] {kind.kind} (e.g. {', '.join(kind.examples)}{more})",
+                              highlight=False, soft_wrap=True)
+    hidden = kinds[_KINDS_SHOWN:]
+    if hidden:
+        err_console.print(f"[yellow]skipped:[/] {sum(k.count for k in hidden):,} more problems of {len(hidden)} "
+                          "other kinds", highlight=False, soft_wrap=True)

@@ -35,8 +35,9 @@ def run(
         False, "--dry-run", help="Check the file and every data set, say what would run; train nothing."
     ),
     external: list[str] = typer.Option(
-        None, "--external", help="Also test every cell on this folder of images labelled by a CSV: PATH[,CSV] "
-        "(repeatable)."
+        None, "--external", help="Also test every cell on this set (repeatable): KIND:PATH for a published set "
+        "(eyepacs, aptos2019, messidor2, ddr, idrid), store:PATH for an ingested store, PATH[,CSV] for a folder "
+        "labelled by a CSV."
     ),
 ) -> None:
     """Run (or resume) an experiment and write report.html, report.md and results.json."""
@@ -113,7 +114,8 @@ def evaluate(
     checkpoint: Path = typer.Option(..., "--checkpoint", help="A classifier saved by medaug train --checkpoint."),
     store: str = typer.Option(None, "--store", "-s", help="Score its test images (default: settings' store)."),
     external: list[str] = typer.Option(
-        None, "--external", help="Also score this folder of images labelled by a CSV: PATH[,CSV] (repeatable)."
+        None, "--external", help="Also score this set (repeatable): KIND:PATH (eyepacs, aptos2019, messidor2, ddr, "
+        "idrid), store:PATH, or PATH[,CSV] for a folder labelled by a CSV."
     ),
 ) -> None:
     """Score a saved classifier on a store's test images and on external sets."""

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medaug.adapters.experiment_file import ExperimentConfig, external_option
-from medaug.adapters.experiment_file import apply_overrides as apply_overrides  # re-exported for the CLI
+from medaug.adapters.experiment_file import ExperimentConfig
+from medaug.adapters.experiment_overrides import apply_overrides as apply_overrides  # re-exported for the CLI
+from medaug.adapters.experiment_overrides import external_option
 from medaug.adapters.experiment_file import load_experiment_config as load_experiment_config  # and embedders
 from medaug.application.errors import ConfigError
 from medaug.application.ports import DatasetSource, GeneratorTrainingResult, NullProgress, ProgressSink
@@ -21,6 +22,7 @@ from medaug.application.services.augment import AugmentCommand, AugmentOutcome, 
 from medaug.application.services.evaluate import evaluate_saved
 from medaug.application.services.experiment import ExperimentOutcome, ingest_step, rebuild_report, run_experiment_job
 from medaug.application.services.ingest import IngestReport, ingest
+from medaug.application.services.problems import ProblemKind, summarise_problems
 from medaug.application.services.quality import assess_all
 from medaug.application.services.stats import StoreStats, store_stats
 from medaug.application.services.sync import (
@@ -34,6 +36,7 @@ from medaug.application.services.sync import (
 from medaug.application.services.train_classifier import train_classifier
 from medaug.application.services.train_generator import train_generator
 from medaug.composition import factories, jobs
+from medaug.composition.factories.ingest_reports import write_ingest_problems
 from medaug.composition.settings import Settings, seed_of
 from medaug.domain.experiment import CellResult, Metrics
 from medaug.domain.quality import QualityReport
@@ -76,14 +79,23 @@ class IngestOptions:
     limit: int | None = None
     seed: int | None = None
     """Seed of the ``limit`` draw (None: settings.seed)."""
+    workers: int | None = None
+    """Processes decoding and preprocessing (None: every core of this machine)."""
 
 
 @dataclass(frozen=True)
 class IngestOutcome:
-    """An ingest's report and the store it wrote to."""
+    """An ingest's report and the store it wrote to.
+
+    Attributes:
+        problem_kinds: the skipped problems summarised by kind (what the terminal shows).
+        problems_file: the file listing every skipped problem (None when none was skipped).
+    """
 
     report: IngestReport
     location: str
+    problem_kinds: tuple[ProblemKind, ...] = ()
+    problems_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -127,10 +139,13 @@ class Services:
             progress=self.progress,
             limit=options.limit,
             seed=seed_of(self.settings, options.seed),
+            workers=options.workers or factories.cpu_workers(),
         )
         if options.mapping is not None:
             factories.write_mapping(options.mapping, report.mapping)
-        return IngestOutcome(report=report, location=image_store.location)
+        problems_file = write_ingest_problems(self.settings, image_store, source.name, report.skipped, private=private)
+        return IngestOutcome(report=report, location=image_store.location,
+                             problem_kinds=tuple(summarise_problems(report.skipped)), problems_file=problems_file)
 
     def store_stats(self, store: str | None = None) -> StoreStats:
         """Image counts of a store per split, origin and grade."""
@@ -184,7 +199,7 @@ class Services:
         self, checkpoint: Path, *, store: str | None = None, external: list[str] | None = None
     ) -> dict[str, Metrics]:
         """Score a classifier saved by ``train --checkpoint`` on a store's test images and on
-        each external folder+CSV set (``PATH[,CSV]``, ingested into its own store first)."""
+        each external set (``KIND:PATH``, ``store:PATH`` or ``PATH[,CSV]``, ingested into its own store first)."""
         classifier = factories.build_saved_classifier(checkpoint)
         stores = {}
         for value in external or []:

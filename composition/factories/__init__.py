@@ -24,6 +24,7 @@ from medaug.composition.factories.datasets import (
     build_pseudonymiser,
     build_source,
     check_mapping_file,
+    cpu_workers,
     write_mapping,
 )
 from medaug.composition.factories.generators import (

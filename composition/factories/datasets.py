@@ -68,6 +68,16 @@ def write_mapping(path: Path, mapping: Mapping[str, str]) -> None:
     write_atomic(path, buffer.getvalue(), mode=0o600)
 
 
+def cpu_workers() -> int:
+    """Processes an ingest uses by default: every core this process may run on."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def build_preprocessor(settings: Settings, size: int | None = None) -> Preprocessor:
     """The fundus preprocessor at the working size."""
     from medaug.adapters.imaging.preprocess import MIN_SIDE, FundusPreprocessor

@@ -17,7 +17,7 @@ from medaug.composition.settings import load_settings
 def test_every_profile_resolves_to_a_full_recipe(name: str) -> None:
     recipe = DiffusionConfig(profile=name).resolve()
     assert isinstance(recipe, DiffusionRecipe)
-    assert recipe.train_steps >= 1 and recipe.sampler in ("dpmsolver++", "ddim", "ddpm")
+    assert recipe.train_steps >= 1 and recipe.sampler in ("dpmsolver++", "unipc", "ddim", "ddpm")
 
 
 def test_quick_is_a_small_64px_cpu_model_and_standard_a_larger_gpu_one() -> None:
@@ -25,7 +25,8 @@ def test_quick_is_a_small_64px_cpu_model_and_standard_a_larger_gpu_one() -> None
     assert quick.resolution == 64 and quick.mixed_precision == "auto"
     assert standard.resolution in (128, 256)
     assert sum(standard.channels) > sum(quick.channels)
-    assert quick.cfg_dropout > 0 and quick.sampler == "dpmsolver++"
+    assert quick.cfg_dropout > 0 and (quick.sampler, quick.sample_steps, quick.sample_precision) == ("unipc", 10, "auto")
+    assert standard.sampler == "dpmsolver++" and standard.sample_precision == "fp32"
 
 
 def test_fields_set_in_the_config_override_the_profile() -> None:

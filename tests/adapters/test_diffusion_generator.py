@@ -62,7 +62,7 @@ def _disc_error(images: list[np.ndarray]) -> tuple[float, float]:
     return float(np.abs(inside.mean(axis=(0, 1)) - np.array(DISC)).max()), float(corners.mean())
 
 
-@pytest.mark.parametrize("sampler", ["dpmsolver++", "ddim", "ddpm"])
+@pytest.mark.parametrize("sampler", ["dpmsolver++", "unipc", "ddim", "ddpm"])
 def test_every_sampler_draws_the_learned_discs_not_noise(trained, sampler: str) -> None:
     generator = _generator(trained, sampler=sampler, sample_steps=10)
     results = generator.generate([_request(seed, grade=seed % 5) for seed in range(10)])
@@ -86,9 +86,10 @@ def test_images_are_upscaled_to_the_requested_size(trained) -> None:
 
 def test_sample_parameters_name_the_model_sampler_and_seed(trained) -> None:
     parameters = _generator(trained, guidance_scale=3.0).generate([_request(5, grade=4)])[0].parameters
+    precision = "fp32"
     assert parameters | {"weights_sha256": "x"} == {
         "mode": "sample", "scheduler": "dpmsolver++", "steps": 8, "guidance": 3.0, "batch_size": 4,
-        "resolution": SIZE, "checkpoint": "step-000150", "checkpoint_step": 150, "weights_sha256": "x",
+        "precision": precision, "resolution": SIZE, "checkpoint": "step-000150", "checkpoint_step": 150, "weights_sha256": "x",
         "seed": 5, "grade": 4,
     }
 

@@ -13,7 +13,7 @@ from tests.adapters.test_diffusion_fixtures import one_torch_thread, tiny_recipe
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SAMPLERS = ("dpmsolver++", "ddim", "ddpm")
+SAMPLERS = ("dpmsolver++", "unipc", "ddim", "ddpm")
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +126,14 @@ def test_dpm_solver_clips_its_clean_image_estimate() -> None:
     assert scheduler.config.thresholding and scheduler.config.sample_max_value == 1.0
     assert scheduler.config.timestep_spacing == "trailing"
     assert scheduler.config.prediction_type == "v_prediction"
+
+
+def test_bf16_sampling_stays_close_to_fp32_and_auto_follows_the_hardware(unet, schedule) -> None:
+    from medaug.adapters.generators.diffusion.sampling import uses_bf16
+
+    exact = sample(unet, schedule, [1, 3], [4, 5], steps=4, batch_size=2, precision="fp32").images
+    rounded = sample(unet, schedule, [1, 3], [4, 5], steps=4, batch_size=2, precision="bf16").images
+    assert not torch.equal(exact, rounded) and (exact - rounded).abs().mean() < 0.05
+    assert uses_bf16("fp32", torch.device("cpu")) is False and uses_bf16("bf16", torch.device("cpu")) is True
+    native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert uses_bf16("auto", torch.device("cpu")) is native

@@ -216,3 +216,28 @@ def test_optimizer_state_survives_flattening() -> None:
     restored.load_state_dict(unflatten_optimizer(tensors, json.loads(json.dumps(rest))))
     original, again = optimizer.state_dict(), restored.state_dict()
     assert all(torch.equal(original["state"][0][k], again["state"][0][k]) for k in ("exp_avg", "exp_avg_sq", "step"))
+
+
+@pytest.mark.parametrize("prediction", ["v_prediction", "epsilon"])
+def test_min_snr_weighting_weighs_each_image_error_by_its_capped_snr(prediction: str) -> None:
+    from diffusers.training_utils import compute_snr
+
+    recipe = tiny_recipe(prediction_type=prediction)
+    clean, labels = training_tensors(disc_images(6), recipe.resolution)
+    generator = torch.Generator().manual_seed(1)
+    noise = torch.randn(clean.shape, generator=generator)
+    timesteps = torch.tensor([0, 20, 200, 500, 800, 999])
+    torch.manual_seed(0)
+    unet, scheduler = build_unet(recipe), noise_scheduler(recipe)
+    with torch.no_grad():
+        plain = diffusion_loss(unet, scheduler, clean, noise, timesteps, labels)
+        weighted = diffusion_loss(unet, scheduler, clean, noise, timesteps, labels, snr_gamma=5.0)
+        per_image = torch.stack([
+            diffusion_loss(unet, scheduler, clean[i : i + 1], noise[i : i + 1], timesteps[i : i + 1], labels[i : i + 1])
+            for i in range(6)
+        ])
+    snr = compute_snr(scheduler, timesteps)
+    weights = snr.clamp(max=5.0) / (snr + 1 if prediction == "v_prediction" else snr)
+    assert torch.allclose(plain, per_image.mean(), rtol=1e-4)
+    assert torch.allclose(weighted, (per_image * weights).mean(), rtol=1e-4)
+    assert weights[0] < 0.01 and weighted < plain  # the nearly clean timesteps barely count

@@ -11,7 +11,7 @@ import torch
 from medaug.adapters.generators.diffusion.checkpoint import SamplingModel, latest_checkpoint, load_sampling_model
 from medaug.adapters.generators.diffusion.config import SAMPLING_FIELDS, DiffusionConfig, DiffusionRecipe, recipe_from
 from medaug.adapters.generators.diffusion.distributed import process_device, shard, world_size
-from medaug.adapters.generators.diffusion.sampling import keep_source_detail, sample, vary
+from medaug.adapters.generators.diffusion.sampling import keep_source_detail, sample, uses_bf16, vary
 from medaug.adapters.torch_support import png_to_tensor, resolve_device, tensor_to_png
 from medaug.application.errors import GeneratorError, InputError
 from medaug.application.ports import GenerationRequest, GenerationResult
@@ -89,7 +89,7 @@ class DiffusionGenerator:
             return []
         options = dict(
             sampler=recipe.sampler, steps=recipe.sample_steps, guidance_scale=recipe.guidance_scale,
-            batch_size=self._batch_size,
+            batch_size=self._batch_size, precision=recipe.sample_precision,
         )
         labels, seeds = [int(r.grade) for r in requests], [r.seed for r in requests]
         schedule = model.meta.schedule
@@ -121,6 +121,7 @@ class DiffusionGenerator:
             "steps": recipe.sample_steps,
             "guidance": recipe.guidance_scale,
             "batch_size": self._batch_size,
+            "precision": "bf16" if uses_bf16(recipe.sample_precision, model.network.device) else "fp32",
             "resolution": model.network.config.sample_size,
             "checkpoint": model.checkpoint,
             "checkpoint_step": model.meta.step,

@@ -10,6 +10,7 @@ batches of the same size (the last one padded), so an image's pixels depend on i
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,11 +18,11 @@ from typing import Any
 
 import torch
 import torchvision.transforms.v2.functional as TF
-from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel, UniPCMultistepScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 
-from medaug.adapters.generators.diffusion.config import NULL_CLASS, NUM_CLASSES, SamplerName
+from medaug.adapters.generators.diffusion.config import NULL_CLASS, NUM_CLASSES, SamplePrecision, SamplerName
 from medaug.adapters.generators.diffusion.model import with_coordinates
 from medaug.application.errors import ConfigError
 
@@ -43,12 +44,24 @@ SAMPLER_OPTIONS: dict[str, dict[str, Any]] = {
         "final_sigmas_type": "zero",
         "lower_order_final": True,
     },
+    # UniPC (Zhao et al. 2023): a predictor-corrector multistep solver, good at 10 steps or fewer.
+    "unipc": {
+        "solver_order": 2,
+        "predict_x0": True,
+        "solver_type": "bh2",
+        "thresholding": True,
+        "sample_max_value": 1.0,
+        "timestep_spacing": "trailing",
+        "final_sigmas_type": "zero",
+        "lower_order_final": True,
+    },
     "ddim": {"clip_sample": True, "set_alpha_to_one": True, "timestep_spacing": "trailing"},
     "ddpm": {"clip_sample": True, "timestep_spacing": "trailing", "variance_type": "fixed_small"},
 }
 
 _SCHEDULERS: dict[str, type[SchedulerMixin]] = {
     "dpmsolver++": DPMSolverMultistepScheduler,
+    "unipc": UniPCMultistepScheduler,
     "ddim": DDIMScheduler,
     "ddpm": DDPMScheduler,
 }
@@ -73,7 +86,7 @@ def make_scheduler(
     """A fresh sampling scheduler over the training noise schedule.
 
     Args:
-        name: ``dpmsolver++`` (default choice), ``ddim`` or ``ddpm``.
+        name: ``dpmsolver++`` (default choice), ``unipc``, ``ddim`` or ``ddpm``.
         schedule: the training scheduler's config (betas, timesteps, prediction type).
         options: scheduler arguments overriding ``SAMPLER_OPTIONS[name]``.
 
@@ -97,6 +110,7 @@ def sample(
     guidance_scale: float = 2.0,
     batch_size: int = 8,
     options: dict[str, Any] | None = None,
+    precision: SamplePrecision = "fp32",
 ) -> DiffusionSampleOutput:
     """Sample one image per (label, seed) from pure noise.
 
@@ -105,17 +119,20 @@ def sample(
         schedule: the training scheduler's config.
         labels: grade 0-4 per image, or ``NULL_CLASS`` for an unconditional sample.
         seeds: one seed per image.
-        sampler: ``dpmsolver++``, ``ddim`` or ``ddpm``.
+        sampler: ``dpmsolver++``, ``unipc``, ``ddim`` or ``ddpm``.
         steps: denoising steps.
         guidance_scale: classifier-free guidance (1 = conditional only, 0 = unconditional).
         batch_size: UNet batch; part of what makes the pixels reproducible.
         options: scheduler arguments overriding the defaults (see ``make_scheduler``).
+        precision: the UNet's arithmetic: ``fp32``, ``bf16`` (autocast) or ``auto`` (see
+            ``DiffusionRecipe.sample_precision``).
 
     Raises:
         ConfigError: mismatched inputs or an invalid step count, label or guidance.
     """
     _check(labels, seeds, steps, guidance_scale, batch_size)
-    process = _Process(make=lambda: make_scheduler(sampler, schedule, options), steps=steps, guidance=guidance_scale)
+    process = _Process(make=lambda: make_scheduler(sampler, schedule, options), steps=steps, guidance=guidance_scale,
+                       bf16=uses_bf16(precision, unet.device))
     return _run(unet, process, labels, seeds, batch_size, clean=None, skip=0)
 
 
@@ -132,6 +149,7 @@ def vary(
     guidance_scale: float = 2.0,
     batch_size: int = 8,
     options: dict[str, Any] | None = None,
+    precision: SamplePrecision = "fp32",
 ) -> DiffusionSampleOutput:
     """SDEdit variations: noise each source to ``strength`` and denoise it towards its label.
 
@@ -150,6 +168,7 @@ def vary(
         guidance_scale: classifier-free guidance.
         batch_size: UNet batch; part of what makes the pixels reproducible.
         options: scheduler arguments overriding the defaults.
+        precision: as in :func:`sample`.
 
     Raises:
         ConfigError: strength outside [0, 1], sources of the wrong shape, or as in :func:`sample`.
@@ -165,7 +184,8 @@ def vary(
     skip = steps - min(round(steps * strength), steps)
     if skip == steps:
         return DiffusionSampleOutput(images=sources.detach().float().cpu().clone(), timesteps=[])
-    process = _Process(make=lambda: make_scheduler(sampler, schedule, options), steps=steps, guidance=guidance_scale)
+    process = _Process(make=lambda: make_scheduler(sampler, schedule, options), steps=steps, guidance=guidance_scale,
+                       bf16=uses_bf16(precision, unet.device))
     return _run(unet, process, labels, seeds, batch_size, clean=sources.float() * 2.0 - 1.0, skip=skip)
 
 
@@ -208,11 +228,25 @@ def _check(labels: Sequence[int], seeds: Sequence[int], steps: int, guidance: fl
         raise ConfigError(f"class label {bad[0]} is outside 0-{NUM_CLASSES - 1}")
 
 
+def uses_bf16(precision: SamplePrecision, device: torch.device) -> bool:
+    """Whether sampling at ``precision`` on ``device`` runs the UNet under bf16 autocast.
+
+    ``auto`` picks bf16 only where it is native (measured on an AVX-512 BF16 CPU: 1.7x the
+    fp32 speed for the quick model at 64 px); elsewhere bf16 is emulated and slower.
+    """
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 @dataclass(frozen=True)
 class _Process:
     make: Callable[[], SchedulerMixin]
     steps: int
     guidance: float
+    bf16: bool = False
 
 
 def _run(
@@ -239,7 +273,7 @@ def _run(
     return DiffusionSampleOutput(images=torch.cat(images) if images else empty, timesteps=visited)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def _denoise(
     unet: UNet2DModel,
     process: _Process,
@@ -260,10 +294,14 @@ def _denoise(
     else:
         x = scheduler.add_noise(clean.to(device), noise, timesteps[:1].repeat(len(labels)))
     cond = torch.tensor(labels, device=device)
+    # why: stochastic schedulers (DDPM) draw each image's step noise from its own generator; the
+    # deterministic ones (UniPC) take none.
+    extra = {"generator": generators} if "generator" in inspect.signature(scheduler.step).parameters else {}
     for t in timesteps:
         model_input = scheduler.scale_model_input(x, t).to(dtype)
-        prediction = _guided(unet, model_input, t, cond, process.guidance).float()
-        x = scheduler.step(prediction, t, x, generator=generators).prev_sample
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=process.bf16):
+            prediction = _guided(unet, model_input, t, cond, process.guidance).float()
+        x = scheduler.step(prediction, t, x, **extra).prev_sample
     return (x / 2 + 0.5).clamp(0, 1).cpu(), [int(t) for t in timesteps]
 
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from diffusers import DDPMScheduler, UNet2DModel
 from diffusers.optimization import get_cosine_schedule_with_warmup
-from diffusers.training_utils import EMAModel
+from diffusers.training_utils import EMAModel, compute_snr
 from torchvision.transforms.v2 import functional as TF
 
 from medaug.adapters.files import write_atomic
@@ -83,6 +83,7 @@ def diffusion_loss(
     timesteps: torch.Tensor,
     labels: torch.Tensor,
     coordinates: torch.Tensor | None = None,
+    snr_gamma: float | None = None,
 ) -> torch.Tensor:
     """The denoising objective: MSE between the model's prediction and the noise (or velocity).
 
@@ -93,6 +94,7 @@ def diffusion_loss(
         timesteps: one training timestep per image; labels: class per image (grade or null).
         coordinates: for a UNet with coordinate channels, each patch's ``N x 2 x P x P`` position
             maps (see ``coordinate_maps``); they are appended to the noisy input, never noised.
+        snr_gamma: min-SNR-gamma weighting of each image's error (None: plain mean).
     """
     noisy = scheduler.add_noise(clean, noise, timesteps)
     if scheduler.config.prediction_type == "v_prediction":
@@ -101,7 +103,12 @@ def diffusion_loss(
         target = noise
     model_input = noisy if coordinates is None else torch.cat([noisy, coordinates.to(noisy.dtype)], dim=1)
     prediction = model(model_input, timesteps, labels).sample
-    return F.mse_loss(prediction.float(), target.float())
+    if snr_gamma is None:
+        return F.mse_loss(prediction.float(), target.float())
+    errors = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+    snr = compute_snr(scheduler, timesteps).float()
+    weights = snr.clamp(max=snr_gamma) / (snr + 1 if scheduler.config.prediction_type == "v_prediction" else snr)
+    return (errors * weights).mean()
 
 
 class DiffusionTrainer(CheckpointedTrainer[DiffusionRecipe]):
@@ -241,7 +248,8 @@ class _Run:
         for micro in range(self.recipe.grad_accumulation):
             clean, noise, timesteps, labels, coordinates = self._batch(step, micro)
             with self.accelerator.accumulate(self.model):
-                loss = diffusion_loss(self.model, self.scheduler, clean, noise, timesteps, labels, coordinates)
+                loss = diffusion_loss(self.model, self.scheduler, clean, noise, timesteps, labels, coordinates,
+                                      snr_gamma=self.recipe.snr_gamma)
                 self.accelerator.backward(loss)
                 if self.accelerator.sync_gradients:
                     self.accelerator.clip_grad_norm_(self.model.parameters(), GRAD_CLIP)
