@@ -18,7 +18,7 @@ _ROW = re.compile(r"^(?P<file>.*?)\s*\brow (?P<row>\d+): (?P<rest>.*)$")
 _LEADING_NAME = re.compile(r"^(?P<name>[^\s:'\"]+): (?P<rest>.+)$")
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _DETAIL = re.compile(r"\([^()]*\)")
-_NUMBER = re.compile(r"(?<![\w./])\d+(?![\w./])")
+_NUMBER = re.compile(r"(?<![\w./-])\d+(?![\w./-])")  # a range such as 0-4 is part of the text
 
 
 class ProblemKind(BaseModel):

@@ -75,7 +75,7 @@ def test_kinds_keep_their_first_appearance_order_and_single_problems_whole() -> 
              "labels.csv row 12: duplicate row for 'c.jpg' (also row 4)"]
     kinds = summarise_problems(lines, examples=1)
     assert [(k.kind, k.count, k.examples) for k in kinds] == [
-        ("labels.csv: grade N is outside N-N", 2, ("row 3",)),
+        ("labels.csv: grade N is outside 0-4", 2, ("row 3",)),
         ("…: truncated or corrupt image (…)", 2, ("a.jpg",)),
         ("labels.csv: duplicate row for '…' (…)", 1, ("row 12 'c.jpg'",)),
     ]
