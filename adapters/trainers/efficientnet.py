@@ -4,7 +4,7 @@ Two modes, chosen by ``mode`` in the classifier's settings:
 
 - ``frozen``: the backbone's pooled features (global average + max of its last feature map, TF-lite
   input scaling) are computed once per image and flip view and cached by image checksum in the
-  run folder (``adapters.backbone.FrozenFeatures``); a linear softmax head on standardised features
+  run folder (``adapters.trainers.backbone.FrozenFeatures``); a linear softmax head on standardised features
   is then trained in seconds per cell.
 - ``finetune``: the whole network (or its last blocks) with a new five-grade layer, trained by the
   shared loop (early stopping, seeds, curves), channels-last, with online flips.
@@ -22,7 +22,7 @@ import structlog
 import torch
 from torch import nn
 
-from medaug.adapters.backbone import (
+from medaug.adapters.trainers.backbone import (
     TFLITE_MEAN,
     TFLITE_STD,
     FrozenFeatures,
