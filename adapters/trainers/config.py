@@ -57,10 +57,11 @@ class EfficientNetConfig(LoopConfig):
             up to ``partial_stage`` runs once per image and its maps are cached; the stages from
             there on, the head convolution and a new five-grade layer are trained on them) or
             ``finetune`` (the network trained end to end by the shared loop, online flips).
-        head: frozen: ``linear`` (softmax regression) or ``ordinal`` (ridge regression of the
-            grade cut at thresholds tuned for quadratic kappa on inner folds of the training
-            rows; ``adapters.trainers.ordinal``).
-        ordinal_alphas: frozen, ordinal head: ridge penalties chosen from on the inner folds.
+        head: frozen: ``linear`` (softmax regression, argmax) or ``ordinal`` (the expected grade
+            of a softmax regression cut at thresholds tuned for quadratic kappa on inner folds
+            of the training rows; ``adapters.trainers.ordinal``).
+        ordinal_cs: frozen, ordinal head: inverse L2 penalties (scikit-learn's ``C``) chosen
+            from on the inner folds.
         inner_folds: frozen, ordinal head: inner folds of the training rows.
         test_views: frozen: the flip views (``id``, ``h``, ``v``, ``hv``) whose features are
             averaged to grade a test image (test-time flips; for both heads, averaging features
@@ -88,7 +89,7 @@ class EfficientNetConfig(LoopConfig):
     lr: float = Field(default=3e-4, gt=0)
     mode: Literal["frozen", "partial", "finetune"] = "frozen"
     head: Literal["linear", "ordinal"] = "linear"
-    ordinal_alphas: tuple[float, ...] = (100.0, 300.0, 1000.0, 3000.0, 10000.0)
+    ordinal_cs: tuple[float, ...] = (0.01,)
     inner_folds: int = Field(default=5, ge=2, le=20)
     test_views: tuple[Literal["id", "h", "v", "hv"], ...] = ("id",)
     partial_stage: int = Field(default=7, ge=1, le=7)
@@ -120,11 +121,11 @@ class EfficientNetConfig(LoopConfig):
             raise ValueError(f"test_views must name distinct views of id, h, v, hv, got {list(value)}")
         return value
 
-    @field_validator("ordinal_alphas")
+    @field_validator("ordinal_cs")
     @classmethod
-    def _alphas_positive(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if not value or any(a <= 0 for a in value):
-            raise ValueError(f"ridge penalties must be positive and at least one, got {list(value)}")
+    def _cs_positive(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(c <= 0 for c in value):
+            raise ValueError(f"penalties must be positive and at least one, got {list(value)}")
         return value
 
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import structlog
 import torch
 from torch import nn
@@ -219,13 +220,14 @@ class EfficientNetTrainer:
             train_x, train_y = torch.cat([train_x, val_x]), torch.cat([train_y, _labels(request.val)])
             groups, scored = [*groups, *(r.id for r in request.val)], [*scored, *([True] * len(request.val))]
         fitting = time.perf_counter()
-        head = fit_ordinal_head(train_x, train_y.numpy(), groups, scored, alphas=self.config.ordinal_alphas,
+        head = fit_ordinal_head(train_x, train_y.numpy(), groups, scored, cs=self.config.ordinal_cs,
                                 inner_folds=self.config.inner_folds, seed=request.seed)
         seconds = time.perf_counter() - fitting
-        _log.info("ordinal_head", classifier=self._name, seed=request.seed, alpha=head.alpha,
+        _log.info("ordinal_head", classifier=self._name, seed=request.seed, c=head.c,
                   inner_kappa=round(head.inner_kappa, 4), thresholds=[round(float(t), 3) for t in head.thresholds])
         train_grades = head.grades(train_x)
-        record = EpochRecord(epoch=1, train_loss=float(((head.scores(train_x) - train_y.numpy()) ** 2).mean()),
+        train_p = head.probabilities(train_x)[np.arange(len(train_y)), train_y.numpy()]
+        record = EpochRecord(epoch=1, train_loss=float(-np.log(np.clip(train_p, 1e-12, None)).mean()),
                              train_accuracy=float((train_grades == train_y.numpy()).mean()))
         extra = {
             name: _ordinal_predictions(external.images, head, self._test_features(features, external.store, external.images))
@@ -236,7 +238,7 @@ class EfficientNetTrainer:
         if request.checkpoint_path is not None:
             tensors = {f"ordinal.{k}": v for k, v in head.tensors().items()}
             checkpoint = save_atomic(tensors, Path(request.checkpoint_path), self._metadata(request, None)
-                                     | {"alpha": str(head.alpha), "inner_kappa": str(head.inner_kappa)})
+                                     | {"c": str(head.c), "inner_kappa": str(head.inner_kappa)})
         return TrainingOutcome(
             predictions=_ordinal_predictions(request.test, head, test_x),
             extra_predictions=extra,

@@ -1,35 +1,40 @@
-"""An ordinal head on frozen features: ridge regression of the grade, cut by thresholds tuned for kappa.
+"""An ordinal head on frozen features: the expected grade of a softmax regression, cut at thresholds
+tuned for quadratic kappa.
 
 Grades are ordered, and quadratic kappa punishes a grade off by two four times as much as one off by
-one: a regression of the grade number, cut into five grades at thresholds chosen to maximise
-quadratic kappa, is what the strongest DR graders do (the "optimised rounder" of the Kaggle
-APTOS/EyePACS solutions). Everything that is chosen is chosen on the training side only:
+one: a continuous grade score cut into five grades at thresholds chosen to maximise quadratic kappa
+is what the strongest DR graders do (the "optimised rounder" of the Kaggle APTOS/EyePACS
+solutions). The score here is the expected grade (sum of k * P(k)) of an L2-penalised multinomial
+logistic regression on standardised features (scikit-learn, L-BFGS). Measured on IDRiD (frozen
+lite0 at 384 px from 512 px, real images, outer 5-fold): argmax of the same regression gave
+kappa 0.777 (65.3 % accuracy), a ridge regression of the grade with tuned thresholds 0.769, the
+expected grade cut halfway 0.795 and cut at tuned thresholds 0.806-0.817 (accuracy 53-58 %: the
+thresholds trade accuracy for kappa).
 
-- the ridge penalty (one of ``config.ordinal_alphas``) and the four thresholds come from
-  out-of-fold predictions of inner folds over the training rows (stratified by grade, grouped by
-  source image so that a flip view or a synthetic image never sits in another inner fold than its
-  source; only real rows are scored);
-- the final regression is then refitted on every training row.
-
-Probabilities come from a cumulative-logit link around the thresholds, with the spread of the
-out-of-fold residuals as its scale (for log loss and AUC; the grade is the thresholded score).
+Everything that is chosen is chosen on the training side only: the penalty (one of ``cs``) and the
+four thresholds come from out-of-fold predictions of inner folds over the training rows
+(stratified by grade, grouped by source image so that a flip view or a synthetic image never sits in
+another inner fold than its source; only real rows are scored); the final regression is then
+refitted on every training row.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.special import expit
-from sklearn.linear_model import Ridge
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
 
 from medaug.adapters.trainers.network import NUM_GRADES
 
 START = np.arange(NUM_GRADES - 1, dtype=np.float64) + 0.5
 """Thresholds before tuning: halfway between grades."""
+GRADES = np.arange(NUM_GRADES, dtype=np.float64)
 
 
 def cut(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -83,45 +88,34 @@ def tune_thresholds(scores: np.ndarray, labels: np.ndarray, *, candidates: int =
 
 @dataclass(frozen=True)
 class OrdinalHead:
-    """A fitted ordinal head: standardisation, ridge weights, thresholds and the link's scale."""
+    """A fitted ordinal head: standardisation, the softmax regression and the tuned thresholds."""
 
     mean: np.ndarray
     std: np.ndarray
-    coef: np.ndarray
-    intercept: float
+    model: LogisticRegression
     thresholds: np.ndarray
-    scale: float
-    alpha: float
+    c: float
     inner_kappa: float
     """Quadratic kappa of the tuned thresholds on the inner folds' out-of-fold predictions."""
 
+    def probabilities(self, features: torch.Tensor | np.ndarray) -> np.ndarray:
+        """N x 5 probabilities of the softmax regression (grades absent from training get 0)."""
+        return _probabilities(self.model, (_numpy(features) - self.mean) / self.std)
+
     def scores(self, features: torch.Tensor | np.ndarray) -> np.ndarray:
-        """The regressed grade of each feature row (a float per row)."""
-        x = _numpy(features)
-        return ((x - self.mean) / self.std) @ self.coef + self.intercept
+        """The expected grade of each feature row."""
+        return self.probabilities(features) @ GRADES
 
     def grades(self, features: torch.Tensor | np.ndarray) -> np.ndarray:
-        """The predicted grade of each feature row."""
+        """The predicted grade of each feature row: its expected grade cut at the thresholds."""
         return cut(self.scores(features), self.thresholds)
-
-    def probabilities(self, features: torch.Tensor | np.ndarray) -> np.ndarray:
-        """N x 5 probabilities of a cumulative-logit link: P(grade <= k) = sigmoid((t_k - score) / s)."""
-        scores = self.scores(features)
-        cumulative = expit((self.thresholds[None, :] - scores[:, None]) / self.scale)
-        cumulative = np.concatenate([np.zeros((len(scores), 1)), cumulative, np.ones((len(scores), 1))], axis=1)
-        probabilities = np.clip(np.diff(cumulative, axis=1), 1e-6, None)
-        return probabilities / probabilities.sum(axis=1, keepdims=True)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """Everything needed to predict again, as tensors (for a safetensors checkpoint)."""
-        return {
-            "mean": torch.as_tensor(self.mean, dtype=torch.float32),
-            "std": torch.as_tensor(self.std, dtype=torch.float32),
-            "coef": torch.as_tensor(self.coef, dtype=torch.float32),
-            "intercept": torch.tensor([self.intercept], dtype=torch.float32),
-            "thresholds": torch.as_tensor(self.thresholds, dtype=torch.float32),
-            "scale": torch.tensor([self.scale], dtype=torch.float32),
-        }
+        arrays = {"mean": self.mean, "std": self.std, "coef": self.model.coef_, "intercept": self.model.intercept_,
+                  "thresholds": self.thresholds}
+        tensors = {name: torch.tensor(np.ascontiguousarray(value), dtype=torch.float32) for name, value in arrays.items()}
+        return tensors | {"classes": torch.tensor(np.asarray(self.model.classes_), dtype=torch.int64)}
 
 
 def fit_ordinal_head(
@@ -130,7 +124,7 @@ def fit_ordinal_head(
     groups: Sequence[str],
     scored: Sequence[bool] | np.ndarray,
     *,
-    alphas: Sequence[float],
+    cs: Sequence[float],
     inner_folds: int,
     seed: int,
 ) -> OrdinalHead:
@@ -142,7 +136,7 @@ def fit_ordinal_head(
         groups: the source image of each row (a real image's own id; a synthetic image's source),
             kept in one inner fold.
         scored: whether a row's out-of-fold prediction counts when tuning (real, unflipped rows).
-        alphas: ridge penalties to choose from (on standardised features).
+        cs: inverse L2 penalties (scikit-learn's ``C``) to choose from on the inner folds.
         inner_folds: inner folds for the out-of-fold predictions (fewer where a grade is rarer).
         seed: the inner folds' shuffle.
 
@@ -157,35 +151,42 @@ def fit_ordinal_head(
     mean = x.mean(axis=0)
     std = np.clip(x.std(axis=0), 1e-6, None)
     z = (x - mean) / std
-    out_of_fold = _out_of_fold(z, y, np.asarray(groups), mask, alphas, inner_folds, seed)
-    best: tuple[float, float, np.ndarray, np.ndarray] | None = None
-    for alpha, predictions in out_of_fold.items():
+    best: tuple[float, float, np.ndarray] | None = None
+    for c, predictions in _out_of_fold(z, y, np.asarray(groups), mask, cs, inner_folds, seed).items():
         thresholds = tune_thresholds(predictions[mask], y[mask])
         score = kappa(y[mask], cut(predictions[mask], thresholds))
         if best is None or score > best[0] + 1e-9:
-            best = (score, alpha, thresholds, predictions)
+            best = (score, c, thresholds)
     assert best is not None
-    score, alpha, thresholds, predictions = best
-    residual = float(np.std(predictions[mask] - y[mask])) if mask.any() else 1.0
-    model = Ridge(alpha=alpha).fit(z, y.astype(np.float64))
-    return OrdinalHead(
-        mean=mean, std=std, coef=model.coef_.astype(np.float64), intercept=float(model.intercept_),
-        thresholds=thresholds, scale=max(residual * np.sqrt(3.0) / np.pi, 0.05), alpha=alpha, inner_kappa=score,
-    )  # fmt: skip
+    score, c, thresholds = best
+    return OrdinalHead(mean=mean, std=std, model=_logistic(z, y, c), thresholds=thresholds, c=c, inner_kappa=score)
+
+
+def _logistic(z: np.ndarray, y: np.ndarray, c: float) -> LogisticRegression:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # a few hundred L-BFGS steps are plenty here
+        return LogisticRegression(C=c, max_iter=300).fit(z, y)
+
+
+def _probabilities(model: LogisticRegression, z: np.ndarray) -> np.ndarray:
+    probabilities = np.zeros((len(z), NUM_GRADES))
+    probabilities[:, model.classes_] = model.predict_proba(z)
+    return probabilities
 
 
 def _out_of_fold(
-    z: np.ndarray, y: np.ndarray, groups: np.ndarray, mask: np.ndarray, alphas: Sequence[float], folds: int, seed: int
+    z: np.ndarray, y: np.ndarray, groups: np.ndarray, mask: np.ndarray, cs: Sequence[float], folds: int, seed: int
 ) -> dict[float, np.ndarray]:
-    """Out-of-fold regressed grades of every row, per penalty."""
-    counts = np.bincount(y[mask], minlength=NUM_GRADES) if mask.any() else np.bincount(y)
+    """Out-of-fold expected grades of every row, per penalty."""
+    counts = np.bincount(y[mask] if mask.any() else y, minlength=NUM_GRADES)
     splits = int(min(folds, max(2, counts[counts > 0].min())))
     splitter = StratifiedGroupKFold(n_splits=splits, shuffle=True, random_state=seed)
-    predictions = {float(a): np.zeros(len(y)) for a in alphas}
+    predictions = {float(c): np.zeros(len(y)) for c in cs}
     for train, held in splitter.split(z, y, groups):
-        for alpha in alphas:
-            model = Ridge(alpha=float(alpha)).fit(z[train], y[train].astype(np.float64))
-            predictions[float(alpha)][held] = model.predict(z[held])
+        if len(np.unique(y[train])) < 2:
+            continue
+        for c in cs:
+            predictions[float(c)][held] = _probabilities(_logistic(z[train], y[train], float(c)), z[held]) @ GRADES
     return predictions
 
 

@@ -44,23 +44,23 @@ def test_the_ordinal_head_grades_held_out_rows_and_chooses_on_inner_folds_only()
         return np.outer(y, direction) + rng.normal(0, 0.3, (n, 16)), y
 
     x, y = rows(200)
-    head = fit_ordinal_head(x, y, [str(i) for i in range(200)], np.ones(200, bool), alphas=(0.1, 1e5),
+    head = fit_ordinal_head(x, y, [str(i) for i in range(200)], np.ones(200, bool), cs=(1.0, 1e-7),
                             inner_folds=4, seed=0)
     test_x, test_y = rows(100)
-    assert head.alpha == 0.1  # the huge penalty flattens every score: worse on the inner folds
+    assert head.c == 1.0  # the huge penalty flattens every prediction to the prior: worse on the inner folds
     assert kappa(test_y, head.grades(test_x)) > 0.95
     probabilities = head.probabilities(test_x)
     assert probabilities.shape == (100, 5) and np.allclose(probabilities.sum(axis=1), 1.0)
     assert (probabilities.argmax(axis=1) == head.grades(test_x)).mean() > 0.9
     with pytest.raises(ValueError, match="at least two grades"):
-        fit_ordinal_head(x[:3], [1, 1, 1], ["a", "b", "c"], [True] * 3, alphas=(1.0,), inner_folds=2, seed=0)
+        fit_ordinal_head(x[:3], [1, 1, 1], ["a", "b", "c"], [True] * 3, cs=(1.0,), inner_folds=2, seed=0)
 
 
 def test_frozen_features_with_the_ordinal_head_and_test_time_flips(tmp_path: Path) -> None:
     records = graded_store(tmp_path / "store", {"train": 3, "test": 1}, size=24)
     store = LocalImageStore(tmp_path / "store")
     config = EfficientNetConfig(head="ordinal", test_views=("id", "h"), input_size=32, inner_folds=3, device="cpu",
-                                ordinal_alphas=(10.0, 1000.0))
+                                ordinal_cs=(0.01, 1.0))
     trainer = EfficientNetTrainer("efficientnet-lite0", config, feature_dir=tmp_path / "features")
     request = TrainingRequest(train=tuple(records["train"]), test=tuple(records["test"]), seed=0,
                               checkpoint_path=str(tmp_path / "head.safetensors"))
