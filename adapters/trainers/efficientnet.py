@@ -179,7 +179,8 @@ class EfficientNetTrainer:
         _log.info("features_ready", classifier=self._name, computed=features.computed - computed,
                   seconds=round(time.perf_counter() - started, 1))
         if self.config.head == "ordinal":
-            return self._ordinal(request, store, features, (train_x, train_y, groups, scored), val_x, test_x, started)
+            return self._ordinal(request, store, progress, features, (train_x, train_y, groups, scored), val_x, test_x,
+                                 started)
         generator = seed_everything(request.seed)
         fitted = fit_linear_head(
             train_x, train_y, val_x, _labels(request.val) if request.val else None, self.config,
@@ -207,6 +208,7 @@ class EfficientNetTrainer:
         self,
         request: TrainingRequest,
         store: ImageStore,
+        progress: ProgressSink,
         features: FrozenFeatures,
         train: tuple[torch.Tensor, torch.Tensor, list[str], list[bool]],
         val_x: torch.Tensor | None,
@@ -220,15 +222,17 @@ class EfficientNetTrainer:
             train_x, train_y = torch.cat([train_x, val_x]), torch.cat([train_y, _labels(request.val)])
             groups, scored = [*groups, *(r.id for r in request.val)], [*scored, *([True] * len(request.val))]
         fitting = time.perf_counter()
-        head = fit_ordinal_head(train_x, train_y.numpy(), groups, scored, cs=self.config.ordinal_cs,
-                                inner_folds=self.config.inner_folds, seed=request.seed)
-        seconds = time.perf_counter() - fitting
+        with progress.task(f"{self._name} seed {request.seed}", total=1) as task:
+            head = fit_ordinal_head(train_x, train_y.numpy(), groups, scored, cs=self.config.ordinal_cs,
+                                    inner_folds=self.config.inner_folds, seed=request.seed)
+            seconds = time.perf_counter() - fitting
+            train_grades = head.grades(train_x)
+            train_p = head.probabilities(train_x)[np.arange(len(train_y)), train_y.numpy()]
+            record = EpochRecord(epoch=1, train_loss=float(-np.log(np.clip(train_p, 1e-12, None)).mean()),
+                                 train_accuracy=float((train_grades == train_y.numpy()).mean()))
+            task.advance(1, loss=record.train_loss, acc=record.train_accuracy)
         _log.info("ordinal_head", classifier=self._name, seed=request.seed, c=head.c,
                   inner_kappa=round(head.inner_kappa, 4), thresholds=[round(float(t), 3) for t in head.thresholds])
-        train_grades = head.grades(train_x)
-        train_p = head.probabilities(train_x)[np.arange(len(train_y)), train_y.numpy()]
-        record = EpochRecord(epoch=1, train_loss=float(-np.log(np.clip(train_p, 1e-12, None)).mean()),
-                             train_accuracy=float((train_grades == train_y.numpy()).mean()))
         extra = {
             name: _ordinal_predictions(external.images, head, self._test_features(features, external.store, external.images))
             for name, external in request.extra_tests.items()
@@ -295,12 +299,21 @@ class EfficientNetTrainer:
 
 
 def _ordinal_predictions(records: Sequence[FundusImage], head: OrdinalHead, x: torch.Tensor) -> Predictions:
-    """The thresholded grades and the cumulative-link probabilities of ``x``, one per record."""
-    probabilities = head.probabilities(x) if len(records) else []
+    """The thresholded grades of ``x``, one per record, with the softmax probabilities; where the
+    graded class is not the most probable one, its probability is swapped with the largest (so the
+    grade is the probabilities' argmax, as every classifier's predictions are, and they still sum to 1)."""
+    if not len(records):
+        return Predictions(image_ids=(), labels=(), predicted=(), probabilities=())
+    probabilities = head.probabilities(x)
+    grades = head.grades(x)
+    rows = np.arange(len(grades))
+    top = probabilities.argmax(axis=1)
+    graded, largest = probabilities[rows, grades].copy(), probabilities[rows, top].copy()
+    probabilities[rows, top], probabilities[rows, grades] = graded, largest
     return Predictions(
         image_ids=tuple(r.id for r in records),
         labels=tuple(int(r.grade) for r in records),
-        predicted=tuple(int(g) for g in head.grades(x)) if len(records) else (),
+        predicted=tuple(int(g) for g in grades),
         probabilities=tuple(tuple(float(v) for v in row) for row in probabilities),
     )
 

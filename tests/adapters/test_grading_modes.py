@@ -68,6 +68,8 @@ def test_frozen_features_with_the_ordinal_head_and_test_time_flips(tmp_path: Pat
     assert trainer.features is not None and trainer.features.computed == 15 + 5 * 2  # test images: two views
     assert outcome.predictions.image_ids == tuple(r.id for r in records["test"])
     assert all(abs(sum(row) - 1.0) < 1e-9 for row in outcome.predictions.probabilities)
+    assert all(max(range(5), key=row.__getitem__) == grade
+               for row, grade in zip(outcome.predictions.probabilities, outcome.predictions.predicted, strict=True))
     assert len(outcome.history) == 1 and outcome.best_epoch is None
     from safetensors import safe_open
 
