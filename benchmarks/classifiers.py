@@ -1,16 +1,18 @@
 """Benchmark: classifier training throughput, the ResNet50 feature cache, EfficientNet-Lite0.
 
 Run from the repository root: ``python benchmarks/classifiers.py [--threads 2] [--device auto]
-[--cnn-images 200] [--resnet-images 60] [--effnet-images 48] [--only efficientnet]``. It builds a throwaway store of fundus-like discs and
+[--cnn-images 200] [--resnet-images 60] [--effnet-images 60] [--only efficientnet]``. It builds a throwaway store of fundus-like discs and
 times, end to end through ``train_and_predict``:
 
 - the proposed CNN (default architecture) at 64 and 256 px: training images/s (the epochs only)
   and the wall time of the whole run, with the time 80 epochs of 500 images would take;
 - a frozen ResNet50 (``weights = "none"``, 224 px): seconds per epoch with and without the feature
   cache, and the run times (the cached run includes computing the features once);
-- EfficientNet-Lite0 at its default input size (240 px from 256 px images): frozen feature
-  extraction images/s (first run, features computed and cached) and the head-only run time once
-  they are cached; fine-tuning training images/s (whole network, online flips, channels-last);
+- EfficientNet-Lite0 (384 px from 512 px images by default) in its three modes side by side, each
+  in its own child process: frozen (pooled features cached, ordinal head), partial (maps before
+  stage 7 cached, the rest trained) and full fine-tuning (whole network, online flips): the wall
+  time of a first cell (nothing cached) and of a second one (another seed), the training images/s
+  of the epochs (for frozen: of the head's fit), backbone passes and the peak resident memory;
 - the process's peak resident memory.
 
 Nothing is asserted: the figures are for reading.
@@ -19,10 +21,12 @@ Nothing is asserted: the figures are for reading.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import resource
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +35,7 @@ import torch
 from medaug.adapters.png import encode_png
 from medaug.adapters.stores.local import LocalImageStore
 from medaug.adapters.trainers.cnn import CNNTrainer
-from medaug.adapters.trainers.config import CNNConfig, EfficientNetConfig, ResNetConfig
+from medaug.adapters.trainers.config import CNNConfig, EfficientNetConfig, EfficientNetPartialConfig, ResNetConfig
 from medaug.adapters.trainers.data import ImageTensors
 from medaug.adapters.trainers.efficientnet import EfficientNetTrainer
 from medaug.adapters.trainers.resnet import ResNetTrainer
@@ -99,25 +103,49 @@ def bench_resnet(root: Path, images: int, epochs: int, device: str, threads: int
     print(f"resnet50 feature cache: epochs {results[False] / results[True]:.0f}x faster", flush=True)
 
 
-def bench_efficientnet(root: Path, images: int, device: str, threads: int) -> None:
-    """Print EfficientNet-Lite0's frozen feature throughput and fine-tuning throughput at 240 px."""
-    store, request = build_store(root / "effnet", 256, images, 16)
-    frozen = EfficientNetConfig(mode="frozen", device=device, num_threads=threads)
-    trainer = EfficientNetTrainer("efficientnet-lite0", frozen, feature_dir=root / "effnet-features")
-    assert trainer.features is not None
-    outcome, wall = timed(trainer, request, store)
-    computed = trainer.features.computed
-    print(f"efficientnet-lite0 240 px frozen: {computed / wall:6.2f} images/s feature extraction "
-          f"({computed} images, run {wall:.1f} s incl. the head)", flush=True)
-    _, cached = timed(trainer, request.model_copy(update={"seed": 1}), store)
-    print(f"efficientnet-lite0 frozen, features cached: run {cached:.2f} s (head only, "
-          f"{trainer.features.computed - computed} images recomputed)", flush=True)
-    finetune = EfficientNetConfig(mode="finetune", epochs=1, device=device, num_threads=threads)
-    tuned = EfficientNetTrainer("efficientnet-lite0", finetune, name="efficientnet-lite0-finetune", images=ImageTensors())
-    outcome, wall = timed(tuned, request, store)
-    ips = outcome.images_per_second
-    print(f"efficientnet-lite0 240 px finetune: {ips:6.2f} training images/s (whole network, 1 epoch of {images}, "
-          f"run {wall:.1f} s); 15 epochs x 413 images ~ {15 * 413 / ips / 60:.0f} min", flush=True)
+def _efficientnet_mode(root: str, mode: str, size: int, store_size: int, images: int, epochs: int, device: str,
+                       threads: int) -> dict[str, float]:
+    """One EfficientNet-Lite0 mode in this (child) process: a cold cell (nothing cached), a warm one
+    (another seed: cached features or maps), the epochs' images/s and the process's peak memory."""
+    torch.set_num_threads(threads)
+    folder = Path(root)
+    store, request = build_store(folder / f"store-{mode}", store_size, images, 16)
+    configs = {
+        "frozen": EfficientNetConfig(mode="frozen", head="ordinal", input_size=size, device=device, num_threads=threads),
+        "partial": EfficientNetPartialConfig(input_size=size, epochs=epochs, device=device, num_threads=threads),
+        "finetune": EfficientNetConfig(mode="finetune", input_size=size, epochs=epochs, device=device, num_threads=threads),
+    }
+    trainer = EfficientNetTrainer("efficientnet-lite0", configs[mode], name=f"efficientnet-lite0-{mode}",
+                                  feature_dir=folder / f"features-{mode}", images=ImageTensors())
+    cold, cold_wall = timed(trainer, request, store)
+    warm, warm_wall = cold, cold_wall
+    if mode != "finetune":  # nothing is cached when fine-tuning: a second cell costs as much as the first
+        warm, warm_wall = timed(trainer, request.model_copy(update={"seed": 1}), store)
+    backbone_passes = trainer.features.computed if trainer.features is not None else trainer._loop.frozen_images
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 1024**2)
+    return {"cold": cold_wall, "warm": warm_wall, "epoch_ips": warm.images_per_second,
+            "passes": float(backbone_passes), "peak": peak}
+
+
+def bench_efficientnet(root: Path, images: int, size: int, store_size: int, epochs: int, device: str,
+                       threads: int) -> None:
+    """Print frozen, partial and full fine-tuning of EfficientNet-Lite0 side by side: each mode runs
+    in its own child process, so that its peak resident memory is its own."""
+    context = multiprocessing.get_context("spawn")
+    rows = {}
+    for mode in ("frozen", "partial", "finetune"):
+        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            rows[mode] = pool.submit(_efficientnet_mode, str(root), mode, size, store_size, images, epochs, device,
+                                     threads).result()
+    train = images
+    print(f"efficientnet-lite0 at {size} px from {store_size} px images, {train} training + 16 test images, "
+          f"{threads} threads (frozen: ordinal head; partial: stage 7 on, {epochs} epochs; finetune: {epochs} epochs)")
+    print(f"{'mode':<9} {'cold cell s':>11} {'warm cell s':>11} {'train img/s':>11} {'cell img/s':>10} "
+          f"{'backbone passes':>15} {'peak MiB':>9}")
+    for mode, row in rows.items():
+        # cell img/s: training images over the warm cell's wall time (a new seed of a known fold)
+        print(f"{mode:<9} {row['cold']:11.1f} {row['warm']:11.1f} {row['epoch_ips']:11.1f} "
+              f"{train / row['warm']:10.1f} {int(row['passes']):15d} {row['peak']:9.0f}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -127,7 +155,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--cnn-images", type=int, default=200)
     parser.add_argument("--resnet-images", type=int, default=60)
-    parser.add_argument("--effnet-images", type=int, default=48)
+    parser.add_argument("--effnet-images", type=int, default=60, help="training images")
+    parser.add_argument("--effnet-size", type=int, default=384, help="input size of the backbone")
+    parser.add_argument("--effnet-store-size", type=int, default=512)
+    parser.add_argument("--effnet-epochs", type=int, default=2)
     parser.add_argument("--only", choices=["cnn", "resnet50", "efficientnet"], default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -140,7 +171,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.only in (None, "resnet50"):
             bench_resnet(root, args.resnet_images, 2, args.device, args.threads)
         if args.only in (None, "efficientnet"):
-            bench_efficientnet(root, args.effnet_images, args.device, args.threads)
+            bench_efficientnet(root, args.effnet_images, args.effnet_size, args.effnet_store_size, args.effnet_epochs,
+                               args.device, args.threads)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 1024**2)
     print(f"peak resident memory: {peak:.0f} MiB", flush=True)
 

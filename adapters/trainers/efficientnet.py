@@ -1,11 +1,15 @@
 """``efficientnet-lite0`` (and ``-lite1``, ``-lite2``): a pretrained ImageNet backbone, offline.
 
-Two modes, chosen by ``mode`` in the classifier's settings:
+Three modes, chosen by ``mode`` in the classifier's settings:
 
 - ``frozen``: the backbone's pooled features (global average + max of its last feature map, TF-lite
   input scaling) are computed once per image and flip view and cached by image checksum in the
-  run folder (``adapters.backbone.FrozenFeatures``); a linear softmax head on standardised features
-  is then trained in seconds per cell.
+  run folder (``adapters.trainers.backbone.FrozenFeatures``); a head on standardised features is
+  then trained in seconds per cell: ``linear`` (softmax regression) or ``ordinal`` (ridge regression
+  of the grade, thresholds tuned for quadratic kappa on inner folds of the training rows).
+- ``partial``: the backbone up to ``partial_stage`` runs once per image (its maps cached by the
+  shared loop), the later stages, the head convolution and a new five-grade layer are trained on
+  them (``adapters.trainers.partial``).
 - ``finetune``: the whole network (or its last blocks) with a new five-grade layer, trained by the
   shared loop (early stopping, seeds, curves), channels-last, with online flips.
 
@@ -18,11 +22,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import structlog
 import torch
 from torch import nn
 
-from medaug.adapters.backbone import (
+from medaug.adapters.trainers.backbone import (
     TFLITE_MEAN,
     TFLITE_STD,
     FrozenFeatures,
@@ -33,13 +38,16 @@ from medaug.adapters.backbone import (
 )
 from medaug.adapters.torch_support import resolve_device, seed_everything
 from medaug.adapters.trainers.config import EfficientNetConfig
-from medaug.adapters.trainers.data import ImageTensors, shared_cache
+from medaug.adapters.trainers.data import ImageTensors, TensorCache, shared_cache
 from medaug.adapters.trainers.handlers import check_request, save_atomic
 from medaug.adapters.trainers.head import LinearHead, fit_linear_head
 from medaug.adapters.trainers.loop import TrainingLoop, predictions_of
 from medaug.adapters.trainers.network import NUM_GRADES, Network
+from medaug.adapters.trainers.ordinal import OrdinalHead, fit_ordinal_head
+from medaug.adapters.trainers.partial import check_stage, split_at_stage
 from medaug.application.ports import ImageStore, ProgressSink, TrainingOutcome, TrainingRequest
 from medaug.domain import FundusImage, Origin
+from medaug.domain.experiment import EpochRecord, Predictions
 
 _log = structlog.get_logger(__name__)
 
@@ -104,6 +112,8 @@ class EfficientNetTrainer:
         self.config = config or EfficientNetConfig()
         self._name = name or variant
         self.backbone: LoadedBackbone = load_backbone(variant, self.config.weights)
+        if self.config.mode == "partial":  # before any work
+            check_stage(variant, self.backbone.network(self.config.input_size), self.config.partial_stage)
         self.device = resolve_device(device if self.config.device == "auto" else self.config.device)
         self.features: FrozenFeatures | None = None
         if self.config.mode == "frozen":
@@ -119,6 +129,8 @@ class EfficientNetTrainer:
             normalisation="fixed",
             fixed_statistics=(TFLITE_MEAN, TFLITE_STD),
             images=images or ImageTensors(shared_cache()),
+            # partial: the front stages' maps, once per image for every cell of the process
+            features=TensorCache() if self.config.mode == "partial" else None,
         )
 
     @property
@@ -143,7 +155,13 @@ class EfficientNetTrainer:
     # -- finetune ------------------------------------------------------------------------------
 
     def _network(self, seed: int) -> Network:
-        model = FinetuneNetwork(self.backbone.network(self.config.input_size), self.config.dropout)
+        network = self.backbone.network(self.config.input_size)
+        if self.config.mode == "partial":
+            stage = self.config.partial_stage
+            front, back = split_at_stage(self.variant, network, stage, self.config.dropout)
+            identity = f"{self.variant}:{self.weights_sha256[:16]}:stage{stage}"
+            return Network(head=back, frozen=front, identity=identity, channels_last=True)
+        model = FinetuneNetwork(network, self.config.dropout)
         freeze_early_blocks(model, self.config.trainable_blocks)
         return Network(head=model, channels_last=True)
 
@@ -155,11 +173,14 @@ class EfficientNetTrainer:
         check_request(self._name, request)
         started = time.perf_counter()
         computed = features.computed
-        train_x, train_y = self._training_features(store, request.train, features)
-        val_x = features.of(store, request.val)[:, 0] if request.val else None
-        test_x = features.of(store, request.test)[:, 0]
+        train_x, train_y, groups, scored = self._training_features(store, request.train, features)
+        val_x = self._test_features(features, store, request.val) if request.val else None
+        test_x = self._test_features(features, store, request.test)
         _log.info("features_ready", classifier=self._name, computed=features.computed - computed,
                   seconds=round(time.perf_counter() - started, 1))
+        if self.config.head == "ordinal":
+            return self._ordinal(request, store, progress, features, (train_x, train_y, groups, scored), val_x, test_x,
+                                 started)
         generator = seed_everything(request.seed)
         fitted = fit_linear_head(
             train_x, train_y, val_x, _labels(request.val) if request.val else None, self.config,
@@ -168,7 +189,7 @@ class EfficientNetTrainer:
         with torch.inference_mode():
             logits = fitted.head(test_x)
             extra = {
-                name: predictions_of(external.images, fitted.head(features.of(external.store, external.images)[:, 0]))
+                name: predictions_of(external.images, fitted.head(self._test_features(features, external.store, external.images)))
                 for name, external in request.extra_tests.items()
                 if external.images
             }
@@ -183,12 +204,67 @@ class EfficientNetTrainer:
             images_per_second=fitted.rows_per_second,
         )
 
+    def _ordinal(
+        self,
+        request: TrainingRequest,
+        store: ImageStore,
+        progress: ProgressSink,
+        features: FrozenFeatures,
+        train: tuple[torch.Tensor, torch.Tensor, list[str], list[bool]],
+        val_x: torch.Tensor | None,
+        test_x: torch.Tensor,
+        started: float,
+    ) -> TrainingOutcome:
+        """The ordinal head: validation images, when given, join the training rows (the head
+        chooses its penalty and thresholds on inner folds of them)."""
+        train_x, train_y, groups, scored = train
+        if val_x is not None:
+            train_x, train_y = torch.cat([train_x, val_x]), torch.cat([train_y, _labels(request.val)])
+            groups, scored = [*groups, *(r.id for r in request.val)], [*scored, *([True] * len(request.val))]
+        fitting = time.perf_counter()
+        with progress.task(f"{self._name} seed {request.seed}", total=1) as task:
+            head = fit_ordinal_head(train_x, train_y.numpy(), groups, scored, cs=self.config.ordinal_cs,
+                                    inner_folds=self.config.inner_folds, seed=request.seed)
+            seconds = time.perf_counter() - fitting
+            train_grades = head.grades(train_x)
+            train_p = head.probabilities(train_x)[np.arange(len(train_y)), train_y.numpy()]
+            record = EpochRecord(epoch=1, train_loss=float(-np.log(np.clip(train_p, 1e-12, None)).mean()),
+                                 train_accuracy=float((train_grades == train_y.numpy()).mean()))
+            task.advance(1, loss=record.train_loss, acc=record.train_accuracy)
+        _log.info("ordinal_head", classifier=self._name, seed=request.seed, c=head.c,
+                  inner_kappa=round(head.inner_kappa, 4), thresholds=[round(float(t), 3) for t in head.thresholds])
+        extra = {
+            name: _ordinal_predictions(external.images, head, self._test_features(features, external.store, external.images))
+            for name, external in request.extra_tests.items()
+            if external.images
+        }
+        checkpoint = None
+        if request.checkpoint_path is not None:
+            tensors = {f"ordinal.{k}": v for k, v in head.tensors().items()}
+            checkpoint = save_atomic(tensors, Path(request.checkpoint_path), self._metadata(request, None)
+                                     | {"c": str(head.c), "inner_kappa": str(head.inner_kappa)})
+        return TrainingOutcome(
+            predictions=_ordinal_predictions(request.test, head, test_x),
+            extra_predictions=extra,
+            history=(record,),
+            best_epoch=None,
+            checkpoint=checkpoint,
+            seconds=time.perf_counter() - started,
+            images_per_second=len(train_y) / seconds if seconds > 0 else 0.0,
+        )
+
+    def _test_features(self, features: FrozenFeatures, store: ImageStore, records: Sequence[FundusImage]) -> torch.Tensor:
+        """One feature row per image: the mean over its ``test_views`` (test-time flips)."""
+        return features.of(store, records, self.config.test_views).mean(dim=1)
+
     def _training_features(
         self, store: ImageStore, records: Sequence[FundusImage], features: FrozenFeatures
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, list[str], list[bool]]:
         """Feature rows of the training images: every flip view of real ones (when ``flips``), and
-        of synthetic ones when ``flip_synthetic``; labels to match."""
-        rows, labels = [], []
+        of synthetic ones when ``flip_synthetic``; labels to match; each row's source image (a
+        synthetic image's first source) and whether it is a real image as it is (what the ordinal
+        head's thresholds are tuned on)."""
+        rows, labels, groups, scored = [], [], [], []
         real = [r for r in records if r.origin == Origin.REAL]
         synthetic = [r for r in records if r.origin != Origin.REAL]
         for group, flipped in ((real, self.config.flips), (synthetic, self.config.flips and self.config.flip_synthetic)):
@@ -198,22 +274,48 @@ class EfficientNetTrainer:
             values = features.of(store, group, views)
             rows.append(values.reshape(-1, values.shape[-1]))
             labels.append(_labels(group).repeat_interleave(len(views)))
-        return torch.cat(rows), torch.cat(labels)
+            sources = [r.provenance.source_ids[0] if r.provenance.source_ids else r.id for r in group]
+            groups.extend(source for source in sources for _ in views)
+            scored.extend(r.origin == Origin.REAL and v == "id" for r in group for v in views)
+        return torch.cat(rows), torch.cat(labels), groups, scored
 
     def _save(self, request: TrainingRequest, head: LinearHead, best_epoch: int | None) -> str | None:
         if request.checkpoint_path is None:
             return None
         tensors = {f"head.{k}": v.detach().cpu().contiguous().clone() for k, v in head.state_dict().items()}
-        metadata = {
+        return save_atomic(tensors, Path(request.checkpoint_path), self._metadata(request, best_epoch))
+
+    def _metadata(self, request: TrainingRequest, best_epoch: int | None) -> dict[str, str]:
+        return {
             "classifier": self._name,
             "backbone": self.variant,
             "weights_sha256": self.weights_sha256,
             "seed": str(request.seed),
             "input_size": str(self.config.input_size),
+            "head": self.config.head,
             "best_epoch": str(best_epoch),
             "config": self.config.model_dump_json(),
         }
-        return save_atomic(tensors, Path(request.checkpoint_path), metadata)
+
+
+def _ordinal_predictions(records: Sequence[FundusImage], head: OrdinalHead, x: torch.Tensor) -> Predictions:
+    """The thresholded grades of ``x``, one per record, with the softmax probabilities; where the
+    graded class is not the most probable one, its probability is swapped with the largest (so the
+    grade is the probabilities' argmax, as every classifier's predictions are, and they still sum to 1)."""
+    if not len(records):
+        return Predictions(image_ids=(), labels=(), predicted=(), probabilities=())
+    probabilities = head.probabilities(x)
+    grades = head.grades(x)
+    rows = np.arange(len(grades))
+    top = probabilities.argmax(axis=1)
+    graded, largest = probabilities[rows, grades].copy(), probabilities[rows, top].copy()
+    probabilities[rows, top], probabilities[rows, grades] = graded, largest
+    return Predictions(
+        image_ids=tuple(r.id for r in records),
+        labels=tuple(int(r.grade) for r in records),
+        predicted=tuple(int(g) for g in grades),
+        probabilities=tuple(tuple(float(v) for v in row) for row in probabilities),
+    )
 
 
 def _labels(records: Sequence[FundusImage]) -> torch.Tensor:

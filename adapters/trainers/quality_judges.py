@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from medaug.adapters.backbone import FrozenFeatures, frozen_features
+from medaug.adapters.trainers.backbone import FrozenFeatures, frozen_features
 from medaug.adapters.classifier_config import CNNConfig
 from medaug.adapters.image_tensors import ImageTensors
 from medaug.adapters.torch_support import seed_everything

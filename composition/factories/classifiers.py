@@ -34,14 +34,15 @@ def _resnet50(settings: Settings, feature_dir: Path | None) -> ClassifierTrainer
 
 
 def _efficientnet(name: str) -> TrainerFactory:
-    """The factory of classifier ``name`` (``efficientnet-lite0``, ``efficientnet-lite0-finetune``...),
-    configured by ``[trainers.<name with _ for ->]``."""
-    variant = name.removesuffix("-finetune")
+    """The factory of classifier ``name`` (``efficientnet-lite0``, ``efficientnet-lite0-finetune``,
+    ``efficientnet-lite0-partial``...), configured by ``[trainers.<name with _ for ->]``."""
+    variant = name.removesuffix("-finetune").removesuffix("-partial")
 
     def factory(settings: Settings, feature_dir: Path | None) -> ClassifierTrainer:
         from medaug.adapters.trainers.efficientnet import EfficientNetTrainer
 
         config = getattr(settings.trainers, name.replace("-", "_"))
+        check_input_size(name, config.input_size, settings.image_size)
         return EfficientNetTrainer(
             variant, config, name=name, device=device_of(settings, config.device),
             feature_dir=feature_dir if feature_dir is not None else settings.work_dir / "features",
@@ -53,13 +54,26 @@ def _efficientnet(name: str) -> TrainerFactory:
 TrainerFactory = Callable[[Settings, Path | None], ClassifierTrainer]
 
 
+def check_input_size(name: str, input_size: int, store_size: int) -> None:
+    """Refuse a classifier that asks for larger images than the store holds (upscaling adds no detail).
+
+    Raises:
+        ConfigError: one line naming the setting and its valid range.
+    """
+    if input_size > store_size:
+        raise ConfigError(
+            f"trainers.{name.replace('-', '_')}.input_size = {input_size}: larger than the store's images "
+            f"(image_size = {store_size}); valid range 32-{store_size}, or raise image_size"
+        )
+
+
 TRAINERS: dict[str, TrainerFactory] = {
     "cnn": _cnn,
     "resnet50": _resnet50,
     **{
         name: _efficientnet(name)
         for variant in ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
-        for name in (variant, f"{variant}-finetune")
+        for name in (variant, f"{variant}-finetune", f"{variant}-partial")
     },
 }
 

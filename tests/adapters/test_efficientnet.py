@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from medaug.adapters.backbone import (
+from medaug.adapters.trainers.backbone import (
     FrozenFeatures,
     LoadedBackbone,
     default_weights,

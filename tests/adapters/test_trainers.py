@@ -336,7 +336,7 @@ def test_settings_configure_the_trainers(tmp_path: Path) -> None:
     assert isinstance(trainer, ClassifierTrainer) and trainer.name == "cnn" and trainer.config.epochs == 2
     assert factories.build_trainer("resnet50", settings).name == "resnet50"
     assert factories.trainer_names() == [
-        "cnn", *(f"efficientnet-lite{n}{mode}" for n in range(3) for mode in ("", "-finetune")), "resnet50"
+        "cnn", *(f"efficientnet-lite{n}{mode}" for n in range(3) for mode in ("", "-finetune", "-partial")), "resnet50"
     ]
 
 

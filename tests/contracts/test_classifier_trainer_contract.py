@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from medaug.adapters.trainers.cnn import CNNTrainer
-from medaug.adapters.trainers.config import CNNConfig, EfficientNetConfig, ResNetConfig
+from medaug.adapters.trainers.config import CNNConfig, EfficientNetConfig, EfficientNetPartialConfig, ResNetConfig
 from medaug.adapters.trainers.data import ImageTensors
 from medaug.adapters.trainers.efficientnet import EfficientNetTrainer
 from medaug.adapters.trainers.resnet import ResNetTrainer
@@ -39,3 +39,11 @@ class TestEfficientNetFinetuneTrainer(ClassifierTrainerContract):
         config = EfficientNetConfig(mode="finetune", epochs=epochs, batch_size=8, input_size=32, trainable_blocks=2,
                                     device="cpu", num_threads=1)
         return EfficientNetTrainer("efficientnet-lite0", config, name="efficientnet-lite0-finetune", images=ImageTensors())
+
+
+class TestEfficientNetPartialTrainer(ClassifierTrainerContract):
+    @pytest.fixture
+    def trainer(self, epochs: int) -> EfficientNetTrainer:
+        config = EfficientNetPartialConfig(epochs=epochs, batch_size=8, input_size=32, device="cpu", num_threads=1,
+                                           early_stopping_patience=None)
+        return EfficientNetTrainer("efficientnet-lite0", config, name="efficientnet-lite0-partial", images=ImageTensors())
