@@ -129,7 +129,9 @@ class LatentDiffusionGenerator:
                 raise ConfigError(str(exc)) from None
             dtype = weight_dtype(meta.recipe.mixed_precision, device)
             for part in (components.unet, components.vae, components.text_encoder):
-                part.to(device, dtype).eval()
+                part.to(device).eval()
+                if dtype != torch.float32:
+                    part.to(dtype)
             made = pipeline(components, variation=self.needs_source, sampler=recipe.sampler)
             common = {
                 "weights": source,

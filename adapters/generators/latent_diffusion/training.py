@@ -42,6 +42,7 @@ from medaug.adapters.generators.latent_diffusion.base import (
     LoraState,
     check_base,
     check_image_sizes,
+    gradient_checkpointing,
     load_base,
     out_of_memory,
     read_meta,
@@ -145,7 +146,9 @@ class _Run:
         self.components = components
         for part in (components.vae, components.text_encoder, components.unet):
             part.requires_grad_(False)
-            part.to(self.device, self.dtype)
+            part.to(self.device)
+            if self.dtype != torch.float32:
+                part.to(self.dtype)
         self.schedule = training_scheduler(components)
         prompts = [recipe.grade_prompt(grade) for grade in range(5)] + [recipe.class_prompt]
         with torch.no_grad():
@@ -158,7 +161,7 @@ class _Run:
         trainable = [p for p in components.unet.parameters() if p.requires_grad]
         for parameter in trainable:
             parameter.data = parameter.data.float()  # LoRA weights train in fp32 under mixed precision
-        if recipe.gradient_checkpointing == "on" or (recipe.gradient_checkpointing == "auto" and self.device.type == "cuda"):
+        if gradient_checkpointing(recipe.gradient_checkpointing, self.device):
             components.unet.enable_gradient_checkpointing()
         optimizer = torch.optim.AdamW(trainable, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
         self.lr_schedule = get_scheduler(
