@@ -211,3 +211,27 @@ def test_cuda_out_of_memory_names_the_setting_to_lower(weights: Path, trained: P
     generator = LatentDiffusionGenerator(config(weights), trained, device="cpu")
     with pytest.raises(ConfigError, match="lower generators.latent_diffusion.generate_batch_size"):
         generator.generate([_request(1, source=png_bytes(seed=1, size=SIZE))])
+
+
+def test_learned_grade_tokens_train_resume_exactly_and_generate(weights: Path, tmp_path: Path) -> None:
+    data = images()
+    trainer(weights, tmp_path / "straight", grade_tokens=True, train_steps=5).train(data, progress=NullProgress())
+    with pytest.raises(KeyboardInterrupt):
+        trainer(weights, tmp_path / "killed", grade_tokens=True, train_steps=5).train(data, progress=_KillAfter(3))  # type: ignore[arg-type]
+    trainer(weights, tmp_path / "killed", grade_tokens=True, train_steps=5).train(data, progress=NullProgress())
+    tokens = [load_file(str(list_checkpoints(tmp_path / run)[-1] / "tokens.safetensors"))["embeddings"]
+              for run in ("straight", "killed")]
+    assert tokens[0].shape[0] == 5 and torch.equal(tokens[0], tokens[1])
+    assert all(torch.equal(a, b) for a, b in zip(_lora(tmp_path / "straight").values(), _lora(tmp_path / "killed").values(), strict=True))
+    first = load_file(str(list_checkpoints(tmp_path / "straight")[0] / "tokens.safetensors"))["embeddings"]
+    assert not torch.equal(first, tokens[0])  # the embeddings train
+    generator = LatentDiffusionGenerator(config(weights, grade_tokens=True), tmp_path / "straight", device="cpu")
+    result = generator.generate([_request(2, grade=3, source=png_bytes(seed=1, size=SIZE))])[0]
+    assert result.parameters["prompt"] == "a fundus photograph with <dr-grade-3> severe diabetic retinopathy"
+
+
+def test_the_grade_token_names_agree() -> None:
+    from medaug.adapters.generators.latent_diffusion.components import GRADE_TOKENS
+    from medaug.adapters.generators.latent_diffusion.config import GRADE_TOKEN
+
+    assert GRADE_TOKENS == tuple(GRADE_TOKEN.format(grade) for grade in range(5))

@@ -247,6 +247,66 @@ def load_lora(unet: Any, state: dict[str, torch.Tensor], where: str) -> None:
     set_peft_model_state_dict(unet, state)
 
 
+GRADE_TOKENS: tuple[str, ...] = tuple(f"<dr-grade-{grade}>" for grade in range(5))
+"""The learned tokens of the grades (textual inversion, as DA-Fusion), when they are used."""
+
+
+class TokenEmbedding(torch.nn.Module):
+    """The text encoder's token embedding with trainable rows for the grade tokens.
+
+    Ids of the added grade tokens look up ``learned`` (a small parameter: what textual inversion
+    trains); every other id the frozen original table. Works with any CLIP text model through
+    ``set_input_embeddings``, whatever its internals.
+    """
+
+    def __init__(self, original: torch.nn.Embedding, first_id: int, learned: torch.Tensor) -> None:
+        super().__init__()
+        self.original = original
+        self.first_id = first_id
+        self.learned = torch.nn.Parameter(learned.detach().clone().float())
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The original table (what code asking for ``embedding.weight`` expects)."""
+        return self.original.weight
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        offset = ids - self.first_id
+        added = (offset >= 0) & (offset < len(self.learned))
+        plain = self.original(torch.where(added, torch.zeros_like(ids), ids))
+        learned = self.learned[offset.clamp(0, len(self.learned) - 1)].to(plain.dtype)
+        return torch.where(added[..., None], learned, plain)
+
+
+def add_grade_tokens(components: Components, words: tuple[str, ...], learned: torch.Tensor | None = None) -> TokenEmbedding:
+    """Add the grade tokens to the tokenizer and their embeddings to the text encoder.
+
+    Args:
+        words: the grade words; a new token starts as the mean embedding of its word's tokens
+            (textual inversion's initializer token).
+        learned: embeddings to use instead (from a checkpoint), ``5 x D``.
+    """
+    tokenizer, encoder = components.tokenizer, components.text_encoder
+    tokenizer.add_tokens(list(GRADE_TOKENS))
+    ids = tokenizer.convert_tokens_to_ids(list(GRADE_TOKENS))
+    if ids != list(range(ids[0], ids[0] + len(ids))):
+        raise LayoutError(f"{components.source}: the tokenizer does not give the grade tokens consecutive ids ({ids})")
+    original = encoder.get_input_embeddings()
+    if ids[-1] >= original.num_embeddings:
+        encoder.resize_token_embeddings(len(tokenizer))
+        original = encoder.get_input_embeddings()
+    if learned is None:
+        with torch.no_grad():
+            rows = []
+            for word in words:
+                word_ids = tokenizer(word, add_special_tokens=False).input_ids
+                rows.append(original.weight[torch.tensor(word_ids, device=original.weight.device)].float().mean(0))
+            learned = torch.stack(rows)
+    embedding = TokenEmbedding(original, ids[0], learned.to(original.weight.device))
+    encoder.set_input_embeddings(embedding)
+    return embedding
+
+
 def encode_prompts(components: Components, prompts: list[str], device: torch.device) -> torch.Tensor:
     """CLIP text embeddings of ``prompts`` (padded to the tokenizer's length), as the UNet takes them."""
     tokens = components.tokenizer(

@@ -21,7 +21,7 @@ SamplerName = Literal["ddim", "dpmsolver++", "pndm"]
 MixedPrecision = Literal["auto", "no", "fp16", "bf16"]
 Switch = Literal["auto", "on", "off"]
 
-ARCHITECTURE_FIELDS: tuple[str, ...] = ("lora_rank", "lora_alpha", "prompt")
+ARCHITECTURE_FIELDS: tuple[str, ...] = ("lora_rank", "lora_alpha", "prompt", "grade_tokens")
 """Recipe fields a LoRA checkpoint is bound to: changing one needs a fresh training run."""
 
 SAMPLING_FIELDS: tuple[str, ...] = ("sampler", "sample_steps", "guidance_scale", "generate_batch_size", "resolution")
@@ -29,6 +29,10 @@ SAMPLING_FIELDS: tuple[str, ...] = ("sampler", "sample_steps", "guidance_scale",
 
 GRADE_WORDS: tuple[str, ...] = ("no", "mild", "moderate", "severe", "proliferative")
 """The word for each grade 0-4 in the prompts (lowercase, so any CLIP vocabulary has it)."""
+
+
+GRADE_TOKEN = "<dr-grade-{}>"
+"""The learned token of a grade (``components.GRADE_TOKENS``) when ``grade_tokens`` is on."""
 
 
 class LatentDiffusionRecipe(BaseModel):
@@ -41,6 +45,10 @@ class LatentDiffusionRecipe(BaseModel):
         lora_alpha: LoRA scale numerator (None = the rank, i.e. scale 1).
         prompt: the prompt of a grade; ``{grade}`` becomes the grade's word (``no``, ``mild``,
             ``moderate``, ``severe``, ``proliferative``) and ``{index}`` its number.
+        grade_tokens: also learn a token per grade (textual inversion, as DA-Fusion): the word
+            ``{grade}`` becomes ``<dr-grade-N> word``, and the token's embedding (started from
+            the word's) trains beside LoRA.
+        token_learning_rate: AdamW learning rate of those token embeddings.
         class_prompt: the prompt of the prior-preservation images (the class without a grade).
         prior_preservation: DreamBooth's prior-preservation loss: also fit ``prior_images``
             images the base model made from ``class_prompt``, so LoRA keeps what the base knew.
@@ -70,6 +78,8 @@ class LatentDiffusionRecipe(BaseModel):
     lora_rank: int = Field(ge=1, le=256)
     lora_alpha: float | None = Field(default=None, gt=0)
     prompt: str = Field(default="a fundus photograph with {grade} diabetic retinopathy", min_length=1)
+    grade_tokens: bool = False
+    token_learning_rate: float = Field(default=5e-4, gt=0, le=1)
     class_prompt: str = Field(default="a fundus photograph", min_length=1)
     prior_preservation: bool = False
     prior_weight: float = Field(default=1.0, ge=0)
@@ -95,11 +105,14 @@ class LatentDiffusionRecipe(BaseModel):
     def _prompt_names_the_grade(self) -> LatentDiffusionRecipe:
         if "{grade}" not in self.prompt and "{index}" not in self.prompt:
             raise ValueError(f"prompt {self.prompt!r} must contain {{grade}} or {{index}}: it conditions on the grade")
+        if self.grade_tokens and "{grade}" not in self.prompt:
+            raise ValueError(f"grade_tokens puts each grade's token before {{grade}}: prompt {self.prompt!r} has none")
         return self
 
     def grade_prompt(self, grade: int) -> str:
         """The prompt of ``grade`` (0-4)."""
-        return self.prompt.replace("{grade}", GRADE_WORDS[grade]).replace("{index}", str(grade))
+        word = f"{GRADE_TOKEN.format(grade)} {GRADE_WORDS[grade]}" if self.grade_tokens else GRADE_WORDS[grade]
+        return self.prompt.replace("{grade}", word).replace("{index}", str(grade))
 
     def architecture(self) -> dict[str, Any]:
         """The fields a checkpoint is bound to (see ``ARCHITECTURE_FIELDS``)."""

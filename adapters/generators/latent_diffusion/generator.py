@@ -18,8 +18,9 @@ from medaug.adapters.generators.latent_diffusion.base import (
     read_meta,
     weight_dtype,
 )
-from medaug.adapters.generators.latent_diffusion.components import add_lora, load_lora
+from medaug.adapters.generators.latent_diffusion.components import add_grade_tokens, add_lora, load_lora
 from medaug.adapters.generators.latent_diffusion.config import (
+    GRADE_WORDS,
     SAMPLING_FIELDS,
     LatentDiffusionConfig,
     LatentDiffusionRecipe,
@@ -121,7 +122,10 @@ class LatentDiffusionGenerator:
             components, digest = load_base(source, local)
             check_base(meta, digest, source, checkpoint)
             with load_errors_as(f"{checkpoint}: cannot load the LoRA weights"):
-                lora = load_tensor_files(checkpoint, ("lora",))["lora"]
+                tensors = load_tensor_files(checkpoint, ("lora",) + (("tokens",) if meta.recipe.grade_tokens else ()))
+            lora = tensors["lora"]
+            if meta.recipe.grade_tokens:
+                add_grade_tokens(components, GRADE_WORDS, learned=tensors["tokens"]["embeddings"])
             add_lora(components.unet, meta.recipe.lora_rank, meta.recipe.lora_alpha)
             try:
                 load_lora(components.unet, lora, str(checkpoint / "lora.safetensors"))

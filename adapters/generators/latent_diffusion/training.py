@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import structlog
 import torch
@@ -51,12 +52,13 @@ from medaug.adapters.generators.latent_diffusion.base import (
 )
 from medaug.adapters.generators.latent_diffusion.components import (
     Components,
+    add_grade_tokens,
     add_lora,
     encode_prompts,
     load_lora,
     lora_state,
 )
-from medaug.adapters.generators.latent_diffusion.config import LatentDiffusionRecipe
+from medaug.adapters.generators.latent_diffusion.config import GRADE_WORDS, LatentDiffusionRecipe
 from medaug.adapters.generators.latent_diffusion.objective import (
     denoising_loss,
     latent_moments,
@@ -150,9 +152,6 @@ class _Run:
             if self.dtype != torch.float32:
                 part.to(self.dtype)
         self.schedule = training_scheduler(components)
-        prompts = [recipe.grade_prompt(grade) for grade in range(5)] + [recipe.class_prompt]
-        with torch.no_grad():
-            self.texts = encode_prompts(components, prompts, self.device).float()
         self.prior: tuple[torch.Tensor, torch.Tensor] | None = None
         if recipe.prior_preservation:
             self.prior = latent_moments(components.vae, self._prior_images().to(self.device) * 2 - 1)
@@ -161,9 +160,20 @@ class _Run:
         trainable = [p for p in components.unet.parameters() if p.requires_grad]
         for parameter in trainable:
             parameter.data = parameter.data.float()  # LoRA weights train in fp32 under mixed precision
+        groups: list[dict[str, Any]] = [{"params": trainable}]
+        self.tokens = add_grade_tokens(components, GRADE_WORDS) if recipe.grade_tokens else None
+        if self.tokens is not None:
+            groups.append({"params": [self.tokens.learned], "lr": recipe.token_learning_rate, "weight_decay": 0.0})
+        prompts = [recipe.grade_prompt(grade) for grade in range(5)] + [recipe.class_prompt]
+        self.prompt_ids = components.tokenizer(
+            prompts, padding="max_length", max_length=components.tokenizer.model_max_length, truncation=True,
+            return_tensors="pt",
+        ).input_ids.to(self.device)
+        with torch.no_grad():
+            self.texts = encode_prompts(components, prompts, self.device).float()
         if gradient_checkpointing(recipe.gradient_checkpointing, self.device):
             components.unet.enable_gradient_checkpointing()
-        optimizer = torch.optim.AdamW(trainable, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+        optimizer = torch.optim.AdamW(groups, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
         self.lr_schedule = get_scheduler(
             "constant_with_warmup" if recipe.lr_schedule == "constant" else "cosine", optimizer,
             num_warmup_steps=recipe.warmup_steps, num_training_steps=recipe.train_steps,
@@ -187,11 +197,14 @@ class _Run:
         """Continue from ``checkpoint``: LoRA weights, optimizer, schedule and step."""
         meta, state = read_meta(checkpoint), read_state(checkpoint)
         with load_errors_as(f"{checkpoint}: cannot load the LoRA checkpoint"):
-            tensors = load_tensor_files(checkpoint, ("lora", "optimizer"))
+            tensors = load_tensor_files(checkpoint, ("lora", "optimizer") + (("tokens",) if self.tokens else ()))
         try:
             load_lora(self.components.unet, tensors["lora"], str(checkpoint / "lora.safetensors"))
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        if self.tokens is not None:
+            with torch.no_grad():
+                self.tokens.learned.copy_(tensors["tokens"]["embeddings"])
         self.optimizer.load_state_dict(unflatten_optimizer(tensors["optimizer"], state.optimizer))
         self.lr_schedule.load_state_dict(state.lr_scheduler)
         self.step, self.loss, self.images_seen = state.step, state.loss, state.images_seen
@@ -239,10 +252,13 @@ class _Run:
     def _optimisation_step(self, step: int) -> float:
         losses = []
         for micro in range(self.recipe.grad_accumulation):
-            latents, noise, timesteps, text, instances = self._batch(step, micro)
+            latents, noise, timesteps, prompts, instances = self._batch(step, micro)
             with self.accelerator.accumulate(self.model), self.accelerator.autocast():
-                loss = self._loss(latents, noise, timesteps, text, instances)
+                loss = self._loss(latents, noise, timesteps, self._text(prompts), instances)
                 self.accelerator.backward(loss)
+                if self.tokens is not None and self.world > 1 and self.tokens.learned.grad is not None:
+                    # the token embeddings live outside the DDP-wrapped UNet: average their gradients here
+                    self.tokens.learned.grad = self.accelerator.reduce(self.tokens.learned.grad, reduction="mean")
                 if self.accelerator.sync_gradients:
                     self.accelerator.clip_grad_norm_(self.model.parameters(), GRAD_CLIP)
                 self.optimizer.step()
@@ -271,15 +287,22 @@ class _Run:
         rng = torch.Generator().manual_seed(derive_seed(self.seed, "step", step, micro, rank))
         flipped = (torch.rand(size, generator=rng) < 0.5).long().to(self.device) if self.recipe.flips else 0
         latents = _draw(self.moments, index + count * flipped, rng)
-        text = self.texts[self.labels[index]]
+        prompts = self.labels[index]
         if self.prior is not None:
             prior_index = epoch_indices(self.seed, len(self.prior[0]), position, size, stream="prior").to(self.device)
             latents = torch.cat([latents, _draw(self.prior, prior_index, rng)])
-            text = torch.cat([text, self.texts[CLASS_TEXT].expand(size, -1, -1)])
+            prompts = torch.cat([prompts, torch.full_like(prompts, CLASS_TEXT)])
         noise = torch.randn(latents.shape, generator=rng).to(self.device)
         steps = self.schedule.config.num_train_timesteps
         timesteps = torch.randint(0, steps, (len(latents),), generator=rng).to(self.device)
-        return latents, noise, timesteps, text, size
+        return latents, noise, timesteps, prompts, size
+
+    def _text(self, prompts: torch.Tensor) -> torch.Tensor:
+        """The text embeddings of prompt indices (grades 0-4, ``CLASS_TEXT``): cached, or with the
+        learned grade tokens, encoded again (their embeddings train)."""
+        if self.tokens is None:
+            return self.texts[prompts]
+        return self.components.text_encoder(self.prompt_ids[prompts])[0].float()
 
     def _prior_images(self) -> torch.Tensor:
         """The base model's images of ``class_prompt`` (made once, kept beside the checkpoints)."""
@@ -307,6 +330,9 @@ class _Run:
             temp.replace(path)
         return result
 
+    def _token_tensors(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {} if self.tokens is None else {"tokens": {"embeddings": self.tokens.learned.detach()}}
+
     def _checkpoint(self) -> Path:
         path = latest_checkpoint(self.root)
         if self.accelerator.is_main_process:
@@ -318,7 +344,8 @@ class _Run:
             unet = self.accelerator.unwrap_model(self.model)
             path = write_checkpoint(
                 self.root, self.step, {"config.json": meta, "state.json": state},
-                {"lora": lora_state(unet), "optimizer": optimizer_tensors}, keep=self.recipe.keep_checkpoints,
+                {"lora": lora_state(unet), "optimizer": optimizer_tensors, **self._token_tensors()},
+                keep=self.recipe.keep_checkpoints,
             )
             _log.info("latent_diffusion_checkpoint", step=self.step, loss=self.loss, checkpoint=str(path))
         self.accelerator.wait_for_everyone()
