@@ -112,6 +112,17 @@ def test_a_killed_run_resumes_to_the_weights_of_an_unbroken_one(weights: Path, t
     assert straight.keys() == killed.keys() and all(torch.equal(straight[k], killed[k]) for k in straight)
 
 
+def test_a_resumed_run_keeps_the_seed_it_started_with(weights: Path, tmp_path: Path) -> None:
+    data = images()
+    trainer(weights, tmp_path / "straight", seed=4, train_steps=3).train(data, progress=NullProgress())
+    with pytest.raises(KeyboardInterrupt):
+        trainer(weights, tmp_path / "killed", seed=4, train_steps=3).train(data, progress=_KillAfter(3))  # type: ignore[arg-type]
+    assert [p.name for p in list_checkpoints(tmp_path / "killed")] == ["step-000002"]
+    trainer(weights, tmp_path / "killed", seed=9, train_steps=3).train(data, progress=NullProgress())
+    straight, killed = _lora(tmp_path / "straight"), _lora(tmp_path / "killed")
+    assert all(torch.equal(straight[k], killed[k]) for k in straight)
+
+
 def test_another_seed_trains_other_weights(weights: Path, trained: Path, tmp_path: Path) -> None:
     trainer(weights, tmp_path, seed=3).train(images(), progress=NullProgress())
     ours, theirs = _lora(trained), _lora(tmp_path)

@@ -116,8 +116,13 @@ class LatentDiffusionTrainer(CheckpointedTrainer[LatentDiffusionRecipe]):
             if start.finished(self._recipe.train_steps):
                 return self._finished(start.checkpoint, start.meta)
         data, labels = training_tensors(images, self._recipe.resolution)
+        seed = self._seed
+        if start.meta is not None and start.meta.seed != seed:
+            # the rest of the run draws from the stream it started on (prior images, batches)
+            _log.warning("latent_diffusion_resume_seed", checkpoint_seed=start.meta.seed, configured_seed=seed)
+            seed = start.meta.seed
         try:
-            run = _Run(self._recipe, self._root, self._seed, device, components, digest, self._weights[0])
+            run = _Run(self._recipe, self._root, seed, device, components, digest, self._weights[0])
             if not resume:
                 run.clear()
             if start.checkpoint:
@@ -146,24 +151,13 @@ class _Run:
         self.device = self.accelerator.device
         self.dtype = weight_dtype(recipe.mixed_precision, self.device)
         self.components = components
-        for part in (components.vae, components.text_encoder, components.unet):
-            part.requires_grad_(False)
-            part.to(self.device)
-            if self.dtype != torch.float32:
-                part.to(self.dtype)
+        self._place_frozen_parts()
         self.schedule = training_scheduler(components)
         self.prior: tuple[torch.Tensor, torch.Tensor] | None = None
         if recipe.prior_preservation:
             self.prior = latent_moments(components.vae, self._prior_images().to(self.device) * 2 - 1)
         torch.manual_seed(seed)
-        add_lora(components.unet, recipe.lora_rank, recipe.lora_alpha)
-        trainable = [p for p in components.unet.parameters() if p.requires_grad]
-        for parameter in trainable:
-            parameter.data = parameter.data.float()  # LoRA weights train in fp32 under mixed precision
-        groups: list[dict[str, Any]] = [{"params": trainable}]
-        self.tokens = add_grade_tokens(components, GRADE_WORDS) if recipe.grade_tokens else None
-        if self.tokens is not None:
-            groups.append({"params": [self.tokens.learned], "lr": recipe.token_learning_rate, "weight_decay": 0.0})
+        groups = self._trainable_groups()
         prompts = [recipe.grade_prompt(grade) for grade in range(5)] + [recipe.class_prompt]
         self.prompt_ids = components.tokenizer(
             prompts, padding="max_length", max_length=components.tokenizer.model_max_length, truncation=True,
@@ -187,6 +181,26 @@ class _Run:
     def world(self) -> int:
         return self.accelerator.num_processes
 
+    def _place_frozen_parts(self) -> None:
+        for part in (self.components.vae, self.components.text_encoder, self.components.unet):
+            part.requires_grad_(False)
+            part.to(self.device)
+            if self.dtype != torch.float32:
+                part.to(self.dtype)
+
+    def _trainable_groups(self) -> list[dict[str, Any]]:
+        """Add LoRA (and the grade tokens) and return the optimizer's parameter groups."""
+        recipe = self.recipe
+        add_lora(self.components.unet, recipe.lora_rank, recipe.lora_alpha)
+        trainable = [p for p in self.components.unet.parameters() if p.requires_grad]
+        for parameter in trainable:
+            parameter.data = parameter.data.float()  # LoRA weights train in fp32 under mixed precision
+        groups: list[dict[str, Any]] = [{"params": trainable}]
+        self.tokens = add_grade_tokens(self.components, GRADE_WORDS) if recipe.grade_tokens else None
+        if self.tokens is not None:
+            groups.append({"params": [self.tokens.learned], "lr": recipe.token_learning_rate, "weight_decay": 0.0})
+        return groups
+
     def clear(self) -> None:
         """Start over: the main process removes earlier checkpoints."""
         if self.accelerator.is_main_process:
@@ -195,7 +209,7 @@ class _Run:
 
     def restore(self, checkpoint: Path) -> None:
         """Continue from ``checkpoint``: LoRA weights, optimizer, schedule and step."""
-        meta, state = read_meta(checkpoint), read_state(checkpoint)
+        state = read_state(checkpoint)
         with load_errors_as(f"{checkpoint}: cannot load the LoRA checkpoint"):
             tensors = load_tensor_files(checkpoint, ("lora", "optimizer") + (("tokens",) if self.tokens else ()))
         try:
@@ -208,9 +222,6 @@ class _Run:
         self.optimizer.load_state_dict(unflatten_optimizer(tensors["optimizer"], state.optimizer))
         self.lr_schedule.load_state_dict(state.lr_scheduler)
         self.step, self.loss, self.images_seen = state.step, state.loss, state.images_seen
-        if meta.seed != self.seed:
-            _log.warning("latent_diffusion_resume_seed", checkpoint_seed=meta.seed, configured_seed=self.seed)
-            self.seed = meta.seed
 
     def prepare(self, data: torch.Tensor, labels: torch.Tensor) -> None:
         """Encode the training images (and their mirror images) once: the VAE is frozen."""
