@@ -55,3 +55,26 @@ def test_an_experiment_with_the_latent_diffusion_arm_runs_end_to_end(
     assert set(arms) == {"none", "latent-diffusion"} and arms["latent-diffusion"] > arms["none"]
     loras = list((tmp_path / "work" / "generators").glob("latent-diffusion-*/step-*/lora.safetensors"))
     assert loras, "the arm trained its LoRA first"
+
+
+def test_generator_train_latent_diffusion_trains_lora_or_says_what_weights_to_put_where(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medaug.adapters.stores.local import LocalImageStore
+    from tests.conftest import png_bytes, real_record
+
+    torch.set_num_threads(1)
+    store = LocalImageStore(tmp_path / "store")
+    for index in range(6):
+        store.put(real_record(f"r{index}", index % 5), png_bytes(seed=index, size=32))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MEDAUG_WORK_DIR", str(tmp_path / "work"))
+    monkeypatch.setenv("MEDAUG_DEVICE", "cpu")
+    train = ["--quiet", "generator", "train", "latent-diffusion", "--store", str(tmp_path / "store"), "--profile", "cpu-smoke"]
+    missing = CliRunner().invoke(app, train)
+    assert missing.exit_code != 0 and "generators.latent_diffusion.weights: not set" in missing.output
+    save_components(build_components("tiny", tmp_path / "parts"), tmp_path / "sd")
+    monkeypatch.setenv("MEDAUG_GENERATORS__LATENT_DIFFUSION__WEIGHTS", str(tmp_path / "sd"))
+    trained = CliRunner().invoke(app, train)
+    assert trained.exit_code == 0, trained.output
+    assert "latent-diffusion: 4 steps" in trained.output
