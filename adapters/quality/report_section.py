@@ -89,13 +89,13 @@ def shortcut_blocks(result: ExperimentResult) -> list[Block]:
     for arm, check in checks.items():
         if check.flagged:
             blocks.append(Text(
-                f"Warning: arm {arm} hands its grader a shortcut: its synthetic images are told from real ones with "
+                f"Arm {arm} hands its grader a shortcut: its synthetic images are told from real ones with "
                 f"AUC {check.auc:.3f}, and the plan ({check.policy or policy}) puts them unevenly over the grades. "
                 "Its gains (or losses) on this test set may not transfer; use an equal-share plan "
                 "(policy = { kind = \"equal-share\", share = ... }) and check an external set.", "warning"))
         elif check.grade_dependent:
             blocks.append(Text(
-                f"Note: arm {arm}'s synthetic share depends on the grade (plan {check.policy or policy}); its images "
+                f"Arm {arm}'s synthetic share depends on the grade (plan {check.policy or policy}); its images "
                 "are not separable from real ones here, but a generator whose images are would hand the grader a "
                 "shortcut.", "note"))
     return blocks
