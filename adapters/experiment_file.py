@@ -170,6 +170,23 @@ class ExperimentConfig(BaseModel):
             )
         return value
 
+    @model_validator(mode="after")
+    def _equal_share_weighs_classes(self) -> ExperimentConfig:
+        """An ``equal-share`` plan leaves the grades unbalanced: every classifier weighs them."""
+        if not self.experiment.policy.balances_by_class_weights:
+            return self
+        trainers = self.settings.setdefault("trainers", {})
+        for name in self.experiment.classifiers:
+            table = trainers.setdefault(name.replace("-", "_"), {})
+            if isinstance(table, dict) and table.get("class_weighted") is False:
+                raise ValueError(
+                    f"policy equal-share balances the grades by class weights: remove class_weighted = false "
+                    f"from [settings.trainers.{name.replace('-', '_')}]"
+                )
+            if isinstance(table, dict):
+                table["class_weighted"] = True
+        return self
+
     def spec(self) -> ExperimentSpec:
         """The domain experiment this file defines."""
         e = self.experiment

@@ -29,8 +29,33 @@ def quality(
         console.print(summary_table(report))
         console.print(grade_table(report))
         console.print(memorisation_line(report), highlight=False, soft_wrap=True)
+        if report.shortcut is not None:
+            console.print(shortcut_line(report), highlight=False, soft_wrap=True)
     for path in outcome.written:
         console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+
+
+def shortcut_line(report: QualityReport) -> str:
+    """The shortcut check in one sentence: separability, the share per grade, and the verdict."""
+    check = report.shortcut
+    assert check is not None
+    if check.auc is None:
+        separability = "too few images or sources to test whether they can be told from real ones"
+    else:
+        separability = (
+            f"told from real training images with AUC {check.auc:.3f} (95% {check.auc_low:.3f}-{check.auc_high:.3f}, "
+            f"p {check.p_value:.2g}; {check.folds} folds grouped by source)"
+        )
+    shares = ", ".join(f"grade {int(g)} {100 * v:.0f}%" for g, v in check.share.items())
+    dependence = "n/a" if check.chi2_p is None else f"{check.chi2_p:.2g}"
+    verdict = (
+        "SHORTCUT: separable and unevenly spread over the grades, so looking synthetic tells a grader the grade"
+        if check.flagged else
+        "grade-dependent share (a shortcut if a generator's images were separable)" if check.grade_dependent else
+        "no shortcut"
+    )
+    return (f"{report.augmentation}: synthetic images {separability}; synthetic share {shares} "
+            f"(independence of origin and grade p {dependence}): {verdict}.")
 
 
 def summary_table(report: QualityReport) -> Table:

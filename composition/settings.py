@@ -24,6 +24,7 @@ from medaug.adapters.executors.config import ExecutorConfig
 from medaug.adapters.generators.classic.config import ClassicConfig
 from medaug.adapters.generators.dcgan.config import DCGANConfig
 from medaug.adapters.generators.diffusion.config import DiffusionConfig
+from medaug.adapters.generators.latent_diffusion.config import LatentDiffusionConfig
 from medaug.adapters.generators.openai_edits.config import OpenAIConfig
 from medaug.adapters.quality.config import QualityConfig
 from medaug.adapters.stores.config import StoreConfig
@@ -43,6 +44,7 @@ class GeneratorsConfig(BaseModel):
     diffusion: DiffusionConfig = DiffusionConfig()
     dcgan: DCGANConfig = DCGANConfig()
     openai: OpenAIConfig = OpenAIConfig()
+    latent_diffusion: LatentDiffusionConfig = LatentDiffusionConfig()
 
 
 class Settings(BaseSettings):

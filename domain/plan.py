@@ -25,6 +25,7 @@ class PolicyKind(StrEnum):
     BALANCE_TOTAL = "balance-total"
     BALANCE_LARGEST = "balance-largest"
     MULTIPLY = "multiply"
+    EQUAL_SHARE = "equal-share"
 
 
 class PlanPolicy(BaseModel):
@@ -32,10 +33,14 @@ class PlanPolicy(BaseModel):
 
     Attributes:
         kind: ``balance-total`` (``total`` images in all, equal per grade, real ones included;
-            the thesis used 1773), ``balance-largest`` (every grade up to the largest one) or
-            ``multiply`` (each grade times ``factor``).
+            the thesis used 1773), ``balance-largest`` (every grade up to the largest one),
+            ``multiply`` (each grade times ``factor``) or ``equal-share`` (synthetic images are
+            ``share`` of every grade's training images, the largest grade's too, so that looking
+            synthetic says nothing about the grade; the grades are then balanced by the
+            classifiers' class weights, which experiments switch on for this policy).
         total: the training-set size for ``balance-total`` (at most ``MAX_TOTAL``).
         factor: the multiplier for ``multiply`` (1 to ``MAX_FACTOR``, finite).
+        share: for ``equal-share``, the synthetic fraction of each grade (0 < share < 1).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -43,9 +48,12 @@ class PlanPolicy(BaseModel):
     kind: PolicyKind = PolicyKind.BALANCE_TOTAL
     total: int | None = Field(default=None, gt=0, le=1_000_000)
     factor: float | None = Field(default=None, ge=1.0, le=100.0, allow_inf_nan=False)
+    share: float | None = Field(default=None, gt=0.0, le=0.95, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _parameters_match_kind(self) -> PlanPolicy:
+        if self.kind is PolicyKind.EQUAL_SHARE and self.share is None:
+            raise ValueError("policy equal-share needs 'share' (the synthetic fraction of every grade, e.g. 0.5)")
         if self.kind is PolicyKind.BALANCE_TOTAL and self.total is None:
             raise ValueError("policy balance-total needs 'total'")
         if self.kind is PolicyKind.MULTIPLY and self.factor is None:
@@ -67,8 +75,20 @@ class PlanPolicy(BaseModel):
         """Multiply every grade by ``factor``."""
         return cls(kind=PolicyKind.MULTIPLY, factor=factor)
 
+    @classmethod
+    def equal_share(cls, share: float) -> PlanPolicy:
+        """Make synthetic images ``share`` of every grade's training images."""
+        return cls(kind=PolicyKind.EQUAL_SHARE, share=share)
+
+    @property
+    def balances_by_class_weights(self) -> bool:
+        """Whether the grades are balanced by the classifiers' class weights, not by the images."""
+        return self.kind is PolicyKind.EQUAL_SHARE
+
     def describe(self) -> str:
         """A short human description, e.g. ``balance-total 1773``."""
+        if self.kind is PolicyKind.EQUAL_SHARE:
+            return f"equal-share {self.share:g} (class-weighted)"
         if self.kind is PolicyKind.BALANCE_TOTAL:
             return f"balance-total {self.total}"
         if self.kind is PolicyKind.MULTIPLY:
@@ -203,6 +223,10 @@ def _targets(real_counts: dict[Grade, int], policy: PlanPolicy) -> dict[Grade, i
     if policy.kind is PolicyKind.MULTIPLY:
         assert policy.factor is not None
         return {g: round(n * policy.factor) for g, n in real_counts.items()}
+    if policy.kind is PolicyKind.EQUAL_SHARE:
+        assert policy.share is not None
+        # n real + s synthetic with s / (n + s) = share, whatever the grade.
+        return {g: n + round(n * policy.share / (1 - policy.share)) for g, n in real_counts.items()}
     if policy.kind is PolicyKind.BALANCE_LARGEST:
         largest = max(real_counts.values())
         return {g: largest for g in real_counts}

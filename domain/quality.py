@@ -8,6 +8,8 @@ images (the test split), which is what a perfect generator would score.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from medaug.domain.grades import ALL_GRADES, Grade
@@ -172,6 +174,67 @@ class Memorisation(BaseModel):
         return list(self.nearest[:count])
 
 
+class ShortcutCheck(BaseModel):
+    """Could a grader learn "looks synthetic" as a sign of a grade? Two questions, one flag.
+
+    Separability: a classifier two-sample test of real versus synthetic training images in the
+    grader's feature space (logistic regression, out-of-fold scores over folds grouped by source
+    image, so a variation and its source never sit on both sides). Dependence: how the arm's
+    synthetic share of the training images varies over the grades (a chi-square test of
+    independence of origin and grade). An arm whose images are separable *and* whose synthetic
+    share depends on the grade hands its grader a shortcut.
+
+    Attributes:
+        n_real, n_synthetic: images compared.
+        folds: the grouped folds.
+        auc: out-of-fold ROC AUC of real vs synthetic (0.5 = indistinguishable); None when too
+            few images or groups.
+        auc_low, auc_high: its 95 % bootstrap interval (resampling source groups).
+        p_value: one-sided Mann-Whitney p of the out-of-fold scores (synthetic above real).
+        share: per grade, synthetic images / all training images of the grade.
+        chi2, chi2_p: the chi-square test of independence of origin and grade (None when only
+            one grade has images).
+        separable: ``auc_low`` above ``SEPARABLE_AUC``.
+        grade_dependent: ``chi2_p`` below ``DEPENDENCE_P`` and the shares differ by more than
+            ``SHARE_SPREAD``.
+        policy: the plan policy that set the shares, when known.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    SEPARABLE_AUC: ClassVar[float] = 0.6
+    DEPENDENCE_P: ClassVar[float] = 0.01
+    SHARE_SPREAD: ClassVar[float] = 0.1
+
+    n_real: int
+    n_synthetic: int
+    folds: int = 0
+    auc: float | None = None
+    auc_low: float | None = None
+    auc_high: float | None = None
+    p_value: float | None = None
+    share: dict[Grade, float] = Field(default_factory=dict)
+    chi2: float | None = None
+    chi2_p: float | None = None
+    policy: str | None = None
+
+    @property
+    def separable(self) -> bool:
+        """The synthetic images can be told from real ones (AUC's lower bound above 0.6)."""
+        return self.auc_low is not None and self.auc_low > self.SEPARABLE_AUC
+
+    @property
+    def grade_dependent(self) -> bool:
+        """The synthetic share differs between grades (significantly and by more than 10 points)."""
+        spread = max(self.share.values()) - min(self.share.values()) if self.share else 0.0
+        return self.chi2_p is not None and self.chi2_p < self.DEPENDENCE_P and spread > self.SHARE_SPREAD
+
+    @property
+    def flagged(self) -> bool:
+        """Separable and grade-dependent: "looks synthetic" tells the grader something about the grade."""
+        return self.separable and self.grade_dependent
+
+
 class QualityReport(BaseModel):
     """The quality of one augmentation set's synthetic images, beside held-out real images.
 
@@ -191,6 +254,7 @@ class QualityReport(BaseModel):
         real_diversity: the real training images' own diversity, for scale.
         thresholds: the thresholds the flags and counts used.
         seconds: time the assessment took.
+        shortcut: the shortcut check (separable and grade-dependent synthetic images), when run.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -209,6 +273,7 @@ class QualityReport(BaseModel):
     real_diversity: float | None = None
     thresholds: QualityThresholds = QualityThresholds()
     seconds: float = 0.0
+    shortcut: ShortcutCheck | None = None
 
     @property
     def flagged(self) -> int:

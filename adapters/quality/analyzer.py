@@ -17,6 +17,7 @@ from medaug.adapters.quality.config import QualityConfig
 from medaug.adapters.quality.features import InceptionFeatures
 from medaug.adapters.quality.judge import Judge, JudgeMaker
 from medaug.adapters.quality.metrics import distribution_scores, diversity
+from medaug.adapters.quality.shortcut import shortcut_check
 from medaug.adapters.quality.similarity import Match, SimilarityBank, nearest_by_features, nearest_records, summarise
 from medaug.adapters.torch_support import png_to_tensor, resolve_device
 from medaug.application.errors import ConfigError, InputError
@@ -146,6 +147,10 @@ class FundusQualityAnalyzer:
                 memorisation=self._memorisation(reference, synthetic, store),
                 real_diversity=diversity(reference.real.features),
                 thresholds=self.config.thresholds,
+                shortcut=shortcut_check(
+                    reference.real.records, reference.real.features.numpy(), synthetic.records,
+                    synthetic.features.numpy(), seed=self.seed,
+                ),
                 seconds=time.perf_counter() - started,
             )
         return report

@@ -152,7 +152,7 @@ class QualityConfig(BaseModel):
     in_experiments: bool = True
     screen: ScreenConfig = ScreenConfig()
     experiment_screen: ScreenConfig = ScreenConfig(keep_real=0.9)
-    experiment_screen_generators: tuple[str, ...] = ("diffusion", "dcgan", "openai")
+    experiment_screen_generators: tuple[str, ...] = ("diffusion", "dcgan", "openai", "latent-diffusion")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int | None = Field(default=None, ge=1)
 

@@ -17,6 +17,7 @@ from medaug.adapters.report_document import Block, FigureBlock, Group, Section, 
 from medaug.application.errors import MedaugError
 from medaug.application.ports import ImageStore
 from medaug.domain.experiment import ExperimentResult
+from medaug.domain.grades import ALL_GRADES
 from medaug.domain.quality import DistributionScores, GradeFidelity, LabelFidelity, QualityReport, SimilaritySummary
 
 _log = structlog.get_logger(__name__)
@@ -49,9 +50,73 @@ def quality_section(result: ExperimentResult, store: ImageStore, *, dpi: int = D
                     "Precision, recall, density and coverage of each arm's synthetic images and of held-out real "
                     "images, against the real training images."),
     ]  # fmt: skip
+    section.blocks += shortcut_blocks(result)
     for arm, report in result.quality.items():
         section.blocks.append(arm_group(arm, report, store, dpi=dpi, worst=worst))
     return section
+
+
+def shortcut_blocks(result: ExperimentResult) -> list[Block]:
+    """The shortcut check of every arm (a table) and a warning per arm that hands its grader one."""
+    checks = {arm: report.shortcut for arm, report in result.quality.items() if report.shortcut is not None}
+    if not checks:
+        return []
+    policy = result.spec.policy.describe()
+    externals = sorted(result.external)
+    rows = []
+    for arm, check in checks.items():
+        shares = " / ".join(f"{100 * check.share[g]:.0f}" if g in check.share else "-" for g in ALL_GRADES)
+        interval = "n/a" if check.auc_low is None else f"[{check.auc_low:.3f}, {check.auc_high:.3f}]"
+        verdict = "SHORTCUT" if check.flagged else ("separable" if check.separable else "") + (
+            " grade-dependent" if check.grade_dependent else "")
+        rows.append((
+            arm, check.policy or policy, f"{check.n_real} / {check.n_synthetic}", _num(check.auc, 3), interval,
+            _p(check.p_value), shares, _p(check.chi2_p), verdict.strip() or "no",
+            *(_external_difference(result, name, arm) for name in externals),
+        ))  # fmt: skip
+    headers = ("arm", "plan policy", "real / synthetic", "AUC real vs synthetic", "95% interval", "p",
+               "synthetic share % (grades 0/1/2/3/4)", "share vs grade p", "flag",
+               *(f"Δ kappa vs {result.spec.baseline or 'none'} on {name}" for name in externals))  # fmt: skip
+    blocks: list[Block] = [Table(
+        headers, tuple(rows),
+        "Shortcut check. AUC: logistic regression telling the arm's synthetic training images from the real ones in "
+        "the grader's feature space, out of fold over folds grouped by source image (0.5 = indistinguishable; "
+        "interval: bootstrap over source images; p: one-sided Mann-Whitney of the out-of-fold scores). Share: the "
+        "synthetic share of each grade's training images; its p: chi-square test of independence of origin and "
+        "grade. An arm whose images are separable (interval above 0.6) and whose share depends on the grade "
+        "(p < 0.01, shares more than 10 points apart) is flagged: looking synthetic tells its grader the grade.",
+    )]  # fmt: skip
+    for arm, check in checks.items():
+        if check.flagged:
+            blocks.append(Text(
+                f"Arm {arm} hands its grader a shortcut: its synthetic images are told from real ones with "
+                f"AUC {check.auc:.3f}, and the plan ({check.policy or policy}) puts them unevenly over the grades. "
+                "Its gains (or losses) on this test set may not transfer; use an equal-share plan "
+                "(policy = { kind = \"equal-share\", share = ... }) and check an external set.", "warning"))
+        elif check.grade_dependent:
+            blocks.append(Text(
+                f"Arm {arm}'s synthetic share depends on the grade (plan {check.policy or policy}); its images "
+                "are not separable from real ones here, but a generator whose images are would hand the grader a "
+                "shortcut.", "note"))
+    return blocks
+
+
+def _external_difference(result: ExperimentResult, name: str, arm: str) -> str:
+    external = result.external[name]
+    baseline = result.spec.baseline or "none"
+    try:
+        classifier = next(iter(external.summaries[arm]))
+        ours = external.summaries[arm][classifier]["quadratic_kappa"].mean
+        theirs = external.summaries[baseline][classifier]["quadratic_kappa"].mean
+    except (KeyError, StopIteration):
+        return "n/a"
+    return f"{ours - theirs:+.3f}"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def overview_table(reports: dict[str, QualityReport]) -> Table:

@@ -53,6 +53,15 @@ def _dcgan(settings: Settings, store: ImageStore, scope: str | None = None) -> I
     )
 
 
+def _latent_diffusion(settings: Settings, store: ImageStore, scope: str | None = None) -> ImageGenerator:
+    from medaug.adapters.generators.latent_diffusion.generator import LatentDiffusionGenerator
+
+    config = settings.generators.latent_diffusion
+    return LatentDiffusionGenerator(
+        config, generator_dir(settings, "latent-diffusion", store, scope), device=config.device or settings.device
+    )
+
+
 GeneratorFactory = Callable[[Settings, ImageStore, str | None], ImageGenerator]
 
 
@@ -60,6 +69,7 @@ GENERATORS: dict[str, GeneratorFactory] = {
     "classic": _classic,
     "dcgan": _dcgan,
     "diffusion": _diffusion,
+    "latent-diffusion": _latent_diffusion,
     "openai": _openai,
 }
 
@@ -124,12 +134,29 @@ def _dcgan_trainer(
     return DCGANTrainer(**arguments, num_threads=settings.generators.dcgan.num_threads)
 
 
+def _latent_diffusion_trainer(
+    settings: Settings, store: ImageStore, profile: str | None, scope: str | None = None
+) -> GeneratorTrainer:
+    from medaug.adapters.generators.latent_diffusion.training import LatentDiffusionTrainer
+
+    config = settings.generators.latent_diffusion
+    return LatentDiffusionTrainer(
+        config.resolve(profile),
+        generator_dir(settings, "latent-diffusion", store, scope),
+        weights=config.weights_source(),
+        seed=settings.seed if config.seed is None else config.seed,
+        device=config.device or settings.device,
+        profile=profile or config.profile,
+    )
+
+
 GeneratorTrainerFactory = Callable[[Settings, ImageStore, str | None, str | None], GeneratorTrainer]
 
 
 GENERATOR_TRAINERS: dict[str, GeneratorTrainerFactory] = {
     "dcgan": _dcgan_trainer,
     "diffusion": _diffusion_trainer,
+    "latent-diffusion": _latent_diffusion_trainer,
 }
 
 

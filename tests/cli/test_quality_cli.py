@@ -68,6 +68,8 @@ def test_quality_prints_a_table_per_set_and_writes_json_and_plots(store: Path, t
         assert text in result.output, text
     saved = json.loads((out / "quality.json").read_text())
     assert set(saved) == {"copies", "noise"} and saved["copies"]["memorisation"]["summary"]["flagged"] == 5
+    assert "noise: synthetic images told from real training images with AUC" in result.output
+    assert saved["noise"]["shortcut"]["n_synthetic"] == 5 and saved["noise"]["shortcut"]["auc"] is not None
     names = {p.name for p in out.iterdir()}
     assert {"manifold.png", "similarity-copies.png", "fidelity-noise.png", "worst-pairs-copies.png"} <= names
     assert all((out / n).read_bytes().startswith(b"\x89PNG") for n in names if n.endswith(".png"))
