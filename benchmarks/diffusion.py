@@ -158,7 +158,7 @@ class FeatureSpace:
     """The project's fidelity feature space: frozen EfficientNet-Lite0 features on the real images' top PCs."""
 
     def __init__(self, real: torch.Tensor, device: torch.device, components: int = 16) -> None:
-        from medaug.adapters.backbone import FrozenFeatures, load_backbone
+        from medaug.adapters.trainers.backbone import FrozenFeatures, load_backbone
 
         self._features = FrozenFeatures(load_backbone("efficientnet-lite0"), 224, None, device=device)
         pooled = self._pooled(real)
