@@ -36,7 +36,7 @@ from medaug.application.services.sync import (
 from medaug.application.services.train_classifier import train_classifier
 from medaug.application.services.train_generator import train_generator
 from medaug.composition import factories, jobs
-from medaug.composition.factories.ingest_reports import write_ingest_problems
+from medaug.adapters.ingest_problems import write_ingest_problems
 from medaug.composition.settings import Settings, seed_of
 from medaug.domain.experiment import CellResult, Metrics
 from medaug.domain.quality import QualityReport
@@ -143,7 +143,7 @@ class Services:
         )
         if options.mapping is not None:
             factories.write_mapping(options.mapping, report.mapping)
-        problems_file = write_ingest_problems(self.settings, image_store, source.name, report.skipped, private=private)
+        problems_file = write_ingest_problems(self.settings.work_dir, image_store, source.name, report.skipped, private=private)
         return IngestOutcome(report=report, location=image_store.location,
                              problem_kinds=tuple(summarise_problems(report.skipped)), problems_file=problems_file)
 

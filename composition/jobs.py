@@ -14,7 +14,8 @@ from medaug.application.errors import ConfigError
 from medaug.application.ports import ImageStore, SyntheticScreen
 from medaug.application.services.experiment_job import DatasetStep, ExperimentJob, GeneratorScope, QualityStep
 from medaug.application.services.experiment_plan import cell_lines, describe_source
-from medaug.composition import execution, factories, secrets
+from medaug.adapters import redaction as secrets
+from medaug.composition import execution, factories
 from medaug.composition.settings import Settings, first_error
 from medaug.domain.experiment import THESIS_REFERENCES, Arm
 

@@ -85,7 +85,7 @@ def test_a_secret_in_an_arm_s_options_is_refused_before_any_work(tmp_path: Path,
 
 
 def test_redaction_covers_escaped_and_quoted_forms_of_a_secret_field() -> None:
-    from medaug.composition.secrets import redact_settings_text
+    from medaug.adapters.redaction import redact_settings_text
     from medaug.composition.settings import Settings
 
     settings = Settings(generators={"openai": {"api_key": KEY}})

@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
+from medaug.adapters.files import write_atomic
 from medaug.application.errors import StoreError
 from medaug.application.ports import ImageStore
-from medaug.composition.settings import Settings
 
 
-def problems_folder(settings: Settings, store: ImageStore, *, private: bool) -> Path:
+def problems_folder(work_dir: Path, store: ImageStore, *, private: bool) -> Path:
     """``<store>/reports`` for a folder store; ``<work_dir>/reports/store-<identity>`` otherwise.
 
     A pseudonymised store never holds original names, and the problem lines name the source's
@@ -20,11 +20,11 @@ def problems_folder(settings: Settings, store: ImageStore, *, private: bool) -> 
     root = getattr(store, "root", None)
     if root is not None and not private:
         return Path(root) / "reports"
-    return settings.work_dir / "reports" / f"store-{store.identity}"
+    return work_dir / "reports" / f"store-{store.identity}"
 
 
 def write_ingest_problems(
-    settings: Settings, store: ImageStore, source: str, problems: Sequence[str], *, private: bool
+    work_dir: Path, store: ImageStore, source: str, problems: Sequence[str], *, private: bool
 ) -> Path | None:
     """Write every problem line to ``ingest-problems-<source>-<UTC time>.txt`` atomically (None when none).
 
@@ -33,9 +33,7 @@ def write_ingest_problems(
     """
     if not problems:
         return None
-    from medaug.adapters.files import write_atomic
-
-    folder = problems_folder(settings, store, private=private)
+    folder = problems_folder(work_dir, store, private=private)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     path = folder / f"ingest-problems-{source}-{stamp}.txt"
     counter = 1
