@@ -18,8 +18,10 @@ os.environ.setdefault("MEDAUG_LOG_FORMAT", "json")
 pytest_plugins = ["tests.s3_server"]  # S3 fixtures: moto's server on 127.0.0.1, buckets, outages
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-IDRID = SHARED / "datasets" / "idrid"
-IDRID_ORIGINALS = SHARED / "datasets" / "idrid-originals"
+# Where the IDRiD tests find the data set: MEDAUG_TEST_IDRID (its official layout) and
+# MEDAUG_TEST_IDRID_ORIGINALS (full-size originals), by default the maintainers' folder beside the checkout.
+IDRID = Path(os.environ.get("MEDAUG_TEST_IDRID", SHARED / "datasets" / "idrid"))
+IDRID_ORIGINALS = Path(os.environ.get("MEDAUG_TEST_IDRID_ORIGINALS", SHARED / "datasets" / "idrid-originals"))
 
 
 def png_bytes(seed: int = 0, size: int = 16) -> bytes:
@@ -59,9 +61,9 @@ def synthetic_record(image_id: str, grade: int = 0, augmentation: str = "classic
 
 @pytest.fixture
 def idrid_root() -> Path:
-    """The real IDRiD grading set, or a clean skip when ../shared is absent."""
+    """The real IDRiD grading set, or a clean skip when it is absent."""
     if not (IDRID / "B. Disease Grading").is_dir():
-        pytest.skip("../shared/datasets/idrid is not present")
+        pytest.skip(f"IDRiD is not at {IDRID} (set MEDAUG_TEST_IDRID)")
     return IDRID
 
 
@@ -69,7 +71,7 @@ def idrid_root() -> Path:
 def idrid_originals() -> Path:
     """The four full-resolution IDRiD originals, or a clean skip."""
     if not IDRID_ORIGINALS.is_dir():
-        pytest.skip("../shared/datasets/idrid-originals is not present")
+        pytest.skip(f"the IDRiD originals are not at {IDRID_ORIGINALS} (set MEDAUG_TEST_IDRID_ORIGINALS)")
     return IDRID_ORIGINALS
 
 
