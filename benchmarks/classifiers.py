@@ -36,7 +36,7 @@ from medaug.adapters.png import encode_png
 from medaug.adapters.stores.local import LocalImageStore
 from medaug.adapters.trainers.cnn import CNNTrainer
 from medaug.adapters.trainers.config import CNNConfig, EfficientNetConfig, EfficientNetPartialConfig, ResNetConfig
-from medaug.adapters.trainers.data import ImageTensors
+from medaug.adapters.image_tensors import ImageTensors
 from medaug.adapters.trainers.efficientnet import EfficientNetTrainer
 from medaug.adapters.trainers.resnet import ResNetTrainer
 from medaug.application.ports import NullProgress, TrainingOutcome, TrainingRequest

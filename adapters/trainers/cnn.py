@@ -6,7 +6,7 @@ from torch import nn
 
 from medaug.adapters.torch_support import resolve_device
 from medaug.adapters.trainers.config import CNNConfig
-from medaug.adapters.trainers.data import ImageTensors, shared_cache
+from medaug.adapters.image_tensors import ImageTensors, shared_cache
 from medaug.adapters.trainers.loop import TrainingLoop
 from medaug.adapters.trainers.network import NUM_GRADES, Network
 from medaug.application.ports import ImageStore, ProgressSink, TrainingOutcome, TrainingRequest

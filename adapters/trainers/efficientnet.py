@@ -38,7 +38,7 @@ from medaug.adapters.trainers.backbone import (
 )
 from medaug.adapters.torch_support import resolve_device, seed_everything
 from medaug.adapters.trainers.config import EfficientNetConfig
-from medaug.adapters.trainers.data import ImageTensors, TensorCache, shared_cache
+from medaug.adapters.image_tensors import ImageTensors, TensorCache, shared_cache
 from medaug.adapters.trainers.handlers import check_request, save_atomic
 from medaug.adapters.trainers.head import LinearHead, fit_linear_head
 from medaug.adapters.trainers.loop import TrainingLoop, predictions_of

@@ -27,7 +27,7 @@ from torch import nn
 
 from medaug.adapters.torch_support import seed_everything
 from medaug.adapters.trainers.config import LoopConfig
-from medaug.adapters.trainers.data import ImageTensors, TensorCache, stack_cached
+from medaug.adapters.image_tensors import ImageTensors, TensorCache, stack_cached
 from medaug.adapters.trainers.handlers import EpochSelector, check_request, save_atomic
 from medaug.adapters.trainers.network import (
     IMAGENET_MEAN,

@@ -17,7 +17,7 @@ from torch import nn
 from medaug.adapters import weights
 from medaug.adapters.torch_support import resolve_device
 from medaug.adapters.trainers.config import ResNetConfig
-from medaug.adapters.trainers.data import ImageTensors, TensorCache, shared_cache
+from medaug.adapters.image_tensors import ImageTensors, TensorCache, shared_cache
 from medaug.adapters.trainers.loop import TrainingLoop
 from medaug.adapters.trainers.network import NUM_GRADES, Network
 from medaug.application.errors import ConfigError

@@ -16,7 +16,7 @@ from safetensors import SafetensorError, safe_open
 
 from medaug.adapters.trainers.cnn import ProposedCNN
 from medaug.adapters.trainers.config import CNNConfig
-from medaug.adapters.trainers.data import ImageTensors
+from medaug.adapters.image_tensors import ImageTensors
 from medaug.adapters.trainers.loop import predictions_of
 from medaug.adapters.trainers.network import Normalise
 from medaug.application.errors import ConfigError

@@ -13,7 +13,7 @@ from safetensors import safe_open
 from medaug.adapters.stores.local import LocalImageStore
 from medaug.adapters.trainers.cnn import CNNTrainer, ProposedCNN
 from medaug.adapters.trainers.config import CNNConfig, ResNetConfig, TrainersConfig
-from medaug.adapters.trainers.data import ImageTensors, TensorCache
+from medaug.adapters.image_tensors import ImageTensors, TensorCache
 from medaug.adapters.trainers.handlers import EpochSelector
 from medaug.adapters.trainers.network import channel_stats, class_weights
 from medaug.adapters.trainers.resnet import IMAGENET_FILES, ResNetTrainer

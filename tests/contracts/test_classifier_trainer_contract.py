@@ -6,7 +6,7 @@ import pytest
 
 from medaug.adapters.trainers.cnn import CNNTrainer
 from medaug.adapters.trainers.config import CNNConfig, EfficientNetConfig, EfficientNetPartialConfig, ResNetConfig
-from medaug.adapters.trainers.data import ImageTensors
+from medaug.adapters.image_tensors import ImageTensors
 from medaug.adapters.trainers.efficientnet import EfficientNetTrainer
 from medaug.adapters.trainers.resnet import ResNetTrainer
 from tests.contracts.classifier_trainer import ClassifierTrainerContract
