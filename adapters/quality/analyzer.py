@@ -97,13 +97,13 @@ class FundusQualityAnalyzer:
         judges: Mapping[str, JudgeMaker],
         cache_dir: Path,
         seed: int = 0,
-        device: str = "auto",
+        device: str = "cpu",
         images: ImageTensors | None = None,
     ) -> None:
         self.config = config or QualityConfig()
         self.cache_dir = Path(cache_dir)
         self.seed = self.config.seed if self.config.seed is not None else seed
-        self.device = resolve_device(device if self.config.device == "auto" else self.config.device)
+        self.device = resolve_device(device)
         self.images = images or ImageTensors(shared_cache())
         self._inception = InceptionFeatures(self.config.inception_weights) if self.config.features == "inception" else None
         wanted = {self.config.classifier} | ({self.config.features} - {"inception"})

@@ -58,7 +58,7 @@ def _latent_diffusion(settings: Settings, store: ImageStore, scope: str | None =
 
     config = settings.generators.latent_diffusion
     return LatentDiffusionGenerator(
-        config, generator_dir(settings, "latent-diffusion", store, scope), device=config.device or settings.device
+        config, generator_dir(settings, "latent-diffusion", store, scope), device=device_of(settings, config.device)
     )
 
 
@@ -144,8 +144,8 @@ def _latent_diffusion_trainer(
         config.resolve(profile),
         generator_dir(settings, "latent-diffusion", store, scope),
         weights=config.weights_source(),
-        seed=settings.seed if config.seed is None else config.seed,
-        device=config.device or settings.device,
+        seed=seed_of(settings, config.seed),
+        device=device_of(settings, config.device),
         profile=profile or config.profile,
     )
 

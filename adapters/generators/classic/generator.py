@@ -34,7 +34,7 @@ class ClassicGenerator:
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     """
 
-    def __init__(self, config: ClassicConfig | None = None, *, device: str = "auto") -> None:
+    def __init__(self, config: ClassicConfig | None = None, *, device: str = "cpu") -> None:
         self._config = config or ClassicConfig()
         self._operations = build_operations(self._config.specs())
         self._device = resolve_device(device)

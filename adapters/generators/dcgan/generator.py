@@ -35,7 +35,7 @@ class DCGANGenerator:
         device: ``auto``, ``cpu`` or ``cuda``.
     """
 
-    def __init__(self, config: DCGANConfig, checkpoint_dir: Path, *, device: str = "auto") -> None:
+    def __init__(self, config: DCGANConfig, checkpoint_dir: Path, *, device: str = "cpu") -> None:
         self._root = Path(checkpoint_dir)
         self._device = device
         self._threads = config.num_threads

@@ -92,7 +92,7 @@ class DCGANTrainer(CheckpointedTrainer[DCGANRecipe]):
         checkpoint_dir: Path,
         *,
         seed: int = 0,
-        device: str = "auto",
+        device: str = "cpu",
         profile: str = "",
         num_threads: int | None = None,
     ) -> None:

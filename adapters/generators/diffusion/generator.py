@@ -31,7 +31,7 @@ class DiffusionGenerator:
         device: ``auto``, ``cpu`` or ``cuda``.
     """
 
-    def __init__(self, config: DiffusionConfig, checkpoint_dir: Path, *, device: str = "auto") -> None:
+    def __init__(self, config: DiffusionConfig, checkpoint_dir: Path, *, device: str = "cpu") -> None:
         self._config = config
         self._root = Path(checkpoint_dir)
         self._device = device

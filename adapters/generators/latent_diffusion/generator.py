@@ -47,7 +47,7 @@ class LatentDiffusionGenerator:
         device: ``auto``, ``cpu`` or ``cuda``.
     """
 
-    def __init__(self, config: LatentDiffusionConfig, checkpoint_dir: Path, *, device: str = "auto") -> None:
+    def __init__(self, config: LatentDiffusionConfig, checkpoint_dir: Path, *, device: str = "cpu") -> None:
         self._config = config
         self._root = Path(checkpoint_dir)
         self._device = device
