@@ -52,6 +52,16 @@ class DataLocation(BaseModel):
     store: str | None = None
     limit: int | None = Field(default=None, ge=1)
 
+    def names(self, path: Path | None, size: int) -> tuple[str, str]:
+        """How the data set is described in plans and reports, and its store's folder name."""
+        if isinstance(self, DatasetConfig) and self.kind == "phantom":
+            return f"phantom (n={self.n}, seed={self.seed}, {size} px)", f"phantom-n{self.n}-s{self.seed}-{size}px"
+        if self.kind == "idrid":
+            return f"IDRiD grading ({size} px)", f"idrid-{size}px"
+        if self.kind == "folder" and path is not None:
+            return f"folder {path} ({size} px)", f"folder-{path.name}-{size}px"
+        return f"{self.kind} {path} ({size} px)", f"{self.kind}-{size}px"
+
     @field_validator("path", "csv")
     @classmethod
     def _expand_home(cls, value: Path | None) -> Path | None:

@@ -8,7 +8,6 @@ them to the application service that carries it out. No logic of its own beyond 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,14 +15,14 @@ from medaug.adapters.experiment_file import ExperimentConfig
 from medaug.adapters.experiment_overrides import apply_overrides as apply_overrides  # re-exported for the CLI
 from medaug.adapters.experiment_overrides import external_option
 from medaug.adapters.experiment_file import load_experiment_config as load_experiment_config  # and embedders
-from medaug.application.errors import ConfigError
 from medaug.application.ports import DatasetSource, GeneratorTrainingResult, NullProgress, ProgressSink
 from medaug.application.services.augment import AugmentCommand, AugmentOutcome, run_augmentation
 from medaug.application.services.evaluate import evaluate_saved
 from medaug.application.services.experiment import ExperimentOutcome, ingest_step, rebuild_report, run_experiment_job
-from medaug.application.services.ingest import IngestReport, ingest
-from medaug.application.services.problems import ProblemKind, summarise_problems
+from medaug.application.services.ingest import ingest
+from medaug.application.services.problems import summarise_problems
 from medaug.application.services.quality import assess_all
+from medaug.application.services.requests import IngestOptions, IngestOutcome, QualityOutcome, SourceSpec
 from medaug.application.services.stats import StoreStats, store_stats
 from medaug.application.services.sync import (
     StoreDigest,
@@ -39,71 +38,6 @@ from medaug.composition import factories, jobs
 from medaug.adapters.ingest_problems import write_ingest_problems
 from medaug.composition.settings import Settings, seed_of
 from medaug.domain.experiment import CellResult, Metrics
-from medaug.domain.quality import QualityReport
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """Which data set to read, as ``medaug data ingest <kind>`` names it.
-
-    Attributes:
-        kind: one of ``factories.DATASET_KINDS`` (``idrid``, ``folder``, ``phantom``, the published sets).
-        path: the data set's folder (every kind but ``phantom``).
-        csv: the labels file (``folder``; another labels file for the published sets).
-        image_column, label_column, split_column, name: the ``folder`` CSV's layout and its name.
-        n, seed, test_fraction: the ``phantom`` set's size, seed (None: settings.seed) and test share.
-    """
-
-    kind: str
-    path: Path | None = None
-    csv: Path | None = None
-    image_column: str = "image"
-    label_column: str = "grade"
-    split_column: str | None = None
-    name: str = "folder"
-    n: int = 500
-    seed: int | None = None
-    test_fraction: float = 0.2
-
-
-@dataclass(frozen=True)
-class IngestOptions:
-    """How ``Services.ingest`` treats what it finds (see ``application.services.ingest``)."""
-
-    lenient: bool = False
-    update: bool = False
-    pseudonymise: bool | None = None
-    """None: ``settings.pseudonymise``."""
-    mapping: Path | None = None
-    """With pseudonymising: where the pseudonym,original CSV goes (outside the store)."""
-    limit: int | None = None
-    seed: int | None = None
-    """Seed of the ``limit`` draw (None: settings.seed)."""
-    workers: int | None = None
-    """Processes decoding and preprocessing (None: every core of this machine)."""
-
-
-@dataclass(frozen=True)
-class IngestOutcome:
-    """An ingest's report and the store it wrote to.
-
-    Attributes:
-        problem_kinds: the skipped problems summarised by kind (what the terminal shows).
-        problems_file: the file listing every skipped problem (None when none was skipped).
-    """
-
-    report: IngestReport
-    location: str
-    problem_kinds: tuple[ProblemKind, ...] = ()
-    problems_file: Path | None = None
-
-
-@dataclass(frozen=True)
-class QualityOutcome:
-    """Quality reports per augmentation set, and the files written (quality.json, plots)."""
-
-    reports: Mapping[str, QualityReport]
-    written: tuple[Path, ...]
 
 
 @dataclass(frozen=True)
@@ -123,9 +57,7 @@ class Services:
         options = options or IngestOptions()
         source = self._source(spec)
         image_store = factories.build_store(self.settings, store)
-        private = self.settings.pseudonymise if options.pseudonymise is None else options.pseudonymise
-        if options.mapping is not None and not private:
-            raise ConfigError(f"{options.mapping}: --mapping needs --pseudonymise")
+        private = options.private(default=self.settings.pseudonymise)
         pseudonymiser = factories.build_pseudonymiser(self.settings) if private else None
         if options.mapping is not None:
             factories.check_mapping_file(options.mapping, image_store)

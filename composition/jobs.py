@@ -139,12 +139,7 @@ def dataset_step(dataset: DataLocation, settings: Settings, *, use_env: bool = T
     pseudonymise = factories.build_pseudonymiser(settings) if settings.pseudonymise and dataset.kind != "phantom" else None
     if pseudonymise is not None:
         slug += "-pseudonymised"
-    location = dataset.store
-    if location is None and settings.store.kind == "s3":
-        s3 = settings.store.s3
-        location = f"s3://{s3.bucket}/{s3.prefix.strip('/') + '/' if s3.prefix.strip('/') else ''}{slug}"
-    elif location is None:
-        location = str(settings.work_dir / "stores" / slug)
+    location = dataset.store if dataset.store is not None else settings.store.location_for(slug, settings.work_dir)
     return DatasetStep(
         store=factories.build_store(settings, location),
         description=description,
@@ -165,7 +160,7 @@ def _source(dataset: DataLocation, settings: Settings, *, use_env: bool = True):
     size = settings.image_size
     if isinstance(dataset, DatasetConfig) and dataset.kind == "phantom":
         source = factories.build_source("phantom", None, n=dataset.n, seed=dataset.seed, size=size)
-        return source, f"phantom (n={dataset.n}, seed={dataset.seed}, {size} px)", f"phantom-n{dataset.n}-s{dataset.seed}-{size}px"
+        return (source, *dataset.names(None, size))
     path = dataset.path
     if path is None and use_env and os.environ.get("MEDAUG_DATA"):
         path = Path(os.environ["MEDAUG_DATA"]).expanduser()
@@ -177,11 +172,7 @@ def _source(dataset: DataLocation, settings: Settings, *, use_env: bool = True):
         dataset.kind, Path(path), csv=dataset.csv, image_column=dataset.image_column,
         label_column=dataset.label_column, split_column=dataset.split_column, size=size,
     )  # fmt: skip
-    if dataset.kind == "idrid":
-        return source, f"IDRiD grading ({size} px)", f"idrid-{size}px"
-    if dataset.kind == "folder":
-        return source, f"folder {path} ({size} px)", f"folder-{Path(path).name}-{size}px"
-    return source, f"{dataset.kind} {path} ({size} px)", f"{dataset.kind}-{size}px"
+    return (source, *dataset.names(Path(path), size))
 
 
 def plan_experiment_job(config: ExperimentConfig, base_settings: Settings, *, run_dir: Path | None = None) -> list[str]:

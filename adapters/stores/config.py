@@ -80,3 +80,11 @@ class StoreConfig(BaseModel):
     root: Path = Path("medaug-data/store")
     s3: S3StoreConfig = S3StoreConfig()
     lock_wait_seconds: float = Field(default=5.0, ge=0, le=86400)
+
+    def location_for(self, slug: str, work_dir: Path) -> str:
+        """Where a data set's own store goes: ``<work_dir>/stores/<slug>``, or ``<slug>`` under
+        the bucket's prefix when ``kind = "s3"``."""
+        if self.kind == "s3":
+            prefix = self.s3.prefix.strip("/")
+            return f"s3://{self.s3.bucket}/{prefix + '/' if prefix else ''}{slug}"
+        return str(work_dir / "stores" / slug)
