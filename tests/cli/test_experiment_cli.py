@@ -31,12 +31,9 @@ in_experiments = false
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MEDAUG_WORK_DIR", str(tmp_path / "work"))
-    monkeypatch.setenv("COLUMNS", "200")
-    (tmp_path / "tiny.toml").write_text(TINY)
-    return tmp_path
+def workspace(cli_folder: Path) -> Path:
+    (cli_folder / "tiny.toml").write_text(TINY)
+    return cli_folder
 
 
 def invoke(*args: str):  # type: ignore[no-untyped-def]

@@ -36,12 +36,9 @@ in_experiments = false
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MEDAUG_WORK_DIR", str(tmp_path / "work"))
-    monkeypatch.setenv("COLUMNS", "200")
-    (tmp_path / "kfold.toml").write_text(KFOLD)
-    folder = tmp_path / "other-camera"
+def workspace(cli_folder: Path) -> Path:
+    (cli_folder / "kfold.toml").write_text(KFOLD)
+    folder = cli_folder / "other-camera"
     folder.mkdir()
     rng = np.random.default_rng(0)
     rows = ["image,grade"]
@@ -49,7 +46,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(folder / f"eye{index}.png")
         rows.append(f"eye{index}.png,{index % 5}")
     (folder / "labels.csv").write_text("\n".join(rows) + "\n")
-    return tmp_path
+    return cli_folder
 
 
 def test_a_kfold_run_pools_out_of_fold_predictions_and_tests_the_external_set(workspace: Path) -> None:
