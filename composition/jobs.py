@@ -67,6 +67,8 @@ def experiment_job(
 
         discard_run_folder(runs_root, within=None if run_dir else settings.work_dir / "runs")
     store = dataset.store
+    # A store already holding images keeps their size: a classifier asking for more is refused now.
+    factories.check_store_size(spec.classifiers, settings, factories.store_image_size(store), store.location)
     execution.check_reachable(settings, store.location, runs_root)
     return ExperimentJob(
         spec=spec,

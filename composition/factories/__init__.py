@@ -14,6 +14,7 @@ from medaug.composition.factories.classifiers import (
     build_fold_splitter,
     build_saved_classifier,
     build_trainer,
+    check_store_size,
     trainer_names,
 )
 from medaug.composition.factories.datasets import (
@@ -53,5 +54,6 @@ from medaug.composition.factories.runtime import (
 )
 from medaug.composition.factories.stores import (
     build_store,
+    store_image_size,
     working_image_size,
 )

@@ -5,7 +5,7 @@ Adapters are imported inside the factories: nothing heavy loads until a service 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from medaug.application.errors import ConfigError
@@ -54,17 +54,44 @@ def _efficientnet(name: str) -> TrainerFactory:
 TrainerFactory = Callable[[Settings, Path | None], ClassifierTrainer]
 
 
-def check_input_size(name: str, input_size: int, store_size: int) -> None:
+def check_input_size(name: str, input_size: int, store_size: int, *, store: str | None = None) -> None:
     """Refuse a classifier that asks for larger images than the store holds (upscaling adds no detail).
+
+    Args:
+        store_size: the side of the store's images: ``image_size`` of the settings, or, with
+            ``store`` (its location), that of the images an existing store already holds.
 
     Raises:
         ConfigError: one line naming the setting and its valid range.
     """
-    if input_size > store_size:
+    if input_size <= store_size:
+        return
+    setting = f"trainers.{name.replace('-', '_')}.input_size = {input_size}"
+    if store is None:
         raise ConfigError(
-            f"trainers.{name.replace('-', '_')}.input_size = {input_size}: larger than the store's images "
-            f"(image_size = {store_size}); valid range 32-{store_size}, or raise image_size"
+            f"{setting}: larger than the store's images (image_size = {store_size}); "
+            f"valid range 32-{store_size}, or raise image_size"
         )
+    valid = f"valid range 32-{store_size}" if store_size >= 32 else "below the 32 px minimum"
+    raise ConfigError(
+        f"{setting}: larger than the images of store {store} ({store_size} px); {valid}, "
+        f"or ingest the data set again with image_size >= {input_size}"
+    )
+
+
+def check_store_size(names: Sequence[str], settings: Settings, store_size: int | None, store: str) -> None:
+    """Refuse classifiers ``names`` whose ``input_size`` exceeds the side of the images an existing
+    store already holds (``store_size``; None for a store still empty, ingested at ``image_size``).
+
+    Raises:
+        ConfigError: one line naming the first such setting and its valid range.
+    """
+    if store_size is None:
+        return
+    for name in names:
+        if name in TRAINERS and name not in ("cnn", "resnet50"):
+            config = getattr(settings.trainers, name.replace("-", "_"))
+            check_input_size(name, config.input_size, store_size, store=store)
 
 
 TRAINERS: dict[str, TrainerFactory] = {

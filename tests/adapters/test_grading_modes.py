@@ -128,3 +128,29 @@ def test_bad_stage_input_size_and_store_size_are_one_line_before_any_work(tmp_pa
 def test_partial_classifiers_are_wired_by_name(tmp_path: Path) -> None:
     trainer = factories.build_trainer("efficientnet-lite0-partial", load_settings(work_dir=tmp_path))
     assert trainer.config.mode == "partial" and trainer.name == "efficientnet-lite0-partial"  # type: ignore[attr-defined]
+
+
+
+def test_an_experiment_on_a_store_of_smaller_images_than_the_classifier_asks_for_is_refused_first(tmp_path: Path) -> None:
+    from medaug.adapters.experiment_file import load_experiment_config
+    from medaug.composition import jobs
+
+    graded_store(tmp_path / "store", {"train": 2}, size=40)
+    settings = load_settings(work_dir=tmp_path / "work")  # image_size 256: the settings alone allow 48 px
+
+    def job_asking(size: int):  # type: ignore[no-untyped-def]
+        (tmp_path / "small.toml").write_text(
+            f'name = "small"\n[dataset]\nkind = "store"\nstore = "{tmp_path / "store"}"\n'
+            '[experiment]\narms = ["none"]\nclassifiers = ["efficientnet-lite0"]\nseeds = [0]\n'
+            f'[settings.trainers.efficientnet_lite0]\ninput_size = {size}\n'
+        )
+        return jobs.experiment_job(load_experiment_config(tmp_path / "small.toml"), settings)
+
+    with pytest.raises(ConfigError) as error:
+        job_asking(48)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith("trainers.efficientnet_lite0.input_size = 48: larger than the images of store ")
+    assert "(40 px); valid range 32-40" in message
+    assert not (tmp_path / "work" / "runs").exists()
+    assert job_asking(40).trainers["efficientnet-lite0"].config.input_size == 40  # type: ignore[attr-defined]
