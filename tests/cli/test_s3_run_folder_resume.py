@@ -90,10 +90,10 @@ def _versions(client, bucket: str, prefix: str) -> Counter[str]:  # type: ignore
     return counts
 
 
-def _metrics(client, bucket: str, work: str) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
+def _metrics(client, bucket: str, work: str) -> dict[str, dict[str, object]]:  # type: ignore[no-untyped-def]
     body = client.get_object(Bucket=bucket, Key=f"{work}/runs/tiny-s3/results.json")["Body"].read()
     return {
-        "__".join(str(v) for v in cell["key"].values()): cell["metrics"]["accuracy"]
+        "__".join(str(v) for v in cell["key"].values()): cell["metrics"]
         for cell in json.loads(body)["cells"]
     }
 
