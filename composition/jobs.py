@@ -64,10 +64,11 @@ def experiment_job(
         name: factories.build_trainer(name, settings, feature_dir=local_run / "features") for name in spec.classifiers
     }
     dataset = dataset_step(config.dataset, settings)
-    runs = factories.build_run_folder(runs_root, settings)  # an S3 one is checked writable here
+    store = dataset.store
+    # an S3 run folder is checked writable here, and pulls this store's generators
+    runs = factories.build_run_folder(runs_root, settings, store_identity=store.identity)
     if fresh:
         factories.discard_run_folder(runs, runs_root, within=None if run_dir else settings.work_dir / "runs")
-    store = dataset.store
     execution.check_reachable(settings, store.location, runs_root)
     return ExperimentJob(
         spec=spec,

@@ -21,9 +21,11 @@ The contract:
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -59,13 +61,22 @@ class ScratchMirror:
     Args:
         objects: the S3 prefix that holds the mirror (``root`` maps to its prefix).
         root: the local scratch folder.
-        subtrees: folders of ``root`` that are mirrored (``"."`` for all of it).
+        subtrees: folders of ``root`` that are pushed (``"."`` for all of it).
+        pulls: which of their folders a pull brings here (``fnmatch`` patterns of folder paths,
+            e.g. ``generators/*-<store id>*``: only one store's models); None: all of ``subtrees``.
     """
 
-    def __init__(self, objects: S3Objects, root: Path, subtrees: Iterable[str] = (".",)) -> None:
+    def __init__(
+        self, objects: S3Objects, root: Path, subtrees: Iterable[str] = (".",), pulls: Iterable[str] | None = None
+    ) -> None:
         self._objects = objects
         self._root = Path(root)
         self._subtrees = tuple(subtrees)
+        self._pulls = tuple(pulls) if pulls is not None else tuple(
+            pattern
+            for subtree in self._subtrees
+            for pattern in (("*",) if subtree == "." else (subtree.strip("/"), f"{subtree.strip('/')}/*"))
+        )
         self._lock = threading.RLock()
         self._known: dict[str, tuple[int, int]] = {}
         """Relative path -> (size, mtime_ns) of each file pushed or pulled by this mirror."""
@@ -166,15 +177,19 @@ class ScratchMirror:
 
     def _remote_manifests(self) -> list[tuple[str, dict[str, dict[str, object]]]]:
         found = []
-        for subtree in self._subtrees:
-            relative = "" if subtree == "." else subtree.strip("/") + "/"
-            for key, _, _ in self._objects.list_keys(relative):
-                if key.endswith("/" + MANIFEST) or key == self._objects.object_key(MANIFEST):
-                    folder = key[len(self._objects.object_key("")) :].removesuffix(MANIFEST).strip("/") or "."
-                    raw = self._objects.read_object_or_none(key)
-                    if raw is not None:
-                        found.append((folder, self._parse(raw, key)))
-        return sorted(found, key=lambda item: item[0].count("/"))
+        for pattern in self._pulls:
+            listed = re.split(r"[*?\[]", pattern, maxsplit=1)[0] if pattern != "*" else ""
+            for key, _, _ in self._objects.list_keys(listed):
+                if not (key.endswith("/" + MANIFEST) or key == self._objects.object_key(MANIFEST)):
+                    continue
+                folder = key[len(self._objects.object_key("")) :].removesuffix(MANIFEST).strip("/") or "."
+                if not fnmatch.fnmatchcase(folder, pattern) and folder != pattern:
+                    continue
+                raw = self._objects.read_object_or_none(key)
+                if raw is not None:
+                    found.append((folder, self._parse(raw, key)))
+        unique = dict(found)  # patterns may overlap
+        return sorted(unique.items(), key=lambda item: item[0].count("/"))
 
     def _pull_folder(self, folder: str, entries: dict[str, dict[str, object]]) -> int:
         local = self._root / folder

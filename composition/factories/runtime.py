@@ -45,19 +45,27 @@ def write_contact_sheet(store: ImageStore, out: Path, *, per_cell: int = 4, augm
     return write(store, out, per_cell=per_cell, augmentation=augmentation)
 
 
-def build_run_folder(location: Path | str, settings: Settings | None = None) -> RunRepository:
+def build_run_folder(
+    location: Path | str, settings: Settings | None = None, *, store_identity: str | None = None
+) -> RunRepository:
     """The run folder of an experiment (cells, results, checkpoints): a local folder, or
     ``s3://bucket/prefix`` (see ``S3RunFolder``; its client from ``settings.store.s3``, by default
-    the environment's settings), checked writable now."""
+    the environment's settings), checked writable now.
+
+    Args:
+        store_identity: the experiment's store: an S3 run folder inside the S3 work folder then
+            also pulls that store's generator checkpoints (a task that trains or samples them).
+    """
     text = str(location)
     if text.startswith("s3:/"):  # also a URL that went through Path() ("s3:/bucket/...")
-        return _s3_run_folder("s3://" + text.removeprefix("s3:/").lstrip("/"), settings or Settings())
+        url = "s3://" + text.removeprefix("s3:/").lstrip("/")
+        return _s3_run_folder(url, settings or Settings(), store_identity)
     from medaug.adapters.runs import LocalRunFolder
 
     return LocalRunFolder(location)
 
 
-def _s3_run_folder(url: str, settings: Settings) -> RunRepository:
+def _s3_run_folder(url: str, settings: Settings, store_identity: str | None) -> RunRepository:
     """An S3 run folder; its scratch and mirror follow ``settings.work_url`` when the folder is inside it."""
     from medaug.adapters.runs_s3 import S3RunFolder
     from medaug.adapters.stores.s3_client import make_s3_client
@@ -71,9 +79,9 @@ def _s3_run_folder(url: str, settings: Settings) -> RunRepository:
     if work is not None and url.startswith(work + "/"):
         relative = url[len(work) + 1 :]
         work_bucket, _, work_prefix = work.removeprefix("s3://").partition("/")
-        mirror = ScratchMirror(
-            S3Objects(client, bucket=work_bucket, prefix=work_prefix), settings.work_dir, ("generators", relative)
-        )
+        pulls = (relative, f"{relative}/*") + ((f"generators/*-{store_identity}*",) if store_identity else ())
+        work_objects = S3Objects(client, bucket=work_bucket, prefix=work_prefix)
+        mirror = ScratchMirror(work_objects, settings.work_dir, ("generators", relative), pulls)
         scratch = settings.work_dir / relative
     else:
         scratch = settings.scratch_dir / bucket / prefix

@@ -123,6 +123,28 @@ def test_a_run_folder_inside_an_s3_work_dir_mirrors_generators_too(s3_store_conf
     assert build_run_folder(Path(f"{settings.work_url}/runs/r"), settings).location == runs.location  # via Path()
 
 
+def test_a_job_pulls_only_its_own_store_generators_and_run_folder(s3_store_config: S3StoreConfig, tmp_path: Path) -> None:
+    def settings(machine: str) -> Settings:
+        return Settings(work_dir=f"s3://{s3_store_config.bucket}/work", scratch_dir=tmp_path / machine,
+                        store={"s3": _store_settings(s3_store_config.endpoint_url or "")})
+
+    a = settings("a")
+    for folder in ("generators/dcgan-mine-f0r0/step-000006", "generators/dcgan-other-f0r0/step-000006",
+                   "runs/r/features", "runs/r-two/features"):
+        (a.work_dir / folder).mkdir(parents=True)
+        (a.work_dir / folder / "x.safetensors").write_bytes(b"x")
+    for name in ("r", "r-two"):
+        runs = build_run_folder(f"{a.work_url}/runs/{name}", a, store_identity="mine")
+        assert isinstance(runs, S3RunFolder)
+        runs.push()
+    b = settings("b")
+    pulling = build_run_folder(f"{b.work_url}/runs/r", b, store_identity="mine")
+    assert isinstance(pulling, S3RunFolder)
+    pulling.pull()
+    found = sorted(p.relative_to(b.work_dir).as_posix() for p in b.work_dir.rglob("*.safetensors"))
+    assert found == ["generators/dcgan-mine-f0r0/step-000006/x.safetensors", "runs/r/features/x.safetensors"]
+
+
 def _store_settings(endpoint: str) -> dict[str, object]:
     from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY
 
