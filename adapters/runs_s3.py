@@ -85,7 +85,7 @@ class S3RunFolder:
         key = self._objects.object_key(CLAIM)
         for _ in range(_ATTEMPTS):
             raw, etag = self._objects.read_object_with_etag(key)
-            held: dict[str, Any] | None = json.loads(raw) if raw is not None else None
+            held = self._held(raw)
             body = merge_claim(held, fingerprint, arms, self.location).encode()
             outcome = self._objects.put_conditional(key, body, if_none_match=etag is None, if_match=etag)
             if outcome.startswith("ok:"):
@@ -96,6 +96,18 @@ class S3RunFolder:
         else:
             raise StoreError(f"{self.location}/{CLAIM}: changed by another run under {_ATTEMPTS} attempts")
         self.pull()
+
+    def _held(self, raw: bytes | None) -> dict[str, Any] | None:
+        if raw is None:
+            return None
+        try:
+            held = json.loads(raw)
+        except ValueError:
+            held = None
+        if not isinstance(held, dict) or not isinstance(held.get("arms"), dict):
+            raise ConfigError(f"{self.location}/{CLAIM}: unreadable claim (not the JSON medaug writes); "
+                              "pass --fresh to discard this run folder")
+        return held
 
     def load_cell(self, key: CellKey) -> CellResult | None:
         self.pull()
@@ -135,7 +147,9 @@ class S3RunFolder:
         keys = [key for key, _, _ in self._objects.list_keys("")]
         names = {key[len(self._objects.object_key("")) :].split("/", 1)[0] for key in keys}
         if keys and not names.intersection(RUN_FILES):
-            raise ConfigError(f"{self.location}: not a run folder (no {CLAIM}, {RESULTS} or cells/); --fresh deletes nothing there")
+            raise ConfigError(
+                f"{self.location}: not a run folder (no {CLAIM}, {RESULTS} or cells/); --fresh deletes nothing there"
+            )
         self._objects.delete_keys(keys)
         shutil.rmtree(self._scratch, ignore_errors=True)
 

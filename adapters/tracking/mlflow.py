@@ -73,7 +73,8 @@ class MlflowTracker:
                 self._log_cell(client, experiment_id, parent, cell, tracked.cell_params.get(cell.key.slug, {}))
         for name, params in tracked.generator_params.items():
             if f"{GENERATOR}:{name}" not in logged:
-                run = client.create_run(experiment_id, run_name=f"generator {name}", tags={PARENT: parent, GENERATOR: name})
+                tags = {PARENT: parent, GENERATOR: name}
+                run = client.create_run(experiment_id, run_name=f"generator {name}", tags=tags)
                 _log_params(client, run.info.run_id, params)
                 client.set_terminated(run.info.run_id)
         self._log_summaries(client, parent, tracked)

@@ -63,7 +63,8 @@ def test_a_resumed_experiment_keeps_one_parent_and_one_child_per_cell(tmp_path: 
     assert sorted(generators) == ["classic/echo", "more/echo"]  # one run each, over three records
     for name, generator in generators.items():
         augmentation = name.split("/")[0]
-        assert generator.data.params["weights_sha256"] == "feedc0de" and generator.data.params["augmentation"] == augmentation
+        assert generator.data.params["weights_sha256"] == "feedc0de"
+        assert generator.data.params["augmentation"] == augmentation
         assert int(generator.data.params["images"]) == len(store.list(augmentation=augmentation)) > 0
     assert sorted(r.data.tags["medaug.cell"] for r in children) == sorted(c.key.slug for c in result.cells)
     by_slug = {r.data.tags["medaug.cell"]: r for r in children}

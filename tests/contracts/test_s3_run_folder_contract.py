@@ -13,7 +13,7 @@ from medaug.adapters.stores.config import S3StoreConfig
 from medaug.adapters.stores.s3_client import make_s3_client
 from medaug.adapters.stores.s3_mirror import ScratchMirror
 from medaug.adapters.stores.s3_objects import S3Objects
-from medaug.application.errors import StoreError
+from medaug.application.errors import ConfigError, StoreError
 from medaug.composition.factories import build_run_folder
 from medaug.composition.settings import Settings
 from tests.contracts.run_repository import RunRepositoryContract, cell, experiment_result  # noqa: F401 - fixture
@@ -114,7 +114,9 @@ def test_a_bucket_refusing_writes_is_one_line(s3_store_config: S3StoreConfig, tm
     assert "\n" not in message and s3_store_config.bucket in message and "access denied" in message
 
 
-def test_a_run_folder_inside_an_s3_work_dir_mirrors_generators_too(s3_store_config: S3StoreConfig, tmp_path: Path) -> None:
+def test_a_run_folder_inside_an_s3_work_dir_mirrors_generators_too(
+    s3_store_config: S3StoreConfig, tmp_path: Path
+) -> None:
     settings = Settings(work_dir=f"s3://{s3_store_config.bucket}/work", scratch_dir=tmp_path,
                         store={"s3": _store_settings(s3_store_config.endpoint_url or "")})
     runs = build_run_folder(f"{settings.work_url}/runs/r", settings)
@@ -123,7 +125,9 @@ def test_a_run_folder_inside_an_s3_work_dir_mirrors_generators_too(s3_store_conf
     assert build_run_folder(Path(f"{settings.work_url}/runs/r"), settings).location == runs.location  # via Path()
 
 
-def test_a_job_pulls_only_its_own_store_generators_and_run_folder(s3_store_config: S3StoreConfig, tmp_path: Path) -> None:
+def test_a_job_pulls_only_its_own_store_generators_and_run_folder(
+    s3_store_config: S3StoreConfig, tmp_path: Path
+) -> None:
     def settings(machine: str) -> Settings:
         return Settings(work_dir=f"s3://{s3_store_config.bucket}/work", scratch_dir=tmp_path / machine,
                         store={"s3": _store_settings(s3_store_config.endpoint_url or "")})
@@ -145,6 +149,22 @@ def test_a_job_pulls_only_its_own_store_generators_and_run_folder(s3_store_confi
     assert found == ["generators/dcgan-mine-f0r0/step-000006/x.safetensors", "runs/r/features/x.safetensors"]
 
 
+def test_fresh_discards_a_run_folder_but_nothing_else(s3_store_config: S3StoreConfig, tmp_path: Path) -> None:
+    runs = open_runs(s3_store_config, tmp_path / "a")
+    runs.claim("f", {})
+    runs.save_cell(cell(0))
+    neighbour = runs._objects.object_key("").rstrip("/") + "-two/cells/x.json"  # runs/r-two: another run
+    runs._objects.put_plain(neighbour, b"{}")
+    runs.discard()
+    assert runs.load_cell(cell(0).key) is None
+    assert _keys(s3_store_config) == {neighbour}
+    client = make_s3_client(s3_store_config)
+    client.put_object(Bucket=s3_store_config.bucket, Key="work/runs/r/photo.png", Body=b"not a run")
+    with pytest.raises(ConfigError, match="not a run folder"):
+        open_runs(s3_store_config, tmp_path / "b").discard()
+    assert "work/runs/r/photo.png" in _keys(s3_store_config)
+
+
 def _store_settings(endpoint: str) -> dict[str, object]:
     from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY
 
@@ -154,3 +174,13 @@ def _store_settings(endpoint: str) -> dict[str, object]:
 
 _DENY_PUT = """{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*",
 "Action": "s3:PutObject", "Resource": "arn:aws:s3:::%s/*"}]}"""
+
+
+def test_an_s3_work_dir_becomes_a_local_scratch_and_a_later_local_one_wins(tmp_path: Path) -> None:
+    settings = Settings(work_dir="s3://bucket/some/prefix/", scratch_dir=tmp_path)
+    assert settings.work_url == "s3://bucket/some/prefix" and settings.work_dir == tmp_path / "bucket" / "some" / "prefix"
+    assert Settings(**settings.model_dump()).work_url == settings.work_url  # as a Ray worker rebuilds it
+    local = Settings(**{**settings.model_dump(), "work_dir": str(tmp_path / "local")})  # an experiment's [settings]
+    assert local.work_url is None and local.work_dir == tmp_path / "local"
+    with pytest.raises(ValueError, match="names no bucket"):
+        Settings(work_dir="s3:///prefix")
