@@ -22,10 +22,6 @@ from typing import Any
 
 import structlog
 from boto3.s3.transfer import TransferConfig
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-)
 from pydantic import ValidationError
 
 from medaug.adapters.stores.common import IDENTITY, ReentrantWriter, StoreIdentity, settle_names

@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from medaug.adapters.stores.s3_client import CONDITION_FAILED, NotFound, S3Client, S3ErrorMapping
 from medaug.adapters.stores.s3_lease import NOT_IMPLEMENTED
-from medaug.application.errors import ConfigError
+from medaug.application.errors import ConfigError, StoreError
 
 
 class S3Objects(S3ErrorMapping):
