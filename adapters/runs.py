@@ -16,10 +16,11 @@ from medaug.application.errors import ConfigError, StoreError
 from medaug.domain.experiment import CellKey, CellResult, ExperimentResult
 
 RESULTS = "results.json"
-_CLAIM = "experiment.json"
+CLAIM = "experiment.json"
 
 
-_RUN_FILES = (_CLAIM, RESULTS, "cells", "report.md", "report.html")
+
+RUN_FILES = (CLAIM, RESULTS, "cells", "report.md", "report.html")
 """What only a run folder holds: a folder with none of these is not discarded."""
 
 
@@ -41,12 +42,31 @@ def discard_run_folder(path: str | os.PathLike[str], *, within: str | os.PathLik
         raise ConfigError(f"{folder}: outside the runs folder {within}; --fresh deletes nothing there")
     if not resolved.is_dir():
         raise ConfigError(f"{folder}: not a folder; --fresh deletes only a run folder")
-    if any(resolved.iterdir()) and not any((resolved / name).exists() for name in _RUN_FILES):
-        raise ConfigError(f"{folder}: not a run folder (no {_CLAIM}, {RESULTS} or cells/); --fresh deletes nothing there")
+    if any(resolved.iterdir()) and not any((resolved / name).exists() for name in RUN_FILES):
+        raise ConfigError(f"{folder}: not a run folder (no {CLAIM}, {RESULTS} or cells/); --fresh deletes nothing there")
     try:
         shutil.rmtree(resolved)
     except OSError as exc:
         raise StoreError(f"{folder}: cannot delete ({exc.strerror or exc})") from exc
+
+
+def merge_claim(held: dict[str, Any] | None, fingerprint: str, arms: Mapping[str, str], where: str) -> str:
+    """The claim document (``experiment.json``) after ``claim(fingerprint, arms)`` over ``held``.
+
+    Raises:
+        ConfigError: ``held`` is another experiment definition, or defines an arm differently.
+    """
+    held = held if held is not None else {"fingerprint": fingerprint, "arms": {}}
+    advice = "choose another --run-dir or pass --fresh to discard them"
+    if held.get("fingerprint") != fingerprint:
+        raise ConfigError(
+            f"{where}: this run folder holds results of a different experiment definition "
+            f"(data set, plan or settings); {advice}"
+        )
+    for name, definition in arms.items():
+        if held["arms"].setdefault(name, definition) != definition:
+            raise ConfigError(f"{where}: arm {name!r} was defined differently in this run folder; {advice}")
+    return json.dumps(held, indent=2)
 
 
 class LocalRunFolder:
@@ -60,18 +80,9 @@ class LocalRunFolder:
         return str(self._root)
 
     def claim(self, fingerprint: str, arms: Mapping[str, str]) -> None:
-        path = self._root / _CLAIM
-        held: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {"fingerprint": fingerprint, "arms": {}}
-        advice = "choose another --run-dir or pass --fresh to discard them"
-        if held.get("fingerprint") != fingerprint:
-            raise ConfigError(
-                f"{self._root}: this run folder holds results of a different experiment definition "
-                f"(data set, plan or settings); {advice}"
-            )
-        for name, definition in arms.items():
-            if held["arms"].setdefault(name, definition) != definition:
-                raise ConfigError(f"{self._root}: arm {name!r} was defined differently in this run folder; {advice}")
-        self._write(path, json.dumps(held, indent=2))
+        path = self._root / CLAIM
+        held = json.loads(path.read_text()) if path.is_file() else None
+        self._write(path, merge_claim(held, fingerprint, arms, str(self._root)))
 
     def load_cell(self, key: CellKey) -> CellResult | None:
         path = self._cell_path(key)

@@ -144,10 +144,11 @@ class Services:
 
     def rebuild_report(self, run_dir: Path) -> list[str]:
         """Re-render the report of a finished run from its ``results.json``."""
+        runs = factories.build_run_folder(run_dir, self.settings)
         return rebuild_report(
-            factories.build_run_folder(run_dir),
+            runs,
             lambda location: factories.build_store(self.settings, location),
-            factories.build_report_writer(),
+            factories.report_writer_for(factories.build_report_writer(), runs),
         )
 
     def augment(

@@ -56,24 +56,26 @@ def experiment_job(
     secrets.refuse_secrets_in_arms(spec.arms, settings.generators)
     if config.dataset.external:  # checked before any work
         check_external_sets(config, settings)
-    runs_root = run_dir or settings.work_dir / "runs" / config.name
-    # Frozen-backbone features live in the run folder: every cell, and a resumed run, shares them.
+    runs_root = factories.run_folder_location(settings, config.name, run_dir)
+    # Frozen-backbone features live in the run folder (its local scratch when it is on S3): every
+    # cell, and a resumed run, shares them.
+    local_run = run_dir or settings.work_dir / "runs" / config.name
     trainers = {
-        name: factories.build_trainer(name, settings, feature_dir=runs_root / "features") for name in spec.classifiers
+        name: factories.build_trainer(name, settings, feature_dir=local_run / "features") for name in spec.classifiers
     }
     dataset = dataset_step(config.dataset, settings)
-    if fresh:
-        from medaug.adapters.runs import discard_run_folder
-
-        discard_run_folder(runs_root, within=None if run_dir else settings.work_dir / "runs")
     store = dataset.store
     # A store already holding images keeps their size: a classifier asking for more is refused now.
     factories.check_store_size(spec.classifiers, settings, factories.store_image_size(store), store.location)
+    # an S3 run folder is checked writable here, and pulls this store's generators
+    runs = factories.build_run_folder(runs_root, settings, store_identity=store.identity)
+    if fresh:
+        factories.discard_run_folder(runs, runs_root, within=None if run_dir else settings.work_dir / "runs")
     execution.check_reachable(settings, store.location, runs_root)
     return ExperimentJob(
         spec=spec,
         dataset=dataset,
-        runs=factories.build_run_folder(runs_root),
+        runs=runs,
         trainers=trainers,
         generators=lambda name, arm, scope=None: factories.build_generator(
             name, _with_generator_options(settings, name, arm.options), store, scope
@@ -82,9 +84,9 @@ def experiment_job(
             name, _with_generator_options(settings, name, arm.options), store, scope=scope
         ) if name in factories.GENERATOR_TRAINERS else None,
         evaluator=factories.build_evaluator(),
-        report_writer=factories.build_report_writer(),
+        report_writer=factories.report_writer_for(factories.build_report_writer(), runs),
         image_size=lambda ready: factories.working_image_size(settings, ready),
-        quality=_quality_step(settings, runs_root / "features") if settings.quality.in_experiments else None,
+        quality=_quality_step(settings, local_run / "features") if settings.quality.in_experiments else None,
         # The store's identity, not its path: a run folder never mixes cells of two stores.
         fingerprint=config.fingerprint({**_fingerprint_settings(settings), "store": store.identity}),
         references=THESIS_REFERENCES if config.dataset.kind == "idrid" else (),
@@ -198,7 +200,7 @@ def plan_experiment_job(config: ExperimentConfig, base_settings: Settings, *, ru
         f"external {entry.name}: {_describe(entry, settings, f'dataset.external {entry.name}', use_env=False)}"
         for entry in config.dataset.external
     ]
-    return lines + cell_lines(spec, run_dir or settings.work_dir / "runs" / config.name)
+    return lines + cell_lines(spec, factories.run_folder_location(settings, config.name, run_dir))
 
 
 def check_external_sets(config: ExperimentConfig, settings: Settings) -> list[str]:

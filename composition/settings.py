@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import functools
 import re
+import tempfile
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -52,7 +53,11 @@ class Settings(BaseSettings):
 
     Attributes:
         store: where images live (``kind = "local"`` folder or ``"s3"``).
-        work_dir: where generator checkpoints and experiment runs are written.
+        work_dir: where generator checkpoints and experiment runs are written: a folder, or
+            ``s3://bucket/prefix`` (then ``work_url`` holds it, and ``work_dir`` becomes its local
+            scratch ``<scratch_dir>/<bucket>/<prefix>``, mirrored there: see ``S3RunFolder``).
+        work_url: the ``s3://`` work folder, if ``work_dir`` named one (set from ``work_dir``).
+        scratch_dir: where an S3 work folder's local scratch lives.
         image_size: working size of preprocessed images (square, pixels).
         seed: the default seed for every random choice.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
@@ -78,6 +83,8 @@ class Settings(BaseSettings):
 
     store: StoreConfig = StoreConfig()
     work_dir: Path = Path("medaug-data")
+    work_url: str | None = None
+    scratch_dir: Path = Path(tempfile.gettempdir()) / "medaug-scratch"
     image_size: int = Field(default=256, ge=16, le=2048)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -91,6 +98,29 @@ class Settings(BaseSettings):
     pseudonym_key_file: Path | None = None
     executor: ExecutorConfig = ExecutorConfig()
     tracking: TrackingConfig = TrackingConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _s3_work_dir(cls, data: Any) -> Any:
+        """``work_dir = "s3://bucket/prefix"``: kept in ``work_url``; ``work_dir`` is its local scratch."""
+        if not isinstance(data, dict):
+            return data
+        work_dir = data.get("work_dir")
+        if isinstance(work_dir, str) and work_dir.startswith("s3://"):
+            bucket, _, prefix = work_dir.removeprefix("s3://").partition("/")
+            if not bucket:
+                raise ValueError(f"work_dir = {work_dir!r}: names no bucket (s3://bucket/prefix)")
+            scratch = Path(data.get("scratch_dir") or cls.model_fields["scratch_dir"].default)
+            return {**data, "work_url": work_dir.rstrip("/"), "work_dir": scratch / bucket / prefix.strip("/")}
+        if work_dir is not None and data.get("work_url") and not cls._is_scratch_of(work_dir, data):
+            return {**data, "work_url": None}  # a local work_dir given over an S3 one
+        return data
+
+    @classmethod
+    def _is_scratch_of(cls, work_dir: Any, data: dict[str, Any]) -> bool:
+        bucket, _, prefix = str(data["work_url"]).removeprefix("s3://").partition("/")
+        scratch = Path(data.get("scratch_dir") or cls.model_fields["scratch_dir"].default)
+        return Path(work_dir) == scratch / bucket / prefix.strip("/")
 
     @classmethod
     def settings_customise_sources(

@@ -22,17 +22,14 @@ from typing import Any
 
 import structlog
 from boto3.s3.transfer import TransferConfig
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-)
 from pydantic import ValidationError
 
 from medaug.adapters.stores.common import IDENTITY, ReentrantWriter, StoreIdentity, settle_names
 from medaug.adapters.stores.config import MIB
 from medaug.adapters.stores.local import MANIFEST
-from medaug.adapters.stores.s3_client import CONDITION_FAILED, NotFound, S3Client, S3ErrorMapping
+from medaug.adapters.stores.s3_client import NotFound, S3Client
 from medaug.adapters.stores.s3_lease import NOT_IMPLEMENTED, Lease
+from medaug.adapters.stores.s3_objects import S3Objects
 from medaug.application.errors import ConfigError, StoreError
 from medaug.domain import FundusImage, Grade, Origin, Split
 from medaug.domain.images import storage_key
@@ -55,7 +52,7 @@ class _ImageUnreadable(StoreError):
     """A record's image is missing or does not match its checksum."""
 
 
-class S3ImageStore(S3ErrorMapping):
+class S3ImageStore(S3Objects):
     """ImageStore on an S3-compatible bucket, with the same key layout as ``LocalImageStore``.
 
     A ``put`` uploads the image object first (multipart above ``multipart_threshold``), then its
@@ -101,9 +98,7 @@ class S3ImageStore(S3ErrorMapping):
     ) -> None:
         if not bucket:
             raise ConfigError("an S3 store needs a bucket name")
-        self._client = client
-        self._bucket = bucket
-        self._prefix = prefix.strip("/")
+        super().__init__(client, bucket=bucket, prefix=prefix)
         self._transfer = TransferConfig(
             multipart_threshold=multipart_threshold,
             multipart_chunksize=multipart_chunksize,
@@ -111,26 +106,11 @@ class S3ImageStore(S3ErrorMapping):
         )
         self._max_workers = max_workers
         self._entries: dict[str, _Entry] = {}
-        self._bucket_checked = False
         self._identity: str | None = None
         self._lock_wait = lock_wait
         self._lease_seconds = lease_seconds
         self._reentrant = ReentrantWriter()
         self._lease: Any = None
-
-    @property
-    def location(self) -> str:
-        return f"s3://{self._bucket}/{self._prefix}" if self._prefix else f"s3://{self._bucket}"
-
-    @property
-    def bucket(self) -> str:
-        """The bucket holding the store."""
-        return self._bucket
-
-    @property
-    def prefix(self) -> str:
-        """The folder inside the bucket, without slashes at either end."""
-        return self._prefix
 
     @property
     def identity(self) -> str:
@@ -174,10 +154,6 @@ class S3ImageStore(S3ErrorMapping):
         new = settle_names(identity.names, names, self.list(origin=Origin.REAL), self.location)
         if new is not None:
             self.put_plain(key, identity.model_copy(update={"names": new}).to_bytes())
-
-    def object_key(self, relative: str) -> str:
-        """The full object key of a key relative to the store (``train/0/a.png`` -> ``<prefix>/train/0/a.png``)."""
-        return f"{self._prefix}/{relative}" if self._prefix else relative
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -323,9 +299,6 @@ class S3ImageStore(S3ErrorMapping):
     def _record_key(self, image_id: str) -> str:
         return self.object_key(f"{RECORDS}/{image_id}.json")
 
-    def _url(self, key: str) -> str:
-        return f"s3://{self._bucket}/{key}"
-
     def _upload(self, key: str, data: bytes, checksum: str) -> None:
         extra = {"Metadata": {_SHA256: checksum}, "ContentType": "image/png"}
         with self._errors(key):
@@ -348,10 +321,6 @@ class S3ImageStore(S3ErrorMapping):
                 Bucket=self._bucket, Key=key, Body=body, ContentType="application/json"
             )
         return response.get("ETag")
-
-    def _delete_object(self, key: str) -> None:
-        with self._errors(key):
-            self._client.delete_object(Bucket=self._bucket, Key=key)
 
     def _read_image(self, entry: _Entry) -> bytes:
         key = self.object_key(entry.record.key)
@@ -443,50 +412,3 @@ class S3ImageStore(S3ErrorMapping):
             if raw is None:
                 raise StoreError(f"{self._url(key)}: store identity vanished right after it was written")
         return StoreIdentity.parse(raw, self._url(key)).id
-
-    def read_object_or_none(self, key: str) -> bytes | None:
-        """The bytes of object ``key`` (a full key), or None when it does not exist."""
-        return self.read_object_with_etag(key)[0]
-
-    def read_object_with_etag(self, key: str) -> tuple[bytes | None, str | None]:
-        try:
-            with self._errors(key):
-                response = self._client.get_object(Bucket=self._bucket, Key=key)
-                return response["Body"].read(), response.get("ETag")
-        except NotFound:
-            return None, None
-
-    def put_conditional(
-        self, key: str, body: bytes, *, if_none_match: bool = False, if_match: str | None = None
-    ) -> str:
-        """Write ``key`` only if absent (``if_none_match``) or unchanged (``if_match`` ETag).
-
-        Returns:
-            ``"ok:<etag>"`` on success, else the S3 error code (``412``... when the condition
-            failed, ``NotImplemented`` when the server has no conditional writes).
-        """
-        conditions: dict[str, str] = {"IfNoneMatch": "*"} if if_none_match else {}
-        if if_match is not None:
-            conditions["IfMatch"] = if_match
-        self._check_bucket()
-        try:
-            response = self._client.put_object(Bucket=self._bucket, Key=key, Body=body, **conditions)
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code in CONDITION_FAILED | NOT_IMPLEMENTED:
-                return code
-            raise StoreError(f"{self._url(key)}: {self._client_problem(code, exc)}") from None
-        except BotoCoreError as exc:
-            raise StoreError(f"{self._url(key)}: {self._transport_problem(exc)}") from None
-        return f"ok:{response.get('ETag')}"
-
-    def put_plain(self, key: str, body: bytes) -> str | None:
-        """Write ``key`` unconditionally; returns its ETag."""
-        with self._errors(key):
-            return self._client.put_object(Bucket=self._bucket, Key=key, Body=body).get("ETag")
-
-    def delete_if_match(self, key: str, etag: str | None) -> None:
-        """Delete ``key`` if its ETag is still ``etag`` (someone else's object is left alone)."""
-        with contextlib.suppress(ClientError, BotoCoreError):
-            extra = {"IfMatch": etag} if etag else {}
-            self._client.delete_object(Bucket=self._bucket, Key=key, **extra)

@@ -20,6 +20,7 @@ from medaug.domain.experiment import CellResult
 SCORES = ("accuracy", "balanced_accuracy", "macro_f1", "quadratic_kappa", "loss")
 RUN_KEY = "medaug.run_key"
 CELL = "medaug.cell"
+GENERATOR = "medaug.generator"
 PARENT = "mlflow.parentRunId"
 
 
@@ -70,6 +71,12 @@ class MlflowTracker:
         for cell in tracked.result.cells:
             if cell.key.slug not in logged:
                 self._log_cell(client, experiment_id, parent, cell, tracked.cell_params.get(cell.key.slug, {}))
+        for name, params in tracked.generator_params.items():
+            if f"{GENERATOR}:{name}" not in logged:
+                tags = {PARENT: parent, GENERATOR: name}
+                run = client.create_run(experiment_id, run_name=f"generator {name}", tags=tags)
+                _log_params(client, run.info.run_id, params)
+                client.set_terminated(run.info.run_id)
         self._log_summaries(client, parent, tracked)
         client.set_terminated(parent)
 
@@ -89,11 +96,14 @@ class MlflowTracker:
         return run.info.run_id
 
     def _finished_children(self, client: Any, experiment_id: str, parent: str) -> set[str]:
-        """Slugs of cells already logged in full; a half-logged child (killed) is deleted."""
+        """Slugs of cells (and ``medaug.generator:<name>`` of generators) already logged in full;
+        a half-logged child (killed) is deleted."""
         done = set()
         for run in client.search_runs([experiment_id], filter_string=f"tags.`{PARENT}` = '{parent}'"):
             if run.info.status == "FINISHED" and CELL in run.data.tags:
                 done.add(run.data.tags[CELL])
+            elif run.info.status == "FINISHED" and GENERATOR in run.data.tags:
+                done.add(f"{GENERATOR}:{run.data.tags[GENERATOR]}")
             else:
                 client.delete_run(run.info.run_id)
         return done

@@ -20,6 +20,9 @@ class TrackedExperiment:
         params: parameters of the whole experiment (parent run).
         cell_params: parameters of each cell (child run), by cell slug: arm, classifier, seed
             (and fold when the key has one), the arm's generators and options, weights hash.
+        generator_params: each trained generator whose images the experiment used (a child run
+            too), by name (``<augmentation set>/<generator>``): its augmentation set (a fold's in
+            k-fold), generator, checkpoint, step, training seed, weights hash, images made.
     """
 
     result: ExperimentResult
@@ -27,6 +30,7 @@ class TrackedExperiment:
     fingerprint: str
     params: Mapping[str, str] = field(default_factory=dict)
     cell_params: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    generator_params: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 class Tracker(Protocol):
@@ -36,8 +40,9 @@ class Tracker(Protocol):
         - ``record(experiment)`` logs the experiment as one parent run and each cell as one
           child run of it, with the cell's parameters, metrics and artefacts (confusion matrix
           and predictions).
+          Each trained generator (``generator_params``) is one more child run, with its parameters.
         - Recording the same run folder and fingerprint again (a resumed run) reuses its parent
-          run and adds child runs only for cells not logged yet: one child run per cell.
+          run and adds child runs only for cells (and generators) not logged yet: one child run each.
         - Nothing connects before ``record``; a tracking failure raises ``MedaugError``
           (the experiment's own results are already saved by then).
     """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import structlog
 
@@ -25,6 +26,7 @@ def track_experiment(
         fingerprint=fingerprint,
         params=experiment_params(result),
         cell_params=cell_params(result, store),
+        generator_params=generator_params(result, store),
     )
     try:
         tracker.record(experiment)
@@ -66,6 +68,30 @@ def cell_params(result: ExperimentResult, store: ImageStore) -> dict[str, dict[s
         if hashes.get(arm.name):
             params["weights_sha256"] = ",".join(hashes[arm.name])
         out[cell.key.slug] = params
+    return out
+
+
+_GENERATOR_FIELDS = ("checkpoint", "checkpoint_step", "training_seed", "weights_sha256")
+
+
+def generator_params(result: ExperimentResult, store: ImageStore) -> dict[str, dict[str, str]]:
+    """Each trained generator the experiment's synthetic images came from, by
+    ``<augmentation set>/<generator>``: what its images' provenance records of it (checkpoint,
+    step, training seed, weights hash) and how many images it made. Only generators with weights
+    (a ``weights_sha256`` in their images' parameters) are listed."""
+    arms = [arm.name for arm in result.spec.arms if arm.augments]
+    out: dict[str, dict[str, str]] = {}
+    for record in store.list(origin=Origin.SYNTHETIC):
+        parameters = record.provenance.parameters
+        augmentation = record.augmentation or ""
+        used = any(re.fullmatch(rf"{re.escape(arm)}(-f\d+r\d+)?", augmentation) for arm in arms)  # a fold's set
+        if not used or "weights_sha256" not in parameters:
+            continue
+        name = f"{augmentation}/{record.provenance.generator}"
+        entry = out.setdefault(name, {"augmentation": augmentation, "generator": record.provenance.generator,
+                                      **{k: str(parameters[k]) for k in _GENERATOR_FIELDS if k in parameters},
+                                      "images": "0"})  # fmt: skip
+        entry["images"] = str(int(entry["images"]) + 1)
     return out
 
 

@@ -49,6 +49,9 @@ from medaug.composition.factories.runtime import (
     build_run_folder,
     check_output_file,
     configure_logging,
+    discard_run_folder,
+    report_writer_for,
+    run_folder_location,
     run_environment,
     write_contact_sheet,
 )

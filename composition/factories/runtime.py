@@ -45,11 +45,78 @@ def write_contact_sheet(store: ImageStore, out: Path, *, per_cell: int = 4, augm
     return write(store, out, per_cell=per_cell, augmentation=augmentation)
 
 
-def build_run_folder(location: Path) -> RunRepository:
-    """The run folder of an experiment (cells, results, checkpoints), on the local file system."""
+def build_run_folder(
+    location: Path | str, settings: Settings | None = None, *, store_identity: str | None = None
+) -> RunRepository:
+    """The run folder of an experiment (cells, results, checkpoints): a local folder, or
+    ``s3://bucket/prefix`` (see ``S3RunFolder``; its client from ``settings.store.s3``, by default
+    the environment's settings), checked writable now.
+
+    Args:
+        store_identity: the experiment's store: an S3 run folder inside the S3 work folder then
+            also pulls that store's generator checkpoints (a task that trains or samples them).
+    """
+    text = str(location)
+    if text.startswith("s3:/"):  # also a URL that went through Path() ("s3:/bucket/...")
+        url = "s3://" + text.removeprefix("s3:/").lstrip("/")
+        return _s3_run_folder(url, settings or Settings(), store_identity)
     from medaug.adapters.runs import LocalRunFolder
 
     return LocalRunFolder(location)
+
+
+def _s3_run_folder(url: str, settings: Settings, store_identity: str | None) -> RunRepository:
+    """An S3 run folder; its scratch and mirror follow ``settings.work_url`` when the folder is inside it."""
+    from medaug.adapters.runs_s3 import S3RunFolder
+    from medaug.adapters.stores.s3_client import make_s3_client
+    from medaug.adapters.stores.s3_mirror import ScratchMirror
+    from medaug.adapters.stores.s3_objects import S3Objects
+
+    client = make_s3_client(settings.store.s3)
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    runs = S3Objects(client, bucket=bucket, prefix=prefix)
+    work = settings.work_url
+    if work is not None and url.startswith(work + "/"):
+        relative = url[len(work) + 1 :]
+        work_bucket, _, work_prefix = work.removeprefix("s3://").partition("/")
+        pulls = (relative, f"{relative}/*") + ((f"generators/*-{store_identity}*",) if store_identity else ())
+        work_objects = S3Objects(client, bucket=work_bucket, prefix=work_prefix)
+        mirror = ScratchMirror(work_objects, settings.work_dir, ("generators", relative), pulls)
+        scratch = settings.work_dir / relative
+    else:
+        scratch = settings.scratch_dir / bucket / prefix
+        mirror = ScratchMirror(runs, scratch)
+    folder = S3RunFolder(runs, scratch, mirror)
+    folder.check_writable()
+    return folder
+
+
+def run_folder_location(settings: Settings, name: str, run_dir: Path | None = None) -> Path | str:
+    """Where experiment ``name`` runs: ``run_dir``, or ``<work_dir>/runs/<name>`` (an ``s3://`` URL
+    when the work folder is on S3)."""
+    if run_dir is not None:
+        return run_dir
+    if settings.work_url is not None:
+        return f"{settings.work_url}/runs/{name}"
+    return settings.work_dir / "runs" / name
+
+
+def report_writer_for(writer: ReportWriter, runs: RunRepository) -> ReportWriter:
+    """``writer`` as it writes into ``runs``: through its scratch folder when the run folder is on S3."""
+    from medaug.adapters.runs_s3 import MirroredReportWriter, S3RunFolder
+
+    return MirroredReportWriter(writer, runs) if isinstance(runs, S3RunFolder) else writer
+
+
+def discard_run_folder(runs: RunRepository, location: Path | str, within: Path | None) -> None:
+    """``--fresh``: delete the run folder (see ``adapters.runs.discard_run_folder``, ``S3RunFolder.discard``)."""
+    from medaug.adapters.runs import discard_run_folder as discard_local
+    from medaug.adapters.runs_s3 import S3RunFolder
+
+    if isinstance(runs, S3RunFolder):
+        runs.discard()
+    else:
+        discard_local(location, within=within)
 
 
 def build_report_writer() -> ReportWriter:

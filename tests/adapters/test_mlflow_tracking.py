@@ -57,7 +57,15 @@ def test_a_resumed_experiment_keeps_one_parent_and_one_child_per_cell(tmp_path: 
     run_experiment(spec(), ctx)  # once more: every cell resumed, nothing logged twice
 
     client = _client(tmp_path / "mlruns")
-    parent, children = _parent_and_children(client, "fakes")
+    parent, runs = _parent_and_children(client, "fakes")
+    children = [r for r in runs if "medaug.cell" in r.data.tags]
+    generators = {r.data.tags["medaug.generator"]: r for r in runs if "medaug.generator" in r.data.tags}
+    assert sorted(generators) == ["classic/echo", "more/echo"]  # one run each, over three records
+    for name, generator in generators.items():
+        augmentation = name.split("/")[0]
+        assert generator.data.params["weights_sha256"] == "feedc0de"
+        assert generator.data.params["augmentation"] == augmentation
+        assert int(generator.data.params["images"]) == len(store.list(augmentation=augmentation)) > 0
     assert sorted(r.data.tags["medaug.cell"] for r in children) == sorted(c.key.slug for c in result.cells)
     by_slug = {r.data.tags["medaug.cell"]: r for r in children}
     for cell in result.cells:
