@@ -70,7 +70,7 @@ def run_task(settings_data: dict[str, Any], task: Task) -> None:
         store=factories.build_store(settings, payload.store),
         trainer=factories.build_trainer(payload.key.classifier, settings),
         evaluator=factories.build_evaluator(),
-        runs=factories.build_run_folder(Path(payload.runs)),
+        runs=factories.build_run_folder(payload.runs, settings),
         external_stores={name: factories.build_store(settings, location) for name, location in payload.external},
     )
     run_cell_task(payload, adapters, NullProgress())

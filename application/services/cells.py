@@ -113,7 +113,10 @@ def check_reachable(address: str | None, shared_filesystem: bool, store: str, ru
     """
     if address is None or shared_filesystem:
         return
-    local = ([] if store.startswith("s3://") else [f"store {store}"]) + [f"run folder {run_folder}"]
+    local = [f"{what} {where}" for what, where in (("store", store), ("run folder", run_folder))
+             if not where.startswith(("s3://", "s3:/"))]
+    if not local:
+        return
     raise ConfigError(
         f"executor.address = {address!r}: cells run on other nodes, but {' and '.join(local)} "
         "are local to this machine; use an S3 store, and a run folder every node mounts at the same "
