@@ -8,18 +8,8 @@ import pytest
 
 from medaug.adapters.runs import LocalRunFolder
 from medaug.application.errors import ConfigError
-from medaug.domain import Grade
-from medaug.domain.experiment import CellKey, CellResult, EpochRecord, Metrics, Predictions
-
-
-def cell(seed: int = 0) -> CellResult:
-    metrics = Metrics(n=2, accuracy=0.5, balanced_accuracy=0.5, macro_f1=0.5, quadratic_kappa=0.1, loss=1.2,
-                      precision={g: 0.0 for g in Grade}, recall={g: 0.0 for g in Grade},
-                      confusion=[[1, 0, 0, 0, 0], [1, 0, 0, 0, 0], [0] * 5, [0] * 5, [0] * 5])
-    predictions = Predictions(image_ids=("a", "b"), labels=(0, 1), predicted=(0, 0),
-                              probabilities=((0.9, 0.1, 0, 0, 0), (0.6, 0.4, 0, 0, 0)))
-    return CellResult(key=CellKey(arm="classic", classifier="cnn", seed=seed), metrics=metrics, predictions=predictions,
-                      history=(EpochRecord(epoch=1, train_loss=1.0, train_accuracy=0.5),), train_images=10, seconds=1.0)
+from medaug.domain.experiment import CellKey
+from tests.contracts.run_repository import cell
 
 
 def test_cells_round_trip_and_survive_a_new_instance(tmp_path: Path) -> None:
