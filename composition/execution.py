@@ -1,4 +1,4 @@
-"""Where an experiment's cells run and where it is tracked, built from settings.
+"""Where an experiment's tasks run and where it is tracked, built from settings.
 
 ``run_task`` is the entry point of a task on a cluster worker: it gets the settings as plain
 data and the task, rebuilds the adapters the task needs there and runs it through the same
@@ -14,19 +14,28 @@ from typing import Any
 from medaug.application.ports import Executor, NullProgress, Resources, Task, Tracker
 from medaug.application.services import cells
 from medaug.application.services.cells import CellAdapters, CellTask, run_cell_task
+from medaug.application.services.experiment_graph import ScopeTask, run_scope_task
+from medaug.application.services.experiment_job import DatasetStep, ExperimentJob
 from medaug.composition import factories
 from medaug.composition.settings import Settings
 
 EXECUTORS = ("local", "ray")
+TIMELINE = "tasks.json"
+"""The file in the run folder where executors record each task's start and end (wall clock)."""
 
 
-def build_executor(settings: Settings) -> Executor:
-    """The executor ``settings.executor`` names; Ray's workers rebuild adapters from ``settings``."""
+def build_executor(settings: Settings, run_folder: Path | None = None) -> Executor:
+    """The executor ``settings.executor`` names; Ray's workers rebuild adapters from ``settings``.
+
+    Args:
+        run_folder: where the executor records its tasks' times (``tasks.json``); None: nowhere.
+    """
     config = settings.executor
+    timeline = None if run_folder is None else run_folder / TIMELINE
     if config.kind == "local":
         from medaug.adapters.executors.local import LocalExecutor
 
-        return LocalExecutor()
+        return LocalExecutor(timeline=timeline)
     from medaug.adapters.executors.ray import RayExecutor
 
     return RayExecutor(
@@ -35,12 +44,21 @@ def build_executor(settings: Settings) -> Executor:
         local_cpus=config.local_cpus,
         max_retries=config.max_retries,
         object_store_mb=config.object_store_mb,
+        timeline=timeline,
     )
 
 
 def cell_resources(settings: Settings) -> Resources:
     """What each classifier cell asks the scheduler for."""
     return Resources(num_cpus=settings.executor.num_cpus, num_gpus=settings.executor.num_gpus)
+
+
+def generator_resources(settings: Settings) -> Resources:
+    """What each generator training (and augmentation) task asks for: ``executor.num_gpus``
+    (at least one GPU) when ``device = "cuda"``, else CPU only."""
+    config = settings.executor
+    gpus = max(config.num_gpus, 1.0) if settings.device == "cuda" else 0.0
+    return Resources(num_cpus=config.num_cpus, num_gpus=gpus)
 
 
 def check_reachable(settings: Settings, store: str, run_folder: Path) -> None:
@@ -64,6 +82,9 @@ def run_task(settings_data: dict[str, Any], task: Task) -> None:
     """Run ``task`` on this (worker) process with adapters rebuilt from ``settings_data``."""
     settings = Settings(**settings_data)
     payload = task.payload
+    if isinstance(payload, ScopeTask):
+        run_scope_task(payload, _scope_job(settings, payload), NullProgress())
+        return
     if not isinstance(payload, CellTask):
         raise TypeError(f"task {task.id}: no worker for {type(payload).__name__}")
     adapters = CellAdapters(
@@ -74,3 +95,24 @@ def run_task(settings_data: dict[str, Any], task: Task) -> None:
         external_stores={name: factories.build_store(settings, location) for name, location in payload.external},
     )
     run_cell_task(payload, adapters, NullProgress())
+
+
+def _scope_job(settings: Settings, task: ScopeTask) -> ExperimentJob:
+    """The part of an experiment job a generator or augmentation task uses, rebuilt on a worker
+    exactly as ``jobs.experiment_job`` builds it on the driver."""
+    from medaug.composition import jobs  # jobs builds executors from this module
+
+    store = factories.build_store(settings, task.store)
+    return ExperimentJob(
+        spec=task.spec,
+        dataset=DatasetStep(store=store, description=f"store {store.location}"),
+        runs=factories.build_run_folder(Path(task.runs)),
+        trainers={},
+        evaluator=factories.build_evaluator(),
+        generators=jobs.arm_generators(settings, store),
+        generator_trainers=jobs.arm_generator_trainers(settings, store),
+        image_size=lambda ready: factories.working_image_size(settings, ready),
+        screens=lambda ready, arm, scope=None: jobs.arm_screen(settings, ready, arm, scope),
+        max_attempts=settings.quality.experiment_screen.max_attempts,
+    )
+

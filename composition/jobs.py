@@ -12,7 +12,14 @@ from pydantic import ValidationError
 from medaug.adapters.experiment_file import DataLocation, DatasetConfig, ExperimentConfig
 from medaug.application.errors import ConfigError
 from medaug.application.ports import ImageStore, SyntheticScreen
-from medaug.application.services.experiment_job import DatasetStep, ExperimentJob, GeneratorScope, QualityStep
+from medaug.application.services.experiment_job import (
+    DatasetStep,
+    ExperimentJob,
+    GeneratorFactory,
+    GeneratorScope,
+    GeneratorTrainerFactory,
+    QualityStep,
+)
 from medaug.application.services.experiment_plan import cell_lines, describe_source
 from medaug.adapters import redaction as secrets
 from medaug.composition import execution, factories
@@ -77,12 +84,8 @@ def experiment_job(
         dataset=dataset,
         runs=runs,
         trainers=trainers,
-        generators=lambda name, arm, scope=None: factories.build_generator(
-            name, _with_generator_options(settings, name, arm.options), store, scope
-        ),
-        generator_trainers=lambda name, arm, scope=None: factories.build_generator_trainer(
-            name, _with_generator_options(settings, name, arm.options), store, scope=scope
-        ) if name in factories.GENERATOR_TRAINERS else None,
+        generators=arm_generators(settings, store),
+        generator_trainers=arm_generator_trainers(settings, store),
         evaluator=factories.build_evaluator(),
         report_writer=factories.report_writer_for(factories.build_report_writer(), runs),
         image_size=lambda ready: factories.working_image_size(settings, ready),
@@ -95,15 +98,30 @@ def experiment_job(
         folds=factories.build_fold_splitter(),
         duplicates=factories.build_duplicate_finder(),
         external={entry.name: dataset_step(entry, settings, use_env=False) for entry in config.dataset.external},
-        executor=execution.build_executor(settings),
+        executor=execution.build_executor(settings, runs_root),
         cell_resources=execution.cell_resources(settings),
+        generator_resources=execution.generator_resources(settings),
         tracker=execution.build_tracker(settings, config.name),
-        screens=lambda ready, arm, scope=None: _arm_screen(settings, ready, arm, scope),
+        screens=lambda ready, arm, scope=None: arm_screen(settings, ready, arm, scope),
         max_attempts=settings.quality.experiment_screen.max_attempts,
     )
 
 
-def _arm_screen(
+def arm_generators(settings: Settings, store: ImageStore) -> GeneratorFactory:
+    """Builds each arm's generators on ``store`` (see ``GeneratorFactory``); a task worker uses it too."""
+    return lambda name, arm, scope=None: factories.build_generator(
+        name, _with_generator_options(settings, name, arm.options), store, scope
+    )
+
+
+def arm_generator_trainers(settings: Settings, store: ImageStore) -> GeneratorTrainerFactory:
+    """Builds the trainer of each arm's learned generators (see ``GeneratorTrainerFactory``)."""
+    return lambda name, arm, scope=None: factories.build_generator_trainer(
+        name, _with_generator_options(settings, name, arm.options), store, scope=scope
+    ) if name in factories.GENERATOR_TRAINERS else None
+
+
+def arm_screen(
     settings: Settings, store: ImageStore, arm: Arm, scope: GeneratorScope | None = None
 ) -> SyntheticScreen | None:
     """The likelihood screen of an arm that uses a learned generator (``quality.experiment_screen``);

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
+from medaug.adapters.executors.timeline import Timeline, here, now
 from medaug.application.ports import Task, TaskEvent, TaskHandler, check_tasks
 
 
@@ -12,13 +14,23 @@ class LocalExecutor:
 
     Tasks are listed after their dependencies (``check_tasks``), so running them in order
     respects every dependency. A handler's error stops the run and is raised as it is.
+
+    Args:
+        timeline: where each task's start and end are recorded (``tasks.json``); None: logged only.
     """
+
+    def __init__(self, *, timeline: Path | None = None) -> None:
+        self._timeline = timeline
 
     def run(self, tasks: Sequence[Task], handler: TaskHandler, on_event: Callable[[TaskEvent], None]) -> None:
         check_tasks(tasks)
+        timeline = Timeline(self._timeline, "local")
         for task in tasks:
+            started = now()
             handler(task)
-            on_event(TaskEvent(task_id=task.id, state="done", running=0))
+            event = TaskEvent(task_id=task.id, state="done", running=0, started=started, ended=now(), where=here())
+            timeline.record(event)
+            on_event(event)
 
     def close(self) -> None:
         return None

@@ -8,11 +8,14 @@ with, which rebuilds its adapters on the worker and saves the task's result itse
 from __future__ import annotations
 
 import math
+import socket
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import structlog
 
+from medaug.adapters.executors.timeline import Timeline, here, now
 from medaug.application.errors import ConfigError, ExecutionError
 from medaug.application.ports import Task, TaskEvent, TaskHandler, check_tasks
 
@@ -21,10 +24,15 @@ _log = structlog.get_logger(__name__)
 MIB = 1024 * 1024
 
 
-def _call(worker: TaskHandler, task: Task, *dependencies: Any) -> str:
-    """The Ray task body: ``dependencies`` are the ids of tasks that had to finish first."""
+def _call(worker: TaskHandler, task: Task, *dependencies: Any) -> tuple[str, float, float, str]:
+    """The Ray task body: ``dependencies`` are the results of tasks that had to finish first.
+
+    Returns:
+        The task's id, when it started and ended (wall clock, this attempt) and where it ran.
+    """
+    started = now()
     worker(task)
-    return task.id
+    return task.id, started, now(), here()
 
 
 class RayExecutor:
@@ -38,6 +46,8 @@ class RayExecutor:
         local_cpus: CPUs of the private runtime (None: all).
         max_retries: reruns of a task whose worker died.
         object_store_mb: object store of the private runtime (None: Ray's default).
+        timeline: where each task's start and end are recorded (``tasks.json``); None: logged only.
+        connect_timeout: seconds to wait for a cluster ``address`` to answer before refusing.
     """
 
     def __init__(
@@ -48,6 +58,8 @@ class RayExecutor:
         local_cpus: int | None = None,
         max_retries: int = 3,
         object_store_mb: int | None = None,
+        timeline: Path | None = None,
+        connect_timeout: float = 10.0,
     ) -> None:
         self._worker = worker
         self._address = address
@@ -55,12 +67,15 @@ class RayExecutor:
         self._max_retries = max_retries
         self._object_store_mb = object_store_mb
         self._started = False
+        self._timeline = timeline
+        self._connect_timeout = connect_timeout
 
     def run(self, tasks: Sequence[Task], handler: TaskHandler, on_event: Callable[[TaskEvent], None]) -> None:
         check_tasks(tasks)
         if not tasks:
             return
         ray = self._connect()
+        self._check_fits(ray, tasks)
         remote = ray.remote(_call)
         refs: dict[str, Any] = {}
         for task in tasks:
@@ -71,7 +86,13 @@ class RayExecutor:
                 retry_exceptions=False,
                 name=task.id,
             ).remote(self._worker, task, *(refs[dep] for dep in task.depends_on))
-        self._collect(ray, {ref: task_id for task_id, ref in refs.items()}, self._slots(ray, tasks), on_event)
+        timeline = Timeline(self._timeline, "ray")
+
+        def record(event: TaskEvent) -> None:
+            timeline.record(event)
+            on_event(event)
+
+        self._collect(ray, {ref: task_id for task_id, ref in refs.items()}, self._slots(ray, tasks), record)
 
     def close(self) -> None:
         if self._started:
@@ -85,12 +106,26 @@ class RayExecutor:
             ready, _ = ray.wait(list(pending), num_returns=1)
             task_id = pending.pop(ready[0])
             try:
-                ray.get(ready[0])
+                _, started, ended, where = ray.get(ready[0])
             except Exception as exc:  # noqa: BLE001 - any failure of a task (its own or Ray's) stops the run
                 for ref in pending:
                     ray.cancel(ref)
                 raise self._error(ray, task_id, exc) from None
-            on_event(TaskEvent(task_id=task_id, state="done", running=min(len(pending), slots)))
+            running = min(len(pending), slots)
+            on_event(TaskEvent(task_id=task_id, state="done", running=running, started=started, ended=ended, where=where))
+
+    def _check_fits(self, ray: Any, tasks: Sequence[Task]) -> None:
+        """Refuse, before any task starts, a task the cluster can never place (it would wait forever)."""
+        have = ray.cluster_resources()
+        for kind, key in (("num_gpus", "GPU"), ("num_cpus", "CPU")):
+            task = max(tasks, key=lambda t: getattr(t.resources, kind))
+            wanted = getattr(task.resources, kind)
+            if wanted > have.get(key, 0.0):
+                setting = "device = \"cuda\" (executor.num_gpus)" if key == "GPU" else "executor.num_cpus"
+                raise ExecutionError(
+                    f"task {task.id} asks for {wanted:g} {key}(s) but the Ray cluster at "
+                    f"{self._address or 'this machine'} has {have.get(key, 0.0):g}; change {setting} or add nodes"
+                )
 
     def _error(self, ray: Any, task_id: str, exc: BaseException) -> BaseException:
         if isinstance(exc, ray.exceptions.RayTaskError) and isinstance(exc.cause, BaseException):
@@ -107,6 +142,22 @@ class RayExecutor:
         per_task = max(t.resources.num_cpus for t in tasks)
         return max(1, math.floor(cpus / per_task))
 
+    def _check_answers(self) -> None:
+        """Refuse at once (one line) a cluster address where nothing answers, instead of Ray's long wait."""
+        if self._address in (None, "auto", "local"):
+            return
+        target = self._address.removeprefix("ray://").removeprefix("http://").rstrip("/")
+        host, _, port = target.rpartition(":")
+        if not host or not port.isdigit():
+            raise ExecutionError(f"executor.address = {self._address!r}: expected host:port or ray://host:port")
+        try:
+            socket.create_connection((host, int(port)), timeout=self._connect_timeout).close()
+        except OSError as exc:
+            raise ExecutionError(
+                f"executor.address = {self._address!r}: nothing answers at {host}:{port} ({exc.strerror or exc}); "
+                "is the Ray head running?"
+            ) from None
+
     def _connect(self) -> Any:
         try:
             import ray
@@ -114,6 +165,7 @@ class RayExecutor:
             raise ConfigError('executor.kind = "ray" needs Ray: pip install -e ".[ray]"') from None
         if ray.is_initialized():
             return ray
+        self._check_answers()
         options: dict[str, Any] = {"address": self._address}
         if self._address is None:  # a private runtime; its workers' output stays in Ray's logs
             options = {

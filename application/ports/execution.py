@@ -45,11 +45,17 @@ class TaskEvent:
         task_id: the task.
         state: ``done`` when it succeeded.
         running: how many tasks are in flight after this event.
+        started: when its (last) attempt started, seconds since the epoch (None: not recorded).
+        ended: when it ended, seconds since the epoch (None: not recorded).
+        where: the machine and process it ran in (``host:pid``; empty when not recorded).
     """
 
     task_id: str
     state: Literal["done"]
     running: int
+    started: float | None = None
+    ended: float | None = None
+    where: str = ""
 
 
 TaskHandler = Callable[[Task], None]

@@ -24,7 +24,7 @@ from medaug.application.ports import (
     TrainingRequest,
 )
 from medaug.application.services.train_classifier import train_cell
-from medaug.domain import FundusImage, Origin
+from medaug.domain import FundusImage, Origin, Split
 from medaug.domain.experiment import CellKey, CellResult
 
 _log = structlog.get_logger(__name__)
@@ -44,6 +44,8 @@ class CellTask:
         val: ids of the validation images.
         test: ids of the test images.
         external: (name, store location) of every external test set the cell also predicts.
+        augmentation: the augmentation set whose synthetic training images the cell adds to
+            ``train`` when it runs (made by an earlier task of the graph), or None.
     """
 
     key: CellKey
@@ -53,6 +55,7 @@ class CellTask:
     val: tuple[str, ...]
     test: tuple[str, ...]
     external: tuple[tuple[str, str], ...] = ()
+    augmentation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,8 +92,11 @@ def run_cell_task(task: CellTask, adapters: CellAdapters, progress: ProgressSink
     for name, _location in task.external:
         external_store = adapters.external_stores[name]
         extra_tests[name] = ExternalTestSet(images=tuple(external_images(external_store)), store=external_store)
+    synthetic = () if task.augmentation is None else tuple(
+        store.list(split=Split.TRAIN, origin=Origin.SYNTHETIC, augmentation=task.augmentation)
+    )
     request = TrainingRequest(
-        train=find(task.train),
+        train=find(task.train) + synthetic,
         val=find(task.val),
         test=find(task.test),
         seed=task.key.seed,

@@ -137,6 +137,8 @@ class ExperimentJob:
         executor: runs the classifier cells (None: one after another in this process); closed
             when the job ends.
         cell_resources: what each classifier cell asks the executor for.
+        generator_resources: what each generator training and augmentation task asks for
+            (a GPU where the settings put learned generators on CUDA).
         tracker: records the experiment in a tracking tool (None: not tracked).
         screens: the likelihood screen of each arm's generated images (or none), in both protocols.
         max_attempts: images tried per planned image when the screen rejects them.
@@ -161,6 +163,7 @@ class ExperimentJob:
     external: Mapping[str, DatasetStep] = field(default_factory=dict)
     executor: Executor | None = None
     cell_resources: Resources = field(default_factory=Resources)
+    generator_resources: Resources = field(default_factory=Resources)
     tracker: Tracker | None = None
     screens: ScreenFactory = _unscreened
     max_attempts: int = 5

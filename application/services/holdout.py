@@ -14,11 +14,11 @@ from medaug.application.services.augment import plan_augmentation, training_set
 from medaug.application.services.experiment_cells import (
     CellData,
     ProtocolRun,
-    augment_arm,
+    acceptance_of,
     comparisons,
-    run_cells_of,
     summaries,
 )
+from medaug.application.services.experiment_graph import ScopeWork, run_graph
 from medaug.application.services.experiment_job import ExperimentJob
 from medaug.application.services.splits import carve_validation
 from medaug.domain import Split
@@ -26,7 +26,8 @@ from medaug.domain.kfold import DuplicateGroup
 
 
 def run_holdout(job: ExperimentJob, duplicates: Sequence[DuplicateGroup], progress: ProgressSink) -> ProtocolRun:
-    """Augment every arm (screened where its screen says so), then run the cells; the result
+    """Augment every arm (screened where its screen says so), then run the cells, as one task
+    graph (``experiment_graph``); the result
     fields are the summaries, the comparisons and each screened arm's acceptance per grade.
 
     ``duplicates`` are only reported: the store's split stands as published.
@@ -40,19 +41,18 @@ def run_holdout(job: ExperimentJob, duplicates: Sequence[DuplicateGroup], progre
         for arm in spec.arms
         if arm.augments
     }
-    acceptance = {}
-    for arm in spec.arms:
-        if arm.augments:
-            rows = augment_arm(job, arm, plans[arm.name], progress)
-            if rows:
-                acceptance[arm.name] = rows
     val, test = tuple(store.list(split=Split.VAL)), tuple(store.list(split=Split.TEST))
-    items = []
-    for key in spec.cells():
-        arm = next(a for a in spec.arms if a.name == key.arm)
-        train = tuple(training_set(store, arm.name if arm.augments else None))
-        items.append((key, CellData(train=train, val=val, test=test)))
-    cells = run_cells_of(job, items, progress)
+    real = tuple(training_set(store, None))
+    data = CellData(train=real, val=val, test=test)
+    augmenting = {arm.name: arm for arm in spec.arms if arm.augments}
+    items = tuple((key, data, key.arm if key.arm in augmenting else None) for key in spec.cells())
+    work = ScopeWork(scope=None, real=(), arms=tuple((arm, arm.name) for arm in augmenting.values()), cells=items)
+    cells = run_graph(job, [work], progress)
+    acceptance = {}
+    for arm in augmenting.values():
+        rows = acceptance_of(job, arm, plans[arm.name])
+        if rows:
+            acceptance[arm.name] = rows
     return ProtocolRun(
         cells=tuple(cells),
         fields={

@@ -20,9 +20,8 @@ from medaug.application.services.experiment_cells import (
     CellData,
     ProtocolRun,
     acceptance_of,
-    augment_arm,
-    run_cells_of,
 )
+from medaug.application.services.experiment_graph import ScopeWork, run_graph
 from medaug.application.services.experiment_job import ExperimentJob, GeneratorScope
 from medaug.domain import FundusImage, Origin, Split, make_plan
 from medaug.domain.experiment import METRIC_RANGES, CellResult, Comparison, ExperimentSpec, Predictions, Summary
@@ -100,10 +99,12 @@ def run_kfold(job: ExperimentJob, duplicates: Sequence[DuplicateGroup], progress
 def run_folds(
     job: ExperimentJob, duplicates: Sequence[DuplicateGroup], progress: ProgressSink
 ) -> tuple[list[FoldAssignment], list[CellResult], dict[str, tuple[ScreenAcceptance, ...]]]:
-    """Assign the folds (seeded by ``spec.plan_seed``), then per fold augment and run its cells.
+    """Assign the folds (seeded by ``spec.plan_seed``), then run every fold as one task graph
+    (``experiment_graph``): per fold its generators' trainings, its augmentation and its cells,
+    folds side by side where the executor allows.
 
-    A fold whose cells of an arm are all in the run folder is not augmented again (its screen's
-    acceptance is read back from the stored images' provenance).
+    A fold whose cells of an arm are all in the run folder is not augmented again; each screened
+    fold set's acceptance is read from the stored images' provenance.
     """
     spec, store = job.spec, job.store
     assert job.folds is not None
@@ -116,33 +117,29 @@ def run_folds(
         repeats=spec.repeats,
         seed=spec.plan_seed,
     )
-    cells: list[CellResult] = []
-    acceptance: dict[str, tuple[ScreenAcceptance, ...]] = {}
+    works, plans = [], []
     for assignment in assignments:
         tested = set(assignment.test_ids)
         # Records are relabelled as training images in memory only: the store keeps its split.
         train_real = [_as_training(image) for image in images if image.id not in tested]
         train_real, val = split_validation(train_real, spec.val_fraction, spec.plan_seed + assignment.repeat)
         test = tuple(by_id[image_id] for image_id in assignment.test_ids)
-        keys = spec.fold_cells(assignment.repeat, assignment.fold)
-        for arm in spec.arms:
-            arm_keys = [key for key in keys if key.arm == arm.name]
-            synthetic: list[FundusImage] = []
-            if arm.augments:
-                name = fold_augmentation(arm.name, assignment)
-                plan = make_plan(train_real, spec.policy, spec.plan_seed, name, arm.generators)
-                scope = GeneratorScope(name=assignment.scope, images=tuple(train_real))
-                if any(job.runs.load_cell(key) is None for key in arm_keys):
-                    rows = augment_arm(job, arm, plan, progress, scope)
-                else:
-                    rows = acceptance_of(job, arm, plan, scope)
-                if rows:
-                    acceptance[name] = rows
-                synthetic = store.list(split=Split.TRAIN, origin=Origin.SYNTHETIC, augmentation=name)
-            data = CellData(train=tuple(train_real + synthetic), val=tuple(val), test=test)
-            cells.extend(run_cells_of(job, [(key, data) for key in arm_keys], progress))
-        _log.info("fold_done", fold=assignment.fold, repeat=assignment.repeat, test=len(test), train=len(train_real))
-    return assignments, cells, acceptance
+        data = CellData(train=tuple(train_real), val=tuple(val), test=test)
+        arms = tuple((arm, fold_augmentation(arm.name, assignment)) for arm in spec.arms if arm.augments)
+        names = dict((arm.name, name) for arm, name in arms)
+        cells = tuple((key, data, names.get(key.arm)) for key in spec.fold_cells(assignment.repeat, assignment.fold))
+        works.append(ScopeWork(scope=assignment.scope, real=tuple(train_real), arms=arms, cells=cells))
+        plans += [(arm, name, train_real, assignment.scope) for arm, name in arms]
+    cells_done = run_graph(job, works, progress)
+    acceptance: dict[str, tuple[ScreenAcceptance, ...]] = {}
+    for arm, name, train_real, scope in plans:
+        plan = make_plan(train_real, spec.policy, spec.plan_seed, name, arm.generators)
+        rows = acceptance_of(job, arm, plan, GeneratorScope(name=scope, images=tuple(train_real)))
+        if rows:
+            acceptance[name] = rows
+    for assignment in assignments:
+        _log.info("fold_done", fold=assignment.fold, repeat=assignment.repeat, test=len(assignment.test_ids))
+    return assignments, cells_done, acceptance
 
 
 def _as_training(image: FundusImage) -> FundusImage:
