@@ -106,7 +106,7 @@ def _scope_job(settings: Settings, task: ScopeTask) -> ExperimentJob:
     return ExperimentJob(
         spec=task.spec,
         dataset=DatasetStep(store=store, description=f"store {store.location}"),
-        runs=factories.build_run_folder(Path(task.runs)),
+        runs=factories.build_run_folder(task.runs, settings, store_identity=store.identity),
         trainers={},
         evaluator=factories.build_evaluator(),
         generators=jobs.arm_generators(settings, store),

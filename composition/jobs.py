@@ -98,7 +98,7 @@ def experiment_job(
         folds=factories.build_fold_splitter(),
         duplicates=factories.build_duplicate_finder(),
         external={entry.name: dataset_step(entry, settings, use_env=False) for entry in config.dataset.external},
-        executor=execution.build_executor(settings, runs_root),
+        executor=execution.build_executor(settings, local_run),
         cell_resources=execution.cell_resources(settings),
         generator_resources=execution.generator_resources(settings),
         tracker=execution.build_tracker(settings, config.name),

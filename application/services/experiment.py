@@ -9,6 +9,7 @@ quality reports are read back from the run folder.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import structlog
 
 from medaug.application.errors import ConfigError, MedaugError
 from medaug.application.ports import ImageStore, NullProgress, ProgressSink, ReportWriter, RunRepository
-from medaug.application.services.experiment_cells import ProtocolRun, external_results
+from medaug.application.services.experiment_cells import ProtocolRun, external_results, screens_once
 from medaug.application.services.experiment_job import DatasetStep, ExperimentJob
 from medaug.application.services.holdout import run_holdout
 from medaug.application.services.ingest import ingest
@@ -105,7 +106,7 @@ def run_experiment(job: ExperimentJob, *, progress: ProgressSink | None = None) 
     validate_experiment(job)
     job.runs.claim(job.fingerprint, {arm.name: arm.model_dump_json() for arm in spec.arms})
     duplicates = find_duplicates(job)
-    run = PROTOCOLS[spec.protocol](job, duplicates, progress)
+    run = PROTOCOLS[spec.protocol](dataclasses.replace(job, screens=screens_once(job.screens)), duplicates, progress)
     result = ExperimentResult(
         spec=spec,
         dataset=job.dataset.description,

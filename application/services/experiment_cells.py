@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import structlog
 
 from medaug.application.errors import StoreError
-from medaug.application.ports import Evaluator, ImageGenerator, ProgressSink, RunRepository, SyntheticScreen
+from medaug.application.ports import Evaluator, ImageGenerator, ImageStore, ProgressSink, RunRepository, SyntheticScreen
 from medaug.application.services.augment import augment
 from medaug.application.services.cells import CellAdapters, CellTask, external_images, run_cell_task, run_cells
-from medaug.application.services.experiment_job import ExperimentJob, GeneratorScope
+from medaug.application.services.experiment_job import ExperimentJob, GeneratorScope, ScreenFactory
 from medaug.application.services.quality import screen_acceptance
 from medaug.application.services.train_generator import train_generator
 from medaug.domain import AugmentationPlan, FundusImage
@@ -73,20 +73,31 @@ def ready_generator(
     return job.generators(name, arm, scope.name)
 
 
+def built_generator(job: ExperimentJob, name: str, arm: Arm, scope: GeneratorScope | None = None) -> ImageGenerator:
+    """The generator as its (finished) training left it, built without training."""
+    return job.generators(name, arm) if scope is None else job.generators(name, arm, scope.name)
+
+
 def augment_arm(
     job: ExperimentJob,
     arm: Arm,
     plan: AugmentationPlan,
     progress: ProgressSink,
     scope: GeneratorScope | None = None,
+    *,
+    trained: bool = False,
 ) -> tuple[ScreenAcceptance, ...] | None:
     """Make an arm's planned images with its (ready) generators, screened where the job's screen
-    says so (within a fold, against that fold's training images only).
+    says so (within a fold, against that fold's training images only). ``trained``: the arm's
+    generators were trained already (by tasks of their own), so they are only built here.
 
     Returns:
         The screen's acceptance per grade, or None when the arm's images are not screened.
     """
-    generators = {name: ready_generator(job, name, arm, progress, scope) for name in arm.generators}
+    generators = {
+        name: built_generator(job, name, arm, scope) if trained else ready_generator(job, name, arm, progress, scope)
+        for name in arm.generators
+    }
     screen = _screen(job, arm, scope)
     augment(
         job.store, plan, generators, size=job.image_size(job.store), progress=progress, screen=screen,
@@ -105,6 +116,20 @@ def acceptance_of(
     if _screen(job, arm, scope) is None:
         return None
     return screen_acceptance(job.store, plan, max_attempts=job.max_attempts)
+
+
+def screens_once(factory: ScreenFactory) -> ScreenFactory:
+    """``factory``, building each (store, arm, scope)'s screen once: a screen may load a model, and
+    a run asks for it both to screen an arm's images and to read their acceptance back."""
+    made: dict[tuple[str, str, str | None], SyntheticScreen | None] = {}
+
+    def screens(store: ImageStore, arm: Arm, scope: GeneratorScope | None = None) -> SyntheticScreen | None:
+        key = (store.location, arm.name, None if scope is None else scope.name)
+        if key not in made:
+            made[key] = factory(store, arm) if scope is None else factory(store, arm, scope)
+        return made[key]
+
+    return screens
 
 
 def _screen(job: ExperimentJob, arm: Arm, scope: GeneratorScope | None) -> SyntheticScreen | None:

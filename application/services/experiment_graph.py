@@ -93,7 +93,8 @@ def run_scope_task(task: ScopeTask, job: ExperimentJob, progress: ProgressSink) 
         assert task.generator is not None
         ready_generator(job, task.generator, task.arm, progress, scope)
         return
-    augment_arm(job, task.arm, scope_plan(job, task), progress, scope)
+    # The arm's learned generators were trained by the tasks this one depends on.
+    augment_arm(job, task.arm, scope_plan(job, task), progress, scope, trained=True)
 
 
 def _scope_images(job: ExperimentJob, task: ScopeTask) -> list[FundusImage]:
@@ -182,15 +183,22 @@ def run_graph(job: ExperimentJob, works: Sequence[ScopeWork], progress: Progress
         trainer = job.trainers[payload.key.classifier]
         run_cell_task(payload, CellAdapters(job.store, trainer, job.evaluator, job.runs, external_stores), progress)
 
-    with progress.task("tasks", total=len(tasks)) as bar:
+    # One bar over the whole grid of cells (saved ones count as done from the start); generator
+    # training and augmentation tasks show their own bars.
+    total = sum(len(work.cells) for work in works)
+    cell_tasks = sum(1 for task in tasks if isinstance(task.payload, CellTask))
+    with progress.task("cells", total=total) as bar:
+        bar.advance(total - cell_tasks, running=0)
 
         def on_event(event: TaskEvent) -> None:
-            bar.advance(1, running=event.running)
+            if event.task_id.startswith("cell:"):
+                bar.advance(1, running=event.running)
 
         if job.executor is None:
             for task in tasks:
                 handler(task)
-                bar.advance(1, running=0)
+                if isinstance(task.payload, CellTask):
+                    bar.advance(1, running=0)
         else:
             job.executor.run(tasks, handler, on_event)
     return [_read_back(job.runs, key) for work in works for key, _, _ in work.cells]

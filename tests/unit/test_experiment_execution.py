@@ -20,6 +20,7 @@ class SpyExecutor(LocalExecutor):
     """The local executor, remembering what it was handed."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.tasks: list[Task] = []
 
     def run(self, tasks: Sequence[Task], handler: TaskHandler, on_event: Callable[[TaskEvent], None]) -> None:
@@ -40,12 +41,19 @@ def test_cells_reach_the_executor_as_plain_descriptions_with_their_resources(sto
         context(store, GradeOracleTrainer(), runs), executor=executor, cell_resources=Resources(num_cpus=2, num_gpus=0.5)
     )
     result = run(spec(), ctx)
-    assert [t.id for t in executor.tasks] == [f"cell:{c.key.slug}" for c in result.cells]
-    payload = executor.tasks[0].payload
-    assert isinstance(payload, CellTask) and payload.runs == runs.location and payload.store == store.location
+    cell_tasks = [t for t in executor.tasks if isinstance(t.payload, CellTask)]
+    assert [t.id for t in cell_tasks] == [f"cell:{c.key.slug}" for c in result.cells]
+    # The graph: each augmenting arm's cells wait for that arm's augmentation task.
+    augmenting = {t.payload.arm.name for t in executor.tasks if t.id.startswith("augment:")}
+    assert augmenting and all(
+        t.depends_on == ((f"augment:{t.payload.key.arm}",) if t.payload.key.arm in augmenting else ())
+        for t in cell_tasks
+    )
+    payload = cell_tasks[0].payload
+    assert payload.runs == runs.location and payload.store == store.location
     assert set(payload.val) == {i.id for i in store.list(split=Split.VAL)}
     assert set(payload.test) == {i.id for i in store.list(split=Split.TEST)}
-    assert all(t.resources == Resources(num_cpus=2, num_gpus=0.5) for t in executor.tasks)
+    assert all(t.resources == Resources(num_cpus=2, num_gpus=0.5) for t in cell_tasks)
     assert [c.key for c in result.cells] == [c.key for c in runs.cells.values()]
 
 
