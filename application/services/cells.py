@@ -4,7 +4,7 @@ same code in process or on a cluster worker, each writing its own result to the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import structlog
@@ -13,14 +13,10 @@ from medaug.application.errors import ConfigError, StoreError
 from medaug.application.ports import (
     ClassifierTrainer,
     Evaluator,
-    Executor,
     ExternalTestSet,
     ImageStore,
     ProgressSink,
-    Resources,
     RunRepository,
-    Task,
-    TaskEvent,
     TrainingRequest,
 )
 from medaug.application.services.train_classifier import train_cell
@@ -133,40 +129,3 @@ def check_reachable(address: str | None, shared_filesystem: bool, store: str, ru
 def external_images(store: ImageStore) -> list[FundusImage]:
     """Every real image of an external set's store, in id order (whatever split its data set gave it)."""
     return sorted(store.list(origin=Origin.REAL), key=lambda image: image.id)
-
-
-def run_cells(
-    tasks: Sequence[CellTask],
-    *,
-    total: int,
-    executor: Executor | None,
-    in_process: Callable[[CellTask], None],
-    resources: Resources,
-    progress: ProgressSink,
-) -> None:
-    """Hand the missing cells to ``executor`` with one progress bar over the whole grid.
-
-    Args:
-        tasks: the cells not saved yet.
-        total: every cell of the grid (saved ones count as done from the start).
-        executor: runs the tasks; None runs them one after another here.
-        in_process: runs a cell with the driver's adapters (for in-process executors).
-        resources: what each cell task needs.
-    """
-    by_id = {f"{CELL_TASK_PREFIX}{t.key.slug}": t for t in tasks}
-    with progress.task("cells", total=total) as bar:
-        bar.advance(total - len(tasks), running=0)
-
-        def on_event(event: TaskEvent) -> None:
-            bar.advance(1, running=event.running)
-
-        if executor is None:
-            for task in tasks:
-                in_process(task)
-                bar.advance(1, running=0)
-            return
-        executor.run(
-            [Task(id=task_id, payload=task, resources=resources) for task_id, task in by_id.items()],
-            lambda task: in_process(task.payload),
-            on_event,
-        )

@@ -1,7 +1,7 @@
 """The cell machinery both experiment protocols share.
 
 Holdout and k-fold are two strategies over it: each decides which images a cell trains, selects
-and is tested on (``CellData``) and hands its cells to ``run_cells_of``; both augment an arm
+and is tested on (``CellData``) and hands its cells to the task graph (``experiment_graph``); both augment an arm
 through ``augment_arm`` (its generators trained first where they learn, its images screened where
 its screen says so) and summarise and compare cells with the same functions.
 """
@@ -17,7 +17,7 @@ import structlog
 from medaug.application.errors import StoreError
 from medaug.application.ports import Evaluator, ImageGenerator, ImageStore, ProgressSink, RunRepository, SyntheticScreen
 from medaug.application.services.augment import augment
-from medaug.application.services.cells import CellAdapters, CellTask, external_images, run_cell_task, run_cells
+from medaug.application.services.cells import external_images
 from medaug.application.services.experiment_job import ExperimentJob, GeneratorScope, ScreenFactory
 from medaug.application.services.quality import screen_acceptance
 from medaug.application.services.train_generator import train_generator
@@ -136,42 +136,7 @@ def _screen(job: ExperimentJob, arm: Arm, scope: GeneratorScope | None) -> Synth
     return job.screens(job.store, arm) if scope is None else job.screens(job.store, arm, scope)
 
 
-def run_cells_of(
-    job: ExperimentJob, items: Sequence[tuple[CellKey, CellData]], progress: ProgressSink
-) -> list[CellResult]:
-    """Every given cell: saved ones read back, missing ones handed to the executor (each trains on
-    its data, predicts its test images and every external set, and saves itself)."""
-    saved = {key: job.runs.load_cell(key) for key, _ in items}
-    for key, cell in saved.items():
-        if cell is not None:
-            _log.info("cell_resumed", cell=key.slug)
-    missing = [_cell_task(key, data, job) for key, data in items if saved[key] is None]
-    external_stores = {name: external.store for name, external in job.external.items()}
-
-    def in_process(task: CellTask) -> None:
-        trainer = job.trainers[task.key.classifier]
-        run_cell_task(task, CellAdapters(job.store, trainer, job.evaluator, job.runs, external_stores), progress)
-
-    run_cells(
-        missing, total=len(items), executor=job.executor, in_process=in_process,
-        resources=job.cell_resources, progress=progress,
-    )  # fmt: skip
-    return [saved[key] or _read_back(job.runs, key) for key, _ in items]
-
-
-def _cell_task(key: CellKey, data: CellData, job: ExperimentJob) -> CellTask:
-    return CellTask(
-        key=key,
-        store=job.store.location,
-        runs=job.runs.location,
-        train=tuple(image.id for image in data.train),
-        val=tuple(image.id for image in data.val),
-        test=tuple(image.id for image in data.test),
-        external=tuple((name, external.store.location) for name, external in job.external.items()),
-    )
-
-
-def _read_back(runs: RunRepository, key: CellKey) -> CellResult:
+def read_back_cell(runs: RunRepository, key: CellKey) -> CellResult:
     cell = runs.load_cell(key)
     if cell is None:
         raise StoreError(f"{runs.location}: cell {key.slug} finished but its result is not there")

@@ -23,8 +23,8 @@ import structlog
 
 from medaug.application.ports import ProgressSink, Task, TaskEvent
 from medaug.application.services.augment import plan_augmentation
-from medaug.application.services.cells import CellAdapters, CellTask, run_cell_task
-from medaug.application.services.experiment_cells import CellData, _read_back, augment_arm, ready_generator
+from medaug.application.services.cells import CELL_TASK_PREFIX, CellAdapters, CellTask, run_cell_task
+from medaug.application.services.experiment_cells import CellData, augment_arm, read_back_cell, ready_generator
 from medaug.application.services.experiment_job import ExperimentJob, GeneratorScope
 from medaug.domain import AugmentationPlan, FundusImage, Split, make_plan
 from medaug.domain.experiment import Arm, CellKey, CellResult, ExperimentSpec
@@ -153,7 +153,7 @@ def build_graph(job: ExperimentJob, works: Sequence[ScopeWork]) -> list[Task]:
                 external=tuple((n, e.store.location) for n, e in job.external.items()), augmentation=aug,
             )  # fmt: skip
             depends = (augment_ids[key.arm],) if key.arm in augment_ids else ()
-            tasks.append(Task(id=f"cell:{key.slug}", payload=cell, depends_on=depends, resources=job.cell_resources))
+            tasks.append(Task(id=f"{CELL_TASK_PREFIX}{key.slug}", payload=cell, depends_on=depends, resources=job.cell_resources))
     return tasks
 
 
@@ -191,7 +191,7 @@ def run_graph(job: ExperimentJob, works: Sequence[ScopeWork], progress: Progress
         bar.advance(total - cell_tasks, running=0)
 
         def on_event(event: TaskEvent) -> None:
-            if event.task_id.startswith("cell:"):
+            if event.task_id.startswith(CELL_TASK_PREFIX):
                 bar.advance(1, running=event.running)
 
         if job.executor is None:
@@ -201,5 +201,5 @@ def run_graph(job: ExperimentJob, works: Sequence[ScopeWork], progress: Progress
                     bar.advance(1, running=0)
         else:
             job.executor.run(tasks, handler, on_event)
-    return [_read_back(job.runs, key) for work in works for key, _, _ in work.cells]
+    return [read_back_cell(job.runs, key) for work in works for key, _, _ in work.cells]
 
