@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import tomllib
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -52,15 +53,27 @@ class DataLocation(BaseModel):
     store: str | None = None
     limit: int | None = Field(default=None, ge=1)
 
-    def names(self, path: Path | None, size: int) -> tuple[str, str]:
-        """How the data set is described in plans and reports, and its store's folder name."""
+    @property
+    def has_patients(self) -> bool:
+        """Whether the set's image names may identify patients: every set but the built-in phantom
+        (whose names are never pseudonymised)."""
+        return self.kind != "phantom"
+
+    def names(self, path: Path | None, size: int, *, seed: int, pseudonymised: bool) -> tuple[str, str]:
+        """How the data set is described in plans and reports, and its store's folder name (a
+        ``limit`` drawn with ``seed`` and pseudonymised names each get a store of their own)."""
         if isinstance(self, DatasetConfig) and self.kind == "phantom":
-            return f"phantom (n={self.n}, seed={self.seed}, {size} px)", f"phantom-n{self.n}-s{self.seed}-{size}px"
-        if self.kind == "idrid":
-            return f"IDRiD grading ({size} px)", f"idrid-{size}px"
-        if self.kind == "folder" and path is not None:
-            return f"folder {path} ({size} px)", f"folder-{path.name}-{size}px"
-        return f"{self.kind} {path} ({size} px)", f"{self.kind}-{size}px"
+            description = f"phantom (n={self.n}, seed={self.seed}, {size} px)"
+            slug = f"phantom-n{self.n}-s{self.seed}-{size}px"
+        elif self.kind == "idrid":
+            description, slug = f"IDRiD grading ({size} px)", f"idrid-{size}px"
+        elif self.kind == "folder" and path is not None:
+            description, slug = f"folder {path} ({size} px)", f"folder-{path.name}-{size}px"
+        else:
+            description, slug = f"{self.kind} {path} ({size} px)", f"{self.kind}-{size}px"
+        if self.limit is not None:
+            slug += f"-limit{self.limit}-s{seed}"
+        return description, slug + ("-pseudonymised" if pseudonymised else "")
 
     @field_validator("path", "csv")
     @classmethod
@@ -113,6 +126,9 @@ class DatasetConfig(DataLocation):
             raise ValueError(f"external set name(s) {', '.join(repeated)} used twice")
         return value
 
+
+FINGERPRINTED_SETTINGS = ("image_size", "trainers", "generators")
+"""The settings (top-level keys) a cell's result depends on, hence in the run's fingerprint."""
 
 DEFAULT_BASELINE = "classic"
 """The thesis's comparison: every arm against classic augmentation, when the file names no baseline."""
@@ -220,13 +236,20 @@ class ExperimentConfig(BaseModel):
         them, table by table: a key the file sets wins, every other key keeps its value."""
         return _deep_merge(base, self.settings)
 
-    def fingerprint(self, resolved_settings: dict[str, Any]) -> str:
-        """Identity of what every cell shares (for safe resuming).
+    def fingerprint(self, settings: Mapping[str, Any], store: str) -> str:
+        """Identity of what every cell shares (for safe resuming): this file, the settings that
+        shape a cell's result (``FINGERPRINTED_SETTINGS`` of ``settings``, the whole settings as
+        plain data; the ``openai`` generator's are left out: they are its account and budget, and
+        its images are not reproducible anyway) and the store's identity (never its path: a run
+        folder never mixes cells of two stores).
 
         Arms, classifiers and seeds are left out: cells are kept per arm/classifier/seed, so an
         experiment can be narrowed or extended and still resume (each arm's own definition is
         checked by the run folder).
         """
+        resolved_settings = {key: settings[key] for key in FINGERPRINTED_SETTINGS}
+        resolved_settings["generators"] = {k: v for k, v in settings["generators"].items() if k != "openai"}
+        resolved_settings["store"] = store
         # External sets are only predicted: they leave the cells as they are. ``limit`` joins the
         # identity only when set, so files written before it existed keep resuming.
         excluded = {"external"} | ({"limit"} if self.dataset.limit is None else set())

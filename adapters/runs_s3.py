@@ -171,3 +171,29 @@ class MirroredReportWriter:
         self._runs.push()
         scratch = str(self._runs.scratch)
         return [self._runs.location + path[len(scratch) :] if path.startswith(scratch) else path for path in written]
+
+
+def open_s3_run_folder(
+    client: Any, url: str, *, work_url: str | None, work_dir: Path, scratch_dir: Path, store_identity: str | None
+) -> S3RunFolder:
+    """The run folder at ``url`` (``s3://bucket/prefix``), checked writable.
+
+    Inside the S3 work folder ``work_url`` its scratch is the work folder's local one
+    (``work_dir``), whose mirror also pulls the generators of store ``store_identity``; elsewhere
+    its scratch is ``scratch_dir/<bucket>/<prefix>``.
+    """
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    runs = S3Objects(client, bucket=bucket, prefix=prefix)
+    if work_url is not None and url.startswith(work_url + "/"):
+        relative = url[len(work_url) + 1 :]
+        work_bucket, _, work_prefix = work_url.removeprefix("s3://").partition("/")
+        pulls = (relative, f"{relative}/*") + ((f"generators/*-{store_identity}*",) if store_identity else ())
+        work_objects = S3Objects(client, bucket=work_bucket, prefix=work_prefix)
+        mirror = ScratchMirror(work_objects, work_dir, ("generators", relative), pulls)
+        scratch = work_dir / relative
+    else:
+        scratch = scratch_dir / bucket / prefix
+        mirror = ScratchMirror(runs, scratch)
+    folder = S3RunFolder(runs, scratch, mirror)
+    folder.check_writable()
+    return folder

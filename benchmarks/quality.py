@@ -82,14 +82,14 @@ def main() -> None:
         print(f"phantom store: {args.n} images at {args.size} px, classic set, built in {time.perf_counter() - started:.1f} s")
     augmentation = args.augmentation or augmentation_sets(store)[0]
     config = QualityConfig(num_threads=args.threads, tstr=False)
-    report, first = timed(FundusQualityAnalyzer(config, cache_dir=work / "cache", device="auto"), store, augmentation)
+    report, first = timed(FundusQualityAnalyzer(config, cache_dir=work / "cache", seed=0, device="auto"), store, augmentation)
     print(f"{augmentation}: first assessment (trains the grading CNN, {config.cnn.epochs} epochs at "
           f"{config.cnn.input_size} px): {first:.1f} s")
-    _, cached = timed(FundusQualityAnalyzer(config, cache_dir=work / "cache", device="auto"), store, augmentation)
+    _, cached = timed(FundusQualityAnalyzer(config, cache_dir=work / "cache", seed=0, device="auto"), store, augmentation)
     print(f"{augmentation}: assessment with the cached CNN: {cached:.1f} s")
     if args.tstr:
         with_tstr = config.model_copy(update={"tstr": True})
-        report, seconds = timed(FundusQualityAnalyzer(with_tstr, cache_dir=work / "cache", device="auto"), store, augmentation)
+        report, seconds = timed(FundusQualityAnalyzer(with_tstr, cache_dir=work / "cache", seed=0, device="auto"), store, augmentation)
         print(f"{augmentation}: with train-on-synthetic: {seconds:.1f} s ({seconds - cached:.1f} s for TSTR)")
     print(f"{augmentation}: {headline(report)}")
 

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from medaug.cli.common import console, handle_errors, services
-from medaug.composition.bootstrap import apply_overrides, load_experiment_config
+from medaug.composition.bootstrap import read_experiment
 from medaug.domain.experiment import ExperimentResult
 
 app = typer.Typer(help="Run experiments: arms x classifiers x seeds, with a report.", no_args_is_help=True)
@@ -41,13 +41,12 @@ def run(
     ),
 ) -> None:
     """Run (or resume) an experiment and write report.html, report.md and results.json."""
-    experiment = load_experiment_config(config)
     try:
         seed_list = [int(s) for s in _csv(seeds)] if seeds else None
     except ValueError:
         raise typer.BadParameter(f"--seeds must be integers, got {seeds!r}") from None
-    experiment = apply_overrides(
-        experiment, data=data, arms=_csv(arms), classifiers=_csv(classifiers), seeds=seed_list, external=external
+    experiment = read_experiment(
+        config, data=data, arms=_csv(arms), classifiers=_csv(classifiers), seeds=seed_list, external=external
     )
     if dry_run:
         for line in services().plan_experiment(experiment, run_dir=run_dir):

@@ -10,11 +10,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from medaug.adapters.experiment_file import ExperimentConfig
-from medaug.adapters.experiment_overrides import apply_overrides as apply_overrides  # re-exported for the CLI
-from medaug.adapters.experiment_overrides import external_option
-from medaug.adapters.experiment_file import load_experiment_config as load_experiment_config  # and embedders
+from medaug.adapters.experiment_file import ExperimentConfig, load_experiment_config
+from medaug.adapters.experiment_overrides import apply_overrides, external_option
 from medaug.application.ports import DatasetSource, GeneratorTrainingResult, NullProgress, ProgressSink
 from medaug.application.services.augment import AugmentCommand, AugmentOutcome, run_augmentation
 from medaug.application.services.evaluate import evaluate_saved
@@ -140,7 +139,7 @@ class Services:
             ingest_step(step, self.progress)
             stores[entry.name] = step.store
         image_store = factories.build_store(self.settings, store)
-        return evaluate_saved(classifier, image_store, factories.build_evaluator(), external=stores)
+        return evaluate_saved(classifier, image_store, factories.build_evaluator(self.settings.seed), external=stores)
 
     def rebuild_report(self, run_dir: Path) -> list[str]:
         """Re-render the report of a finished run from its ``results.json``."""
@@ -148,7 +147,7 @@ class Services:
         return rebuild_report(
             runs,
             lambda location: factories.build_store(self.settings, location),
-            factories.report_writer_for(factories.build_report_writer(), runs),
+            factories.report_writer_for(factories.build_report_writer(self.settings.seed), runs),
         )
 
     def augment(
@@ -186,7 +185,9 @@ class Services:
     ) -> Path:
         """A PNG contact sheet of a store's images per grade and origin."""
         image_store = factories.build_store(self.settings, store)
-        return factories.write_contact_sheet(image_store, out, per_cell=per_cell, augmentation=augmentation)
+        return factories.write_contact_sheet(
+            image_store, out, seed=self.settings.seed, per_cell=per_cell, augmentation=augmentation
+        )
 
     def train_generator(
         self, name: str, *, store: str | None = None, profile: str | None = None, fresh: bool = False
@@ -234,12 +235,18 @@ class Services:
         return train_classifier(
             image_store,
             factories.build_trainer(classifier, self.settings),
-            factories.build_evaluator(),
+            factories.build_evaluator(self.settings.seed),
             augmentation=augmentation,
             seed=seed,
             checkpoint_path=str(checkpoint) if checkpoint else None,
             progress=self.progress,
         )
+
+
+def read_experiment(path: Path | None, **narrowing: Any) -> ExperimentConfig:
+    """The experiment file at ``path`` (None: the built-in one), narrowed or redirected as the command
+    line asks (``data``, ``arms``, ``classifiers``, ``seeds``, ``external``: see ``apply_overrides``)."""
+    return apply_overrides(load_experiment_config(path), **narrowing)
 
 
 def bootstrap(settings: Settings, *, progress: ProgressSink | None = None) -> Services:

@@ -11,7 +11,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from medaug.application.ports import Executor, NullProgress, Resources, Task, Tracker
+from medaug.application.ports import Executor, NullProgress, Task, Tracker
 from medaug.application.services import cells
 from medaug.application.services.cells import CellAdapters, CellTask, run_cell_task
 from medaug.application.services.experiment_graph import ScopeTask, run_scope_task
@@ -48,19 +48,6 @@ def build_executor(settings: Settings, run_folder: Path | None = None) -> Execut
     )
 
 
-def cell_resources(settings: Settings) -> Resources:
-    """What each classifier cell asks the scheduler for."""
-    return Resources(num_cpus=settings.executor.num_cpus, num_gpus=settings.executor.num_gpus)
-
-
-def generator_resources(settings: Settings) -> Resources:
-    """What each generator training (and augmentation) task asks for: ``executor.num_gpus``
-    (at least one GPU) when ``device = "cuda"``, else CPU only."""
-    config = settings.executor
-    gpus = max(config.num_gpus, 1.0) if settings.device == "cuda" else 0.0
-    return Resources(num_cpus=config.num_cpus, num_gpus=gpus)
-
-
 def check_reachable(settings: Settings, store: str, run_folder: Path) -> None:
     """Refuse, before any work, a Ray run whose store or run folder other nodes cannot see (see ``cells.check_reachable``)."""
     config = settings.executor
@@ -90,7 +77,7 @@ def run_task(settings_data: dict[str, Any], task: Task) -> None:
     adapters = CellAdapters(
         store=factories.build_store(settings, payload.store),
         trainer=factories.build_trainer(payload.key.classifier, settings),
-        evaluator=factories.build_evaluator(),
+        evaluator=factories.build_evaluator(settings.seed),
         runs=factories.build_run_folder(payload.runs, settings),
         external_stores={name: factories.build_store(settings, location) for name, location in payload.external},
     )
@@ -105,14 +92,9 @@ def _scope_job(settings: Settings, task: ScopeTask) -> ExperimentJob:
     store = factories.build_store(settings, task.store)
     return ExperimentJob(
         spec=task.spec,
-        dataset=DatasetStep(store=store, description=f"store {store.location}"),
+        dataset=DatasetStep(store=store, description=f"store {store.location}", seed=settings.seed),
         runs=factories.build_run_folder(task.runs, settings, store_identity=store.identity),
         trainers={},
-        evaluator=factories.build_evaluator(),
-        generators=jobs.arm_generators(settings, store),
-        generator_trainers=jobs.arm_generator_trainers(settings, store),
-        image_size=lambda ready: factories.working_image_size(settings, ready),
-        screens=lambda ready, arm, scope=None: jobs.arm_screen(settings, ready, arm, scope),
-        max_attempts=settings.quality.experiment_screen.max_attempts,
+        evaluator=factories.build_evaluator(settings.seed),
+        **jobs.synthetic_parts(settings, store),
     )
-

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,11 +22,7 @@ from pydantic_settings import (
 )
 
 from medaug.adapters.executors.config import ExecutorConfig
-from medaug.adapters.generators.classic.config import ClassicConfig
-from medaug.adapters.generators.dcgan.config import DCGANConfig
-from medaug.adapters.generators.diffusion.config import DiffusionConfig
-from medaug.adapters.generators.latent_diffusion.config import LatentDiffusionConfig
-from medaug.adapters.generators.openai_edits.config import OpenAIConfig
+from medaug.adapters.generators.config import GeneratorsConfig
 from medaug.adapters.quality.config import QualityConfig
 from medaug.adapters.stores.config import StoreConfig
 from medaug.adapters.tracking.config import TrackingConfig
@@ -34,18 +30,6 @@ from medaug.adapters.trainers.config import TrainersConfig
 from medaug.application.errors import ConfigError, validation_problem
 
 DEFAULT_CONFIG_FILE = Path("medaug.toml")
-
-
-class GeneratorsConfig(BaseModel):
-    """Per-generator settings; a generator is chosen by name (``classic``, ``diffusion``...)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    classic: ClassicConfig = ClassicConfig()
-    diffusion: DiffusionConfig = DiffusionConfig()
-    dcgan: DCGANConfig = DCGANConfig()
-    openai: OpenAIConfig = OpenAIConfig()
-    latent_diffusion: LatentDiffusionConfig = LatentDiffusionConfig()
 
 
 class Settings(BaseSettings):
@@ -155,7 +139,7 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     try:
         return bound(**overrides)
     except ValidationError as exc:
-        raise ConfigError(f"{path or 'settings'}: {first_error(exc)}") from None
+        raise ConfigError(f"{path or 'settings'}: {validation_problem(exc)}") from None
     except (OSError, ValueError) as exc:
         raise ConfigError(_unreadable_source(exc, path)) from None
 
@@ -169,11 +153,6 @@ def _unreadable_source(exc: Exception, path: Path | None) -> str:
             f"or one field at a time as {variable}__FIELD)"
     where = str(path) if path is not None else "settings"
     return f"{where}: cannot read configuration ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-
-
-def first_error(exc: ValidationError) -> str:
-    """The first problem of a validation error as ``where: what``, with a count of the others."""
-    return validation_problem(exc)
 
 
 def seed_of(settings: Settings, configured: int | None) -> int:

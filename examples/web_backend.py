@@ -30,7 +30,7 @@ from typing import Any
 from medaug.application.errors import MedaugError
 from medaug.application.ports import CallbackProgress
 from medaug.application.services.augment import AugmentCommand
-from medaug.composition.bootstrap import Services, bootstrap, load_experiment_config
+from medaug.composition.bootstrap import Services, bootstrap, read_experiment
 from medaug.composition.settings import Settings, load_settings
 from medaug.domain import PlanPolicy
 
@@ -111,7 +111,7 @@ def augmentation(body: dict[str, Any]) -> Callable[[Services], dict[str, Any]]:
 def experiment(body: dict[str, Any]) -> Callable[[Services], dict[str, Any]]:
     """The work of ``POST /experiments``: an experiment file (or the built-in one), end to end."""
     file = body.get("file")
-    config = load_experiment_config(Path(file) if file else None)  # a bad file is refused before the job starts
+    config = read_experiment(Path(file) if file else None)  # a bad file is refused before the job starts
     run_dir = Path(body["run_dir"]) if body.get("run_dir") else None
 
     def work(services: Services) -> dict[str, Any]:

@@ -49,7 +49,7 @@ class PhantomSource:
         ConfigError: an argument is out of range.
     """
 
-    def __init__(self, n: int, *, seed: int = 0, size: int = 256, test_fraction: float = 0.2) -> None:
+    def __init__(self, n: int, *, seed: int, size: int = 256, test_fraction: float = 0.2) -> None:
         _check_int("n", n, 1, None)
         _check_int("size", size, 16, _MAX_SIZE)
         _check_int("seed", seed, None, None)

@@ -39,7 +39,7 @@ class SklearnEvaluator:
         confidence: level of the intervals.
     """
 
-    def __init__(self, resamples: int = 10_000, seed: int = 0, confidence: float = 0.95) -> None:
+    def __init__(self, resamples: int = 10_000, *, seed: int, confidence: float = 0.95) -> None:
         self.resamples = resamples
         self.seed = seed
         self.confidence = confidence

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from medaug.application.ports import Resources
+
 
 class ExecutorConfig(BaseModel):
     """Where an experiment's classifier cells run.
@@ -36,3 +38,12 @@ class ExecutorConfig(BaseModel):
     max_retries: int = Field(default=3, ge=0)
     object_store_mb: int | None = Field(default=None, ge=80)
     shared_filesystem: bool = False
+
+    def cell_resources(self) -> Resources:
+        """What each classifier cell asks the scheduler for."""
+        return Resources(num_cpus=self.num_cpus, num_gpus=self.num_gpus)
+
+    def generator_resources(self, device: str) -> Resources:
+        """What each generator training (and augmentation) task asks for: ``num_gpus`` (at least
+        one GPU) when the ``device`` setting is ``cuda``, else CPU only."""
+        return Resources(num_cpus=self.num_cpus, num_gpus=max(self.num_gpus, 1.0) if device == "cuda" else 0.0)

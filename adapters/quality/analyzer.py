@@ -96,7 +96,7 @@ class FundusQualityAnalyzer:
         *,
         judges: Mapping[str, JudgeMaker],
         cache_dir: Path,
-        seed: int = 0,
+        seed: int,
         device: str = "cpu",
         images: ImageTensors | None = None,
     ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -9,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from medaug.adapters.classifier_config import CNNConfig
 from medaug.adapters.renamed_settings import refuse_renamed
-from medaug.domain.quality import QualityThresholds
+from medaug.domain.quality import QualityReport, QualityThresholds
 
 FeatureKind = Literal["efficientnet-lite0", "fundus-cnn", "inception"]
 JudgeKind = Literal["efficientnet-lite0", "fundus-cnn"]
@@ -89,6 +90,16 @@ class ScreenConfig(BaseModel):
         """True when the screen drops anything."""
         return self.min_confidence is not None or self.keep_real is not None or self.drop_near_copies
 
+    def overridden(self, *, min_confidence: float | None = None, drop_near_copies: bool | None = None) -> ScreenConfig:
+        """This screen with the command line's choices: a fixed ``min_confidence`` replaces a
+        calibrated threshold (``keep_real``); None keeps the setting."""
+        updates: dict[str, object] = {}
+        if min_confidence is not None:
+            updates |= {"min_confidence": min_confidence, "keep_real": None}
+        if drop_near_copies is not None:
+            updates["drop_near_copies"] = drop_near_copies
+        return self.model_copy(update=updates)
+
 
 class QualityConfig(BaseModel):
     """How ``medaug quality`` (and the experiment report's quality section) measures synthetic images.
@@ -162,6 +173,24 @@ class QualityConfig(BaseModel):
         renamed = {"filter": "screen", "experiment_filter": "experiment_screen",
                    "experiment_filter_generators": "experiment_screen_generators"}
         return refuse_renamed(data, renamed)
+
+    def screens(self, generators: Iterable[str]) -> bool:
+        """Whether experiments screen the images of an arm made by ``generators``
+        (``experiment_screen`` on, and one of them among ``experiment_screen_generators``)."""
+        return self.experiment_screen.enabled and not set(self.experiment_screen_generators).isdisjoint(generators)
+
+    def probe_head(self) -> dict[str, Any]:
+        """The settings of the frozen EfficientNet-Lite0 classifier the probe is (``[trainers]``'
+        ``efficientnet_lite0`` fields: this adapter does not import the trainers')."""
+        probe = self.probe
+        return dict(
+            weights=probe.weights, input_size=probe.input_size, c=probe.c, head_epochs=probe.head_epochs,
+            num_threads=self.num_threads,
+        )  # fmt: skip
+
+    def is_current(self, report: QualityReport) -> bool:
+        """Whether a stored quality report was measured as these settings would measure it."""
+        return report.thresholds == self.thresholds and report.feature_space == self.features
 
     @model_validator(mode="after")
     def _inception_needs_weights(self) -> QualityConfig:

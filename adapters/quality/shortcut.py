@@ -27,7 +27,7 @@ def shortcut_check(
     synthetic: Sequence[FundusImage],
     synthetic_features: np.ndarray,
     *,
-    seed: int = 0,
+    seed: int,
     policy: str | None = None,
 ) -> ShortcutCheck:
     """The two-sample test of real vs synthetic features and the synthetic share per grade.

@@ -29,7 +29,7 @@ _PAD = 8
 
 
 def contact_sheet(
-    store: ImageStore, *, per_cell: int = 4, augmentation: str | None = None, thumb: int = 96, seed: int = 0
+    store: ImageStore, *, per_cell: int = 4, augmentation: str | None = None, thumb: int = 96, seed: int
 ) -> bytes:
     """A PNG contact sheet of ``store``'s training images.
 
@@ -79,7 +79,7 @@ def write_contact_sheet(
     per_cell: int = 4,
     augmentation: str | None = None,
     thumb: int = 96,
-    seed: int = 0,
+    seed: int,
 ) -> Path:
     """Write ``contact_sheet(...)`` to ``path`` atomically (temporary file, then rename).
 

@@ -39,6 +39,7 @@ class HtmlMarkdownReportWriter:
     """``ReportWriter`` that writes ``report.html``, ``report.md`` and ``figures/*.png``.
 
     Args:
+        seed: picks the images of each contact sheet.
         dpi: resolution of the matplotlib figures.
         per_cell: images per grade and origin in each arm's contact sheet.
         thumb: side of each contact-sheet thumbnail in pixels.
@@ -51,12 +52,14 @@ class HtmlMarkdownReportWriter:
     def __init__(
         self,
         *,
+        seed: int,
         dpi: int = DPI,
         per_cell: int = 4,
         thumb: int = 96,
         contact_sheet: ContactSheet | None = None,
         extra_sections: Sequence[SectionBuilder] = (),
     ) -> None:
+        self._seed = seed
         self._dpi = dpi
         self._per_cell = per_cell
         self._thumb = thumb
@@ -116,7 +119,7 @@ class HtmlMarkdownReportWriter:
     def _contact_block(self, arm: str, store: ImageStore) -> Block:
         try:
             draw = self._contact_sheet or _default_contact_sheet()
-            data = draw(store, per_cell=self._per_cell, augmentation=arm, thumb=self._thumb)
+            data = draw(store, per_cell=self._per_cell, augmentation=arm, thumb=self._thumb, seed=self._seed)
         except (MedaugError, KeyError, OSError, ValueError, ImportError) as exc:
             _log.warning("contact_sheet_unavailable", arm=arm, error=str(exc))
             return Text(f"Contact sheet of arm {arm} unavailable: {exc}", "note")

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from medaug.adapters.classifier_config import CNNConfig, Device, LoopConfig, SelectionMetric
+from medaug.application.errors import ConfigError
 
 __all__ = [
     "CNNConfig", "Device", "EfficientNetConfig", "EfficientNetFinetuneConfig", "EfficientNetPartialConfig", "LoopConfig", "ResNetConfig",
     "SelectionMetric", "TrainersConfig",
+    "check_input_size",
 ]
 
 
@@ -164,3 +167,43 @@ class TrainersConfig(BaseModel):
     efficientnet_lite0_partial: EfficientNetPartialConfig = EfficientNetPartialConfig()
     efficientnet_lite1_partial: EfficientNetPartialConfig = EfficientNetPartialConfig()
     efficientnet_lite2_partial: EfficientNetPartialConfig = EfficientNetPartialConfig()
+
+    def check_store_size(self, names: Sequence[str], store_size: int | None, store: str) -> None:
+        """Refuse classifiers ``names`` whose ``input_size`` exceeds the side of the images an
+        existing store already holds (``store_size``; None for a store still empty, ingested at
+        ``image_size``). The CNN and ResNet50 resize whatever they get.
+
+        Raises:
+            ConfigError: one line naming the first such setting and its valid range.
+        """
+        if store_size is None:
+            return
+        for name in names:
+            config = getattr(self, name.replace("-", "_"), None)
+            if isinstance(config, EfficientNetConfig):
+                check_input_size(name, config.input_size, store_size, store=store)
+
+
+def check_input_size(name: str, input_size: int, store_size: int, *, store: str | None = None) -> None:
+    """Refuse a classifier that asks for larger images than the store holds (upscaling adds no detail).
+
+    Args:
+        store_size: the side of the store's images: ``image_size`` of the settings, or, with
+            ``store`` (its location), that of the images an existing store already holds.
+
+    Raises:
+        ConfigError: one line naming the setting and its valid range.
+    """
+    if input_size <= store_size:
+        return
+    setting = f"trainers.{name.replace('-', '_')}.input_size = {input_size}"
+    if store is None:
+        raise ConfigError(
+            f"{setting}: larger than the store's images (image_size = {store_size}); "
+            f"valid range 32-{store_size}, or raise image_size"
+        )
+    valid = f"valid range 32-{store_size}" if store_size >= 32 else "below the 32 px minimum"
+    raise ConfigError(
+        f"{setting}: larger than the images of store {store} ({store_size} px); {valid}, "
+        f"or ingest the data set again with image_size >= {input_size}"
+    )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
-from medaug.application.errors import InputError
+from medaug.application.errors import ConfigError, InputError
 from medaug.application.ports import DatasetSource
 from medaug.domain.experiment import ExperimentSpec
 
@@ -34,3 +35,17 @@ def cell_lines(spec: ExperimentSpec, run_folder: Path | str) -> list[str]:
         f"{', '.join(spec.classifiers)} x seeds {', '.join(str(s) for s in spec.seeds)}{folds}",
         f"run folder: {run_folder}",
     ]
+
+
+def check_names(spec: ExperimentSpec, generators: Collection[str], classifiers: Collection[str]) -> None:
+    """Refuse, before any work, arms naming a generator or classifiers not among those available.
+
+    Raises:
+        ConfigError: one line naming the unknown ones and the available ones.
+    """
+    unknown = sorted({g for arm in spec.arms for g in arm.generators} - set(generators))
+    if unknown:
+        raise ConfigError(f"unknown generator(s) {', '.join(unknown)} in arms; available: {', '.join(generators)}")
+    bad = [c for c in spec.classifiers if c not in classifiers]
+    if bad:
+        raise ConfigError(f"unknown classifier(s) {', '.join(bad)}; available: {', '.join(classifiers)}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from medaug.adapters.trainers.config import check_input_size
 from medaug.application.errors import ConfigError
 from medaug.application.ports import (
     ClassifierTrainer,
@@ -54,44 +55,10 @@ def _efficientnet(name: str) -> TrainerFactory:
 TrainerFactory = Callable[[Settings, Path | None], ClassifierTrainer]
 
 
-def check_input_size(name: str, input_size: int, store_size: int, *, store: str | None = None) -> None:
-    """Refuse a classifier that asks for larger images than the store holds (upscaling adds no detail).
-
-    Args:
-        store_size: the side of the store's images: ``image_size`` of the settings, or, with
-            ``store`` (its location), that of the images an existing store already holds.
-
-    Raises:
-        ConfigError: one line naming the setting and its valid range.
-    """
-    if input_size <= store_size:
-        return
-    setting = f"trainers.{name.replace('-', '_')}.input_size = {input_size}"
-    if store is None:
-        raise ConfigError(
-            f"{setting}: larger than the store's images (image_size = {store_size}); "
-            f"valid range 32-{store_size}, or raise image_size"
-        )
-    valid = f"valid range 32-{store_size}" if store_size >= 32 else "below the 32 px minimum"
-    raise ConfigError(
-        f"{setting}: larger than the images of store {store} ({store_size} px); {valid}, "
-        f"or ingest the data set again with image_size >= {input_size}"
-    )
-
-
 def check_store_size(names: Sequence[str], settings: Settings, store_size: int | None, store: str) -> None:
-    """Refuse classifiers ``names`` whose ``input_size`` exceeds the side of the images an existing
-    store already holds (``store_size``; None for a store still empty, ingested at ``image_size``).
-
-    Raises:
-        ConfigError: one line naming the first such setting and its valid range.
-    """
-    if store_size is None:
-        return
-    for name in names:
-        if name in TRAINERS and name not in ("cnn", "resnet50"):
-            config = getattr(settings.trainers, name.replace("-", "_"))
-            check_input_size(name, config.input_size, store_size, store=store)
+    """Refuse classifiers ``names`` asking for larger images than an existing store holds (see
+    ``TrainersConfig.check_store_size``)."""
+    settings.trainers.check_store_size(names, store_size, store)
 
 
 TRAINERS: dict[str, TrainerFactory] = {
@@ -152,8 +119,8 @@ def build_duplicate_finder() -> DuplicateFinder:
     return PixelDuplicateFinder()
 
 
-def build_evaluator() -> Evaluator:
-    """Metrics and paired statistics (scikit-learn and scipy)."""
+def build_evaluator(seed: int) -> Evaluator:
+    """Metrics and paired statistics (scikit-learn and scipy), the bootstrap drawn with ``seed``."""
     from medaug.adapters.evaluation.evaluator import SklearnEvaluator
 
-    return SklearnEvaluator()
+    return SklearnEvaluator(seed=seed)

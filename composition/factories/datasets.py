@@ -18,54 +18,24 @@ from medaug.composition.settings import Settings
 
 
 def build_pseudonymiser(settings: Settings) -> Callable[[str], str]:
-    """Ids -> ``p-`` + 20 hex digits of HMAC-SHA256(key, id), the key from settings (never stored).
+    """Ids -> keyed pseudonyms, the key from settings (never stored; see ``adapters.pseudonyms``)."""
+    from medaug.adapters.pseudonyms import pseudonymiser
 
-    Raises:
-        ConfigError: no key is set, or the key file cannot be read or is empty.
-    """
-    import hashlib
-    import hmac
-
-    if settings.pseudonym_key is not None:
-        key = settings.pseudonym_key.get_secret_value().encode()
-    elif settings.pseudonym_key_file is not None:
-        try:
-            key = settings.pseudonym_key_file.read_bytes().strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"{settings.pseudonym_key_file}: cannot read pseudonym_key_file ({exc.strerror or exc})"
-            ) from None
-    else:
-        raise ConfigError("pseudonymising needs a key: set MEDAUG_PSEUDONYM_KEY or pseudonym_key_file")
-    if len(key) < 16:
-        raise ConfigError("pseudonym_key: too short (at least 16 characters, e.g. from 'openssl rand -hex 32')")
-    return lambda name: "p-" + hmac.new(key, name.encode(), hashlib.sha256).hexdigest()[:20]
+    return pseudonymiser(settings.pseudonym_key, settings.pseudonym_key_file)
 
 
 def check_mapping_file(path: Path, store: ImageStore) -> None:
     """Refuse, before any work, a pseudonym mapping file inside ``store`` or that cannot be written."""
-    from medaug.adapters.files import check_output_file as check
+    from medaug.adapters.pseudonyms import check_mapping_file as check
 
-    root = getattr(store, "root", None)
-    if root is not None:
-        resolved, store_root = path.resolve(), Path(root).resolve()
-        if resolved == store_root or store_root in resolved.parents:
-            raise ConfigError(f"{path}: the pseudonym mapping must be kept outside the store ({store.location})")
-    check(path, "--mapping")
+    check(path, store)
 
 
 def write_mapping(path: Path, mapping: Mapping[str, str]) -> None:
-    """Write pseudonym,original CSV rows to ``path`` atomically, readable by its owner only."""
-    import csv
-    import io
+    """Write the pseudonym mapping to ``path`` (owner-readable CSV, atomically)."""
+    from medaug.adapters.pseudonyms import write_mapping as write
 
-    from medaug.adapters.files import write_atomic
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["pseudonym", "original"])
-    writer.writerows(sorted(mapping.items()))
-    write_atomic(path, buffer.getvalue(), mode=0o600)
+    write(path, mapping)
 
 
 def cpu_workers() -> int:
@@ -85,33 +55,8 @@ def build_preprocessor(settings: Settings, size: int | None = None) -> Preproces
     return FundusPreprocessor(size=size or settings.image_size, min_side=MIN_SIDE)
 
 
-def build_idrid_source(path: Path) -> DatasetSource:
-    """IDRiD "B. Disease Grading" in its official layout."""
-    from medaug.adapters.datasets.idrid import IdridSource
-
-    return IdridSource(path)
-
-
-def build_folder_source(
-    path: Path, csv: Path, *, image_column: str, label_column: str, split_column: str | None, name: str
-) -> DatasetSource:
-    """A folder of images labelled by a CSV file."""
-    from medaug.adapters.datasets.folder_csv import FolderCsvSource
-
-    return FolderCsvSource(
-        path, csv, image_column=image_column, label_column=label_column, split_column=split_column, name=name
-    )
-
-
 PUBLISHED_DATASETS = ("aptos2019", "eyepacs", "messidor2", "ddr")
 """The public DR sets read in their published layouts (``medaug data ingest <name>``, ``kind = "<name>"``)."""
-
-
-def build_published_source(kind: str, path: Path, *, labels: Path | None = None) -> DatasetSource:
-    """One of ``PUBLISHED_DATASETS`` in its published layout at ``path`` (``labels``: another labels file)."""
-    from medaug.adapters.datasets.published import published_source
-
-    return published_source(kind, path, labels=labels)
 
 
 def build_source(
@@ -140,12 +85,18 @@ def build_source(
     if path is None:
         raise ConfigError(f"data set kind {kind!r} needs a path")
     if kind == "idrid":
-        return build_idrid_source(path)
+        from medaug.adapters.datasets.idrid import IdridSource
+
+        return IdridSource(path)
     if kind in PUBLISHED_DATASETS:
-        return build_published_source(kind, path, labels=csv)
+        from medaug.adapters.datasets.published import published_source
+
+        return published_source(kind, path, labels=csv)
     if csv is None:
         raise ConfigError("data set kind 'folder' needs a labels CSV (--csv, or dataset.csv in an experiment file)")
-    return build_folder_source(
+    from medaug.adapters.datasets.folder_csv import FolderCsvSource
+
+    return FolderCsvSource(
         path, csv, image_column=image_column, label_column=label_column, split_column=split_column, name=name
     )
 

@@ -6,6 +6,7 @@ Adapters are imported inside the factories: nothing heavy loads until a service 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,31 +36,16 @@ def _openai(settings: Settings, store: ImageStore, scope: str | None = None) -> 
     return OpenAIGenerator(make_openai_client(config), config, generator_dir(settings, "openai", store, scope))
 
 
-def _diffusion(settings: Settings, store: ImageStore, scope: str | None = None) -> ImageGenerator:
-    from medaug.adapters.generators.diffusion.generator import DiffusionGenerator
+def _learned(name: str, module: str, cls: str) -> GeneratorFactory:
+    """The factory of learned generator ``name`` (class ``cls`` of ``adapters.generators.<module>.generator``),
+    configured by ``[generators.<module>]`` and sampling from its checkpoints in ``generator_dir``."""
 
-    config = settings.generators.diffusion
-    return DiffusionGenerator(
-        config, generator_dir(settings, "diffusion", store, scope), device=device_of(settings, config.device)
-    )
+    def factory(settings: Settings, store: ImageStore, scope: str | None = None) -> ImageGenerator:
+        generator = getattr(importlib.import_module(f"medaug.adapters.generators.{module}.generator"), cls)
+        config = getattr(settings.generators, module)
+        return generator(config, generator_dir(settings, name, store, scope), device=device_of(settings, config.device))
 
-
-def _dcgan(settings: Settings, store: ImageStore, scope: str | None = None) -> ImageGenerator:
-    from medaug.adapters.generators.dcgan.generator import DCGANGenerator
-
-    config = settings.generators.dcgan
-    return DCGANGenerator(
-        config, generator_dir(settings, "dcgan", store, scope), device=device_of(settings, config.device)
-    )
-
-
-def _latent_diffusion(settings: Settings, store: ImageStore, scope: str | None = None) -> ImageGenerator:
-    from medaug.adapters.generators.latent_diffusion.generator import LatentDiffusionGenerator
-
-    config = settings.generators.latent_diffusion
-    return LatentDiffusionGenerator(
-        config, generator_dir(settings, "latent-diffusion", store, scope), device=device_of(settings, config.device)
-    )
+    return factory
 
 
 GeneratorFactory = Callable[[Settings, ImageStore, str | None], ImageGenerator]
@@ -67,9 +53,9 @@ GeneratorFactory = Callable[[Settings, ImageStore, str | None], ImageGenerator]
 
 GENERATORS: dict[str, GeneratorFactory] = {
     "classic": _classic,
-    "dcgan": _dcgan,
-    "diffusion": _diffusion,
-    "latent-diffusion": _latent_diffusion,
+    "dcgan": _learned("dcgan", "dcgan", "DCGANGenerator"),
+    "diffusion": _learned("diffusion", "diffusion", "DiffusionGenerator"),
+    "latent-diffusion": _learned("latent-diffusion", "latent_diffusion", "LatentDiffusionGenerator"),
     "openai": _openai,
 }
 
@@ -107,7 +93,7 @@ def _trainer_arguments(
     settings: Settings, name: str, store: ImageStore, profile: str | None, scope: str | None
 ) -> dict[str, Any]:
     """What every generator trainer is built from: its recipe, folder, seed, device and profile."""
-    config = getattr(settings.generators, name)
+    config = getattr(settings.generators, name.replace("-", "_"))
     return {
         "recipe": config.resolve(profile),
         "checkpoint_dir": generator_dir(settings, name, store, scope),
@@ -139,15 +125,8 @@ def _latent_diffusion_trainer(
 ) -> GeneratorTrainer:
     from medaug.adapters.generators.latent_diffusion.training import LatentDiffusionTrainer
 
-    config = settings.generators.latent_diffusion
-    return LatentDiffusionTrainer(
-        config.resolve(profile),
-        generator_dir(settings, "latent-diffusion", store, scope),
-        weights=config.weights_source(),
-        seed=seed_of(settings, config.seed),
-        device=device_of(settings, config.device),
-        profile=profile or config.profile,
-    )
+    arguments = _trainer_arguments(settings, "latent-diffusion", store, profile, scope)
+    return LatentDiffusionTrainer(**arguments, weights=settings.generators.latent_diffusion.weights_source())
 
 
 GeneratorTrainerFactory = Callable[[Settings, ImageStore, str | None, str | None], GeneratorTrainer]

@@ -62,16 +62,9 @@ def build_quality_judges(
         from medaug.adapters.trainers.config import EfficientNetConfig
         from medaug.adapters.trainers.quality_judges import BackboneJudges
 
-        probe = config.probe
-        head = EfficientNetConfig(
-            weights=probe.weights,
-            input_size=probe.input_size,
-            c=probe.c,
-            head_epochs=probe.head_epochs,
-            num_threads=config.num_threads,
-        )
+        head = EfficientNetConfig(**config.probe_head())
         judges["efficientnet-lite0"] = BackboneJudges(
-            "efficientnet-lite0", head, feature_dir, device=torch_device, components=probe.components
+            "efficientnet-lite0", head, feature_dir, device=torch_device, components=config.probe.components
         )
     if "fundus-cnn" in wanted:
         from medaug.adapters.image_tensors import ImageTensors, shared_cache
@@ -111,13 +104,7 @@ def build_synthetic_screen(
 ) -> SyntheticScreen | None:
     """The screen ``augment`` applies to generated images (``settings.quality.screen``, with
     overrides), or None when it would drop nothing."""
-    config = settings.quality.screen
-    updates: dict[str, object] = {}
-    if min_confidence is not None:  # a threshold given on the command line replaces a calibrated one
-        updates |= {"min_confidence": min_confidence, "keep_real": None}
-    if drop_near_copies is not None:
-        updates["drop_near_copies"] = drop_near_copies
-    config = config.model_copy(update=updates)
+    config = settings.quality.screen.overridden(min_confidence=min_confidence, drop_near_copies=drop_near_copies)
     if not config.enabled:
         return None
     return build_screen(settings, store, config, progress=progress)

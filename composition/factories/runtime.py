@@ -38,11 +38,13 @@ def run_environment(settings: Settings) -> dict[str, str]:
     return {**environment(), "device": describe_device(device_of(settings))}
 
 
-def write_contact_sheet(store: ImageStore, out: Path, *, per_cell: int = 4, augmentation: str | None = None) -> Path:
+def write_contact_sheet(
+    store: ImageStore, out: Path, *, seed: int, per_cell: int = 4, augmentation: str | None = None
+) -> Path:
     """Write a PNG contact sheet of ``store`` (grades x real/synthetic columns) to ``out``, atomically."""
     from medaug.adapters.reporting.contact_sheet import write_contact_sheet as write
 
-    return write(store, out, per_cell=per_cell, augmentation=augmentation)
+    return write(store, out, per_cell=per_cell, augmentation=augmentation, seed=seed)
 
 
 def build_run_folder(
@@ -67,28 +69,13 @@ def build_run_folder(
 
 def _s3_run_folder(url: str, settings: Settings, store_identity: str | None) -> RunRepository:
     """An S3 run folder; its scratch and mirror follow ``settings.work_url`` when the folder is inside it."""
-    from medaug.adapters.runs_s3 import S3RunFolder
+    from medaug.adapters.runs_s3 import open_s3_run_folder
     from medaug.adapters.stores.s3_client import make_s3_client
-    from medaug.adapters.stores.s3_mirror import ScratchMirror
-    from medaug.adapters.stores.s3_objects import S3Objects
 
-    client = make_s3_client(settings.store.s3)
-    bucket, _, prefix = url.removeprefix("s3://").partition("/")
-    runs = S3Objects(client, bucket=bucket, prefix=prefix)
-    work = settings.work_url
-    if work is not None and url.startswith(work + "/"):
-        relative = url[len(work) + 1 :]
-        work_bucket, _, work_prefix = work.removeprefix("s3://").partition("/")
-        pulls = (relative, f"{relative}/*") + ((f"generators/*-{store_identity}*",) if store_identity else ())
-        work_objects = S3Objects(client, bucket=work_bucket, prefix=work_prefix)
-        mirror = ScratchMirror(work_objects, settings.work_dir, ("generators", relative), pulls)
-        scratch = settings.work_dir / relative
-    else:
-        scratch = settings.scratch_dir / bucket / prefix
-        mirror = ScratchMirror(runs, scratch)
-    folder = S3RunFolder(runs, scratch, mirror)
-    folder.check_writable()
-    return folder
+    return open_s3_run_folder(
+        make_s3_client(settings.store.s3), url, work_url=settings.work_url, work_dir=settings.work_dir,
+        scratch_dir=settings.scratch_dir, store_identity=store_identity,
+    )  # fmt: skip
 
 
 def run_folder_location(settings: Settings, name: str, run_dir: Path | None = None) -> Path | str:
@@ -119,13 +106,14 @@ def discard_run_folder(runs: RunRepository, location: Path | str, within: Path |
         discard_local(location, within=within)
 
 
-def build_report_writer() -> ReportWriter:
+def build_report_writer(seed: int) -> ReportWriter:
     """The experiment report writer: ``report.html`` (self-contained), ``report.md`` and figures,
-    with the synthetic images' quality section contributed by the quality adapter."""
+    with the synthetic images' quality section contributed by the quality adapter (``seed``:
+    which images its contact sheets show)."""
     from medaug.adapters.quality.report_section import quality_sections
     from medaug.adapters.reporting.report import HtmlMarkdownReportWriter
 
-    return HtmlMarkdownReportWriter(extra_sections=(quality_sections,))
+    return HtmlMarkdownReportWriter(seed=seed, extra_sections=(quality_sections,))
 
 
 def build_progress(enabled: bool = True, interactive: bool | None = None) -> ProgressSink:

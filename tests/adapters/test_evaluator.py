@@ -36,7 +36,7 @@ def evaluator() -> SklearnEvaluator:
 
 
 def test_is_an_evaluator_and_bootstrap_builds_it() -> None:
-    assert isinstance(factories.build_evaluator(), Evaluator)
+    assert isinstance(factories.build_evaluator(0), Evaluator)
 
 
 def test_a_perfect_prediction(evaluator: SklearnEvaluator) -> None:

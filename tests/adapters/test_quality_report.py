@@ -73,7 +73,7 @@ def store(tmp_path: Path) -> LocalImageStore:
 
 
 def test_the_report_has_a_quality_section_per_arm(store: LocalImageStore, tmp_path: Path) -> None:
-    writer = HtmlMarkdownReportWriter(extra_sections=(quality_sections,))
+    writer = HtmlMarkdownReportWriter(seed=0, extra_sections=(quality_sections,))
     written = writer.write(_result({"copies": _report("copies")}), str(tmp_path / "run"), store)
     markdown = (tmp_path / "run" / "report.md").read_text()
     assert "## Quality of the synthetic images" in markdown and "### Arm copies" in markdown
@@ -85,7 +85,7 @@ def test_the_report_has_a_quality_section_per_arm(store: LocalImageStore, tmp_pa
 
 
 def test_without_quality_the_report_has_no_such_section(store: LocalImageStore, tmp_path: Path) -> None:
-    HtmlMarkdownReportWriter(extra_sections=(quality_sections,)).write(_result({}), str(tmp_path / "run"), store)
+    HtmlMarkdownReportWriter(seed=0, extra_sections=(quality_sections,)).write(_result({}), str(tmp_path / "run"), store)
     assert "Quality of the synthetic images" not in (tmp_path / "run" / "report.md").read_text()
 
 
@@ -139,5 +139,5 @@ def test_a_failed_assessment_leaves_the_result_without_quality(store: LocalImage
 
 
 def test_the_composition_root_hands_the_quality_section_to_the_report(store: LocalImageStore, tmp_path: Path) -> None:
-    factories.build_report_writer().write(_result({"copies": _report("copies")}), str(tmp_path / "run"), store)
+    factories.build_report_writer(0).write(_result({"copies": _report("copies")}), str(tmp_path / "run"), store)
     assert "## Quality of the synthetic images" in (tmp_path / "run" / "report.md").read_text()

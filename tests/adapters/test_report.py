@@ -149,7 +149,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> LocalImageStore:
 @pytest.fixture(scope="module")
 def written(tmp_path_factory: pytest.TempPathFactory, store: LocalImageStore) -> tuple[Path, list[str]]:
     run = tmp_path_factory.mktemp("run")
-    return run, HtmlMarkdownReportWriter().write(two_arm_result(), str(run), store)
+    return run, HtmlMarkdownReportWriter(seed=0).write(two_arm_result(), str(run), store)
 
 
 def _html(run: Path) -> str:
@@ -161,7 +161,7 @@ def _without_data_uris(text: str) -> str:
 
 
 def test_writer_is_a_report_writer() -> None:
-    assert isinstance(HtmlMarkdownReportWriter(), ReportWriter)
+    assert isinstance(HtmlMarkdownReportWriter(seed=0), ReportWriter)
 
 
 def test_report_files_and_figures_are_written(written: tuple[Path, list[str]]) -> None:
@@ -226,7 +226,7 @@ def test_markdown_has_the_main_table_and_relative_figures(written: tuple[Path, l
 
 
 def test_significant_comparison_is_flagged(tmp_path: Path, store: LocalImageStore) -> None:
-    HtmlMarkdownReportWriter().write(two_arm_result(significant=True), str(tmp_path), store)
+    HtmlMarkdownReportWriter(seed=0).write(two_arm_result(significant=True), str(tmp_path), store)
     assert '<span class="badge sig">significant</span>' in _html(tmp_path)
     assert "**significant**" in (tmp_path / "report.md").read_text("utf-8")
 
@@ -237,7 +237,7 @@ def test_screen_acceptance_per_grade_is_a_table_and_absent_without_a_screen(
     rows = (ScreenAcceptance(grade=Grade(1), judged=8, accepted=5, threshold=0.31),
             ScreenAcceptance(grade=Grade(4), judged=4, accepted=4, threshold=0.2))  # fmt: skip
     result = two_arm_result().model_copy(update={"acceptance": {"diffusion": rows}})
-    HtmlMarkdownReportWriter().write(result, str(tmp_path), store)
+    HtmlMarkdownReportWriter(seed=0).write(result, str(tmp_path), store)
     markdown = (tmp_path / "report.md").read_text("utf-8")
     assert "| diffusion | grade 1 | 8 | 5 | 62.5% | 0.310 |" in markdown
     assert "| diffusion | grade 4 | 4 | 4 | 100.0% | 0.200 |" in markdown
@@ -249,7 +249,7 @@ def test_single_seed_single_arm_without_baseline_nan_loss_and_uneven_epochs(
 ) -> None:
     cells = [_cell("diffusion", "cnn", 0, epochs=2, loss=math.nan), _cell("diffusion", "resnet50", 0, epochs=5)]
     result = _result(cells, (DIFFUSION,), ("cnn", "resnet50"), (0,))
-    paths = HtmlMarkdownReportWriter().write(result, str(tmp_path), store)
+    paths = HtmlMarkdownReportWriter(seed=0).write(result, str(tmp_path), store)
     page = _html(tmp_path)
     assert "no classic arm" in page
     assert "Only 1 seed per cell" in page
@@ -260,7 +260,7 @@ def test_single_seed_single_arm_without_baseline_nan_loss_and_uneven_epochs(
 
 def test_missing_synthetic_images_leave_a_note_not_a_crash(tmp_path: Path) -> None:
     empty = LocalImageStore(tmp_path / "empty-store")
-    HtmlMarkdownReportWriter().write(two_arm_result(), str(tmp_path / "run"), empty)
+    HtmlMarkdownReportWriter(seed=0).write(two_arm_result(), str(tmp_path / "run"), empty)
     page = _html(tmp_path / "run")
     assert "Contact sheet of arm diffusion unavailable" in page
     assert not (tmp_path / "run" / "figures" / "contact-diffusion.png").exists()
@@ -269,7 +269,7 @@ def test_missing_synthetic_images_leave_a_note_not_a_crash(tmp_path: Path) -> No
 def test_same_result_gives_the_same_report(
     tmp_path: Path, store: LocalImageStore, written: tuple[Path, list[str]]
 ) -> None:
-    HtmlMarkdownReportWriter().write(two_arm_result(), str(tmp_path), store)
+    HtmlMarkdownReportWriter(seed=0).write(two_arm_result(), str(tmp_path), store)
     assert (tmp_path / "report.html").read_bytes() == (written[0] / "report.html").read_bytes()
 
 
@@ -277,7 +277,7 @@ def test_unwritable_run_folder_is_one_clear_error(tmp_path: Path, store: LocalIm
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
     with pytest.raises(MedaugError, match="not-a-folder"):
-        HtmlMarkdownReportWriter(contact_sheet=lambda *a, **k: png_bytes()).write(
+        HtmlMarkdownReportWriter(seed=0, contact_sheet=lambda *a, **k: png_bytes()).write(
             two_arm_result(), str(blocker), store
         )
 
@@ -295,7 +295,7 @@ def test_redact_hides_secret_values_only() -> None:
 def test_bootstrap_builds_the_report_writer() -> None:
     from medaug.composition.factories import build_report_writer
 
-    assert isinstance(build_report_writer(), ReportWriter)
+    assert isinstance(build_report_writer(0), ReportWriter)
 
 
 def _comparison(arm: str, difference: float, ci: tuple[float, float], p: float, significant: bool) -> Comparison:

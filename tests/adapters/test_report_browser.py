@@ -206,7 +206,7 @@ def wide_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         store.put(synthetic_record(f"{arm}-copy", 2, augmentation=arm), encode_png(fundus_like(0, 2)))
         store.put(synthetic_record(f"{arm}-new", 2, augmentation=arm), encode_png(fundus_like(9, 2)))
     store.put(real_record("r0-train", int(Grade(2))), encode_png(fundus_like(1, 2)))
-    build_report_writer().write(_wide_result(), str(root / "run"), store)
+    build_report_writer(0).write(_wide_result(), str(root / "run"), store)
     return root / "run" / "report.html"
 
 

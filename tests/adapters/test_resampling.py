@@ -63,7 +63,7 @@ def test_vectorised_kappa_matches_the_domain_rule() -> None:
 
 
 def test_pooled_intervals_cover_the_metric_and_the_difference() -> None:
-    evaluator = SklearnEvaluator(resamples=2000)
+    evaluator = SklearnEvaluator(resamples=2000, seed=0)
     labels = [g % 5 for g in range(200)]
     good = _predictions(labels, [y if n % 4 else (y + 1) % 5 for n, y in enumerate(labels)])
     bad = _predictions(labels, [y if n % 2 else (y + 2) % 5 for n, y in enumerate(labels)])

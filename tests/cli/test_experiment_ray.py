@@ -70,7 +70,7 @@ def die_in_first_cell(marker: str, attempts: str, settings_data: dict, task: Tas
     adapters = CellAdapters(
         store=factories.build_store(settings, cell.store),
         trainer=_DiesMidway(),
-        evaluator=factories.build_evaluator(),
+        evaluator=factories.build_evaluator(0),
         runs=factories.build_run_folder(Path(cell.runs)),
     )
     run_cell_task(cell, adapters, NullProgress())

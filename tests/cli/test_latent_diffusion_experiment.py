@@ -42,7 +42,7 @@ def test_an_experiment_with_the_latent_diffusion_arm_runs_end_to_end(
 ) -> None:
     torch.set_num_threads(1)
     weights = tmp_path / "sd"
-    save_components(build_components("tiny", tmp_path / "parts"), weights)
+    save_components(build_components("tiny", tmp_path / "parts", seed=0), weights)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MEDAUG_WORK_DIR", str(tmp_path / "work"))
     monkeypatch.setenv("MEDAUG_DEVICE", "cpu")
@@ -73,7 +73,7 @@ def test_generator_train_latent_diffusion_trains_lora_or_says_what_weights_to_pu
     train = ["--quiet", "generator", "train", "latent-diffusion", "--store", str(tmp_path / "store"), "--profile", "cpu-smoke"]
     missing = CliRunner().invoke(app, train)
     assert missing.exit_code != 0 and "generators.latent_diffusion.weights: not set" in missing.output
-    save_components(build_components("tiny", tmp_path / "parts"), tmp_path / "sd")
+    save_components(build_components("tiny", tmp_path / "parts", seed=0), tmp_path / "sd")
     monkeypatch.setenv("MEDAUG_GENERATORS__LATENT_DIFFUSION__WEIGHTS", str(tmp_path / "sd"))
     trained = CliRunner().invoke(app, train)
     assert trained.exit_code == 0, trained.output

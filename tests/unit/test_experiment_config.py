@@ -20,4 +20,5 @@ def test_the_file_may_name_another_baseline_without_changing_the_fingerprint() -
     default = _config(arms=["none", "classic"])
     chosen = _config(arms=["none", "classic"], baseline="none")
     assert chosen.spec().baseline == "none"
-    assert chosen.fingerprint({}) == default.fingerprint({})
+    settings = {"image_size": 64, "trainers": {}, "generators": {}}
+    assert chosen.fingerprint(settings, "store-1") == default.fingerprint(settings, "store-1")

@@ -170,7 +170,7 @@ def write_tokenizer(folder: Path) -> None:
     (folder / "merges.txt").write_text("#version: 0.2\n")
 
 
-def build_components(size: Size, folder: Path, *, seed: int = 0) -> Components:
+def build_components(size: Size, folder: Path, *, seed: int) -> Components:
     """Random Stable Diffusion parts of ``size`` (``tiny`` or SD 1.5's real ``sd15`` sizes).
 
     The tokenizer's files are written under ``folder`` (see ``write_tokenizer``).
