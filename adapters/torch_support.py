@@ -14,7 +14,7 @@ from medaug.adapters.png import decode_png, encode_png
 from medaug.application.errors import ConfigError
 
 
-def resolve_device(preference: str = "auto") -> torch.device:
+def resolve_device(preference: str) -> torch.device:
     """``auto`` picks CUDA when present, else CPU; ``cuda`` without a GPU is a clear error."""
     if preference == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

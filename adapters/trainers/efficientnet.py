@@ -1,6 +1,6 @@
 """``efficientnet-lite0`` (and ``-lite1``, ``-lite2``): a pretrained ImageNet backbone, offline.
 
-Three modes, chosen by ``mode`` in the classifier's settings:
+Three modes, chosen by the classifier's name (``trainers.config.efficientnet_mode``):
 
 - ``frozen``: the backbone's pooled features (global average + max of its last feature map, TF-lite
   input scaling) are computed once per image and flip view and cached by image checksum in the
@@ -37,7 +37,7 @@ from medaug.adapters.trainers.backbone import (
     load_backbone,
 )
 from medaug.adapters.torch_support import resolve_device, seed_everything
-from medaug.adapters.trainers.config import EfficientNetConfig
+from medaug.adapters.trainers.config import EfficientNetConfig, efficientnet_mode
 from medaug.adapters.image_tensors import ImageTensors, TensorCache, shared_cache
 from medaug.adapters.trainers.handlers import check_request, save_atomic
 from medaug.adapters.trainers.head import LinearHead, fit_linear_head
@@ -86,9 +86,9 @@ class EfficientNetTrainer:
 
     Args:
         variant: ``efficientnet-lite0``, ``-lite1`` or ``-lite2``.
-        config: mode, weights, input size, head and loop options.
-        name: the classifier's name in experiments (the variant by default).
-        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        config: weights, input size, head and loop options.
+        name: the classifier's name in experiments (the variant by default), which says its mode.
+        device: ``cpu`` or ``cuda``, as the composition resolved it (``LoopConfig.device`` or the global one).
         feature_dir: where frozen features are kept between runs (a run folder); None keeps them
             in memory only.
         images: decoded-image cache for fine-tuning (the process-wide one by default).
@@ -104,19 +104,20 @@ class EfficientNetTrainer:
         config: EfficientNetConfig | None = None,
         *,
         name: str | None = None,
-        device: str = "auto",
+        device: str,
         feature_dir: Path | None = None,
         images: ImageTensors | None = None,
     ) -> None:
         self.variant = variant
         self.config = config or EfficientNetConfig()
         self._name = name or variant
+        self.mode = efficientnet_mode(self._name)
         self.backbone: LoadedBackbone = load_backbone(variant, self.config.weights)
-        if self.config.mode == "partial":  # before any work
+        if self.mode == "partial":  # before any work
             check_stage(variant, self.backbone.network(self.config.input_size), self.config.partial_stage)
-        self.device = resolve_device(device if self.config.device == "auto" else self.config.device)
+        self.device = resolve_device(device)
         self.features: FrozenFeatures | None = None
-        if self.config.mode == "frozen":
+        if self.mode == "frozen":
             self.features = frozen_features(
                 variant, self.config.weights, self.config.input_size, feature_dir, device=self.device,
                 batch_size=self.config.batch_size,
@@ -130,7 +131,7 @@ class EfficientNetTrainer:
             fixed_statistics=(TFLITE_MEAN, TFLITE_STD),
             images=images or ImageTensors(shared_cache()),
             # partial: the front stages' maps, once per image for every cell of the process
-            features=TensorCache() if self.config.mode == "partial" else None,
+            features=TensorCache() if self.mode == "partial" else None,
         )
 
     @property
@@ -156,7 +157,7 @@ class EfficientNetTrainer:
 
     def _network(self, seed: int) -> Network:
         network = self.backbone.network(self.config.input_size)
-        if self.config.mode == "partial":
+        if self.mode == "partial":
             stage = self.config.partial_stage
             front, back = split_at_stage(self.variant, network, stage, self.config.dropout)
             identity = f"{self.variant}:{self.weights_sha256[:16]}:stage{stage}"

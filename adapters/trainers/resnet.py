@@ -103,7 +103,7 @@ class ResNetTrainer:
 
     Args:
         config: weights, head and training options.
-        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        device: ``cpu`` or ``cuda``, as the composition resolved it (``LoopConfig.device`` or the global one).
         hub_dir: the torch hub folder searched for ``imagenet`` weights (``torch.hub.get_dir()``).
         images: decoded-image cache (the process-wide one by default).
         features: backbone-feature cache (one per trainer by default).
@@ -116,7 +116,7 @@ class ResNetTrainer:
         self,
         config: ResNetConfig | None = None,
         *,
-        device: str = "auto",
+        device: str,
         hub_dir: Path | None = None,
         images: ImageTensors | None = None,
         features: TensorCache | None = None,
@@ -130,7 +130,7 @@ class ResNetTrainer:
         self._loop = TrainingLoop(
             self.name,
             self.config,
-            device=resolve_device(device if self.config.device == "auto" else self.config.device),
+            device=resolve_device(device),
             input_size=self.config.input_size,
             normalisation=normalisation,
             images=images or ImageTensors(shared_cache()),

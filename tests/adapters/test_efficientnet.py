@@ -88,7 +88,7 @@ def test_a_second_run_computes_no_features(tmp_path: Path) -> None:
     records = graded_store(tmp_path / "store", {"train": 2, "test": 1}, size=24)
     store = LocalImageStore(tmp_path / "store")
     config = EfficientNetConfig(head_epochs=2, input_size=32, flips=True, device="cpu", num_threads=1)
-    trainer = EfficientNetTrainer("efficientnet-lite0", config, feature_dir=tmp_path / "run" / "features")
+    trainer = EfficientNetTrainer("efficientnet-lite0", config, device="cpu", feature_dir=tmp_path / "run" / "features")
     request = TrainingRequest(train=tuple(records["train"]), test=tuple(records["test"]), seed=0)
     assert trainer.features is not None
     trainer.train_and_predict(request, store, progress=RecordingProgress())
@@ -122,7 +122,7 @@ def test_a_truncated_weights_file_is_one_line_and_nothing_is_written(tmp_path: P
     path.write_bytes(backbone.path.read_bytes()[:100_000])
     config = EfficientNetConfig(weights=str(path), input_size=32)
     with pytest.raises(ConfigError) as error:
-        EfficientNetTrainer("efficientnet-lite0", config, feature_dir=tmp_path / "run" / "features")
+        EfficientNetTrainer("efficientnet-lite0", config, device="cpu", feature_dir=tmp_path / "run" / "features")
     assert "\n" not in str(error.value) and str(error.value).startswith(str(path))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["truncated.pth"]
 
@@ -143,11 +143,12 @@ def test_classifiers_are_wired_by_name_with_their_modes(tmp_path: Path) -> None:
     settings = load_settings(work_dir=tmp_path)
     frozen = factories.build_trainer("efficientnet-lite0", settings)
     finetune = factories.build_trainer("efficientnet-lite0-finetune", settings)
-    assert frozen.name == "efficientnet-lite0" and frozen.config.mode == "frozen"  # type: ignore[attr-defined]
-    assert finetune.name == "efficientnet-lite0-finetune" and finetune.config.mode == "finetune"  # type: ignore[attr-defined]
+    assert frozen.name == "efficientnet-lite0" and frozen.mode == "frozen"  # type: ignore[attr-defined]
+    assert finetune.name == "efficientnet-lite0-finetune" and finetune.mode == "finetune"  # type: ignore[attr-defined]
     assert frozen.features.folder.parent == tmp_path / "features"  # type: ignore[attr-defined]
-    # A partial table keeps the finetune default.
-    assert TrainersConfig.model_validate({"efficientnet_lite0_finetune": {"epochs": 3}}).efficientnet_lite0_finetune.mode == "finetune"
+    # The name says the mode: the old setting is refused in one line naming what replaced it.
+    with pytest.raises(ValueError, match="'mode' is no longer a setting: the classifier's name says it"):
+        TrainersConfig.model_validate({"efficientnet_lite0": {"mode": "finetune"}})
 
 
 def test_graded_png_is_decodable() -> None:

@@ -61,7 +61,7 @@ def test_frozen_features_with_the_ordinal_head_and_test_time_flips(tmp_path: Pat
     store = LocalImageStore(tmp_path / "store")
     config = EfficientNetConfig(head="ordinal", test_views=("id", "h"), input_size=32, inner_folds=3, device="cpu",
                                 ordinal_cs=(0.01, 1.0))
-    trainer = EfficientNetTrainer("efficientnet-lite0", config, feature_dir=tmp_path / "features")
+    trainer = EfficientNetTrainer("efficientnet-lite0", config, device="cpu", feature_dir=tmp_path / "features")
     request = TrainingRequest(train=tuple(records["train"]), test=tuple(records["test"]), seed=0,
                               checkpoint_path=str(tmp_path / "head.safetensors"))
     outcome = trainer.train_and_predict(request, store, progress=RecordingProgress())
@@ -102,7 +102,7 @@ def test_partial_mode_trains_the_back_on_maps_computed_once(tmp_path: Path) -> N
     records = graded_store(tmp_path / "store", {"train": 2, "test": 1}, size=24)
     store = LocalImageStore(tmp_path / "store")
     config = EfficientNetPartialConfig(input_size=32, epochs=2, batch_size=8, device="cpu", num_threads=1)
-    trainer = EfficientNetTrainer("efficientnet-lite0", config, name="efficientnet-lite0-partial")
+    trainer = EfficientNetTrainer("efficientnet-lite0", config, name="efficientnet-lite0-partial", device="cpu")
     request = TrainingRequest(train=tuple(records["train"]), test=tuple(records["test"]), seed=0)
     first = trainer.train_and_predict(request, store, progress=RecordingProgress())
     assert trainer.features is None and trainer._loop.frozen_images == 15
@@ -127,7 +127,7 @@ def test_bad_stage_input_size_and_store_size_are_one_line_before_any_work(tmp_pa
 
 def test_partial_classifiers_are_wired_by_name(tmp_path: Path) -> None:
     trainer = factories.build_trainer("efficientnet-lite0-partial", load_settings(work_dir=tmp_path))
-    assert trainer.config.mode == "partial" and trainer.name == "efficientnet-lite0-partial"  # type: ignore[attr-defined]
+    assert trainer.mode == "partial" and trainer.name == "efficientnet-lite0-partial"  # type: ignore[attr-defined]
 
 
 

@@ -31,14 +31,14 @@ FAST = {"device": "cpu", "num_threads": 1}
 
 def small_cnn(**options) -> CNNTrainer:  # type: ignore[no-untyped-def]
     values = {"epochs": 3, "batch_size": 10, "channels": (8, 16, 16), "fc": (32, 16, 16), **FAST, **options}
-    return CNNTrainer(CNNConfig(**values), images=ImageTensors())
+    return CNNTrainer(CNNConfig(**values), device="cpu", images=ImageTensors())
 
 
 def small_resnet(**options) -> ResNetTrainer:  # type: ignore[no-untyped-def]
     hub_dir = options.pop("hub_dir", None)
     features = options.pop("features", None)
     values = {"epochs": 3, "batch_size": 10, "weights": "none", "input_size": 32, "hidden": 16, **FAST, **options}
-    return ResNetTrainer(ResNetConfig(**values), hub_dir=hub_dir, images=ImageTensors(), features=features)
+    return ResNetTrainer(ResNetConfig(**values), device="cpu", hub_dir=hub_dir, images=ImageTensors(), features=features)
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_cnn_has_three_conv_bn_layers_and_three_dropout_fc_layers() -> None:
 def test_image_size_resizes_and_the_decoded_images_are_cached(graded) -> None:  # type: ignore[no-untyped-def]
     store, records = graded
     images = ImageTensors(TensorCache())
-    trainer = CNNTrainer(CNNConfig(epochs=1, input_size=16, **FAST), images=images)
+    trainer = CNNTrainer(CNNConfig(epochs=1, input_size=16, **FAST), device="cpu", images=images)
     trainer.train_and_predict(request_of(records, seed=0), store, progress=NullProgress())
     decoded = len(images.cache)
     assert decoded == len(records["train"]) + len(records["test"])
@@ -353,4 +353,4 @@ def test_unknown_trainer_option_is_a_config_error() -> None:
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_without_a_gpu_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="no CUDA GPU"):
-        CNNTrainer(CNNConfig(device="cuda"))
+        CNNTrainer(CNNConfig(), device="cuda")

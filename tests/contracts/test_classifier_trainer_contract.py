@@ -16,29 +16,30 @@ class TestCNNTrainer(ClassifierTrainerContract):
     @pytest.fixture
     def trainer(self, epochs: int) -> CNNTrainer:
         config = CNNConfig(epochs=epochs, batch_size=8, channels=(8, 8, 16), fc=(32, 16, 16), device="cpu", num_threads=1)
-        return CNNTrainer(config, images=ImageTensors())
+        return CNNTrainer(config, device="cpu", images=ImageTensors())
 
 
 class TestResNet50Trainer(ClassifierTrainerContract):
     @pytest.fixture
     def trainer(self, epochs: int) -> ResNetTrainer:
         config = ResNetConfig(epochs=epochs, batch_size=8, weights="none", input_size=32, hidden=16, device="cpu", num_threads=1)
-        return ResNetTrainer(config, images=ImageTensors())
+        return ResNetTrainer(config, device="cpu", images=ImageTensors())
 
 
 class TestEfficientNetFrozenTrainer(ClassifierTrainerContract):
     @pytest.fixture
     def trainer(self, epochs: int, tmp_path_factory: pytest.TempPathFactory) -> EfficientNetTrainer:
-        config = EfficientNetConfig(mode="frozen", head_epochs=epochs, input_size=32, device="cpu", num_threads=1)
-        return EfficientNetTrainer("efficientnet-lite0", config, feature_dir=tmp_path_factory.mktemp("features"))
+        config = EfficientNetConfig(head_epochs=epochs, input_size=32, device="cpu", num_threads=1)
+        return EfficientNetTrainer("efficientnet-lite0", config, device="cpu", feature_dir=tmp_path_factory.mktemp("features"))
 
 
 class TestEfficientNetFinetuneTrainer(ClassifierTrainerContract):
     @pytest.fixture
     def trainer(self, epochs: int) -> EfficientNetTrainer:
-        config = EfficientNetConfig(mode="finetune", epochs=epochs, batch_size=8, input_size=32, trainable_blocks=2,
+        config = EfficientNetConfig(epochs=epochs, batch_size=8, input_size=32, trainable_blocks=2,
                                     device="cpu", num_threads=1)
-        return EfficientNetTrainer("efficientnet-lite0", config, name="efficientnet-lite0-finetune", images=ImageTensors())
+        return EfficientNetTrainer("efficientnet-lite0", config, name="efficientnet-lite0-finetune", device="cpu",
+                                   images=ImageTensors())
 
 
 class TestEfficientNetPartialTrainer(ClassifierTrainerContract):
@@ -46,4 +47,5 @@ class TestEfficientNetPartialTrainer(ClassifierTrainerContract):
     def trainer(self, epochs: int) -> EfficientNetTrainer:
         config = EfficientNetPartialConfig(epochs=epochs, batch_size=8, input_size=32, device="cpu", num_threads=1,
                                            early_stopping_patience=None)
-        return EfficientNetTrainer("efficientnet-lite0", config, name="efficientnet-lite0-partial", images=ImageTensors())
+        return EfficientNetTrainer("efficientnet-lite0", config, name="efficientnet-lite0-partial", device="cpu",
+                                   images=ImageTensors())

@@ -98,7 +98,8 @@ def test_only_efficientnets_are_refused_a_store_of_smaller_images() -> None:
     trainers = TrainersConfig()
     trainers.check_store_size(["cnn", "resnet50"], 64, "s")  # they resize what they get
     trainers.check_store_size(["efficientnet-lite0"], None, "s")  # an empty store is ingested at image_size
-    with pytest.raises(ConfigError, match=r"trainers.efficientnet_lite0_partial.input_size = 240: .* store s \(64 px\)"):
+    partial = r"trainers.efficientnet_lite0_partial.input_size = 240: .* store s \(64 px\)"
+    with pytest.raises(ConfigError, match=partial):
         trainers.check_store_size(["cnn", "efficientnet-lite0-partial"], 64, "s")
     assert isinstance(trainers.efficientnet_lite0_partial, EfficientNetConfig)
 
@@ -119,3 +120,14 @@ def test_the_experiments_seed_reaches_its_evaluator_and_report(tmp_path: Path) -
     arm = Arm(name="v", generators=("diffusion",), options={"mode": "variation"})
     generator = job.generators("diffusion", arm)
     assert generator._config.mode == "variation"  # type: ignore[attr-defined]  # noqa: SLF001
+
+
+def test_a_classifier_runs_on_the_device_the_composition_resolved(tmp_path: Path) -> None:
+    from medaug.adapters.trainers.cnn import CNNTrainer
+    from medaug.adapters.trainers.config import CNNConfig
+    from medaug.composition import factories
+
+    # the trainer no longer reads ``device`` from its settings: what it is given is final
+    assert CNNTrainer(CNNConfig(device="cuda"), device="cpu")._loop.device.type == "cpu"  # noqa: SLF001
+    settings = Settings(work_dir=tmp_path, device="cuda", trainers={"cnn": {"device": "cpu"}})
+    assert factories.build_trainer("cnn", settings)._loop.device.type == "cpu"  # noqa: SLF001 - its own setting wins
