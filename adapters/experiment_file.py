@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from medaug.application.errors import ConfigError, validation_problem
 from medaug.domain import PlanPolicy
-from medaug.domain.experiment import Arm, ExperimentSpec
+from medaug.domain.experiment import THESIS_REFERENCES, Arm, ExperimentSpec, ReferenceResult
 
 BUILTIN_QUICK = "quick.toml"
 
@@ -230,6 +230,10 @@ class ExperimentConfig(BaseModel):
             repeats=e.repeats,
             duplicates=e.duplicates,
         )
+
+    def references(self) -> tuple[ReferenceResult, ...]:
+        """Published results the report sets beside this experiment's: the thesis's, on IDRiD only."""
+        return THESIS_REFERENCES if self.dataset.kind == "idrid" else ()
 
     def settings_over(self, base: dict[str, Any]) -> dict[str, Any]:
         """``base`` settings (as plain data) with this file's ``[settings]`` table merged over

@@ -17,7 +17,7 @@ from medaug.application.services.experiment_plan import cell_lines, check_names,
 from medaug.adapters import redaction as secrets
 from medaug.composition import execution, factories
 from medaug.composition.settings import Settings
-from medaug.domain.experiment import THESIS_REFERENCES, Arm
+from medaug.domain.experiment import Arm
 
 
 def experiment_settings(base: Settings, config: ExperimentConfig) -> Settings:
@@ -81,7 +81,7 @@ def experiment_job(
         report_writer=factories.report_writer_for(factories.build_report_writer(settings.seed), runs),
         quality=_quality_step(settings, local_run / "features") if settings.quality.in_experiments else None,
         fingerprint=config.fingerprint(settings.model_dump(mode="json"), store.identity),
-        references=THESIS_REFERENCES if config.dataset.kind == "idrid" else (),
+        references=config.references(),
         environment=factories.run_environment(settings),
         config_text=secrets.redact_settings_text(config.source_text, settings),
         folds=factories.build_fold_splitter(),

@@ -131,3 +131,10 @@ def test_a_classifier_runs_on_the_device_the_composition_resolved(tmp_path: Path
     assert CNNTrainer(CNNConfig(device="cuda"), device="cpu")._loop.device.type == "cpu"  # noqa: SLF001
     settings = Settings(work_dir=tmp_path, device="cuda", trainers={"cnn": {"device": "cpu"}})
     assert factories.build_trainer("cnn", settings)._loop.device.type == "cpu"  # noqa: SLF001 - its own setting wins
+
+
+def test_only_an_idrid_experiment_is_set_beside_the_thesis() -> None:
+    idrid = ExperimentConfig.model_validate(
+        {"name": "t", "dataset": {"kind": "idrid"}, "experiment": {"classifiers": ["cnn"], "arms": ["none"]}}
+    )
+    assert idrid.references() and not _config().references()
