@@ -94,7 +94,7 @@ def train(
     store: str = typer.Option(None, "--store", "-s", help="Store folder or s3://bucket/prefix (default: settings)."),
     classifier: str = typer.Option("cnn", "--classifier", help="Classifier (cnn, resnet50)."),
     augmentation: str = typer.Option(None, "--augmentation", "-a", help="Add this augmentation set (e.g. classic)."),
-    seed: int = typer.Option(0, "--seed", help="Training seed."),
+    seed: int = typer.Option(None, "--seed", help="Training seed (default: settings.seed)."),
     checkpoint: Path = typer.Option(None, "--checkpoint", help="Write the weights here (safetensors)."),
 ) -> None:
     """Train one classifier on a store and print its test metrics."""
@@ -103,7 +103,7 @@ def train(
     )
     m = cell.metrics
     console.print(
-        f"{classifier} on {cell.train_images} images ({augmentation or 'real only'}), seed {seed}: "
+        f"{classifier} on {cell.train_images} images ({augmentation or 'real only'}), seed {cell.key.seed}: "
         f"accuracy {m.accuracy * 100:.1f}% ({round(m.accuracy * m.n)}/{m.n}), kappa {m.quadratic_kappa:.3f}, "
         f"balanced accuracy {m.balanced_accuracy * 100:.1f}%, macro-F1 {m.macro_f1:.3f}, loss {m.loss:.3f}"
     )

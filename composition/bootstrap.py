@@ -225,10 +225,11 @@ class Services:
         *,
         store: str | None = None,
         augmentation: str | None = None,
-        seed: int = 0,
+        seed: int | None = None,
         checkpoint: Path | None = None,
     ) -> CellResult:
-        """Train one classifier on a store (real images, plus one augmentation set) and score it."""
+        """Train one classifier on a store (real images, plus one augmentation set) and score it
+        (``seed``: the training seed, default ``settings.seed``)."""
         if checkpoint is not None:
             factories.check_output_file(checkpoint, "--checkpoint")
         image_store = factories.build_store(self.settings, store)
@@ -237,7 +238,7 @@ class Services:
             factories.build_trainer(classifier, self.settings),
             factories.build_evaluator(self.settings.seed),
             augmentation=augmentation,
-            seed=seed,
+            seed=seed_of(self.settings, seed),
             checkpoint_path=str(checkpoint) if checkpoint else None,
             progress=self.progress,
         )

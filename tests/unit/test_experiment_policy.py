@@ -138,3 +138,14 @@ def test_only_an_idrid_experiment_is_set_beside_the_thesis() -> None:
         {"name": "t", "dataset": {"kind": "idrid"}, "experiment": {"classifiers": ["cnn"], "arms": ["none"]}}
     )
     assert idrid.references() and not _config().references()
+
+
+def test_a_single_training_defaults_to_the_settings_seed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from medaug.composition import bootstrap
+
+    seeds: list[int] = []
+    monkeypatch.setattr(bootstrap, "train_classifier", lambda *args, seed, **kwargs: seeds.append(seed))
+    services = bootstrap.bootstrap(Settings(work_dir=tmp_path, seed=5))
+    services.train_classifier("cnn", store=str(tmp_path / "store"))
+    services.train_classifier("cnn", store=str(tmp_path / "store"), seed=2)
+    assert seeds == [5, 2]
