@@ -110,7 +110,10 @@ def test_external_sets_and_limit_unset_leave_the_fingerprint_unchanged(tmp_path:
     (tmp_path / "ext.toml").write_text(text)
     limited = tmp_path / "limited.toml"
     limited.write_text(plain.read_text().replace('path = "/d"', 'path = "/d"\nlimit = 50'))
-    fingerprints = [load_experiment_config(tmp_path / n).fingerprint({}) for n in ("plain.toml", "ext.toml", "limited.toml")]
+    settings = {"image_size": 64, "trainers": {}, "generators": {}}
+    fingerprints = [
+        load_experiment_config(tmp_path / n).fingerprint(settings, "s") for n in ("plain.toml", "ext.toml", "limited.toml")
+    ]
     assert fingerprints[0] == fingerprints[1] != fingerprints[2]
 
 
