@@ -133,10 +133,9 @@ def load_checkpoint(path: Path) -> Saved:
     Raises:
         GeneratorError: a file is missing or corrupt.
     """
-    meta = read_meta(path)
-    with checkpointing.load_errors_as(f"{path}: corrupt dcgan checkpoint", "; retrain with --fresh"):
-        state = TrainingState.model_validate_json((path / "state.json").read_bytes())
-        tensors = checkpointing.load_tensor_files(path, TENSOR_FILES)
+    meta, state, tensors = checkpointing.load_training(
+        path, read_meta=read_meta, state=TrainingState, tensors=TENSOR_FILES, generator="dcgan"
+    )
     return Saved(meta=meta, state=state, tensors=tensors)
 
 

@@ -109,8 +109,7 @@ def read_state(path: Path) -> TrainingState:
     Raises:
         GeneratorError: the file is missing or corrupt.
     """
-    with checkpointing.load_errors_as(f"{path / 'state.json'}: corrupt diffusion checkpoint"):
-        return TrainingState.model_validate_json((path / "state.json").read_bytes())
+    return checkpointing.read_document(path, TrainingState, generator="diffusion")
 
 
 def load_checkpoint(path: Path) -> Saved:
@@ -119,9 +118,9 @@ def load_checkpoint(path: Path) -> Saved:
     Raises:
         GeneratorError: a file is missing or corrupt.
     """
-    meta, state = read_meta(path), read_state(path)
-    with checkpointing.load_errors_as(f"{path}: corrupt diffusion checkpoint", "; retrain with --fresh"):
-        tensors = checkpointing.load_tensor_files(path, ("model", "ema", "optimizer"))
+    meta, state, tensors = checkpointing.load_training(
+        path, read_meta=read_meta, state=TrainingState, tensors=("model", "ema", "optimizer"), generator="diffusion"
+    )
     return Saved(meta=meta, state=state, **tensors)
 
 

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
-from medaug.adapters.generators.checkpointing import read_config
+from medaug.adapters.generators.checkpointing import read_config, read_document
 from medaug.adapters.generators.latent_diffusion.components import Components, LayoutError, load_components
 from medaug.adapters.generators.latent_diffusion.config import LatentDiffusionRecipe
 from medaug.adapters.weights import tensors_sha256
@@ -57,8 +57,12 @@ def read_meta(path: Path) -> LoraMeta:
 
 
 def read_state(path: Path) -> LoraState:
-    """The ``state.json`` of LoRA checkpoint ``path``."""
-    return LoraState.model_validate_json((path / "state.json").read_bytes())
+    """The ``state.json`` of LoRA checkpoint ``path``.
+
+    Raises:
+        GeneratorError: the file is missing or corrupt.
+    """
+    return read_document(path, LoraState, generator=GENERATOR)
 
 
 def load_base(source: str, local: bool, dtype: torch.dtype = torch.float32) -> tuple[Components, str]:

@@ -32,8 +32,6 @@ from medaug.adapters.generators.checkpointing import (
     latest_checkpoint,
     load_errors_as,
     load_tensor_files,
-    require_training_images,
-    resume_point,
     unflatten_optimizer,
     write_checkpoint,
 )
@@ -67,7 +65,6 @@ from medaug.adapters.generators.latent_diffusion.objective import (
     training_scheduler,
 )
 from medaug.adapters.generators.training_support import CheckpointedTrainer, epoch_indices, smoothed, training_tensors
-from medaug.adapters.torch_support import resolve_device
 from medaug.application.errors import ConfigError
 from medaug.application.ports import GeneratorTrainingResult, LabelledImage, NullProgress, ProgressSink
 from medaug.domain.plan import derive_seed
@@ -106,15 +103,13 @@ class LatentDiffusionTrainer(CheckpointedTrainer[LatentDiffusionRecipe]):
                 Stable Diffusion folder, a checkpoint of another base model or rank, CUDA memory.
             InputError: an image cannot be decoded.
         """
-        require_training_images(images, GENERATOR)
+        device, start = self._begin(images, resume=resume, read_meta=read_meta)
         check_image_sizes(images, self._recipe.resolution, self._profile)
-        device = resolve_device(self._device)
-        start = resume_point(self._root, self._recipe, resume=resume, read_meta=read_meta)
         components, digest = load_base(*self._weights)
         if start.checkpoint and start.meta:
             check_base(start.meta, digest, self._weights[0], start.checkpoint)
             if start.finished(self._recipe.train_steps):
-                return self._finished(start.checkpoint, start.meta)
+                return self._already_trained(start.checkpoint, start.meta.step, read_state(start.checkpoint).loss)
         data, labels = training_tensors(images, self._recipe.resolution)
         seed = self._seed
         if start.meta is not None and start.meta.seed != seed:
@@ -131,14 +126,6 @@ class LatentDiffusionTrainer(CheckpointedTrainer[LatentDiffusionRecipe]):
             return run.train(progress, self._profile)
         except torch.cuda.OutOfMemoryError:
             raise out_of_memory("training LoRA", "batch_size", self._recipe.batch_size, self._recipe.resolution) from None
-
-    def _finished(self, path: Path, meta: LoraMeta) -> GeneratorTrainingResult:
-        state = read_state(path)
-        _log.info("latent_diffusion_already_trained", checkpoint=str(path), steps=meta.step)
-        return GeneratorTrainingResult(
-            generator=self.name, checkpoint=str(path), steps=meta.step, seconds=0.0, final_loss=state.loss,
-            metrics={"already_trained": True},
-        )
 
 
 class _Run:
