@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from medaug.cli.common import console, handle_errors, services
+from medaug.cli.common import StoreOption, console, handle_errors, services
 from medaug.composition.bootstrap import apply_overrides, load_experiment_config
 from medaug.domain.experiment import ExperimentResult
 
@@ -92,7 +92,7 @@ def _print_summary(result: ExperimentResult) -> None:
 
 
 def train(
-    store: str = typer.Option(None, "--store", "-s", help="Store folder or s3://bucket/prefix (default: settings)."),
+    store: str = StoreOption,
     classifier: str = typer.Option("cnn", "--classifier", help="Classifier (cnn, resnet50)."),
     augmentation: str = typer.Option(None, "--augmentation", "-a", help="Add this augmentation set (e.g. classic)."),
     seed: int = typer.Option(0, "--seed", help="Training seed."),
