@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 import torch
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -56,6 +56,17 @@ VersionedT = TypeVar("VersionedT", bound=_Versioned)
 ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 MetaT = TypeVar("MetaT", bound=_Meta)
 DocumentT = TypeVar("DocumentT", bound=BaseModel)
+
+
+class StepMeta(BaseModel):
+    """What every generator's ``config.json`` holds: its layout version (each generator sets the
+    default to the format it writes), the optimisation steps done and the training seed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    format: int
+    step: int
+    seed: int
 
 
 def checkpoint_name(step: int) -> str:

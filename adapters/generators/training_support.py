@@ -25,6 +25,8 @@ from medaug.domain.plan import derive_seed
 _log = structlog.get_logger(__name__)
 
 LOSS_SMOOTHING = 0.98
+GRAD_CLIP = 1.0
+"""Gradient norm the diffusion trainers clip to."""
 SHEET_CELL = 128
 
 RecipeT = TypeVar("RecipeT")
@@ -125,6 +127,15 @@ def epoch_indices(seed: int, count: int, position: int, size: int, *, stream: st
         taken.append(_permutation(seed, stream, epoch, count)[offset : offset + take])
         position, remaining = position + take, remaining - take
     return torch.cat(taken)
+
+
+def clipped_step(accelerator: Any, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Clip ``model``'s gradients to norm ``GRAD_CLIP`` once ``accelerator`` has synchronised them
+    (the last micro-batch of an accumulation), then step ``optimizer`` and clear the gradients."""
+    if accelerator.sync_gradients:
+        accelerator.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
 def smoothed(average: float | None, value: float) -> float:

@@ -14,6 +14,7 @@ Each checkpoint is written into a hidden temporary folder and renamed into place
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +34,10 @@ from medaug.adapters.generators.diffusion.model import unet_from_config
 FORMAT = 1
 
 
-class CheckpointMeta(BaseModel):
+class CheckpointMeta(checkpointing.StepMeta):
     """The ``config.json`` of a checkpoint: enough to rebuild the model and sample from it."""
 
-    model_config = ConfigDict(frozen=True)
-
     format: int = FORMAT
-    step: int
-    seed: int
     recipe: DiffusionRecipe
     unet: dict[str, Any]
     schedule: dict[str, Any]
@@ -127,17 +124,9 @@ def load_checkpoint(path: Path) -> Saved:
 SamplingModel = checkpointing.SamplingModel
 
 
-def load_sampling_model(path: Path, device: torch.device) -> SamplingModel:
-    """The sampling network of checkpoint ``path`` in eval mode on ``device``.
-
-    Raises:
-        GeneratorError: the checkpoint is missing or corrupt.
-    """
-    return checkpointing.load_sampling_model(
-        path,
-        device,
-        read_meta=read_meta,
-        weights="ema.safetensors",
-        build=lambda meta: unet_from_config(meta.unet),
-        generator="diffusion",
-    )
+load_sampling_model = functools.partial(
+    checkpointing.load_sampling_model,
+    read_meta=read_meta, weights="ema.safetensors", build=lambda meta: unet_from_config(meta.unet), generator="diffusion",
+)
+"""``load_sampling_model(path, device)``: the EMA UNet of checkpoint ``path`` in eval mode on
+``device`` (``GeneratorError`` when the checkpoint is missing or corrupt)."""

@@ -54,6 +54,7 @@ from medaug.adapters.generators.diffusion.model import (
 from medaug.adapters.generators.diffusion.sampling import sample
 from medaug.adapters.generators.training_support import (
     CheckpointedTrainer,
+    clipped_step,
     contact_grid,
     epoch_indices,
     smoothed,
@@ -72,7 +73,6 @@ from medaug.domain.plan import derive_seed
 
 _log = structlog.get_logger(__name__)
 
-GRAD_CLIP = 1.0
 
 
 def diffusion_loss(
@@ -241,10 +241,7 @@ class _Run:
                 loss = diffusion_loss(self.model, self.scheduler, clean, noise, timesteps, labels, coordinates,
                                       snr_gamma=self.recipe.snr_gamma)
                 self.accelerator.backward(loss)
-                if self.accelerator.sync_gradients:
-                    self.accelerator.clip_grad_norm_(self.model.parameters(), GRAD_CLIP)
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
+                clipped_step(self.accelerator, self.model, self.optimizer)
             losses.append(loss.detach())
         self.lr_schedule.step()
         self.ema.step(self.unet.parameters())

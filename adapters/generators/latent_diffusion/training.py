@@ -64,14 +64,19 @@ from medaug.adapters.generators.latent_diffusion.objective import (
     run_pipeline,
     training_scheduler,
 )
-from medaug.adapters.generators.training_support import CheckpointedTrainer, epoch_indices, smoothed, training_tensors
+from medaug.adapters.generators.training_support import (
+    CheckpointedTrainer,
+    clipped_step,
+    epoch_indices,
+    smoothed,
+    training_tensors,
+)
 from medaug.application.errors import ConfigError
 from medaug.application.ports import GeneratorTrainingResult, LabelledImage, NullProgress, ProgressSink
 from medaug.domain.plan import derive_seed
 
 _log = structlog.get_logger(__name__)
 
-GRAD_CLIP = 1.0
 CLASS_TEXT = 5
 """Index of the class prompt's embedding (after the five grades')."""
 
@@ -257,10 +262,7 @@ class _Run:
                 if self.tokens is not None and self.world > 1 and self.tokens.learned.grad is not None:
                     # the token embeddings live outside the DDP-wrapped UNet: average their gradients here
                     self.tokens.learned.grad = self.accelerator.reduce(self.tokens.learned.grad, reduction="mean")
-                if self.accelerator.sync_gradients:
-                    self.accelerator.clip_grad_norm_(self.model.parameters(), GRAD_CLIP)
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
+                clipped_step(self.accelerator, self.model, self.optimizer)
             losses.append(loss.detach())
         self.lr_schedule.step()
         return self.accelerator.reduce(torch.stack(losses).mean(), reduction="mean").item()
