@@ -122,6 +122,32 @@ def _folder_set(folder: Path, n: int = 24, size: int = 64) -> None:
     (folder / "labels.csv").write_text("\n".join(rows) + "\n")
 
 
+def pseudonymised_experiment(name: str, folder: Path, csv: Path, key: str, settings: str = "") -> str:
+    """The TOML of an experiment on the folder set ``folder`` labelled by ``csv`` (with a split
+    column) that stores its images under pseudonyms keyed by ``key``: arms none and classic, the CNN
+    one epoch on 64-px images, no quality screen; ``settings``: more ``[settings]`` lines."""
+    return f"""
+name = "{name}"
+[dataset]
+kind = "folder"
+path = "{folder}"
+csv = "{csv}"
+split_column = "split"
+[experiment]
+arms = ["none", "classic"]
+classifiers = ["cnn"]
+seeds = [0]
+[settings]
+image_size = 64
+pseudonymise = true
+pseudonym_key = "{key}"
+{settings}[settings.trainers.cnn]
+epochs = 1
+[settings.quality]
+in_experiments = false
+"""
+
+
 def _ingest_args(folder: Path, *extra: str) -> list[str]:
     return ["data", "ingest", "folder", str(folder / "images"), "--csv", str(folder / "labels.csv"),
             "--store", str(folder / "store"), "--size", "48", "--split-column", "split", *extra]

@@ -29,7 +29,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.kill_cases import CASES, _folder_set, environment, medaug, run_case  # noqa: E402
+from benchmarks.kill_cases import (  # noqa: E402
+    CASES,
+    _folder_set,
+    environment,
+    medaug,
+    pseudonymised_experiment,
+    run_case,
+)
 
 KEY = "sk-RELIABILITYLEAK0123456789"
 PSEUDONYM_KEY = "reliability-pseudonym-key-0123456789"
@@ -187,27 +194,8 @@ def _leaks(work: Path, env: dict[str, str]) -> int:
     for number, patient in enumerate(names):
         text = text.replace(f"eye{number:03d}.png", f"{patient}.png")
     csv.write_text(text)
-    (root / "exp.toml").write_text(f"""
-name = "leaks"
-[dataset]
-kind = "folder"
-path = "{root / 'images'}"
-csv = "{csv}"
-split_column = "split"
-[experiment]
-arms = ["none", "classic"]
-classifiers = ["cnn"]
-seeds = [0]
-[settings]
-image_size = 64
-pseudonymise = true
-pseudonym_key = "{PSEUDONYM_KEY}"
-generators = {{ openai = {{ api_key = "{KEY}" }} }}
-[settings.trainers.cnn]
-epochs = 1
-[settings.quality]
-in_experiments = false
-""")
+    openai = f'generators = {{ openai = {{ api_key = "{KEY}" }} }}\n'
+    (root / "exp.toml").write_text(pseudonymised_experiment("leaks", root / "images", csv, PSEUDONYM_KEY, openai))
     result = medaug("experiment", "run", str(root / "exp.toml"), env={**env, "MEDAUG_LOG_LEVEL": "debug"}, check=False)
     needles = [*names, KEY, PSEUDONYM_KEY]
     found = {str(p.relative_to(work)): [n for n in needles if n.encode() in p.read_bytes()]

@@ -10,12 +10,11 @@ from pydantic import ValidationError
 from medaug.application.errors import BudgetExhausted, ConfigError, validation_problem
 from medaug.application.ports import CostEstimate
 from medaug.application.services.augment import AugmentCommand
-from medaug.cli.common import console, err_console, handle_errors, services
+from medaug.cli.common import StoreOption, console, err_console, handle_errors, services
 from medaug.domain import PlanPolicy
 
 app = typer.Typer(help="Grow the training split with synthetic images.", no_args_is_help=True)
 
-StoreOption = typer.Option(None, "--store", "-s", help="Store folder or s3://bucket/prefix (default: settings).")
 
 
 @app.command("run")

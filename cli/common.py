@@ -25,6 +25,9 @@ err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+StoreOption = typer.Option(None, "--store", "-s", help="Store folder or s3://bucket/prefix (default: settings).")
+"""``--store``, as every command that reads or writes a store takes it."""
+
 
 class _State:
     config: Path | None = None

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from medaug.cli.common import console, err_console, handle_errors, services
+from medaug.cli.common import StoreOption, console, err_console, handle_errors, services
 from medaug.composition.bootstrap import IngestOptions, IngestOutcome, SourceSpec
 from medaug.composition.factories import PUBLISHED_DATASETS
 from medaug.domain import Grade
@@ -19,7 +19,6 @@ app = typer.Typer(help="Bring data sets into a store and inspect it.", no_args_i
 ingest_app = typer.Typer(help="Ingest a labelled data set into a store.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 
-StoreOption = typer.Option(None, "--store", "-s", help="Store folder or s3://bucket/prefix (default: settings).")
 SizeOption = typer.Option(None, "--size", help="Working image size in pixels (default: settings.image_size, 256).")
 LenientOption = typer.Option(False, "--lenient", help="Skip bad images and rows (reported) instead of stopping.")
 LimitOption = typer.Option(

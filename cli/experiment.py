@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from medaug.cli.common import console, handle_errors, services
+from medaug.cli.common import StoreOption, console, handle_errors, services
 from medaug.composition.bootstrap import read_experiment
 from medaug.domain.experiment import ExperimentResult
 
@@ -91,7 +91,7 @@ def _print_summary(result: ExperimentResult) -> None:
 
 
 def train(
-    store: str = typer.Option(None, "--store", "-s", help="Store folder or s3://bucket/prefix (default: settings)."),
+    store: str = StoreOption,
     classifier: str = typer.Option("cnn", "--classifier", help="Classifier (cnn, resnet50)."),
     augmentation: str = typer.Option(None, "--augmentation", "-a", help="Add this augmentation set (e.g. classic)."),
     seed: int = typer.Option(None, "--seed", help="Training seed (default: settings.seed)."),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from medaug.cli.common import console, handle_errors, services
+from medaug.cli.common import StoreOption, console, handle_errors, services
 
 app = typer.Typer(help="Train generators on a store's real training images.", no_args_is_help=True)
 
@@ -13,7 +13,7 @@ app = typer.Typer(help="Train generators on a store's real training images.", no
 @handle_errors
 def train(
     name: str = typer.Argument(..., help="Generator to train (diffusion, dcgan)."),
-    store: str = typer.Option(None, "--store", "-s", help="Store folder or s3://bucket/prefix (default: settings)."),
+    store: str = StoreOption,
     profile: str = typer.Option(None, "--profile", "-p", help="Training profile, e.g. quick (CPU) or standard (GPU)."),
     fresh: bool = typer.Option(False, "--fresh", help="Start from scratch instead of resuming the last checkpoint."),
 ) -> None:

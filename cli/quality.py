@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from medaug.cli.common import console, handle_errors, services
+from medaug.cli.common import StoreOption, console, handle_errors, services
 from medaug.domain.quality import DistributionScores, GradeFidelity, QualityReport
 
 _Figure = Callable[[float], str]
@@ -16,7 +16,7 @@ _Figure = Callable[[float], str]
 
 @handle_errors
 def quality(
-    store: str = typer.Option(None, "--store", "-s", help="Store folder or s3://bucket/prefix (default: settings)."),
+    store: str = StoreOption,
     generator: str = typer.Option(None, "--generator", "-g", help="Only augmentation sets this generator made images for."),
     augmentation: str = typer.Option(None, "--augmentation", "-a", help="Only this augmentation set (e.g. classic)."),
     out: Path = typer.Option(None, "--out", "-o", help="Folder for quality.json and the plots (default: <work_dir>/quality/store-*)."),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import uuid
@@ -24,10 +25,12 @@ from medaug.domain.experiment import (
     Comparison,
     EpochRecord,
     ExperimentResult,
+    ExperimentSpec,
     Metrics,
     Predictions,
     Summary,
 )
+from medaug.application.services.experiment_job import DatasetStep, ExperimentJob
 from medaug.domain.kfold import CorrectedTTest
 
 
@@ -256,6 +259,54 @@ def populate(store: ImageStore, train: dict[int, int], test_per_grade: int = 4) 
     for grade in range(5):
         for i in range(test_per_grade):
             store.put(real_record(f"te-{grade}-{i:03d}", grade, Split.TEST), tiny_png(9000 + grade * 10 + i))
+
+
+class KillAfter:
+    """A progress sink that interrupts training after ``steps`` steps, like a kill."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    @contextlib.contextmanager
+    def task(self, description: str, total: int | None):  # type: ignore[no-untyped-def]
+        outer = self
+
+        class _Task:
+            done = 0
+
+            def advance(self, steps: int = 1, **fields: object) -> None:
+                _Task.done += steps
+                if _Task.done >= outer.steps:
+                    raise KeyboardInterrupt
+
+        yield _Task()
+
+
+def populated(train: dict[int, int]) -> InMemoryImageStore:
+    """A memory store holding ``populate``'s images."""
+    store = InMemoryImageStore()
+    populate(store, train)
+    return store
+
+
+def fake_job(spec: ExperimentSpec, store: ImageStore, trainer: object, runs: object, *,
+             generator: object | None = None, **changes: object) -> ExperimentJob:
+    """An experiment job over fakes: ``generator`` (an ``EchoGenerator``) for every arm, ``trainer``
+    as the ``oracle`` classifier, 4-px images; ``changes`` replace other fields."""
+    made = generator or EchoGenerator()
+    job = ExperimentJob(
+        spec=spec, dataset=DatasetStep(store=store, description="test"), image_size=lambda _: 4,
+        generators=lambda name, arm, scope=None: made, trainers={"oracle": trainer}, evaluator=SimpleEvaluator(),
+        runs=runs, fingerprint="f1",  # type: ignore[arg-type]
+    )
+    return dataclasses.replace(job, **changes)  # type: ignore[arg-type]
+
+
+def run_with(spec: ExperimentSpec, job: ExperimentJob, **kwargs: object):  # type: ignore[no-untyped-def]
+    """``job`` run with ``spec``."""
+    from medaug.application.services.experiment import run_experiment
+
+    return run_experiment(dataclasses.replace(job, spec=spec), **kwargs)  # type: ignore[arg-type]
 
 
 __all__ = ["EchoGenerator", "GradeOracleTrainer", "InMemoryImageStore", "MemoryRuns", "Origin", "SimpleEvaluator", "populate"]

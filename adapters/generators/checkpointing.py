@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 import torch
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -55,6 +55,18 @@ class _Meta(Protocol):
 VersionedT = TypeVar("VersionedT", bound=_Versioned)
 ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 MetaT = TypeVar("MetaT", bound=_Meta)
+DocumentT = TypeVar("DocumentT", bound=BaseModel)
+
+
+class StepMeta(BaseModel):
+    """What every generator's ``config.json`` holds: its layout version (each generator sets the
+    default to the format it writes), the optimisation steps done and the training seed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    format: int
+    step: int
+    seed: int
 
 
 def checkpoint_name(step: int) -> str:
@@ -158,6 +170,37 @@ def load_tensor_files(path: Path, names: Iterable[str]) -> dict[str, dict[str, t
         OSError, ValueError, RuntimeError, SafetensorError: a file is missing or corrupt.
     """
     return {name: load_file(str(path / f"{name}.safetensors")) for name in names}
+
+
+def read_document(path: Path, model: type[DocumentT], *, generator: str, name: str = "state.json") -> DocumentT:
+    """The JSON document ``name`` of checkpoint ``path`` (no tensors), parsed as ``model``.
+
+    Raises:
+        GeneratorError: the file is missing or corrupt.
+    """
+    with load_errors_as(f"{path / name}: corrupt {generator} checkpoint"):
+        return model.model_validate_json((path / name).read_bytes())
+
+
+def load_training(
+    path: Path,
+    *,
+    read_meta: Callable[[Path], MetaT],
+    state: type[DocumentT],
+    tensors: Iterable[str],
+    generator: str,
+) -> tuple[MetaT, DocumentT, dict[str, dict[str, torch.Tensor]]]:
+    """Everything in checkpoint ``path`` that resuming training needs: its ``config.json``, its
+    ``state.json`` parsed as ``state`` and its safetensors files ``tensors`` (on the CPU).
+
+    Raises:
+        GeneratorError: a file is missing or corrupt.
+    """
+    meta = read_meta(path)
+    with load_errors_as(f"{path}: corrupt {generator} checkpoint", "; retrain with --fresh"):
+        document = state.model_validate_json((path / "state.json").read_bytes())
+        files = load_tensor_files(path, tensors)
+    return meta, document, files
 
 
 def load_weights(weights_file: Path, build: Callable[[], ModuleT], *, generator: str) -> tuple[ModuleT, str]:

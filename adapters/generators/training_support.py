@@ -6,21 +6,27 @@ loss smoothing for progress and checkpoints, and the contact sheets written at c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
+import structlog
 import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid
 
-from medaug.adapters.torch_support import png_to_tensor
+from medaug.adapters.generators.checkpointing import MetaT, ResumePoint, require_training_images, resume_point
+from medaug.adapters.torch_support import png_to_tensor, resolve_device
 from medaug.application.errors import InputError
-from medaug.application.ports import LabelledImage
+from medaug.application.ports import GeneratorTrainingResult, LabelledImage
 from medaug.domain.plan import derive_seed
 
+_log = structlog.get_logger(__name__)
+
 LOSS_SMOOTHING = 0.98
+GRAD_CLIP = 1.0
+"""Gradient norm the diffusion trainers clip to."""
 SHEET_CELL = 128
 
 RecipeT = TypeVar("RecipeT")
@@ -59,6 +65,28 @@ class CheckpointedTrainer(Generic[RecipeT]):
     def checkpoint_dir(self) -> Path:
         """The folder holding this trainer's checkpoints."""
         return self._root
+
+    def _begin(
+        self, images: Sequence[LabelledImage], *, resume: bool, read_meta: Callable[[Path], MetaT]
+    ) -> tuple[torch.device, ResumePoint[MetaT]]:
+        """The device to train on and the checkpoint to resume from (see ``resume_point``).
+
+        Raises:
+            ConfigError: no images, an unusable device, or a checkpoint of another architecture.
+        """
+        require_training_images(images, self.generator_name)
+        device = resolve_device(self._device)
+        return device, resume_point(self._root, self._recipe, resume=resume, read_meta=read_meta)  # type: ignore[arg-type]
+
+    def _already_trained(
+        self, path: Path, steps: int, final_loss: float | None, metrics: dict[str, Any] | None = None
+    ) -> GeneratorTrainingResult:
+        """The result of a run whose newest checkpoint ``path`` already holds all its ``steps``."""
+        _log.info(f"{self.generator_name.replace('-', '_')}_already_trained", checkpoint=str(path), steps=steps)
+        return GeneratorTrainingResult(
+            generator=self.name, checkpoint=str(path), steps=steps, seconds=0.0, final_loss=final_loss,
+            metrics={"already_trained": True, **(metrics or {})},
+        )
 
 
 def training_tensors(images: Sequence[LabelledImage], resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,6 +127,15 @@ def epoch_indices(seed: int, count: int, position: int, size: int, *, stream: st
         taken.append(_permutation(seed, stream, epoch, count)[offset : offset + take])
         position, remaining = position + take, remaining - take
     return torch.cat(taken)
+
+
+def clipped_step(accelerator: Any, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Clip ``model``'s gradients to norm ``GRAD_CLIP`` once ``accelerator`` has synchronised them
+    (the last micro-batch of an accumulation), then step ``optimizer`` and clear the gradients."""
+    if accelerator.sync_gradients:
+        accelerator.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
 def smoothed(average: float | None, value: float) -> float:

@@ -8,14 +8,15 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from medaug.application.errors import StoreError
-from medaug.domain import FundusImage
+from medaug.domain import FundusImage, Grade, Origin, Split
+from medaug.domain.images import storage_key
 
 IDENTITY = "store.json"
 """The identity document at the store's root, written once when the store is created."""
@@ -138,6 +139,37 @@ def busy_message(location: str, holder: Holder | None, waited: float) -> str:
     return f"{location}: store is being written by {who}; try again when it finishes{wait}{expiry}"
 
 
+def check_key(image: FundusImage) -> None:
+    """Raises ``StoreError`` when ``image.key`` is not ``<split>/<grade>/<id>.png``."""
+    if image.key != storage_key(image.split, image.grade, image.id):
+        raise StoreError(f"{image.id}: key {image.key!r} does not follow <split>/<grade>/<id>.png")
+
+
+def matching(
+    records: Iterable[FundusImage],
+    split: Split | None,
+    grade: Grade | None,
+    origin: Origin | None,
+    augmentation: str | None,
+) -> list[FundusImage]:
+    """The records that ``ImageStore.list`` returns for these filters (None: any), in the given order."""
+    return [
+        r
+        for r in records
+        if (split is None or r.split is split)
+        and (grade is None or r.grade == grade)
+        and (origin is None or r.origin is origin)
+        and (augmentation is None or r.augmentation == augmentation)
+    ]
+
+
+def named(identity: StoreIdentity, names: str, real: list[FundusImage], location: str) -> bytes | None:
+    """The identity document to write once an ingest claims ``names`` (see ``settle_names``), or None
+    when the store already records them."""
+    new = settle_names(identity.names, names, real, location)
+    return None if new is None else identity.model_copy(update={"names": new}).to_bytes()
+
+
 class ReentrantWriter:
     """Makes a store's writer lock re-entrant within one store object: an inner ``writing()``
     (e.g. ``augment`` calling ``put`` helpers that also ask for it) neither waits for itself nor
@@ -162,3 +194,41 @@ class ReentrantWriter:
                 yield
             finally:
                 self._depth = 0
+
+
+class IdentifiedWriter:
+    """The store identity and writer lock as both stores show them: the identity read (or created)
+    once and kept, the writer lock re-entrant within one store object.
+
+    A store sets ``_identity`` (None) and ``_reentrant`` in its ``__init__`` and says how it reads
+    or creates ``store.json`` (``_read_or_create_identity``) and takes its writer lock
+    (``_exclusive``).
+    """
+
+    _identity: str | None
+    _reentrant: ReentrantWriter
+
+    @property
+    def identity(self) -> str:
+        """The id in ``store.json``, written now if the store has none yet.
+
+        A local store that cannot be written (a read-only copy without ``store.json``) is named by
+        its resolved path instead, prefixed ``path-``; an S3 store creates it with a conditional
+        write, so that two first writers agree on one id.
+        """
+        if self._identity is None:
+            self._identity = self._read_or_create_identity()
+        return self._identity
+
+    @contextlib.contextmanager
+    def writing(self, command: str) -> Iterator[None]:
+        """Hold the store's writer lock (local) or lease (S3) for ``command`` (re-entrant within
+        this object)."""
+        with self._reentrant.hold(lambda: self._exclusive(command)):
+            yield
+
+    def _read_or_create_identity(self) -> str:
+        raise NotImplementedError
+
+    def _exclusive(self, command: str) -> AbstractContextManager[None]:
+        raise NotImplementedError

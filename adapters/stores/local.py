@@ -19,14 +19,16 @@ from medaug.adapters.stores.common import (
     IDENTITY,
     WRITER,
     Holder,
+    IdentifiedWriter,
     ReentrantWriter,
     StoreIdentity,
     busy_message,
-    settle_names,
+    check_key,
+    matching,
+    named,
 )
 from medaug.application.errors import StoreError
 from medaug.domain import FundusImage, Grade, Origin, Split
-from medaug.domain.images import storage_key
 
 _log = structlog.get_logger(__name__)
 
@@ -34,7 +36,7 @@ MANIFEST = "manifest.jsonl"
 _LOCK = ".manifest.lock"
 
 
-class LocalImageStore:
+class LocalImageStore(IdentifiedWriter):
     """ImageStore on a local folder.
 
     Pixels are written to a temporary file and renamed into place before the record is appended
@@ -72,23 +74,6 @@ class LocalImageStore:
     @property
     def location(self) -> str:
         return str(self._root)
-
-    @property
-    def identity(self) -> str:
-        """The id in ``store.json``, written now if the store has none yet.
-
-        A store that cannot be written (a read-only copy without ``store.json``) is named by its
-        resolved path instead, prefixed ``path-``.
-        """
-        if self._identity is None:
-            self._identity = self._read_or_create_identity()
-        return self._identity
-
-    @contextlib.contextmanager
-    def writing(self, command: str) -> Iterator[None]:
-        """Hold the store's writer lock for ``command`` (re-entrant within this object)."""
-        with self._reentrant.hold(lambda: self._exclusive(command)):
-            yield
 
     @contextlib.contextmanager
     def _exclusive(self, command: str) -> Iterator[None]:
@@ -144,15 +129,14 @@ class LocalImageStore:
             except FileNotFoundError:
                 raise StoreError(f"{path}: store identity is missing (the store folder was removed?)") from None
             self._refresh()
-            new = settle_names(identity.names, names, self.list(origin=Origin.REAL), self.location)
-            if new is not None:
-                self._write_atomic(path, identity.model_copy(update={"names": new}).to_bytes())
+            claimed = named(identity, names, self.list(origin=Origin.REAL), self.location)
+            if claimed is not None:
+                self._write_atomic(path, claimed)
 
     # -- writing -----------------------------------------------------------------------------
 
     def put(self, image: FundusImage, data: bytes, *, overwrite: bool = False) -> None:
-        if image.key != storage_key(image.split, image.grade, image.id):
-            raise StoreError(f"{image.id}: key {image.key!r} does not follow <split>/<grade>/<id>.png")
+        check_key(image)
         self._stop_if_lost()
         with self._locked(create=self._identity is None):
             self._stop_if_lost()
@@ -233,14 +217,7 @@ class LocalImageStore:
         augmentation: str | None = None,
     ) -> list[FundusImage]:
         self._refresh()
-        return [
-            r
-            for _, r in sorted(self._records.items())
-            if (split is None or r.split is split)
-            and (grade is None or r.grade == grade)
-            and (origin is None or r.origin is origin)
-            and (augmentation is None or r.augmentation == augmentation)
-        ]
+        return matching((r for _, r in sorted(self._records.items())), split, grade, origin, augmentation)
 
     # -- internals ---------------------------------------------------------------------------
 

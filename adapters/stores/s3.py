@@ -24,7 +24,15 @@ import structlog
 from boto3.s3.transfer import TransferConfig
 from pydantic import ValidationError
 
-from medaug.adapters.stores.common import IDENTITY, ReentrantWriter, StoreIdentity, settle_names
+from medaug.adapters.stores.common import (
+    IDENTITY,
+    IdentifiedWriter,
+    ReentrantWriter,
+    StoreIdentity,
+    check_key,
+    matching,
+    named,
+)
 from medaug.adapters.stores.config import MIB
 from medaug.adapters.stores.local import MANIFEST
 from medaug.adapters.stores.s3_client import NotFound, S3Client
@@ -32,7 +40,6 @@ from medaug.adapters.stores.s3_lease import NOT_IMPLEMENTED, Lease
 from medaug.adapters.stores.s3_objects import S3Objects
 from medaug.application.errors import ConfigError, StoreError
 from medaug.domain import FundusImage, Grade, Origin, Split
-from medaug.domain.images import storage_key
 
 _log = structlog.get_logger(__name__)
 
@@ -52,7 +59,7 @@ class _ImageUnreadable(StoreError):
     """A record's image is missing or does not match its checksum."""
 
 
-class S3ImageStore(S3Objects):
+class S3ImageStore(S3Objects, IdentifiedWriter):
     """ImageStore on an S3-compatible bucket, with the same key layout as ``LocalImageStore``.
 
     A ``put`` uploads the image object first (multipart above ``multipart_threshold``), then its
@@ -112,19 +119,6 @@ class S3ImageStore(S3Objects):
         self._reentrant = ReentrantWriter()
         self._lease: Any = None
 
-    @property
-    def identity(self) -> str:
-        """The id in ``<prefix>/store.json``, created now (conditionally) if the store has none."""
-        if self._identity is None:
-            self._identity = self._read_or_create_identity()
-        return self._identity
-
-    @contextlib.contextmanager
-    def writing(self, command: str) -> Iterator[None]:
-        """Hold the store's writer lease for ``command`` (re-entrant within this object)."""
-        with self._reentrant.hold(lambda: self._exclusive(command)):
-            yield
-
     @contextlib.contextmanager
     def _exclusive(self, command: str) -> Iterator[None]:
         self.identity  # noqa: B018 - a store gets its identity when it is first written
@@ -151,15 +145,14 @@ class S3ImageStore(S3Objects):
         if raw is None:
             raise StoreError(f"{self._url(key)}: store identity is missing (the store was removed?)")
         identity = StoreIdentity.parse(raw, self._url(key))
-        new = settle_names(identity.names, names, self.list(origin=Origin.REAL), self.location)
-        if new is not None:
-            self.put_plain(key, identity.model_copy(update={"names": new}).to_bytes())
+        claimed = named(identity, names, self.list(origin=Origin.REAL), self.location)
+        if claimed is not None:
+            self.put_plain(key, claimed)
 
     # -- writing -----------------------------------------------------------------------------
 
     def put(self, image: FundusImage, data: bytes, *, overwrite: bool = False) -> None:
-        if image.key != storage_key(image.split, image.grade, image.id):
-            raise StoreError(f"{image.id}: key {image.key!r} does not follow <split>/<grade>/<id>.png")
+        check_key(image)
         self._stop_if_lost()
         if self._identity is None:
             self._identity = self._read_or_create_identity()
@@ -285,14 +278,7 @@ class S3ImageStore(S3Objects):
         augmentation: str | None = None,
     ) -> list[FundusImage]:
         self._refresh()
-        return [
-            e.record
-            for _, e in sorted(self._entries.items())
-            if (split is None or e.record.split is split)
-            and (grade is None or e.record.grade == grade)
-            and (origin is None or e.record.origin is origin)
-            and (augmentation is None or e.record.augmentation == augmentation)
-        ]
+        return matching((e.record for _, e in sorted(self._entries.items())), split, grade, origin, augmentation)
 
     # -- objects -----------------------------------------------------------------------------
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from medaug.application.errors import ConfigError, InputError
 from medaug.application.ports import GeneratorTrainer, LabelledImage, NullProgress
 from medaug.domain import Grade
 from tests.adapters.test_diffusion_fixtures import disc_images, one_torch_thread, tiny_recipe  # noqa: F401
+from tests.fakes import KillAfter
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -39,27 +39,6 @@ SHORT = dict(train_steps=6, checkpoint_every=3, batch_size=4, sheet_per_grade=1,
 
 def _trainer(root: Path, seed: int = 0, **overrides: Any) -> DiffusionTrainer:
     return DiffusionTrainer(tiny_recipe(**{**SHORT, **overrides}), root, seed=seed)
-
-
-class _KillAfter:
-    """A progress sink that interrupts training after ``steps`` steps, like a kill."""
-
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
-
-    @contextmanager
-    def task(self, description: str, total: int | None):  # type: ignore[no-untyped-def]
-        outer = self
-
-        class _Task:
-            done = 0
-
-            def advance(self, steps: int = 1, **fields: Any) -> None:
-                _Task.done += steps
-                if _Task.done >= outer.steps:
-                    raise KeyboardInterrupt
-
-        yield _Task()
 
 
 def _weights(root: Path, name: str = "ema") -> dict[str, torch.Tensor]:
@@ -115,7 +94,7 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_where_an_unbroken_run
     images = disc_images(10)
     _trainer(tmp_path / "straight").train(images, progress=NullProgress())
     with pytest.raises(KeyboardInterrupt):
-        _trainer(tmp_path / "killed").train(images, progress=_KillAfter(4))  # type: ignore[arg-type]
+        _trainer(tmp_path / "killed").train(images, progress=KillAfter(4))  # type: ignore[arg-type]
     assert [p.name for p in list_checkpoints(tmp_path / "killed")] == ["step-000003"]
     resumed = _trainer(tmp_path / "killed").train(images, progress=NullProgress())
     assert resumed.steps == 6 and resumed.metrics["images_per_second"] > 0
@@ -132,7 +111,7 @@ def test_gradient_accumulation_trains_and_resumes_exactly(tmp_path: Path) -> Non
     straight = _trainer(tmp_path / "straight", **settings).train(images, progress=NullProgress())
     assert straight.steps == 6 and straight.metrics["images_per_second"] > 0
     with pytest.raises(KeyboardInterrupt):
-        _trainer(tmp_path / "killed", **settings).train(images, progress=_KillAfter(5))  # type: ignore[arg-type]
+        _trainer(tmp_path / "killed", **settings).train(images, progress=KillAfter(5))  # type: ignore[arg-type]
     _trainer(tmp_path / "killed", **settings).train(images, progress=NullProgress())
     a, b = _weights(tmp_path / "straight", "model"), _weights(tmp_path / "killed", "model")
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -142,7 +121,7 @@ def test_a_resumed_run_keeps_the_seed_it_started_with(tmp_path: Path) -> None:
     images = disc_images(10)
     _trainer(tmp_path / "straight", seed=4).train(images, progress=NullProgress())
     with pytest.raises(KeyboardInterrupt):
-        _trainer(tmp_path / "killed", seed=4).train(images, progress=_KillAfter(4))  # type: ignore[arg-type]
+        _trainer(tmp_path / "killed", seed=4).train(images, progress=KillAfter(4))  # type: ignore[arg-type]
     _trainer(tmp_path / "killed", seed=9).train(images, progress=NullProgress())
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "killed")
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -150,7 +129,7 @@ def test_a_resumed_run_keeps_the_seed_it_started_with(tmp_path: Path) -> None:
 
 def test_a_finished_run_returns_at_once_and_fresh_starts_over(tmp_path: Path) -> None:
     first = _trainer(tmp_path).train(disc_images(5), progress=NullProgress())
-    again = _trainer(tmp_path).train(disc_images(5), progress=_KillAfter(1))  # type: ignore[arg-type]
+    again = _trainer(tmp_path).train(disc_images(5), progress=KillAfter(1))  # type: ignore[arg-type]
     assert again.steps == 6 and again.metrics == {"already_trained": True} and again.checkpoint == first.checkpoint
     fresh = _trainer(tmp_path, train_steps=2, checkpoint_every=2).train(
         disc_images(5), progress=NullProgress(), resume=False

@@ -3,7 +3,6 @@ configs (no file from outside): LoRA training, exact resume, variations, samples
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from medaug.application.ports import GenerationRequest, LabelledImage, NullProgr
 from medaug.domain import Grade
 from tests.conftest import png_bytes
 from tests.contracts.image_generator import ImageGeneratorContract
+from tests.fakes import KillAfter
 
 SIZE = 32
 
@@ -67,27 +67,6 @@ def trained(weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-class _KillAfter:
-    """A progress sink that interrupts training after ``steps`` steps, like a kill."""
-
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
-
-    @contextmanager
-    def task(self, description: str, total: int | None):  # type: ignore[no-untyped-def]
-        outer = self
-
-        class _Task:
-            done = 0
-
-            def advance(self, steps: int = 1, **fields: Any) -> None:
-                _Task.done += steps
-                if _Task.done >= outer.steps:
-                    raise KeyboardInterrupt
-
-        yield _Task()
-
-
 def _lora(root: Path) -> dict[str, torch.Tensor]:
     return load_file(str(list_checkpoints(root)[-1] / "lora.safetensors"))
 
@@ -104,7 +83,7 @@ def test_a_killed_run_resumes_to_the_weights_of_an_unbroken_one(weights: Path, t
     data = images()
     trainer(weights, tmp_path / "straight", train_steps=5).train(data, progress=NullProgress())
     with pytest.raises(KeyboardInterrupt):
-        trainer(weights, tmp_path / "killed", train_steps=5).train(data, progress=_KillAfter(3))  # type: ignore[arg-type]
+        trainer(weights, tmp_path / "killed", train_steps=5).train(data, progress=KillAfter(3))  # type: ignore[arg-type]
     assert [p.name for p in list_checkpoints(tmp_path / "killed")] == ["step-000002"]
     result = trainer(weights, tmp_path / "killed", train_steps=5).train(data, progress=NullProgress())
     assert result.steps == 5
@@ -116,7 +95,7 @@ def test_a_resumed_run_keeps_the_seed_it_started_with(weights: Path, tmp_path: P
     data = images()
     trainer(weights, tmp_path / "straight", seed=4, train_steps=3).train(data, progress=NullProgress())
     with pytest.raises(KeyboardInterrupt):
-        trainer(weights, tmp_path / "killed", seed=4, train_steps=3).train(data, progress=_KillAfter(3))  # type: ignore[arg-type]
+        trainer(weights, tmp_path / "killed", seed=4, train_steps=3).train(data, progress=KillAfter(3))  # type: ignore[arg-type]
     assert [p.name for p in list_checkpoints(tmp_path / "killed")] == ["step-000002"]
     trainer(weights, tmp_path / "killed", seed=9, train_steps=3).train(data, progress=NullProgress())
     straight, killed = _lora(tmp_path / "straight"), _lora(tmp_path / "killed")
@@ -228,7 +207,7 @@ def test_learned_grade_tokens_train_resume_exactly_and_generate(weights: Path, t
     data = images()
     trainer(weights, tmp_path / "straight", grade_tokens=True, train_steps=5).train(data, progress=NullProgress())
     with pytest.raises(KeyboardInterrupt):
-        trainer(weights, tmp_path / "killed", grade_tokens=True, train_steps=5).train(data, progress=_KillAfter(3))  # type: ignore[arg-type]
+        trainer(weights, tmp_path / "killed", grade_tokens=True, train_steps=5).train(data, progress=KillAfter(3))  # type: ignore[arg-type]
     trainer(weights, tmp_path / "killed", grade_tokens=True, train_steps=5).train(data, progress=NullProgress())
     tokens = [load_file(str(list_checkpoints(tmp_path / run)[-1] / "tokens.safetensors"))["embeddings"]
               for run in ("straight", "killed")]

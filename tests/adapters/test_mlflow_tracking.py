@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_experiment_cli import invoke, workspace  # noqa: F401 - fixture
+from tests.cli.test_experiment_cli import workspace  # noqa: F401 - fixture
+from tests.experiments import invoke
 
 pytest.importorskip("mlflow")
 

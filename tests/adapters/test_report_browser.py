@@ -31,6 +31,7 @@ from tests.adapters.test_quality_report import _report as quality_report
 from tests.adapters.test_report import _cell, _result
 from tests.browser import Browser, chromium, find_programs
 from tests.conftest import png_bytes, real_record, synthetic_record
+from tests.experiments import BALANCE, tiny_experiment
 from tests.quality_images import fundus_like
 
 pytestmark = pytest.mark.browser
@@ -39,24 +40,7 @@ WIDTHS = (1300, 800)
 PRINT_WIDTH = 1032
 """Printable width in CSS pixels of A4 landscape with the template's 12 mm margins (273 mm at 96 px/in)."""
 
-TINY = """
-name = "tiny-browser"
-[dataset]
-kind = "phantom"
-n = 40
-[experiment]
-arms = ["none", "classic"]
-classifiers = ["cnn"]
-seeds = [0]
-val_fraction = 0.25
-policy = { kind = "balance-largest" }
-[settings]
-image_size = 32
-[settings.trainers.cnn]
-epochs = 1
-[settings.quality]
-in_experiments = false
-"""
+TINY = tiny_experiment("tiny-browser", n=40, experiment="val_fraction = 0.25\n" + BALANCE)
 
 MEASURE = """
 const viewport = document.documentElement.clientWidth;

@@ -6,40 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from medaug.cli.app import app
+from tests.experiments import BALANCE, invoke, tiny_experiment
 
-TINY = """
-name = "tiny"
-[dataset]
-kind = "phantom"
-n = 60
-[experiment]
-arms = ["none", "classic"]
-classifiers = ["cnn"]
-seeds = [0, 1]
-val_fraction = 0.2
-policy = { kind = "balance-largest" }
-[settings]
-image_size = 32
-[settings.trainers.cnn]
-epochs = 2
-[settings.quality]
-in_experiments = false
-"""
+TINY = tiny_experiment("tiny", n=60, seeds=(0, 1), experiment="val_fraction = 0.2\n" + BALANCE, epochs=2)
 
 
 @pytest.fixture
 def workspace(cli_folder: Path) -> Path:
     (cli_folder / "tiny.toml").write_text(TINY)
     return cli_folder
-
-
-def invoke(*args: str):  # type: ignore[no-untyped-def]
-    result = CliRunner().invoke(app, ["--quiet", *args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
 
 
 def _cell_files(run: Path) -> dict[str, float]:

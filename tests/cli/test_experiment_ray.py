@@ -17,7 +17,8 @@ from medaug.application.services.experiment import run_experiment_job
 from medaug.composition import execution, factories, jobs
 from medaug.adapters.experiment_file import load_experiment_config
 from medaug.composition.settings import Settings
-from tests.cli.test_experiment_cli import invoke, workspace  # noqa: F401 - fixture
+from tests.cli.test_experiment_cli import workspace  # noqa: F401 - fixture
+from tests.experiments import invoke
 from tests.ray_runtime import ray_runtime  # noqa: F401 - fixture (skips the test when Ray is absent)
 
 

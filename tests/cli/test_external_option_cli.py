@@ -11,25 +11,10 @@ from typer.testing import CliRunner
 from medaug.application.errors import ConfigError
 from medaug.cli.app import app
 from medaug.adapters.experiment_overrides import EXTERNAL_KINDS, external_option
+from tests.experiments import tiny_experiment
 from tests.published_fixtures import make_aptos, make_eyepacs
 
-TINY = """
-name = "tiny-external"
-[dataset]
-kind = "phantom"
-n = 30
-[experiment]
-arms = ["none"]
-baseline = "none"
-classifiers = ["cnn"]
-seeds = [0]
-[settings]
-image_size = 32
-[settings.trainers.cnn]
-epochs = 1
-[settings.quality]
-in_experiments = false
-"""
+TINY = tiny_experiment("tiny-external", n=30, arms=["none"], experiment='baseline = "none"\n')
 
 
 @pytest.fixture

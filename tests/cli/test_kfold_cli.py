@@ -10,29 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.cli.test_experiment_cli import invoke
+from tests.experiments import BALANCE, invoke, tiny_experiment
 
-KFOLD = """
-name = "tiny-kfold"
-[dataset]
-kind = "phantom"
-n = 50
-[experiment]
-protocol = "kfold"
-folds = 3
-repeats = 1
-arms = ["none", "classic"]
-baseline = "none"
-classifiers = ["cnn"]
-seeds = [0]
-policy = { kind = "balance-largest" }
-[settings]
-image_size = 32
-[settings.trainers.cnn]
-epochs = 1
-[settings.quality]
-in_experiments = false
-"""
+KFOLD = tiny_experiment(
+    "tiny-kfold", n=50, experiment='protocol = "kfold"\nfolds = 3\nrepeats = 1\nbaseline = "none"\n' + BALANCE
+)
 
 
 @pytest.fixture

@@ -12,29 +12,12 @@ from typer.testing import CliRunner
 
 from medaug.adapters.generators.latent_diffusion.components import build_components, save_components
 from medaug.cli.app import app
+from tests.experiments import BALANCE, tiny_experiment
 
-EXPERIMENT = """
-name = "latent"
-[dataset]
-kind = "phantom"
-n = 40
-[experiment]
-arms = ["none", "latent-diffusion"]
-classifiers = ["cnn"]
-seeds = [0]
-val_fraction = 0.2
-policy = {{ kind = "balance-largest" }}
-[settings]
-image_size = 32
-[settings.trainers.cnn]
-epochs = 1
-[settings.generators.latent_diffusion]
-profile = "cpu-smoke"
-weights = "{weights}"
-strength = 0.6
-[settings.quality]
-in_experiments = false
-"""
+EXPERIMENT = tiny_experiment(
+    "latent", n=40, arms=["none", "latent-diffusion"], experiment="val_fraction = 0.2\n" + BALANCE,
+    tables='[settings.generators.latent_diffusion]\nprofile = "cpu-smoke"\nweights = "{weights}"\nstrength = 0.6\n',
+)
 
 
 def test_an_experiment_with_the_latent_diffusion_arm_runs_end_to_end(
@@ -46,7 +29,7 @@ def test_an_experiment_with_the_latent_diffusion_arm_runs_end_to_end(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MEDAUG_WORK_DIR", str(tmp_path / "work"))
     monkeypatch.setenv("MEDAUG_DEVICE", "cpu")
-    (tmp_path / "latent.toml").write_text(EXPERIMENT.format(weights=weights))
+    (tmp_path / "latent.toml").write_text(EXPERIMENT.replace("{weights}", str(weights)))
     result = CliRunner().invoke(app, ["--quiet", "experiment", "run", "latent.toml"])
     assert result.exit_code == 0, (result.output, result.exception)
     run = tmp_path / "work" / "runs" / "latent"

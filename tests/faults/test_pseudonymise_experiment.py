@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from benchmarks.kill_cases import pseudonymised_experiment
 from medaug.adapters.stores.local import LocalImageStore
 from medaug.cli.app import app
 from tests.faults.leaks import files_containing
@@ -20,26 +21,7 @@ def test_an_experiment_on_a_folder_set_with_pseudonymise_leaks_no_name(
     folder, csv, names = patient_folder(tmp_path / "data")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MEDAUG_WORK_DIR", str(tmp_path / "work"))
-    (tmp_path / "exp.toml").write_text(f"""
-name = "private"
-[dataset]
-kind = "folder"
-path = "{folder}"
-csv = "{csv}"
-split_column = "split"
-[experiment]
-arms = ["none", "classic"]
-classifiers = ["cnn"]
-seeds = [0]
-[settings]
-image_size = 64
-pseudonymise = true
-pseudonym_key = "{KEY}"
-[settings.trainers.cnn]
-epochs = 1
-[settings.quality]
-in_experiments = false
-""")
+    (tmp_path / "exp.toml").write_text(pseudonymised_experiment("private", folder, csv, KEY))
     result = CliRunner().invoke(app, ["experiment", "run", "exp.toml"])
     assert result.exit_code == 0, result.output
     work = tmp_path / "work"

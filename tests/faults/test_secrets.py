@@ -9,22 +9,14 @@ import pytest
 from typer.testing import CliRunner
 
 from medaug.cli.app import app
+from tests.experiments import experiment_head
 from tests.faults.leaks import files_containing
 
 KEY = "sk-LEAKCHECK0123456789abcdef"
 S3_SECRET = "S3SECRETLEAKCHECK987654321"
 PSEUDONYM_KEY = "pseudonymkeyLEAKCHECK0123"
 
-HEAD = """
-name = "secrets"
-[dataset]
-kind = "phantom"
-n = 40
-[experiment]
-arms = ["none", "classic"]
-classifiers = ["cnn"]
-seeds = [0]
-"""
+HEAD = experiment_head("secrets", n=40)
 TABLES = f"""
 [settings]
 image_size = 32

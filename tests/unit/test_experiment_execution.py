@@ -12,7 +12,7 @@ from medaug.application.ports import Resources, Task, TaskEvent, TaskHandler
 from medaug.application.services.cells import CellTask
 from medaug.domain import Split
 from tests.contracts.classifier_trainer import RecordingProgress
-from tests.fakes import GradeOracleTrainer, InMemoryImageStore, MemoryRuns, populate
+from tests.fakes import GradeOracleTrainer, InMemoryImageStore, MemoryRuns, populated
 from tests.unit.test_experiment_service import TRAIN, context, run, spec
 
 
@@ -30,9 +30,7 @@ class SpyExecutor(LocalExecutor):
 
 @pytest.fixture
 def store() -> InMemoryImageStore:
-    store = InMemoryImageStore()
-    populate(store, TRAIN)
-    return store
+    return populated(TRAIN)
 
 
 def test_cells_reach_the_executor_as_plain_descriptions_with_their_resources(store: InMemoryImageStore) -> None:

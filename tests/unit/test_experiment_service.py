@@ -7,8 +7,7 @@ import dataclasses
 import pytest
 
 from medaug.application.errors import ConfigError
-from medaug.application.services.experiment import run_experiment
-from medaug.application.services.experiment_job import DatasetStep, ExperimentJob
+from medaug.application.services.experiment_job import ExperimentJob
 from medaug.domain import DomainError, Origin, PlanPolicy, Split
 from medaug.domain.experiment import Arm, ExperimentSpec, Summary
 from tests.fakes import (
@@ -17,7 +16,9 @@ from tests.fakes import (
     InMemoryImageStore,
     MemoryRuns,
     SimpleEvaluator,
-    populate,
+    fake_job,
+    populated,
+    run_with,
 )
 
 TRAIN = {0: 30, 1: 5, 2: 30, 3: 15, 4: 10}
@@ -33,24 +34,15 @@ def spec(**changes: object) -> ExperimentSpec:
 
 
 def context(store, trainer, runs, generator=None) -> ExperimentJob:  # type: ignore[no-untyped-def]
-    generator = generator or EchoGenerator()
-    return ExperimentJob(
-        spec=spec(), dataset=DatasetStep(store=store, description="test"), image_size=lambda _: 4,
-        generators=lambda name, arm, scope=None: generator, trainers={"oracle": trainer}, evaluator=SimpleEvaluator(),
-        runs=runs, fingerprint="f1",
-    )
+    return fake_job(spec(), store, trainer, runs, generator=generator)
 
 
-def run(spec: ExperimentSpec, job: ExperimentJob, **kwargs: object):  # type: ignore[no-untyped-def]
-    """``job`` run with ``spec``."""
-    return run_experiment(dataclasses.replace(job, spec=spec), **kwargs)  # type: ignore[arg-type]
+run = run_with
 
 
 @pytest.fixture
 def store() -> InMemoryImageStore:
-    store = InMemoryImageStore()
-    populate(store, TRAIN)
-    return store
+    return populated(TRAIN)
 
 
 def test_runs_every_cell_and_compares_with_classic(store: InMemoryImageStore) -> None:

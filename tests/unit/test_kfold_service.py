@@ -3,12 +3,9 @@ resumable cells, pooled out-of-fold statistics, duplicates kept together, extern
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from medaug.adapters.evaluation.folds import StratifiedGroupFolds
-from medaug.application.services.experiment import run_experiment
 from medaug.application.services.experiment_job import DatasetStep, ExperimentJob
 from medaug.application.services.kfold import fold_groups, kfold_images
 from medaug.domain import Origin, PlanPolicy, Split
@@ -20,8 +17,10 @@ from tests.fakes import (
     GradeOracleTrainer,
     InMemoryImageStore,
     MemoryRuns,
-    SimpleEvaluator,
+    fake_job,
     populate,
+    populated,
+    run_with,
     tiny_png,
 )
 
@@ -38,25 +37,15 @@ def kfold_spec(**changes: object) -> ExperimentSpec:
 
 
 def context(store, trainer, runs, **changes) -> ExperimentJob:  # type: ignore[no-untyped-def]
-    generator = EchoGenerator()
-    job = ExperimentJob(
-        spec=kfold_spec(), dataset=DatasetStep(store=store, description="test"), image_size=lambda _: 4,
-        generators=lambda name, arm, scope=None: generator, trainers={"oracle": trainer}, evaluator=SimpleEvaluator(),
-        runs=runs, fingerprint="f1", folds=StratifiedGroupFolds(),
-    )
-    return dataclasses.replace(job, **changes)
+    return fake_job(kfold_spec(), store, trainer, runs, **{"folds": StratifiedGroupFolds(), **changes})
 
 
-def run(spec: ExperimentSpec, job: ExperimentJob):  # type: ignore[no-untyped-def]
-    """``job`` run with ``spec``."""
-    return run_experiment(dataclasses.replace(job, spec=spec))
+run = run_with
 
 
 @pytest.fixture
 def store() -> InMemoryImageStore:
-    store = InMemoryImageStore()
-    populate(store, TRAIN)
-    return store
+    return populated(TRAIN)
 
 
 def test_holdout_slugs_are_unchanged_and_fold_slugs_carry_fold_and_repeat() -> None:

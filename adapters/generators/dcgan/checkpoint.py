@@ -22,6 +22,7 @@ while saving leaves the previous checkpoint.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ FORMAT = 1
 TENSOR_FILES: tuple[str, ...] = ("sampler", "generator", "discriminator", "optimizer_g", "optimizer_d")
 
 
-class CheckpointMeta(BaseModel):
+class CheckpointMeta(checkpointing.StepMeta):
     """The ``config.json`` of a checkpoint: enough to rebuild the generator and judge it.
 
     Attributes:
@@ -56,12 +57,8 @@ class CheckpointMeta(BaseModel):
         diversity: the mode-collapse signal at this step.
     """
 
-    model_config = ConfigDict(frozen=True)
-
     format: int = FORMAT
-    step: int
     total_steps: int
-    seed: int
     recipe: DCGANRecipe
     parameters: dict[str, int] = {}
     diversity: DiversityReport | None = None
@@ -133,27 +130,18 @@ def load_checkpoint(path: Path) -> Saved:
     Raises:
         GeneratorError: a file is missing or corrupt.
     """
-    meta = read_meta(path)
-    with checkpointing.load_errors_as(f"{path}: corrupt dcgan checkpoint", "; retrain with --fresh"):
-        state = TrainingState.model_validate_json((path / "state.json").read_bytes())
-        tensors = checkpointing.load_tensor_files(path, TENSOR_FILES)
+    meta, state, tensors = checkpointing.load_training(
+        path, read_meta=read_meta, state=TrainingState, tensors=TENSOR_FILES, generator="dcgan"
+    )
     return Saved(meta=meta, state=state, tensors=tensors)
 
 
 SamplingModel = checkpointing.SamplingModel
 
 
-def load_sampling_model(path: Path, device: torch.device) -> SamplingModel:
-    """The sampling network of checkpoint ``path`` in eval mode on ``device``.
-
-    Raises:
-        GeneratorError: the checkpoint is missing or corrupt.
-    """
-    return checkpointing.load_sampling_model(
-        path,
-        device,
-        read_meta=read_meta,
-        weights="sampler.safetensors",
-        build=lambda meta: Generator(meta.recipe),
-        generator="dcgan",
-    )
+load_sampling_model = functools.partial(
+    checkpointing.load_sampling_model,
+    read_meta=read_meta, weights="sampler.safetensors", build=lambda meta: Generator(meta.recipe), generator="dcgan",
+)
+"""``load_sampling_model(path, device)``: the sampling generator (``sampler.safetensors``) of
+checkpoint ``path`` in eval mode on ``device`` (``GeneratorError`` when it is missing or corrupt)."""

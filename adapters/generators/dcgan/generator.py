@@ -6,21 +6,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from medaug.adapters.generators.dcgan.checkpoint import (
-    SamplingModel,
-    latest_checkpoint,
-    load_sampling_model,
-)
+from medaug.adapters.generators.dcgan.checkpoint import SamplingModel, load_sampling_model
 from medaug.adapters.generators.dcgan.config import DCGANConfig
 from medaug.adapters.generators.dcgan.model import sample_images, torch_threads
+from medaug.adapters.generators.sampling_support import CheckpointedGenerator
 from medaug.adapters.torch_support import resolve_device, tensor_to_png
-from medaug.application.errors import GeneratorError
 from medaug.application.ports import GenerationRequest, GenerationResult
 
 UPSCALE = "bicubic-antialiased"
 
 
-class DCGANGenerator:
+class DCGANGenerator(CheckpointedGenerator[DCGANConfig]):
     """Makes fundus images of a grade from noise with the store's trained class-conditional DCGAN.
 
     The newest checkpoint under ``checkpoint_dir`` is loaded on the first ``generate`` call.
@@ -36,26 +32,14 @@ class DCGANGenerator:
     """
 
     def __init__(self, config: DCGANConfig, checkpoint_dir: Path, *, device: str = "cpu") -> None:
-        self._root = Path(checkpoint_dir)
-        self._device = device
+        super().__init__(config, checkpoint_dir, device=device)
         self._threads = config.num_threads
-        self._batch_size = config.resolve().generate_batch_size
         self._model: SamplingModel | None = None
 
     @property
     def name(self) -> str:
         """``dcgan``."""
         return "dcgan"
-
-    @property
-    def needs_source(self) -> bool:
-        """False: samples come from noise, not from a real image."""
-        return False
-
-    @property
-    def batch_size(self) -> int:
-        """Latents per generator batch (``generate_batch_size``)."""
-        return self._batch_size
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """One PNG of ``request.size`` per request, in order.
@@ -84,12 +68,7 @@ class DCGANGenerator:
 
     def _load(self) -> SamplingModel:
         if self._model is None:
-            path = latest_checkpoint(self._root)
-            if path is None:
-                raise GeneratorError(
-                    f"no trained dcgan model in {self._root}; train one with "
-                    "`medaug generator train dcgan --store STORE`"
-                )
+            path = self._newest("trained dcgan model", "dcgan")
             self._model = load_sampling_model(path, resolve_device(self._device))
         return self._model
 

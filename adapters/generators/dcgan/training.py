@@ -26,7 +26,7 @@ from diffusers.training_utils import EMAModel
 from torchvision.transforms.v2 import functional as TF
 
 from medaug.adapters.files import write_atomic
-from medaug.adapters.generators.checkpointing import checkpoint_name, require_training_images, resume_point
+from medaug.adapters.generators.checkpointing import checkpoint_name
 from medaug.adapters.generators.dcgan.checkpoint import (
     CheckpointMeta,
     Saved,
@@ -62,7 +62,7 @@ from medaug.adapters.generators.training_support import (
     smoothed,
     training_tensors,
 )
-from medaug.adapters.torch_support import resolve_device, tensor_to_png
+from medaug.adapters.torch_support import tensor_to_png
 from medaug.application.ports import GeneratorTrainingResult, LabelledImage, ProgressSink
 from medaug.domain.grades import ALL_GRADES
 from medaug.domain.plan import derive_seed
@@ -108,12 +108,11 @@ class DCGANTrainer(CheckpointedTrainer[DCGANRecipe]):
             ConfigError: no images, an unusable device, or a checkpoint of another architecture.
             InputError: an image cannot be decoded.
         """
-        require_training_images(images, "dcgan")
-        device = resolve_device(self._device)
+        device, start = self._begin(images, resume=resume, read_meta=read_meta)
         total = self._recipe.total_steps(len(images))
-        start = resume_point(self._root, self._recipe, resume=resume, read_meta=read_meta)
         if start.checkpoint and start.meta and start.finished(total):
-            return self._finished(start.checkpoint, start.meta)
+            meta = start.meta
+            return self._already_trained(start.checkpoint, meta.step, None, _diversity_metrics(meta.diversity))
         data, labels = training_tensors(images, self._recipe.resolution)
         if not resume:
             clear_checkpoints(self._root)
@@ -122,13 +121,6 @@ class DCGANTrainer(CheckpointedTrainer[DCGANRecipe]):
             if start.checkpoint:
                 run.restore(load_checkpoint(start.checkpoint))
             return run.train(progress, self._profile)
-
-    def _finished(self, path: Path, meta: CheckpointMeta) -> GeneratorTrainingResult:
-        _log.info("dcgan_already_trained", checkpoint=str(path), steps=meta.step)
-        return GeneratorTrainingResult(
-            generator=self.name, checkpoint=str(path), steps=meta.step, seconds=0.0, final_loss=None,
-            metrics={"already_trained": True, **_diversity_metrics(meta.diversity)},
-        )
 
 
 class _Run:

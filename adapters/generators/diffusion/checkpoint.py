@@ -14,6 +14,7 @@ Each checkpoint is written into a hidden temporary folder and renamed into place
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +34,10 @@ from medaug.adapters.generators.diffusion.model import unet_from_config
 FORMAT = 1
 
 
-class CheckpointMeta(BaseModel):
+class CheckpointMeta(checkpointing.StepMeta):
     """The ``config.json`` of a checkpoint: enough to rebuild the model and sample from it."""
 
-    model_config = ConfigDict(frozen=True)
-
     format: int = FORMAT
-    step: int
-    seed: int
     recipe: DiffusionRecipe
     unet: dict[str, Any]
     schedule: dict[str, Any]
@@ -109,8 +106,7 @@ def read_state(path: Path) -> TrainingState:
     Raises:
         GeneratorError: the file is missing or corrupt.
     """
-    with checkpointing.load_errors_as(f"{path / 'state.json'}: corrupt diffusion checkpoint"):
-        return TrainingState.model_validate_json((path / "state.json").read_bytes())
+    return checkpointing.read_document(path, TrainingState, generator="diffusion")
 
 
 def load_checkpoint(path: Path) -> Saved:
@@ -119,26 +115,18 @@ def load_checkpoint(path: Path) -> Saved:
     Raises:
         GeneratorError: a file is missing or corrupt.
     """
-    meta, state = read_meta(path), read_state(path)
-    with checkpointing.load_errors_as(f"{path}: corrupt diffusion checkpoint", "; retrain with --fresh"):
-        tensors = checkpointing.load_tensor_files(path, ("model", "ema", "optimizer"))
+    meta, state, tensors = checkpointing.load_training(
+        path, read_meta=read_meta, state=TrainingState, tensors=("model", "ema", "optimizer"), generator="diffusion"
+    )
     return Saved(meta=meta, state=state, **tensors)
 
 
 SamplingModel = checkpointing.SamplingModel
 
 
-def load_sampling_model(path: Path, device: torch.device) -> SamplingModel:
-    """The sampling network of checkpoint ``path`` in eval mode on ``device``.
-
-    Raises:
-        GeneratorError: the checkpoint is missing or corrupt.
-    """
-    return checkpointing.load_sampling_model(
-        path,
-        device,
-        read_meta=read_meta,
-        weights="ema.safetensors",
-        build=lambda meta: unet_from_config(meta.unet),
-        generator="diffusion",
-    )
+load_sampling_model = functools.partial(
+    checkpointing.load_sampling_model,
+    read_meta=read_meta, weights="ema.safetensors", build=lambda meta: unet_from_config(meta.unet), generator="diffusion",
+)
+"""``load_sampling_model(path, device)``: the EMA UNet of checkpoint ``path`` in eval mode on
+``device`` (``GeneratorError`` when the checkpoint is missing or corrupt)."""

@@ -8,16 +8,16 @@ from typing import Any
 
 import torch
 
-from medaug.adapters.generators.diffusion.checkpoint import SamplingModel, latest_checkpoint, load_sampling_model
+from medaug.adapters.generators.diffusion.checkpoint import SamplingModel, load_sampling_model
 from medaug.adapters.generators.diffusion.config import SAMPLING_FIELDS, DiffusionConfig, DiffusionRecipe, recipe_from
 from medaug.adapters.generators.diffusion.distributed import process_device, shard, world_size
 from medaug.adapters.generators.diffusion.sampling import keep_source_detail, sample, uses_bf16, vary
+from medaug.adapters.generators.sampling_support import CheckpointedGenerator, source_tensor
 from medaug.adapters.torch_support import png_to_tensor, resolve_device, tensor_to_png
-from medaug.application.errors import GeneratorError, InputError
 from medaug.application.ports import GenerationRequest, GenerationResult
 
 
-class DiffusionGenerator:
+class DiffusionGenerator(CheckpointedGenerator[DiffusionConfig]):
     """Makes fundus images with the store's own trained diffusion model.
 
     The newest checkpoint under ``checkpoint_dir`` is loaded on the first ``generate`` call.
@@ -32,10 +32,7 @@ class DiffusionGenerator:
     """
 
     def __init__(self, config: DiffusionConfig, checkpoint_dir: Path, *, device: str = "cpu") -> None:
-        self._config = config
-        self._root = Path(checkpoint_dir)
-        self._device = device
-        self._batch_size = config.resolve().generate_batch_size
+        super().__init__(config, checkpoint_dir, device=device)
         self._model: SamplingModel | None = None
         self._recipe: DiffusionRecipe | None = None
 
@@ -43,16 +40,6 @@ class DiffusionGenerator:
     def name(self) -> str:
         """``diffusion``."""
         return "diffusion"
-
-    @property
-    def needs_source(self) -> bool:
-        """True in ``variation`` mode: each request carries the real image to vary."""
-        return self._config.mode == "variation"
-
-    @property
-    def batch_size(self) -> int:
-        """Images per UNet batch (``generate_batch_size``)."""
-        return self._batch_size
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """One PNG of ``request.size`` per request, in order.
@@ -70,12 +57,7 @@ class DiffusionGenerator:
 
     def _load(self) -> tuple[SamplingModel, DiffusionRecipe]:
         if self._model is None or self._recipe is None:
-            path = latest_checkpoint(self._root)
-            if path is None:
-                raise GeneratorError(
-                    f"no trained diffusion model in {self._root}; train one with "
-                    "`medaug generator train diffusion --store STORE`"
-                )
+            path = self._newest("trained diffusion model", "diffusion")
             device = process_device() if world_size() > 1 else resolve_device(self._device)
             self._model = load_sampling_model(path, device)
             overrides = self._config.overrides(SAMPLING_FIELDS)
@@ -95,7 +77,7 @@ class DiffusionGenerator:
         schedule = model.meta.schedule
         if self.needs_source:
             strength = self._config.strength
-            sources = torch.stack([_source(r, model.network.config.sample_size) for r in requests])
+            sources = torch.stack([source_tensor(r, model.network.config.sample_size, "diffusion") for r in requests])
             output = vary(model.network, schedule, sources, labels, seeds, strength=strength, **options)
             images = output.images
             if self._config.source_detail_sigma is not None and output.timesteps:
@@ -141,11 +123,3 @@ class DiffusionGenerator:
             specific["source"] = request.source_id
         return common | specific
 
-
-def _source(request: GenerationRequest, resolution: int) -> torch.Tensor:
-    if request.source is None:
-        raise GeneratorError(f"request {request.image_id}: diffusion variation mode needs a source image")
-    try:
-        return png_to_tensor(request.source, size=resolution)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"source image {request.source_id} of {request.image_id}: cannot decode ({exc})") from None

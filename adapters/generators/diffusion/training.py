@@ -28,7 +28,7 @@ from diffusers.training_utils import EMAModel, compute_snr
 from torchvision.transforms.v2 import functional as TF
 
 from medaug.adapters.files import write_atomic
-from medaug.adapters.generators.checkpointing import checkpoint_name, require_training_images, resume_point
+from medaug.adapters.generators.checkpointing import checkpoint_name
 from medaug.adapters.generators.diffusion.checkpoint import (
     CheckpointMeta,
     Saved,
@@ -54,12 +54,13 @@ from medaug.adapters.generators.diffusion.model import (
 from medaug.adapters.generators.diffusion.sampling import sample
 from medaug.adapters.generators.training_support import (
     CheckpointedTrainer,
+    clipped_step,
     contact_grid,
     epoch_indices,
     smoothed,
     training_tensors,
 )
-from medaug.adapters.torch_support import resolve_device, tensor_to_png
+from medaug.adapters.torch_support import tensor_to_png
 from medaug.application.errors import ConfigError
 from medaug.application.ports import (
     GeneratorTrainingResult,
@@ -72,7 +73,6 @@ from medaug.domain.plan import derive_seed
 
 _log = structlog.get_logger(__name__)
 
-GRAD_CLIP = 1.0
 
 
 def diffusion_loss(
@@ -134,11 +134,9 @@ class DiffusionTrainer(CheckpointedTrainer[DiffusionRecipe]):
             ConfigError: no images, an unusable device, or a checkpoint of another architecture.
             InputError: an image cannot be decoded.
         """
-        require_training_images(images, "diffusion")
-        device = resolve_device(self._device)
-        start = resume_point(self._root, self._recipe, resume=resume, read_meta=read_meta)
+        device, start = self._begin(images, resume=resume, read_meta=read_meta)
         if start.checkpoint and start.meta and start.finished(self._recipe.train_steps):
-            return self._finished(start.checkpoint, start.meta)
+            return self._already_trained(start.checkpoint, start.meta.step, read_state(start.checkpoint).loss)
         data, labels = training_tensors(images, self._recipe.resolution)
         run = _Run(self._recipe, self._root, self._seed, device, data, labels)
         if not resume:
@@ -146,14 +144,6 @@ class DiffusionTrainer(CheckpointedTrainer[DiffusionRecipe]):
         if start.checkpoint:
             run.restore(load_checkpoint(start.checkpoint))
         return run.train(progress, self._profile)
-
-    def _finished(self, path: Path, meta: CheckpointMeta) -> GeneratorTrainingResult:
-        state = read_state(path)
-        _log.info("diffusion_already_trained", checkpoint=str(path), steps=meta.step)
-        return GeneratorTrainingResult(
-            generator=self.name, checkpoint=str(path), steps=meta.step, seconds=0.0, final_loss=state.loss,
-            metrics={"already_trained": True},
-        )
 
 
 class _Run:
@@ -251,10 +241,7 @@ class _Run:
                 loss = diffusion_loss(self.model, self.scheduler, clean, noise, timesteps, labels, coordinates,
                                       snr_gamma=self.recipe.snr_gamma)
                 self.accelerator.backward(loss)
-                if self.accelerator.sync_gradients:
-                    self.accelerator.clip_grad_norm_(self.model.parameters(), GRAD_CLIP)
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
+                clipped_step(self.accelerator, self.model, self.optimizer)
             losses.append(loss.detach())
         self.lr_schedule.step()
         self.ema.step(self.unet.parameters())

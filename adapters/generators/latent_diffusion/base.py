@@ -10,9 +10,9 @@ from typing import Any
 
 import torch
 from PIL import Image
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
-from medaug.adapters.generators.checkpointing import read_config
+from medaug.adapters.generators.checkpointing import StepMeta, read_config, read_document
 from medaug.adapters.generators.latent_diffusion.components import Components, LayoutError, load_components
 from medaug.adapters.generators.latent_diffusion.config import LatentDiffusionRecipe
 from medaug.adapters.weights import tensors_sha256
@@ -23,14 +23,10 @@ FORMAT = 1
 GENERATOR = "latent-diffusion"
 
 
-class LoraMeta(BaseModel):
+class LoraMeta(StepMeta):
     """A LoRA checkpoint's ``config.json``: what it adapts and how it was trained."""
 
-    model_config = ConfigDict(frozen=True)
-
     format: int = FORMAT
-    step: int
-    seed: int
     recipe: LatentDiffusionRecipe
     base_source: str
     base_sha256: str
@@ -57,8 +53,12 @@ def read_meta(path: Path) -> LoraMeta:
 
 
 def read_state(path: Path) -> LoraState:
-    """The ``state.json`` of LoRA checkpoint ``path``."""
-    return LoraState.model_validate_json((path / "state.json").read_bytes())
+    """The ``state.json`` of LoRA checkpoint ``path``.
+
+    Raises:
+        GeneratorError: the file is missing or corrupt.
+    """
+    return read_document(path, LoraState, generator=GENERATOR)
 
 
 def load_base(source: str, local: bool, dtype: torch.dtype = torch.float32) -> tuple[Components, str]:

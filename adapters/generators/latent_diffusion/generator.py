@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from medaug.adapters.generators.checkpointing import latest_checkpoint, load_errors_as, load_tensor_files
+from medaug.adapters.generators.checkpointing import load_errors_as, load_tensor_files
 from medaug.adapters.generators.latent_diffusion.base import (
     GENERATOR,
     check_base,
@@ -27,13 +27,14 @@ from medaug.adapters.generators.latent_diffusion.config import (
     recipe_from,
 )
 from medaug.adapters.generators.latent_diffusion.objective import pipeline, run_pipeline
-from medaug.adapters.torch_support import png_to_tensor, resolve_device, tensor_to_png
+from medaug.adapters.generators.sampling_support import CheckpointedGenerator, source_tensor
+from medaug.adapters.torch_support import resolve_device, tensor_to_png
 from medaug.adapters.weights import tensors_sha256
-from medaug.application.errors import ConfigError, GeneratorError, InputError
+from medaug.application.errors import ConfigError
 from medaug.application.ports import GenerationRequest, GenerationResult
 
 
-class LatentDiffusionGenerator:
+class LatentDiffusionGenerator(CheckpointedGenerator[LatentDiffusionConfig]):
     """Makes fundus images with a pretrained Stable Diffusion and the store's per-grade LoRA.
 
     The base model (``config.weights`` or, when allowed, ``config.hub_id``) and the newest LoRA
@@ -48,26 +49,13 @@ class LatentDiffusionGenerator:
     """
 
     def __init__(self, config: LatentDiffusionConfig, checkpoint_dir: Path, *, device: str = "cpu") -> None:
-        self._config = config
-        self._root = Path(checkpoint_dir)
-        self._device = device
-        self._batch_size = config.resolve().generate_batch_size
+        super().__init__(config, checkpoint_dir, device=device)
         self._loaded: tuple[Any, LatentDiffusionRecipe, dict[str, Any]] | None = None
 
     @property
     def name(self) -> str:
         """``latent-diffusion``."""
         return GENERATOR
-
-    @property
-    def needs_source(self) -> bool:
-        """True in ``variation`` mode: each request carries the real image to vary."""
-        return self._config.mode == "variation"
-
-    @property
-    def batch_size(self) -> int:
-        """Images per pipeline call (``generate_batch_size``)."""
-        return self._batch_size
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """One PNG of ``request.size`` per request, in order.
@@ -102,17 +90,12 @@ class LatentDiffusionGenerator:
         options = dict(resolution=recipe.resolution, steps=recipe.sample_steps, guidance_scale=recipe.guidance_scale)
         if not self.needs_source:
             return run_pipeline(made, prompts, seeds, **options)
-        sources = torch.stack([_source(r, recipe.resolution) for r in requests])
+        sources = torch.stack([source_tensor(r, recipe.resolution, GENERATOR) for r in requests])
         return run_pipeline(made, prompts, seeds, sources=sources, strength=self._config.strength, **options)
 
     def _load(self) -> tuple[Any, LatentDiffusionRecipe, dict[str, Any]]:
         if self._loaded is None:
-            checkpoint = latest_checkpoint(self._root)
-            if checkpoint is None:
-                raise GeneratorError(
-                    f"no LoRA of the latent-diffusion generator in {self._root}; train one with "
-                    "`medaug generator train latent-diffusion --store STORE`"
-                )
+            checkpoint = self._newest("LoRA of the latent-diffusion generator", GENERATOR)
             meta = read_meta(checkpoint)
             recipe = recipe_from(
                 {**meta.recipe.model_dump(), **self._config.overrides(SAMPLING_FIELDS)}, where=str(checkpoint)
@@ -163,11 +146,3 @@ class LatentDiffusionGenerator:
             parameters |= {"strength": self._config.strength, "source": request.source_id}
         return parameters
 
-
-def _source(request: GenerationRequest, resolution: int) -> torch.Tensor:
-    if request.source is None:
-        raise GeneratorError(f"request {request.image_id}: latent-diffusion variation mode needs a source image")
-    try:
-        return png_to_tensor(request.source, size=resolution)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"source image {request.source_id} of {request.image_id}: cannot decode ({exc})") from None

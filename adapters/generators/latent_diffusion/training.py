@@ -32,8 +32,6 @@ from medaug.adapters.generators.checkpointing import (
     latest_checkpoint,
     load_errors_as,
     load_tensor_files,
-    require_training_images,
-    resume_point,
     unflatten_optimizer,
     write_checkpoint,
 )
@@ -66,15 +64,19 @@ from medaug.adapters.generators.latent_diffusion.objective import (
     run_pipeline,
     training_scheduler,
 )
-from medaug.adapters.generators.training_support import CheckpointedTrainer, epoch_indices, smoothed, training_tensors
-from medaug.adapters.torch_support import resolve_device
+from medaug.adapters.generators.training_support import (
+    CheckpointedTrainer,
+    clipped_step,
+    epoch_indices,
+    smoothed,
+    training_tensors,
+)
 from medaug.application.errors import ConfigError
 from medaug.application.ports import GeneratorTrainingResult, LabelledImage, NullProgress, ProgressSink
 from medaug.domain.plan import derive_seed
 
 _log = structlog.get_logger(__name__)
 
-GRAD_CLIP = 1.0
 CLASS_TEXT = 5
 """Index of the class prompt's embedding (after the five grades')."""
 
@@ -106,15 +108,13 @@ class LatentDiffusionTrainer(CheckpointedTrainer[LatentDiffusionRecipe]):
                 Stable Diffusion folder, a checkpoint of another base model or rank, CUDA memory.
             InputError: an image cannot be decoded.
         """
-        require_training_images(images, GENERATOR)
+        device, start = self._begin(images, resume=resume, read_meta=read_meta)
         check_image_sizes(images, self._recipe.resolution, self._profile)
-        device = resolve_device(self._device)
-        start = resume_point(self._root, self._recipe, resume=resume, read_meta=read_meta)
         components, digest = load_base(*self._weights)
         if start.checkpoint and start.meta:
             check_base(start.meta, digest, self._weights[0], start.checkpoint)
             if start.finished(self._recipe.train_steps):
-                return self._finished(start.checkpoint, start.meta)
+                return self._already_trained(start.checkpoint, start.meta.step, read_state(start.checkpoint).loss)
         data, labels = training_tensors(images, self._recipe.resolution)
         seed = self._seed
         if start.meta is not None and start.meta.seed != seed:
@@ -131,14 +131,6 @@ class LatentDiffusionTrainer(CheckpointedTrainer[LatentDiffusionRecipe]):
             return run.train(progress, self._profile)
         except torch.cuda.OutOfMemoryError:
             raise out_of_memory("training LoRA", "batch_size", self._recipe.batch_size, self._recipe.resolution) from None
-
-    def _finished(self, path: Path, meta: LoraMeta) -> GeneratorTrainingResult:
-        state = read_state(path)
-        _log.info("latent_diffusion_already_trained", checkpoint=str(path), steps=meta.step)
-        return GeneratorTrainingResult(
-            generator=self.name, checkpoint=str(path), steps=meta.step, seconds=0.0, final_loss=state.loss,
-            metrics={"already_trained": True},
-        )
 
 
 class _Run:
@@ -270,10 +262,7 @@ class _Run:
                 if self.tokens is not None and self.world > 1 and self.tokens.learned.grad is not None:
                     # the token embeddings live outside the DDP-wrapped UNet: average their gradients here
                     self.tokens.learned.grad = self.accelerator.reduce(self.tokens.learned.grad, reduction="mean")
-                if self.accelerator.sync_gradients:
-                    self.accelerator.clip_grad_norm_(self.model.parameters(), GRAD_CLIP)
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
+                clipped_step(self.accelerator, self.model, self.optimizer)
             losses.append(loss.detach())
         self.lr_schedule.step()
         return self.accelerator.reduce(torch.stack(losses).mean(), reduction="mean").item()
