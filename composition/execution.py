@@ -17,7 +17,7 @@ from medaug.application.services.cells import CellAdapters, CellTask, run_cell_t
 from medaug.application.services.experiment_graph import ScopeTask, run_scope_task
 from medaug.application.services.experiment_job import DatasetStep, ExperimentJob
 from medaug.composition import factories
-from medaug.composition.settings import Settings
+from medaug.composition.settings import Settings, device_of
 
 EXECUTORS = ("local", "ray")
 TIMELINE = "tasks.json"
@@ -55,10 +55,15 @@ def cell_resources(settings: Settings) -> Resources:
 
 def generator_resources(settings: Settings) -> Resources:
     """What each generator training (and augmentation) task asks for: ``executor.num_gpus``
-    (at least one GPU) when ``device = "cuda"``, else CPU only."""
+    (at least one GPU) when the generators run on CUDA, else CPU only.
+
+    ``device = "cuda"`` asks for a GPU as it is (the driver itself may have none: the cluster's
+    GPU nodes do); ``auto`` is resolved here, on the driver, once per process (``device_of``):
+    a GPU where the driver sees one.
+    """
     config = settings.executor
-    gpus = max(config.num_gpus, 1.0) if settings.device == "cuda" else 0.0
-    return Resources(num_cpus=config.num_cpus, num_gpus=gpus)
+    on_cuda = settings.device == "cuda" or (settings.device == "auto" and device_of(settings) == "cuda")
+    return Resources(num_cpus=config.num_cpus, num_gpus=max(config.num_gpus, 1.0) if on_cuda else 0.0)
 
 
 def check_reachable(settings: Settings, store: str, run_folder: Path) -> None:
