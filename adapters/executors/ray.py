@@ -170,9 +170,9 @@ class RayExecutor:
             import ray
         except ImportError:
             raise ConfigError('executor.kind = "ray" needs Ray: pip install -e ".[ray]"') from None
+        self._check_answers()  # also when Ray already runs here: the address asked for must answer
         if ray.is_initialized():
             return ray
-        self._check_answers()
         options: dict[str, Any] = {"address": self._address}
         if self._address is None:  # a private runtime; its workers' output stays in Ray's logs
             options = {
