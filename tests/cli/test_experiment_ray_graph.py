@@ -57,8 +57,19 @@ def ray_3_cpus() -> Iterator[object]:
 
 
 def _digests(work: Path) -> dict[str, str]:
-    """sha256 of every PNG under ``work`` (store images, contact sheets), by relative path."""
-    return {str(p.relative_to(work)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(work.rglob("*.png"))}
+    """sha256 of every image the run made or stored under ``work`` (store images, generators'
+    contact sheets; not the report's), by path relative to ``work``. A generator's folder is named
+    by the store's random identity (``diffusion-<identity>-f0r0``): that part is left out."""
+    digests = {}
+    for path in sorted(work.rglob("*.png")):
+        parts = list(path.relative_to(work).parts)
+        if parts[0] == "runs":
+            continue
+        if parts[0] == "generators":
+            name = parts[1].split("-")
+            parts[1] = f"{name[0]}-{name[-1]}"
+        digests["/".join(parts)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digests
 
 
 def _cells(run: Path) -> dict[str, object]:
@@ -75,7 +86,7 @@ def _local_and_ray(folder: Path, monkeypatch: pytest.MonkeyPatch, *, n: int, arm
         result = invoke("experiment", "run", "graph.toml", "--executor", executor)
         assert result.exit_code == 0, result.output
     local, ray = folder / "local", folder / "ray"
-    synthetic = [path for path in _digests(local) if "diffusion" in path and "/generators/" not in f"/{path}"]
+    synthetic = [path for path in _digests(local) if "diffusion" in path and not path.startswith("generators/")]
     assert len(synthetic) >= 3, sorted(_digests(local))  # each fold's arm made images
     assert _digests(ray) == _digests(local)  # every synthetic image and contact sheet, byte for byte
     cells = _cells(local / "runs" / "graph")
