@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import random
+from collections.abc import Iterator
 from importlib import metadata
 
 import numpy as np
@@ -21,6 +23,22 @@ def resolve_device(preference: str) -> torch.device:
     if preference == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device = 'cuda' but no CUDA GPU is available; use 'auto' or 'cpu'")
     return torch.device(preference)
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with ``count`` torch CPU (intra-op) threads, restoring the previous count after.
+
+    Float sums split over a different number of threads differ in their last digits, so a result
+    is reproducible only at the same count (a Ray worker starts with 1, a local process with one
+    per core).
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -29,7 +29,10 @@ def run(
     run_dir: Path = typer.Option(None, "--run-dir", help="Run folder (default: <work_dir>/runs/<name>)."),
     fresh: bool = typer.Option(False, "--fresh", help="Discard earlier results in the run folder first."),
     executor: str = typer.Option(
-        None, "--executor", help="Where cells run: local (this process) or ray (settings [executor])."
+        None, "--executor",
+        # "\\[" : Typer renders help through Rich, whose markup would swallow a bare [executor].
+        help="Where the experiment's tasks (generator trainings, augmentations, cells) run: local (this "
+        "process) or ray (a Ray cluster, configured by the settings table \\[executor]).",
     ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Check the file and every data set, say what would run; train nothing."

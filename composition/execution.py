@@ -7,6 +7,7 @@ application code the local executor runs in process.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from medaug.application.services.cells import CellAdapters, CellTask, run_cell_t
 from medaug.application.services.experiment_graph import ScopeTask, run_scope_task
 from medaug.application.services.experiment_job import DatasetStep, ExperimentJob
 from medaug.composition import factories
-from medaug.composition.settings import Settings
+from medaug.composition.settings import Settings, device_of
 
 EXECUTORS = ("local", "ray")
 TIMELINE = "tasks.json"
@@ -35,7 +36,7 @@ def build_executor(settings: Settings, run_folder: Path | None = None) -> Execut
     if config.kind == "local":
         from medaug.adapters.executors.local import LocalExecutor
 
-        return LocalExecutor(timeline=timeline)
+        return LocalExecutor(timeline=timeline, around=task_threads)
     from medaug.adapters.executors.ray import RayExecutor
 
     return RayExecutor(
@@ -45,7 +46,37 @@ def build_executor(settings: Settings, run_folder: Path | None = None) -> Execut
         max_retries=config.max_retries,
         object_store_mb=config.object_store_mb,
         timeline=timeline,
+        around=task_threads,
     )
+
+
+def task_threads(task: Task) -> contextlib.AbstractContextManager[None]:
+    """What each task runs inside, on either executor: a generator training or augmentation task
+    computes with as many torch threads as CPUs it declares (``executor.num_cpus``, at least 1).
+
+    A Ray worker starts torch with one thread per CPU its task declares, a local process with one
+    per core: the float sums of training and sampling then differ in their last digits and so do
+    the images. Pinned, local and Ray make the same images. A generator's own thread setting
+    (``generators.dcgan.num_threads``) still applies within its task. Cells keep their trainers'
+    ``num_threads`` (None: the process's default; set it for the same metrics on both).
+    """
+    if not isinstance(task.payload, ScopeTask):
+        return contextlib.nullcontext()
+    from medaug.adapters.torch_support import torch_threads  # torch loads only where a generator task runs
+
+    return torch_threads(max(1, int(task.resources.num_cpus)))
+
+
+def generator_resources(settings: Settings) -> Resources:
+    """What each generator training (and augmentation) task asks for: ``executor.num_gpus``
+    (at least one GPU) when the generators run on CUDA, else CPU only.
+
+    ``device = "cuda"`` asks for a GPU as it is (the driver itself may have none: the cluster's
+    GPU nodes do); ``auto`` is resolved here, on the driver, once per process (``device_of``):
+    a GPU where the driver sees one.
+    """
+    on_cuda = settings.device == "cuda" or (settings.device == "auto" and device_of(settings) == "cuda")
+    return settings.executor.generator_resources("cuda" if on_cuda else "cpu")
 
 
 def check_reachable(settings: Settings, store: str, run_folder: Path) -> None:

@@ -89,7 +89,7 @@ def experiment_job(
         external={entry.name: dataset_step(entry, settings, use_env=False) for entry in config.dataset.external},
         executor=execution.build_executor(settings, local_run),
         cell_resources=settings.executor.cell_resources(),
-        generator_resources=settings.executor.generator_resources(settings.device),
+        generator_resources=execution.generator_resources(settings),
         tracker=execution.build_tracker(settings, config.name),
         **synthetic_parts(settings, store),
     )

@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from medaug.adapters.executors.local import Around, untouched
 from medaug.adapters.executors.timeline import Timeline, here, now
 from medaug.application.errors import ConfigError, ExecutionError
 from medaug.application.ports import Task, TaskEvent, TaskHandler, check_tasks
@@ -24,14 +25,16 @@ _log = structlog.get_logger(__name__)
 MIB = 1024 * 1024
 
 
-def _call(worker: TaskHandler, task: Task, *dependencies: Any) -> tuple[str, float, float, str]:
-    """The Ray task body: ``dependencies`` are the results of tasks that had to finish first.
+def _call(worker: TaskHandler, around: Around, task: Task, *dependencies: Any) -> tuple[str, float, float, str]:
+    """The Ray task body: ``worker(task)`` inside ``around(task)``; ``dependencies`` are the
+    results of tasks that had to finish first.
 
     Returns:
         The task's id, when it started and ended (wall clock, this attempt) and where it ran.
     """
     started = now()
-    worker(task)
+    with around(task):
+        worker(task)
     return task.id, started, now(), here()
 
 
@@ -48,6 +51,8 @@ class RayExecutor:
         object_store_mb: object store of the private runtime (None: Ray's default).
         timeline: where each task's start and end are recorded (``tasks.json``); None: logged only.
         connect_timeout: seconds to wait for a cluster ``address`` to answer before refusing.
+        around: each task runs inside ``around(task)`` on its worker (picklable, like ``worker``;
+            the same the ``local`` executor applies, so both compute alike); None: nothing.
     """
 
     def __init__(
@@ -60,8 +65,10 @@ class RayExecutor:
         object_store_mb: int | None = None,
         timeline: Path | None = None,
         connect_timeout: float = 10.0,
+        around: Around | None = None,
     ) -> None:
         self._worker = worker
+        self._around = around or untouched
         self._address = address
         self._local_cpus = local_cpus
         self._max_retries = max_retries
@@ -85,7 +92,7 @@ class RayExecutor:
                 max_retries=self._max_retries,
                 retry_exceptions=False,
                 name=task.id,
-            ).remote(self._worker, task, *(refs[dep] for dep in task.depends_on))
+            ).remote(self._worker, self._around, task, *(refs[dep] for dep in task.depends_on))
         timeline = Timeline(self._timeline, "ray")
 
         def record(event: TaskEvent) -> None:
@@ -163,9 +170,9 @@ class RayExecutor:
             import ray
         except ImportError:
             raise ConfigError('executor.kind = "ray" needs Ray: pip install -e ".[ray]"') from None
+        self._check_answers()  # also when Ray already runs here: the address asked for must answer
         if ray.is_initialized():
             return ray
-        self._check_answers()
         options: dict[str, Any] = {"address": self._address}
         if self._address is None:  # a private runtime; its workers' output stays in Ray's logs
             options = {

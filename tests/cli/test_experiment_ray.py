@@ -7,12 +7,13 @@ import contextlib
 import dataclasses
 import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
 
 from medaug.application.ports import NullProgress, Task
-from medaug.application.services.cells import CellAdapters, CellTask, run_cell_task
+from medaug.application.services.cells import CELL_TASK_PREFIX, CellAdapters, CellTask, run_cell_task
 from medaug.application.services.experiment import run_experiment_job
 from medaug.composition import execution, factories, jobs
 from medaug.adapters.experiment_file import load_experiment_config
@@ -127,3 +128,79 @@ def test_an_unknown_executor_is_one_line_before_any_work(workspace: Path) -> Non
     result = invoke("experiment", "run", "tiny.toml", "--executor", "dask")
     assert result.exit_code != 0 and "--executor 'dask': choose one of local, ray" in result.output
     assert not (workspace / "work").exists()
+
+
+def test_a_ray_address_where_nothing_answers_is_one_line_before_any_task(
+    workspace: Path, ray_runtime, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    # Even with Ray already running in this process, the address asked for is checked.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # free once closed: nothing listens there
+    monkeypatch.setenv("MEDAUG_EXECUTOR__ADDRESS", f"ray://127.0.0.1:{port}")
+    monkeypatch.setenv("MEDAUG_EXECUTOR__SHARED_FILESYSTEM", "true")
+    result = invoke("experiment", "run", "tiny.toml", "--executor", "ray")
+    assert result.exit_code != 0
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"nothing answers at 127.0.0.1:{port}" in errors[0], result.output
+    _nothing_ran(workspace / "work")
+
+
+def test_a_task_asking_for_a_gpu_on_a_cluster_with_none_is_one_line_before_any_task(
+    workspace: Path, ray_runtime, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    monkeypatch.setenv("MEDAUG_EXECUTOR__NUM_GPUS", "1")
+    result = invoke("experiment", "run", "tiny.toml", "--executor", "ray")
+    assert result.exit_code != 0
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    refused = "asks for 1 GPU(s) but the Ray cluster at this machine has 0"
+    assert len(errors) == 1 and refused in errors[0], result.output
+    _nothing_ran(workspace / "work")
+
+
+def _nothing_ran(work: Path) -> None:
+    run = work / "runs" / "tiny"
+    assert not (run / "tasks.json").exists() and not (run / "cells").exists()
+    assert not [p for p in work.rglob("*.png") if "classic" in p.name]  # the augmentation task never ran
+
+
+def die_in_one_cell(doomed: str, settings_data: dict, task: Task) -> None:
+    """The real worker, except that task ``doomed`` kills its worker process on every attempt."""
+    if task.id == doomed:
+        os._exit(1)
+    execution.run_task(settings_data, task)
+
+
+def test_a_ray_rerun_after_a_task_killed_its_workers_runs_only_what_has_no_result(  # type: ignore[no-untyped-def]
+    workspace: Path, ray_runtime  # noqa: F811
+) -> None:
+    import functools
+
+    from medaug.adapters.executors.ray import RayExecutor
+    from medaug.application.errors import ExecutionError
+
+    config = load_experiment_config(workspace / "tiny.toml")
+    settings = Settings(work_dir=workspace / "work", trainers={"cnn": {"num_threads": 1}})
+    run = workspace / "rerun"
+    job = jobs.experiment_job(config, settings, run_dir=run, executor="ray")
+    doomed = f"{CELL_TASK_PREFIX}classic__cnn__s1"  # after the augmentation it depends on
+    worker = functools.partial(die_in_one_cell, doomed, jobs.experiment_settings(settings, config).model_dump())
+    killed = dataclasses.replace(job, executor=RayExecutor(worker, max_retries=1, timeline=run / "tasks.json"))
+    with pytest.raises(ExecutionError, match=f"task {doomed}: its worker died 2 times"):
+        run_experiment_job(killed, progress=NullProgress())
+    first = [row["task"] for row in json.loads((run / "tasks.json").read_text())["tasks"]]
+    assert "augment:classic" in first and doomed not in first
+    saved = {p.name: p.stat().st_mtime_ns for p in (run / "cells").iterdir()}
+    images = {p: p.stat().st_mtime_ns for p in (workspace / "work").rglob("*.png")}
+
+    again = jobs.experiment_job(config, settings, run_dir=run, executor="ray")
+    outcome = run_experiment_job(again, progress=NullProgress())
+
+    second = [row["task"] for row in json.loads((run / "tasks.json").read_text())["tasks"]][len(first):]
+    # a cell in flight when the run stopped may have saved its result without being recorded
+    done = set(first) | {f"{CELL_TASK_PREFIX}{name.removesuffix('.json')}" for name in saved}
+    assert doomed in second and not set(second) & done  # nothing done twice
+    assert set(second) | done == {"augment:classic", *(f"{CELL_TASK_PREFIX}{c.key.slug}" for c in outcome.result.cells)}
+    assert {n: t for n, t in ((p.name, p.stat().st_mtime_ns) for p in (run / "cells").iterdir()) if n in saved} == saved
+    assert {p: p.stat().st_mtime_ns for p in images} == images  # no synthetic image made again
+    assert len(outcome.result.cells) == 4

@@ -7,9 +7,10 @@ appends one line to ``<dir>/done.log`` and writes ``<dir>/<name>.out``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,26 @@ import pytest
 from medaug.application.errors import ConfigError
 from medaug.application.ports import Executor, Resources, Task, TaskEvent, TaskHandler
 
-MakeExecutor = Callable[[TaskHandler], Executor]
+MakeExecutor = Callable[..., Executor]
+"""``(worker, around=None) -> Executor``."""
+
+AROUND = "MEDAUG_CONTRACT_AROUND"
+
+
+@contextlib.contextmanager
+def marked(task: Task) -> Iterator[None]:
+    """An ``around``: the task's id in the environment of the process running it, while it runs."""
+    os.environ[AROUND] = task.id
+    try:
+        yield
+    finally:
+        del os.environ[AROUND]
+
+
+def write_mark(task: Task) -> None:
+    """Writes what ``marked`` set (or ``-``) and the process id to ``<dir>/<name>.out``."""
+    out = Path(task.payload["dir"]) / f"{task.payload['name']}.out"
+    out.write_text(f"{os.environ.get(AROUND, '-')} {os.getpid()}")
 
 
 def write_result(task: Task) -> None:
@@ -99,6 +119,16 @@ class ExecutorContract:
         with pytest.raises(ValueError, match="depends on ghost"):
             self.run(make_executor, [task(tmp_path, "a"), task(tmp_path, "b", depends_on=("ghost",))])
         assert done_log(tmp_path) == []
+
+    def test_each_task_runs_inside_around_in_the_process_that_runs_it(
+        self, make_executor: MakeExecutor, tmp_path: Path
+    ) -> None:
+        tasks = [task(tmp_path, "a"), task(tmp_path, "b", depends_on=("a",))]
+        make_executor(write_mark, around=marked).run(tasks, write_mark, lambda event: None)
+        assert [(tmp_path / f"{name}.out").read_text().split()[0] for name in ("a", "b")] == ["a", "b"]
+        assert AROUND not in os.environ  # left as it was
+        make_executor(write_mark).run([task(tmp_path, "plain")], write_mark, lambda event: None)
+        assert (tmp_path / "plain.out").read_text().split()[0] == "-"
 
     def test_no_tasks_is_no_work(self, make_executor: MakeExecutor, tmp_path: Path) -> None:
         assert self.run(make_executor, []) == []

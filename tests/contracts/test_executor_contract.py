@@ -14,7 +14,7 @@ from tests.ray_runtime import ray_runtime  # noqa: F401 - fixture
 class TestLocalExecutor(ExecutorContract):
     @pytest.fixture
     def make_executor(self):  # type: ignore[no-untyped-def]
-        return lambda worker: LocalExecutor()
+        return lambda worker, around=None: LocalExecutor(around=around)
 
 
 class TestRayExecutor(ExecutorContract):
@@ -22,7 +22,7 @@ class TestRayExecutor(ExecutorContract):
     def make_executor(self, ray_runtime):  # type: ignore[no-untyped-def]  # noqa: F811
         from medaug.adapters.executors.ray import RayExecutor
 
-        return lambda worker: RayExecutor(worker, max_retries=2)
+        return lambda worker, around=None: RayExecutor(worker, max_retries=2, around=around)
 
     def test_a_task_whose_worker_dies_is_retried_and_completes_once(self, make_executor, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
         tasks = [task(tmp_path, "dies"), task(tmp_path, "fine")]
