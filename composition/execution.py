@@ -12,7 +12,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from medaug.application.ports import Executor, NullProgress, Task, Tracker
+from medaug.application.ports import Executor, NullProgress, Resources, Task, Tracker
 from medaug.application.services import cells
 from medaug.application.services.cells import CellAdapters, CellTask, run_cell_task
 from medaug.application.services.experiment_graph import ScopeTask, run_scope_task
