@@ -54,6 +54,18 @@ class NullLabelUNet(UNet2DModel):
         return super().forward(sample, timestep, class_labels, return_dict)
 
 
+class FixedLabelUNet(UNet2DModel):
+    """The class-conditional UNet, answering label-less calls with the grades in ``labels`` (one per image of
+    the batch), so that DDPMPipeline samples the same grades as medaug's loop (without guidance: it has none)."""
+
+    labels: torch.Tensor | None = None
+
+    def forward(self, sample: torch.Tensor, timestep: Any, class_labels: Any = None, return_dict: bool = True) -> Any:
+        if class_labels is None and self.labels is not None:
+            class_labels = self.labels.to(sample.device)
+        return super().forward(sample, timestep, class_labels, return_dict)
+
+
 @contextmanager
 def peak_memory(device: torch.device, into: dict[str, float]) -> Iterator[None]:
     """Record the phase's peak memory in MiB under ``into["peak_mib"]`` (RSS on CPU, CUDA on GPU)."""
@@ -131,6 +143,22 @@ def pipeline_rate(unet: UNet2DModel, schedule: dict, count: int) -> float:
     seconds = timed(lambda: pipeline(batch_size=count, generator=generator, num_inference_steps=1000,
                                      output_type="np"), unet.device)
     return count / seconds
+
+
+def pipeline_samples(unet: UNet2DModel, schedule: dict, labels: list[int], batch: int = 64) -> tuple[torch.Tensor, float]:
+    """diffusers' DDPMPipeline (1000 steps) sampling the grades ``labels`` on the same weights: the images
+    (N x 3 x R x R in [0, 1]) and images/s."""
+    same = FixedLabelUNet.from_config(unet.config)
+    same.load_state_dict(unet.state_dict())
+    pipeline = DDPMPipeline(unet=same.to(unet.device).eval(), scheduler=DDPMScheduler.from_config(schedule))
+    pipeline.set_progress_bar_config(disable=True)
+    generator, chunks = torch.Generator().manual_seed(0), []
+    started = time.perf_counter()
+    for first in range(0, len(labels), batch):
+        same.labels = torch.tensor(labels[first:first + batch])
+        output = pipeline(batch_size=len(same.labels), generator=generator, num_inference_steps=1000, output_type="np")
+        chunks.append(torch.from_numpy(output.images).permute(0, 3, 1, 2).float())
+    return torch.cat(chunks), len(labels) / (time.perf_counter() - started)
 
 
 def phantom_images(count: int, resolution: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,6 +259,11 @@ def sampler_quality(args: argparse.Namespace, recipe: DiffusionRecipe, device: t
             quality = f" | FID {value:.2f} [{low:.2f}, {high:.2f}]"
         console.print(f"{name} {steps:>4} steps {precision}: {rate:.3f} images/s = {rate / stock:.0f}x the 1000-step "
                       f"DDPMPipeline{quality}")
+    if space is not None and args.pipeline_fid and pipeline_fits(unet):
+        images, rate = pipeline_samples(unet, schedule, wanted)
+        value, low, high = space.fid(images)
+        console.print(f"DDPMPipeline 1000 steps fp32 (same grades, no guidance, batch 64): {rate:.3f} images/s | "
+                      f"FID {value:.2f} [{low:.2f}, {high:.2f}]")
 
 
 def main() -> None:
@@ -249,6 +282,8 @@ def main() -> None:
                         "(e.g. 16,32,64, the built-in experiment's; default: the profile's)")
     parser.add_argument("--fid-images", type=int, default=64, help="samples per sampler for the FID")
     parser.add_argument("--fid-real", type=int, default=200, help="real phantom images (training and FID)")
+    parser.add_argument("--pipeline-fid", action="store_true",
+                        help="also sample the FID's images with the 1000-step DDPMPipeline and print its FID")
     parser.add_argument("--samplers", default="dpmsolver++:20:fp32,dpmsolver++:10:fp32,unipc:10:fp32,unipc:10:auto",
                         help="NAME:STEPS[:PRECISION] entries compared side by side (speed-up and FID)")
     args = parser.parse_args()
