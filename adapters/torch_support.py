@@ -26,15 +26,17 @@ def resolve_device(preference: str) -> torch.device:
 
 
 @contextlib.contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Run the block with ``count`` torch CPU (intra-op) threads, restoring the previous count after.
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run the block with ``count`` torch CPU (intra-op) threads (None: leave them), restoring the
+    previous count after.
 
     Float sums split over a different number of threads differ in their last digits, so a result
     is reproducible only at the same count (a Ray worker starts with 1, a local process with one
     per core).
     """
     before = torch.get_num_threads()
-    torch.set_num_threads(count)
+    if count:
+        torch.set_num_threads(count)
     try:
         yield
     finally:

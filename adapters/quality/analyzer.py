@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from medaug.adapters.quality.judge import Judge, JudgeMaker
 from medaug.adapters.quality.metrics import distribution_scores, diversity
 from medaug.adapters.quality.shortcut import shortcut_check
 from medaug.adapters.quality.similarity import Match, SimilarityBank, nearest_by_features, nearest_records, summarise
-from medaug.adapters.torch_support import png_to_tensor, resolve_device
+from medaug.adapters.torch_support import png_to_tensor, resolve_device, torch_threads
 from medaug.application.errors import ConfigError, InputError
 from medaug.application.ports import ImageStore, NullProgress, ProgressSink, QualityRequest
 from medaug.domain import FundusImage, Grade
@@ -130,7 +129,7 @@ class FundusQualityAnalyzer:
         if not request.real or not request.held_out:
             raise ConfigError(f"{store.location}: quality needs real training and held-out (test) images")
         started = time.perf_counter()
-        with _threads(self.config.num_threads):
+        with torch_threads(self.config.num_threads):
             reference = self.reference(request, store, progress)
             synthetic = self.profile(reference.classifier, reference.space, store, request.synthetic).scaled(reference.scale)
             report = QualityReport(
@@ -280,7 +279,7 @@ class FundusQualityAnalyzer:
         Raises:
             InputError: an image cannot be decoded (naming it).
         """
-        with _threads(self.config.num_threads):
+        with torch_threads(self.config.num_threads):
             probabilities, features = reference.classifier.scores(_decode(images, names, reference.classifier.size))
             if reference.space is not reference.classifier:
                 features = reference.space.scores(_decode(images, names, reference.space.size))[1]
@@ -346,13 +345,3 @@ def _agreement(labels: Sequence[int], predicted: Sequence[int]) -> tuple[float, 
     accuracy = float(np.mean(np.asarray(labels) == np.asarray(predicted))) if len(labels) else 0.0
     return accuracy, quadratic_weighted_kappa(labels, predicted)
 
-
-@contextlib.contextmanager
-def _threads(count: int | None) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    if count:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)

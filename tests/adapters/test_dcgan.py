@@ -38,8 +38,8 @@ from medaug.adapters.generators.dcgan.model import (
     latent,
     recalibrate_batch_norm,
     sample_images,
-    torch_threads,
 )
+from medaug.adapters.torch_support import torch_threads
 from medaug.application.errors import ConfigError, GeneratorError
 from medaug.composition.settings import load_settings
 

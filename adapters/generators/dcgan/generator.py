@@ -8,7 +8,8 @@ from typing import Any
 
 from medaug.adapters.generators.dcgan.checkpoint import SamplingModel, load_sampling_model
 from medaug.adapters.generators.dcgan.config import DCGANConfig
-from medaug.adapters.generators.dcgan.model import sample_images, torch_threads
+from medaug.adapters.generators.dcgan.model import sample_images
+from medaug.adapters.torch_support import torch_threads
 from medaug.adapters.generators.sampling_support import CheckpointedGenerator
 from medaug.adapters.torch_support import resolve_device, tensor_to_png
 from medaug.application.ports import GenerationRequest, GenerationResult

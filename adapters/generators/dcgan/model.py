@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -193,14 +191,3 @@ def _pad(values: torch.Tensor, size: int) -> torch.Tensor:
         return values
     return torch.cat([values, torch.zeros((missing, *values.shape[1:]), dtype=values.dtype)])
 
-
-@contextmanager
-def torch_threads(count: int | None) -> Iterator[None]:
-    """Run the block with ``count`` torch CPU threads (None: leave them), restoring them afterwards."""
-    before = torch.get_num_threads()
-    if count:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

@@ -53,7 +53,6 @@ from medaug.adapters.generators.dcgan.model import (
     count_parameters,
     recalibrate_batch_norm,
     sample_images,
-    torch_threads,
 )
 from medaug.adapters.generators.training_support import (
     CheckpointedTrainer,
@@ -62,7 +61,7 @@ from medaug.adapters.generators.training_support import (
     smoothed,
     training_tensors,
 )
-from medaug.adapters.torch_support import tensor_to_png
+from medaug.adapters.torch_support import tensor_to_png, torch_threads
 from medaug.application.ports import GeneratorTrainingResult, LabelledImage, ProgressSink
 from medaug.domain.grades import ALL_GRADES
 from medaug.domain.plan import derive_seed
