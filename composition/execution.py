@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ def build_executor(settings: Settings, run_folder: Path | None = None) -> Execut
 
 def task_threads(task: Task) -> contextlib.AbstractContextManager[None]:
     """What each task runs inside, on either executor: a generator training or augmentation task
-    computes with as many torch threads as CPUs it declares (``executor.num_cpus``, at least 1).
+    computes with as many torch threads as CPUs it declares (``executor.generator_cpus``, at least 1).
 
     A Ray worker starts torch with one thread per CPU its task declares, a local process with one
     per core: the float sums of training and sampling then differ in their last digits and so do
@@ -68,15 +69,24 @@ def task_threads(task: Task) -> contextlib.AbstractContextManager[None]:
 
 
 def generator_resources(settings: Settings) -> Resources:
-    """What each generator training (and augmentation) task asks for: ``executor.num_gpus``
-    (at least one GPU) when the generators run on CUDA, else CPU only.
+    """What each generator training (and augmentation) task asks for: ``executor.generator_cpus``
+    (unset: this machine's cores, as many as a local run computes with) and ``executor.num_gpus``
+    (at least one GPU) when the generators run on CUDA, else no GPU.
 
     ``device = "cuda"`` asks for a GPU as it is (the driver itself may have none: the cluster's
     GPU nodes do); ``auto`` is resolved here, on the driver, once per process (``device_of``):
     a GPU where the driver sees one.
     """
     on_cuda = settings.device == "cuda" or (settings.device == "auto" and device_of(settings) == "cuda")
-    return settings.executor.generator_resources("cuda" if on_cuda else "cpu")
+    return settings.executor.generator_resources("cuda" if on_cuda else "cpu", machine_cores())
+
+
+def machine_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells it: a container's
+    or a SLURM job's share, not the whole machine's)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def check_reachable(settings: Settings, store: str, run_folder: Path) -> None:

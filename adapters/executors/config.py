@@ -20,6 +20,11 @@ class ExecutorConfig(BaseModel):
             an address, the store and the run folder must be reachable from every node.
         local_cpus: CPUs of the private local runtime (None: all of this machine's).
         num_cpus: CPU cores each classifier cell asks the scheduler for.
+        generator_cpus: CPU cores each generator training or augmentation task asks for, and the
+            torch threads it computes with on either executor (the same count on both is what
+            makes their images identical). None: ``local_cpus``, else every core of the machine
+            that plans the run, as a local run used before; set it on a cluster whose nodes have
+            fewer cores than the driver, or lower it to run several folds' trainings side by side.
         num_gpus: GPUs each classifier cell asks for (fractions share one GPU).
         max_retries: times Ray reruns a cell whose worker process died.
         object_store_mb: the local runtime's object store (MiB; None: Ray's default).
@@ -34,6 +39,7 @@ class ExecutorConfig(BaseModel):
     address: str | None = None
     local_cpus: int | None = Field(default=None, ge=1)
     num_cpus: float = Field(default=1.0, gt=0)
+    generator_cpus: int | None = Field(default=None, ge=1)
     num_gpus: float = Field(default=0.0, ge=0)
     max_retries: int = Field(default=3, ge=0)
     object_store_mb: int | None = Field(default=None, ge=80)
@@ -43,7 +49,9 @@ class ExecutorConfig(BaseModel):
         """What each classifier cell asks the scheduler for."""
         return Resources(num_cpus=self.num_cpus, num_gpus=self.num_gpus)
 
-    def generator_resources(self, device: str) -> Resources:
-        """What each generator training (and augmentation) task asks for: ``num_gpus`` (at least
-        one GPU) when the ``device`` setting is ``cuda``, else CPU only."""
-        return Resources(num_cpus=self.num_cpus, num_gpus=max(self.num_gpus, 1.0) if device == "cuda" else 0.0)
+    def generator_resources(self, device: str, machine_cores: int) -> Resources:
+        """What each generator training (and augmentation) task asks for: ``generator_cpus``
+        (None: ``local_cpus``, else ``machine_cores``, the cores of the machine planning the run)
+        and ``num_gpus`` (at least one GPU) when the ``device`` setting is ``cuda``, else no GPU."""
+        cpus = self.generator_cpus or self.local_cpus or machine_cores
+        return Resources(num_cpus=cpus, num_gpus=max(self.num_gpus, 1.0) if device == "cuda" else 0.0)

@@ -128,7 +128,7 @@ class RayExecutor:
             task = max(tasks, key=lambda t: getattr(t.resources, kind))
             wanted = getattr(task.resources, kind)
             if wanted > have.get(key, 0.0):
-                setting = "device = \"cuda\" (executor.num_gpus)" if key == "GPU" else "executor.num_cpus"
+                setting = "device = \"cuda\" (executor.num_gpus)" if key == "GPU" else "executor.num_cpus (cells) or executor.generator_cpus"
                 raise ExecutionError(
                     f"task {task.id} asks for {wanted:g} {key}(s) but the Ray cluster at "
                     f"{self._address or 'this machine'} has {have.get(key, 0.0):g}; change {setting} or add nodes"

@@ -35,6 +35,8 @@ policy = {{ kind = "balance-largest" }}
 [settings]
 image_size = 16
 device = "cpu"
+[settings.executor]
+generator_cpus = 1
 [settings.trainers.cnn]
 epochs = 1
 num_threads = 1

@@ -45,7 +45,7 @@ def test_a_generator_task_asks_for_a_gpu_exactly_when_its_generators_run_on_cuda
     cuda, device: str, present: bool, gpus: float  # type: ignore[no-untyped-def]
 ) -> None:
     cuda(present)
-    resources = execution.generator_resources(Settings(device=device, executor={"num_cpus": 2}))
+    resources = execution.generator_resources(Settings(device=device, executor={"generator_cpus": 2}))
     assert resources == Resources(num_cpus=2, num_gpus=gpus)
 
 

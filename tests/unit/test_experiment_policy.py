@@ -105,10 +105,18 @@ def test_only_efficientnets_are_refused_a_store_of_smaller_images() -> None:
 
 
 def test_generator_tasks_ask_for_a_gpu_only_on_cuda() -> None:
-    config = ExecutorConfig(num_cpus=2, num_gpus=0.5)
+    config = ExecutorConfig(num_cpus=2, generator_cpus=3, num_gpus=0.5)
     assert config.cell_resources() == Resources(num_cpus=2, num_gpus=0.5)
-    assert config.generator_resources("cuda") == Resources(num_cpus=2, num_gpus=1.0)
-    assert config.generator_resources("auto") == Resources(num_cpus=2, num_gpus=0.0)
+    assert config.generator_resources("cuda", machine_cores=16) == Resources(num_cpus=3, num_gpus=1.0)
+    assert config.generator_resources("auto", machine_cores=16) == Resources(num_cpus=3, num_gpus=0.0)
+
+
+@pytest.mark.parametrize(
+    ("config", "cpus"),
+    [({}, 6), ({"local_cpus": 4}, 4), ({"local_cpus": 4, "generator_cpus": 1}, 1)],
+)
+def test_a_generator_task_computes_on_the_planning_machines_cores_unless_told(config: dict, cpus: int) -> None:
+    assert ExecutorConfig(num_cpus=1, **config).generator_resources("cpu", machine_cores=6).num_cpus == cpus
 
 
 def test_the_experiments_seed_reaches_its_evaluator_and_report(tmp_path: Path) -> None:
