@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -62,7 +63,16 @@ class EfficientNetConfig(LoopConfig):
             of the training rows; ``adapters.trainers.ordinal``).
         ordinal_cs: frozen, ordinal head: inverse L2 penalties (scikit-learn's ``C``) chosen
             from on the inner folds.
+        ordinal_objective: frozen, ordinal head: what its thresholds, penalty and class weighting
+            are chosen for on the inner folds: ``kappa`` (quadratic), ``accuracy`` or
+            ``accuracy+kappa`` (their sum: kappa-optimal thresholds trade accuracy for kappa).
+        ordinal_class_weights: frozen, ordinal head: class weightings chosen from on the inner
+            folds, ``none`` and/or ``balanced`` (each grade weighed by its inverse frequency).
         inner_folds: frozen, ordinal head: inner folds of the training rows.
+        extra_features: frozen: more pooled features concatenated to the backbone's own, each
+            ``efficientnet-liteN@SIZE`` (another backbone, or the same one at another input size:
+            a feature ensemble or multi-scale features), each computed once per image and view
+            and cached like the backbone's own.
         test_views: frozen: the flip views (``id``, ``h``, ``v``, ``hv``) whose features are
             averaged to grade a test image (test-time flips; for both heads, averaging features
             averages the heads' linear scores). Each extra view costs one backbone pass per real image.
@@ -90,6 +100,9 @@ class EfficientNetConfig(LoopConfig):
     mode: Literal["frozen", "partial", "finetune"] = "frozen"
     head: Literal["linear", "ordinal"] = "linear"
     ordinal_cs: tuple[float, ...] = (0.01,)
+    ordinal_objective: Literal["kappa", "accuracy", "accuracy+kappa"] = "kappa"
+    ordinal_class_weights: tuple[Literal["none", "balanced"], ...] = ("none",)
+    extra_features: tuple[str, ...] = ()
     inner_folds: int = Field(default=5, ge=2, le=20)
     test_views: tuple[Literal["id", "h", "v", "hv"], ...] = ("id",)
     partial_stage: int = Field(default=7, ge=1, le=7)
@@ -121,12 +134,47 @@ class EfficientNetConfig(LoopConfig):
             raise ValueError(f"test_views must name distinct views of id, h, v, hv, got {list(value)}")
         return value
 
+    @field_validator("ordinal_class_weights")
+    @classmethod
+    def _weights_distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError(f"ordinal_class_weights must name distinct values of none, balanced, got {list(value)}")
+        return value
+
+    @field_validator("extra_features")
+    @classmethod
+    def _sources_valid(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            feature_source(entry)
+        if len(set(value)) != len(value):
+            raise ValueError(f"extra_features must be distinct, got {list(value)}")
+        return value
+
+    def feature_sources(self) -> tuple[tuple[str, int], ...]:
+        """The ``(variant, input_size)`` of each ``extra_features`` entry."""
+        return tuple(feature_source(entry) for entry in self.extra_features)
+
     @field_validator("ordinal_cs")
     @classmethod
     def _cs_positive(cls, value: tuple[float, ...]) -> tuple[float, ...]:
         if not value or any(c <= 0 for c in value):
             raise ValueError(f"penalties must be positive and at least one, got {list(value)}")
         return value
+
+
+_SOURCE = re.compile(r"(efficientnet-lite[0-2])@(\d+)")
+
+
+def feature_source(entry: str) -> tuple[str, int]:
+    """``efficientnet-liteN@SIZE`` -> ``(variant, size)``.
+
+    Raises:
+        ValueError: one line naming the entry and the valid form.
+    """
+    match = _SOURCE.fullmatch(entry.strip())
+    if match is None or not 32 <= int(match.group(2)) <= 1024:
+        raise ValueError(f"extra_features entry {entry!r}: valid form is efficientnet-lite0|1|2@SIZE with SIZE 32-1024")
+    return match.group(1), int(match.group(2))
 
 
 class EfficientNetFinetuneConfig(EfficientNetConfig):

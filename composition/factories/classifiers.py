@@ -43,6 +43,8 @@ def _efficientnet(name: str) -> TrainerFactory:
 
         config = getattr(settings.trainers, name.replace("-", "_"))
         check_input_size(name, config.input_size, settings.image_size)
+        for entry, (_, size) in zip(config.extra_features, config.feature_sources(), strict=True):
+            check_input_size(name, size, settings.image_size, setting=f"extra_features entry {entry!r}")
         return EfficientNetTrainer(
             variant, config, name=name, device=device_of(settings, config.device),
             feature_dir=feature_dir if feature_dir is not None else settings.work_dir / "features",
@@ -54,19 +56,24 @@ def _efficientnet(name: str) -> TrainerFactory:
 TrainerFactory = Callable[[Settings, Path | None], ClassifierTrainer]
 
 
-def check_input_size(name: str, input_size: int, store_size: int, *, store: str | None = None) -> None:
+def check_input_size(
+    name: str, input_size: int, store_size: int, *, store: str | None = None, setting: str | None = None
+) -> None:
     """Refuse a classifier that asks for larger images than the store holds (upscaling adds no detail).
 
     Args:
         store_size: the side of the store's images: ``image_size`` of the settings, or, with
             ``store`` (its location), that of the images an existing store already holds.
+        setting: what asks for ``input_size`` when not the ``input_size`` setting itself (an
+            ``extra_features`` entry).
 
     Raises:
         ConfigError: one line naming the setting and its valid range.
     """
     if input_size <= store_size:
         return
-    setting = f"trainers.{name.replace('-', '_')}.input_size = {input_size}"
+    prefix = f"trainers.{name.replace('-', '_')}"
+    setting = f"{prefix}.{setting}" if setting else f"{prefix}.input_size = {input_size}"
     if store is None:
         raise ConfigError(
             f"{setting}: larger than the store's images (image_size = {store_size}); "
@@ -92,6 +99,8 @@ def check_store_size(names: Sequence[str], settings: Settings, store_size: int |
         if name in TRAINERS and name not in ("cnn", "resnet50"):
             config = getattr(settings.trainers, name.replace("-", "_"))
             check_input_size(name, config.input_size, store_size, store=store)
+            for entry, (_, size) in zip(config.extra_features, config.feature_sources(), strict=True):
+                check_input_size(name, size, store_size, store=store, setting=f"extra_features entry {entry!r}")
 
 
 TRAINERS: dict[str, TrainerFactory] = {
