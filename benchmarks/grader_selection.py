@@ -54,6 +54,10 @@ VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
                                                      "extra_features": ["efficientnet-lite0@512"]}),
     "lite0-384+lite2-260-ordinal": ("efficientnet-lite0", {"input_size": 384, "head": "ordinal",
                                                            "extra_features": ["efficientnet-lite2@260"]}),
+    "lite0-384+512-linear": ("efficientnet-lite0", {"input_size": 384, "head": "linear",
+                                                    "extra_features": ["efficientnet-lite0@512"]}),
+    "lite0-384+lite2-260-linear": ("efficientnet-lite0", {"input_size": 384, "head": "linear",
+                                                          "extra_features": ["efficientnet-lite2@260"]}),
 }
 
 
