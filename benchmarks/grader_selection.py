@@ -4,7 +4,10 @@ Every variant (backbone, input size, head, test-time flips) is a real ``efficien
 classifier of medaug run through ``train_and_predict`` on stratified 5-fold splits of the store's
 training split (the 103 test images are never read); features are cached in ``--features`` and
 shared by the variants. Prints pooled accuracy and quadratic kappa per variant and the variant with
-the highest accuracy + kappa (both goals of the fixed split weigh the same).
+the highest accuracy + kappa (both goals of the fixed split weigh the same). Variants include the
+ordinal head tuned for accuracy + kappa (``ordinal_objective``), its penalty and class weighting
+chosen on inner folds, and extra pooled features (``extra_features``: lite0 at 384 + 512 px, lite0 +
+lite2).
 
     python benchmarks/grader_selection.py --store medaug-data/stores/idrid-512px \
         --features /tmp/features --seeds 0
@@ -34,6 +37,27 @@ VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     "lite2-260-ordinal-tta": ("efficientnet-lite2", {"input_size": 260, "head": "ordinal", "test_views": ["id", "h"]}),
     "lite2-260-linear": ("efficientnet-lite2", {"input_size": 260, "head": "linear"}),
     "lite2-260-linear-tta": ("efficientnet-lite2", {"input_size": 260, "head": "linear", "test_views": ["id", "h"]}),
+    # thresholds (and penalty, class weighting) chosen on inner folds for accuracy + kappa, not kappa alone
+    "lite0-384-ordinal-acckappa": ("efficientnet-lite0", {"input_size": 384, "head": "ordinal",
+                                                          "ordinal_objective": "accuracy+kappa"}),
+    "lite0-384-ordinal-acckappa-cw": ("efficientnet-lite0", {
+        "input_size": 384, "head": "ordinal", "ordinal_objective": "accuracy+kappa",
+        "ordinal_cs": [0.003, 0.01, 0.03], "ordinal_class_weights": ["none", "balanced"]}),
+    # multi-scale (lite0 at 384 and 512 px) and a lite0 + lite2 feature ensemble
+    "lite0-384+512-ordinal-acckappa": ("efficientnet-lite0", {
+        "input_size": 384, "head": "ordinal", "ordinal_objective": "accuracy+kappa",
+        "extra_features": ["efficientnet-lite0@512"]}),
+    "lite0-384+lite2-260-ordinal-acckappa": ("efficientnet-lite0", {
+        "input_size": 384, "head": "ordinal", "ordinal_objective": "accuracy+kappa",
+        "extra_features": ["efficientnet-lite2@260"]}),
+    "lite0-384+512-ordinal": ("efficientnet-lite0", {"input_size": 384, "head": "ordinal",
+                                                     "extra_features": ["efficientnet-lite0@512"]}),
+    "lite0-384+lite2-260-ordinal": ("efficientnet-lite0", {"input_size": 384, "head": "ordinal",
+                                                           "extra_features": ["efficientnet-lite2@260"]}),
+    "lite0-384+512-linear": ("efficientnet-lite0", {"input_size": 384, "head": "linear",
+                                                    "extra_features": ["efficientnet-lite0@512"]}),
+    "lite0-384+lite2-260-linear": ("efficientnet-lite0", {"input_size": 384, "head": "linear",
+                                                          "extra_features": ["efficientnet-lite2@260"]}),
 }
 
 

@@ -376,6 +376,27 @@ def frozen_features(
         return _FEATURES[key]
 
 
+class ConcatFeatures:
+    """Several ``FrozenFeatures`` side by side (a feature ensemble of backbones, or one backbone at
+    several input sizes): their rows concatenated, each part computed and cached on its own."""
+
+    def __init__(self, parts: Sequence[FrozenFeatures]) -> None:
+        self.parts = tuple(parts)
+
+    @property
+    def computed(self) -> int:
+        """Image views passed through any of the networks by these objects."""
+        return sum(part.computed for part in self.parts)
+
+    @property
+    def num_features(self) -> int:
+        return sum(part.num_features for part in self.parts)
+
+    def of(self, store: ImageStore, records: Sequence[FundusImage], views: Sequence[str] = ("id",)) -> torch.Tensor:
+        """Features of ``records`` in order: N x V x (sum of the parts' D) (see ``FrozenFeatures.of``)."""
+        return torch.cat([part.of(store, records, views) for part in self.parts], dim=-1)
+
+
 def all_views(flips: bool) -> tuple[str, ...]:
     """The views training images are seen in: all four flips, or only as they are."""
     return VIEWS if flips else ("id",)

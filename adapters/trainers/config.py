@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -82,7 +83,16 @@ class EfficientNetConfig(LoopConfig):
             of the training rows; ``adapters.trainers.ordinal``).
         ordinal_cs: frozen, ordinal head: inverse L2 penalties (scikit-learn's ``C``) chosen
             from on the inner folds.
+        ordinal_objective: frozen, ordinal head: what its thresholds, penalty and class weighting
+            are chosen for on the inner folds: ``kappa`` (quadratic), ``accuracy`` or
+            ``accuracy+kappa`` (their sum: kappa-optimal thresholds trade accuracy for kappa).
+        ordinal_class_weights: frozen, ordinal head: class weightings chosen from on the inner
+            folds, ``none`` and/or ``balanced`` (each grade weighed by its inverse frequency).
         inner_folds: frozen, ordinal head: inner folds of the training rows.
+        extra_features: frozen: more pooled features concatenated to the backbone's own, each
+            ``efficientnet-liteN@SIZE`` (another backbone, or the same one at another input size:
+            a feature ensemble or multi-scale features), each computed once per image and view
+            and cached like the backbone's own.
         test_views: frozen: the flip views (``id``, ``h``, ``v``, ``hv``) whose features are
             averaged to grade a test image (test-time flips; for both heads, averaging features
             averages the heads' linear scores). Each extra view costs one backbone pass per real image.
@@ -109,6 +119,9 @@ class EfficientNetConfig(LoopConfig):
     lr: float = Field(default=3e-4, gt=0)
     head: Literal["linear", "ordinal"] = "linear"
     ordinal_cs: tuple[float, ...] = (0.01,)
+    ordinal_objective: Literal["kappa", "accuracy", "accuracy+kappa"] = "kappa"
+    ordinal_class_weights: tuple[Literal["none", "balanced"], ...] = ("none",)
+    extra_features: tuple[str, ...] = ()
     inner_folds: int = Field(default=5, ge=2, le=20)
     test_views: tuple[Literal["id", "h", "v", "hv"], ...] = ("id",)
     partial_stage: int = Field(default=7, ge=1, le=7)
@@ -145,12 +158,53 @@ class EfficientNetConfig(LoopConfig):
             raise ValueError(f"test_views must name distinct views of id, h, v, hv, got {list(value)}")
         return value
 
+    @field_validator("ordinal_class_weights")
+    @classmethod
+    def _weights_distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError(f"ordinal_class_weights must name distinct values of none, balanced, got {list(value)}")
+        return value
+
+    @field_validator("extra_features")
+    @classmethod
+    def _sources_valid(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            feature_source(entry)
+        if len(set(value)) != len(value):
+            raise ValueError(f"extra_features must be distinct, got {list(value)}")
+        return value
+
+    def feature_sources(self) -> tuple[tuple[str, int], ...]:
+        """The ``(variant, input_size)`` of each ``extra_features`` entry."""
+        return tuple(feature_source(entry) for entry in self.extra_features)
+
+    def check_input_sizes(self, name: str, store_size: int, *, store: str | None = None) -> None:
+        """Refuse ``input_size`` or an ``extra_features`` size larger than the store's images (see ``check_input_size``)."""
+        check_input_size(name, self.input_size, store_size, store=store)
+        for entry, (_, size) in zip(self.extra_features, self.feature_sources(), strict=True):
+            check_input_size(name, size, store_size, store=store, setting=f"extra_features entry {entry!r}")
+
     @field_validator("ordinal_cs")
     @classmethod
     def _cs_positive(cls, value: tuple[float, ...]) -> tuple[float, ...]:
         if not value or any(c <= 0 for c in value):
             raise ValueError(f"penalties must be positive and at least one, got {list(value)}")
         return value
+
+
+_SOURCE = re.compile(r"(efficientnet-lite[0-2])@(\d+)")
+
+
+def feature_source(entry: str) -> tuple[str, int]:
+    """``efficientnet-liteN@SIZE`` -> ``(variant, size)``.
+
+    Raises:
+        ValueError: one line naming the entry and the valid form.
+    """
+    match = _SOURCE.fullmatch(entry.strip())
+    if match is None or not 32 <= int(match.group(2)) <= 1024:
+        raise ValueError(f"extra_features entry {entry!r}: valid form is efficientnet-lite0|1|2@SIZE with SIZE 32-1024")
+    return match.group(1), int(match.group(2))
 
 
 class EfficientNetPartialConfig(EfficientNetConfig):
@@ -194,22 +248,27 @@ class TrainersConfig(BaseModel):
         for name in names:
             config = getattr(self, name.replace("-", "_"), None)
             if isinstance(config, EfficientNetConfig):
-                check_input_size(name, config.input_size, store_size, store=store)
+                config.check_input_sizes(name, store_size, store=store)
 
 
-def check_input_size(name: str, input_size: int, store_size: int, *, store: str | None = None) -> None:
+def check_input_size(
+    name: str, input_size: int, store_size: int, *, store: str | None = None, setting: str | None = None
+) -> None:
     """Refuse a classifier that asks for larger images than the store holds (upscaling adds no detail).
 
     Args:
         store_size: the side of the store's images: ``image_size`` of the settings, or, with
             ``store`` (its location), that of the images an existing store already holds.
+        setting: what asks for ``input_size`` when not the ``input_size`` setting itself (an
+            ``extra_features`` entry).
 
     Raises:
         ConfigError: one line naming the setting and its valid range.
     """
     if input_size <= store_size:
         return
-    setting = f"trainers.{name.replace('-', '_')}.input_size = {input_size}"
+    prefix = f"trainers.{name.replace('-', '_')}"
+    setting = f"{prefix}.{setting}" if setting else f"{prefix}.input_size = {input_size}"
     if store is None:
         raise ConfigError(
             f"{setting}: larger than the store's images (image_size = {store_size}); "

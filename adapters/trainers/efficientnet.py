@@ -30,6 +30,7 @@ from torch import nn
 from medaug.adapters.trainers.backbone import (
     TFLITE_MEAN,
     TFLITE_STD,
+    ConcatFeatures,
     FrozenFeatures,
     LoadedBackbone,
     all_views,
@@ -116,12 +117,13 @@ class EfficientNetTrainer:
         if self.mode == "partial":  # before any work
             check_stage(variant, self.backbone.network(self.config.input_size), self.config.partial_stage)
         self.device = resolve_device(device)
-        self.features: FrozenFeatures | None = None
+        self.features: FrozenFeatures | ConcatFeatures | None = None
         if self.mode == "frozen":
-            self.features = frozen_features(
-                variant, self.config.weights, self.config.input_size, feature_dir, device=self.device,
-                batch_size=self.config.batch_size,
-            )  # fmt: skip
+            sources = ((variant, self.config.weights, self.config.input_size),
+                       *((other, "package", size) for other, size in self.config.feature_sources()))
+            parts = [frozen_features(source, weights, size, feature_dir, device=self.device,
+                                     batch_size=self.config.batch_size) for source, weights, size in sources]
+            self.features = parts[0] if len(parts) == 1 else ConcatFeatures(parts)
         self._loop = TrainingLoop(
             self._name,
             self.config,
@@ -169,7 +171,7 @@ class EfficientNetTrainer:
     # -- frozen --------------------------------------------------------------------------------
 
     def _frozen(
-        self, request: TrainingRequest, store: ImageStore, progress: ProgressSink, features: FrozenFeatures
+        self, request: TrainingRequest, store: ImageStore, progress: ProgressSink, features: FrozenFeatures | ConcatFeatures
     ) -> TrainingOutcome:
         check_request(self._name, request)
         started = time.perf_counter()
@@ -210,7 +212,7 @@ class EfficientNetTrainer:
         request: TrainingRequest,
         store: ImageStore,
         progress: ProgressSink,
-        features: FrozenFeatures,
+        features: FrozenFeatures | ConcatFeatures,
         train: tuple[torch.Tensor, torch.Tensor, list[str], list[bool]],
         val_x: torch.Tensor | None,
         test_x: torch.Tensor,
@@ -225,15 +227,17 @@ class EfficientNetTrainer:
         fitting = time.perf_counter()
         with progress.task(f"{self._name} seed {request.seed}", total=1) as task:
             head = fit_ordinal_head(train_x, train_y.numpy(), groups, scored, cs=self.config.ordinal_cs,
-                                    inner_folds=self.config.inner_folds, seed=request.seed)
+                                    inner_folds=self.config.inner_folds, seed=request.seed,
+                                    objective=self.config.ordinal_objective,
+                                    class_weights=self.config.ordinal_class_weights)
             seconds = time.perf_counter() - fitting
             train_grades = head.grades(train_x)
             train_p = head.probabilities(train_x)[np.arange(len(train_y)), train_y.numpy()]
             record = EpochRecord(epoch=1, train_loss=float(-np.log(np.clip(train_p, 1e-12, None)).mean()),
                                  train_accuracy=float((train_grades == train_y.numpy()).mean()))
             task.advance(1, loss=record.train_loss, acc=record.train_accuracy)
-        _log.info("ordinal_head", classifier=self._name, seed=request.seed, c=head.c,
-                  inner_kappa=round(head.inner_kappa, 4), thresholds=[round(float(t), 3) for t in head.thresholds])
+        _log.info("ordinal_head", classifier=self._name, seed=request.seed, c=head.c, class_weight=head.class_weight,
+                  inner_kappa=round(head.inner_kappa, 4), inner_accuracy=round(head.inner_accuracy, 4), thresholds=[round(float(t), 3) for t in head.thresholds])
         extra = {
             name: _ordinal_predictions(external.images, head, self._test_features(features, external.store, external.images))
             for name, external in request.extra_tests.items()
@@ -243,7 +247,8 @@ class EfficientNetTrainer:
         if request.checkpoint_path is not None:
             tensors = {f"ordinal.{k}": v for k, v in head.tensors().items()}
             checkpoint = save_atomic(tensors, Path(request.checkpoint_path), self._metadata(request, None)
-                                     | {"c": str(head.c), "inner_kappa": str(head.inner_kappa)})
+                                     | {"c": str(head.c), "inner_kappa": str(head.inner_kappa),
+                                        "class_weight": head.class_weight})
         return TrainingOutcome(
             predictions=_ordinal_predictions(request.test, head, test_x),
             extra_predictions=extra,
@@ -254,12 +259,12 @@ class EfficientNetTrainer:
             images_per_second=len(train_y) / seconds if seconds > 0 else 0.0,
         )
 
-    def _test_features(self, features: FrozenFeatures, store: ImageStore, records: Sequence[FundusImage]) -> torch.Tensor:
+    def _test_features(self, features: FrozenFeatures | ConcatFeatures, store: ImageStore, records: Sequence[FundusImage]) -> torch.Tensor:
         """One feature row per image: the mean over its ``test_views`` (test-time flips)."""
         return features.of(store, records, self.config.test_views).mean(dim=1)
 
     def _training_features(
-        self, store: ImageStore, records: Sequence[FundusImage], features: FrozenFeatures
+        self, store: ImageStore, records: Sequence[FundusImage], features: FrozenFeatures | ConcatFeatures
     ) -> tuple[torch.Tensor, torch.Tensor, list[str], list[bool]]:
         """Feature rows of the training images: every flip view of real ones (when ``flips``), and
         of synthetic ones when ``flip_synthetic``; labels to match; each row's source image (a

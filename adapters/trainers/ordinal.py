@@ -11,7 +11,11 @@ kappa 0.777 (65.3 % accuracy), a ridge regression of the grade with tuned thresh
 expected grade cut halfway 0.795 and cut at tuned thresholds 0.806-0.817 (accuracy 53-58 %: the
 thresholds trade accuracy for kappa).
 
-Everything that is chosen is chosen on the training side only: the penalty (one of ``cs``) and the
+Kappa-optimal thresholds trade accuracy for kappa; ``objective`` tunes them (and chooses the penalty
+and class weighting) for ``kappa``, ``accuracy`` or their sum ``accuracy+kappa`` instead.
+
+Everything that is chosen is chosen on the training side only: the penalty (one of ``cs``), the
+class weighting (one of ``class_weights``: ``none`` or ``balanced``, scikit-learn's) and the
 four thresholds come from out-of-fold predictions of inner folds over the training rows
 (stratified by grade, grouped by source image so that a flip view or a synthetic image never sits in
 another inner fold than its source; only real rows are scored); the final regression is then
@@ -23,6 +27,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -54,9 +59,33 @@ def kappa(labels: np.ndarray, predicted: np.ndarray) -> float:
 
 _WEIGHTS = np.subtract.outer(np.arange(NUM_GRADES), np.arange(NUM_GRADES)).astype(np.float64) ** 2
 
+Objective = Literal["kappa", "accuracy", "accuracy+kappa"]
+OBJECTIVES: tuple[str, ...] = ("kappa", "accuracy", "accuracy+kappa")
+ClassWeight = Literal["none", "balanced"]
 
-def tune_thresholds(scores: np.ndarray, labels: np.ndarray, *, candidates: int = 200, rounds: int = 6) -> np.ndarray:
-    """Four ascending thresholds maximising quadratic kappa of ``cut(scores)`` against ``labels``.
+
+def objective_value(labels: np.ndarray, predicted: np.ndarray, objective: Objective = "kappa") -> float:
+    """What the thresholds, penalty and class weighting are chosen for: quadratic kappa, accuracy
+    (a fraction) or their sum (both goals weighed the same).
+
+    Raises:
+        ValueError: an unknown objective (naming the valid ones).
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"ordinal objective {objective!r}: valid values are {', '.join(OBJECTIVES)}")
+    value = 0.0
+    if objective in ("kappa", "accuracy+kappa"):
+        value += kappa(labels, predicted)
+    if objective in ("accuracy", "accuracy+kappa"):
+        value += float(np.mean(np.asarray(labels) == np.asarray(predicted))) if len(labels) else 0.0
+    return value
+
+
+def tune_thresholds(
+    scores: np.ndarray, labels: np.ndarray, *, objective: Objective = "kappa", candidates: int = 200, rounds: int = 6
+) -> np.ndarray:
+    """Four ascending thresholds maximising ``objective`` (quadratic kappa by default) of
+    ``cut(scores)`` against ``labels``.
 
     Kappa is piecewise constant in the thresholds, so gradient-free simplex searches stall on its
     plateaus; this is a coordinate search instead: each threshold in turn moves to the best of up to
@@ -69,8 +98,9 @@ def tune_thresholds(scores: np.ndarray, labels: np.ndarray, *, candidates: int =
     points = (distinct[1:] + distinct[:-1]) / 2 if len(distinct) > 1 else distinct
     if len(points) > candidates:
         points = np.quantile(points, np.linspace(0, 1, candidates))
+    objective_value(labels[:0], labels[:0], objective)  # an unknown objective fails before any work
     thresholds = START.copy()
-    best = kappa(labels, cut(scores, thresholds))
+    best = objective_value(labels, cut(scores, thresholds), objective)
     for _ in range(rounds):
         changed = False
         for k in range(len(thresholds)):
@@ -79,7 +109,7 @@ def tune_thresholds(scores: np.ndarray, labels: np.ndarray, *, candidates: int =
             for point in sorted(points[(points > low) & (points < high)], key=lambda p: abs(p - thresholds[k])):
                 trial = thresholds.copy()
                 trial[k] = point
-                value = kappa(labels, cut(scores, trial))
+                value = objective_value(labels, cut(scores, trial), objective)
                 if value > best + 1e-12:
                     best, thresholds, changed = value, trial, True
         if not changed:
@@ -98,6 +128,9 @@ class OrdinalHead:
     c: float
     inner_kappa: float
     """Quadratic kappa of the tuned thresholds on the inner folds' out-of-fold predictions."""
+    class_weight: ClassWeight = "none"
+    inner_accuracy: float = 0.0
+    """Accuracy of the tuned thresholds on the inner folds' out-of-fold predictions."""
 
     def probabilities(self, features: torch.Tensor | np.ndarray) -> np.ndarray:
         """N x 5 probabilities of the softmax regression (grades absent from training get 0)."""
@@ -128,6 +161,8 @@ def fit_ordinal_head(
     cs: Sequence[float],
     inner_folds: int,
     seed: int,
+    objective: Objective = "kappa",
+    class_weights: Sequence[ClassWeight] = ("none",),
 ) -> OrdinalHead:
     """Fit the ordinal head on training rows.
 
@@ -140,10 +175,17 @@ def fit_ordinal_head(
         cs: inverse L2 penalties (scikit-learn's ``C``) to choose from on the inner folds.
         inner_folds: inner folds for the out-of-fold predictions (fewer where a grade is rarer).
         seed: the inner folds' shuffle.
+        objective: what the thresholds, the penalty and the class weighting are chosen for on the
+            inner folds: ``kappa``, ``accuracy`` or ``accuracy+kappa``.
+        class_weights: class weightings to choose from: ``none`` or ``balanced`` (each grade
+            weighed by the inverse of its frequency).
 
     Raises:
-        ValueError: no rows, or fewer than two grades.
+        ValueError: no rows, fewer than two grades, or an unknown objective or class weighting.
     """
+    objective_value(np.zeros(0, np.int64), np.zeros(0, np.int64), objective)
+    if not class_weights or any(w not in ("none", "balanced") for w in class_weights):
+        raise ValueError(f"ordinal class weights {list(class_weights)}: valid values are none, balanced")
     x = _numpy(features)
     y = np.asarray(labels, dtype=np.int64)
     mask = np.asarray(scored, dtype=bool)
@@ -152,24 +194,29 @@ def fit_ordinal_head(
     mean = x.mean(axis=0)
     std = np.clip(x.std(axis=0), 1e-6, None)
     z = (x - mean) / std
-    best: tuple[float, float, np.ndarray] | None = None
-    for c, predictions in _out_of_fold(z, y, np.asarray(groups), mask, cs, inner_folds, seed).items():
-        thresholds = tune_thresholds(predictions[mask], y[mask])
-        score = kappa(y[mask], cut(predictions[mask], thresholds))
+    best: tuple[float, tuple[float, ClassWeight], np.ndarray, np.ndarray] | None = None
+    settings = [(float(c), w) for w in class_weights for c in cs]
+    for setting, predictions in _out_of_fold(z, y, np.asarray(groups), mask, settings, inner_folds, seed).items():
+        thresholds = tune_thresholds(predictions[mask], y[mask], objective=objective)
+        inner_grades = cut(predictions[mask], thresholds)
+        score = objective_value(y[mask], inner_grades, objective)
         if best is None or score > best[0] + 1e-9:
-            best = (score, c, thresholds)
+            best = (score, setting, thresholds, inner_grades)
     assert best is not None
-    score, c, thresholds = best
-    return OrdinalHead(mean=mean, std=std, model=_logistic(z, y, c), thresholds=thresholds, c=c, inner_kappa=score)
+    _, (c, weight), thresholds, inner_grades = best
+    return OrdinalHead(mean=mean, std=std, model=_logistic(z, y, c, weight), thresholds=thresholds, c=c,
+                       inner_kappa=kappa(y[mask], inner_grades), class_weight=weight,
+                       inner_accuracy=float(np.mean(inner_grades == y[mask])))
 
 
-def _logistic(z: np.ndarray, y: np.ndarray, c: float) -> LogisticRegression:
+def _logistic(z: np.ndarray, y: np.ndarray, c: float, class_weight: ClassWeight = "none") -> LogisticRegression:
     # One BLAS thread: the products are small, and on a busy machine every multi-threaded one waits
     # for a descheduled thread (measured on IDRiD, 413 x 2560 rows, 2 shared cores: 11 s a fit with
     # the default threads, 0.4 s with one).
     with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore", ConvergenceWarning)  # a few hundred L-BFGS steps are plenty here
-        return LogisticRegression(C=c, max_iter=300).fit(z, y)
+        weights = "balanced" if class_weight == "balanced" else None
+        return LogisticRegression(C=c, max_iter=300, class_weight=weights).fit(z, y)
 
 
 def _probabilities(model: LogisticRegression, z: np.ndarray) -> np.ndarray:
@@ -179,18 +226,19 @@ def _probabilities(model: LogisticRegression, z: np.ndarray) -> np.ndarray:
 
 
 def _out_of_fold(
-    z: np.ndarray, y: np.ndarray, groups: np.ndarray, mask: np.ndarray, cs: Sequence[float], folds: int, seed: int
-) -> dict[float, np.ndarray]:
-    """Out-of-fold expected grades of every row, per penalty."""
+    z: np.ndarray, y: np.ndarray, groups: np.ndarray, mask: np.ndarray,
+    settings: Sequence[tuple[float, ClassWeight]], folds: int, seed: int,
+) -> dict[tuple[float, ClassWeight], np.ndarray]:
+    """Out-of-fold expected grades of every row, per (penalty, class weighting)."""
     counts = np.bincount(y[mask] if mask.any() else y, minlength=NUM_GRADES)
     splits = int(min(folds, max(2, counts[counts > 0].min())))
     splitter = StratifiedGroupKFold(n_splits=splits, shuffle=True, random_state=seed)
-    predictions = {float(c): np.zeros(len(y)) for c in cs}
+    predictions = {setting: np.zeros(len(y)) for setting in settings}
     for train, held in splitter.split(z, y, groups):
         if len(np.unique(y[train])) < 2:
             continue
-        for c in cs:
-            predictions[float(c)][held] = _probabilities(_logistic(z[train], y[train], float(c)), z[held]) @ GRADES
+        for setting in settings:
+            predictions[setting][held] = _probabilities(_logistic(z[train], y[train], *setting), z[held]) @ GRADES
     return predictions
 
 

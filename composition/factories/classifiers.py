@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from medaug.adapters.trainers.config import check_input_size
 from medaug.application.errors import ConfigError
 from medaug.application.ports import (
     ClassifierTrainer,
@@ -43,7 +42,7 @@ def _efficientnet(name: str) -> TrainerFactory:
         from medaug.adapters.trainers.efficientnet import EfficientNetTrainer
 
         config = getattr(settings.trainers, name.replace("-", "_"))
-        check_input_size(name, config.input_size, settings.image_size)
+        config.check_input_sizes(name, settings.image_size)
         return EfficientNetTrainer(
             variant, config, name=name, device=device_of(settings, config.device),
             feature_dir=feature_dir if feature_dir is not None else settings.work_dir / "features",
