@@ -35,7 +35,7 @@ def phantom_store(root: Path, n: int, size: int) -> ImageStore:
 
     settings = load_settings(image_size=size)
     store = LocalImageStore(root)
-    ingest(factories.build_phantom_source(n, seed=0, size=size), factories.build_preprocessor(settings), store)
+    ingest(factories.build_phantom_source(n, seed=0, size=size), factories.build_preprocessor(settings), store, seed=0)
     plan = plan_augmentation(store, PlanPolicy.balance_largest(), seed=0, augmentation="classic", generators=["classic"])
     augment(store, plan, {"classic": factories.build_generator("classic", settings, store)}, size=size)
     return store

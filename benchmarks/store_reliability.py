@@ -217,7 +217,7 @@ def _check_timing(work: Path, images: int) -> None:
     from medaug.composition.settings import Settings
 
     store = LocalImageStore(work / "timing")
-    ingest(PhantomSource(n=images, seed=1, size=256), build_preprocessor(Settings(), 256), store)
+    ingest(PhantomSource(n=images, seed=1, size=256), build_preprocessor(Settings(), 256), store, seed=0)
     size = sum(p.stat().st_size for p in store.root.rglob("*.png"))
     timings = {}
     for quick in (True, False, True, False):

@@ -173,6 +173,7 @@ def _source(dataset: DataLocation, settings: Settings, *, use_env: bool = True):
     source = factories.build_source(
         dataset.kind, Path(path), csv=dataset.csv, image_column=dataset.image_column,
         label_column=dataset.label_column, split_column=dataset.split_column, size=size,
+        seed=settings.seed,
     )  # fmt: skip
     return (source, *dataset.names(Path(path), size, **names))
 

@@ -295,7 +295,7 @@ def fake_job(spec: ExperimentSpec, store: ImageStore, trainer: object, runs: obj
     as the ``oracle`` classifier, 4-px images; ``changes`` replace other fields."""
     made = generator or EchoGenerator()
     job = ExperimentJob(
-        spec=spec, dataset=DatasetStep(store=store, description="test"), image_size=lambda _: 4,
+        spec=spec, dataset=DatasetStep(store=store, description="test", seed=0), image_size=lambda _: 4,
         generators=lambda name, arm, scope=None: made, trainers={"oracle": trainer}, evaluator=SimpleEvaluator(),
         runs=runs, fingerprint="f1",  # type: ignore[arg-type]
     )

@@ -48,7 +48,7 @@ class CheckpointedTrainer(Generic[RecipeT]):
     generator_name: ClassVar[str]
 
     def __init__(
-        self, recipe: RecipeT, checkpoint_dir: Path, *, seed: int = 0, device: str = "cpu", profile: str = ""
+        self, recipe: RecipeT, checkpoint_dir: Path, *, seed: int, device: str = "cpu", profile: str = ""
     ) -> None:
         self._recipe = recipe
         self._root = Path(checkpoint_dir)

@@ -51,10 +51,10 @@ class DatasetStep:
 
     store: ImageStore
     description: str
+    seed: int
     source: DatasetSource | None = None
     preprocessor: Preprocessor | None = None
     limit: int | None = None
-    seed: int = 0
     pseudonymise: Callable[[str], str] | None = None
 
 

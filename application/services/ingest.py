@@ -66,7 +66,7 @@ def ingest(
     pseudonymise: Pseudonymiser | None = None,
     progress: ProgressSink | None = None,
     limit: int | None = None,
-    seed: int = 0,
+    seed: int,
     workers: int = 1,
 ) -> IngestReport:
     """Preprocess every image of ``source`` into ``store``; images already stored are checked.

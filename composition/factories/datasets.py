@@ -69,7 +69,7 @@ def build_source(
     split_column: str | None = None,
     name: str = "folder",
     n: int = 500,
-    seed: int = 0,
+    seed: int,
     size: int = 256,
     test_fraction: float = 0.2,
 ) -> DatasetSource:

@@ -232,12 +232,12 @@ def test_ingested_phantom_fills_the_square_and_a_larger_set_only_adds(tmp_path) 
     from medaug.application.services.ingest import ingest
 
     store, preprocessor = LocalImageStore(tmp_path / "store"), FundusPreprocessor(size=48)
-    first = ingest(PhantomSource(12, seed=4, size=48), preprocessor, store)
+    first = ingest(PhantomSource(12, seed=4, size=48), preprocessor, store, seed=0)
     records = {r.id: r for r in store.list()}
     image = decode_png(store.get("phantom-00003"))
     assert image.shape == (48, 48, 3)
     assert image[24, [1, -2]].max(axis=1).min() > 40  # the retina reaches both sides of the square
-    more = ingest(PhantomSource(20, seed=4, size=48), preprocessor, store)
+    more = ingest(PhantomSource(20, seed=4, size=48), preprocessor, store, seed=0)
     assert (first.added, more.added, more.already_present) == (12, 8, 12)
     assert all(store.record(i) == r for i, r in records.items())
     assert {r.provenance.generator for r in store.list()} == {"phantom"}

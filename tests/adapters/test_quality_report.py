@@ -109,7 +109,7 @@ class _Analyzer:
 def _job(store: LocalImageStore, runs: MemoryRuns, analyzer: Callable[[ImageStore], object] | None) -> ExperimentJob:
     result = _result({})
     return ExperimentJob(
-        spec=result.spec, dataset=DatasetStep(store=store, description="test"), runs=runs, trainers={},
+        spec=result.spec, dataset=DatasetStep(store=store, description="test", seed=0), runs=runs, trainers={},
         generators=_unused, generator_trainers=_unused, evaluator=None, report_writer=None,  # type: ignore[arg-type]
         image_size=lambda store: 64,
         quality=None if analyzer is None else QualityStep(analyzer=analyzer, is_current=lambda report: True),  # type: ignore[arg-type]

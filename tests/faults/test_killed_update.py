@@ -54,7 +54,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path
     root = tmp_path_factory.mktemp("update")
     folder, csv, _ = patient_folder(root / "data", n=6, size=32)
     store = LocalImageStore(root / "base")
-    ingest(_source(folder, csv), FundusPreprocessor(size=32), store)
+    ingest(_source(folder, csv), FundusPreprocessor(size=32), store, seed=0)
     for real in store.list(origin=Origin.REAL):
         if real.split is not Split.TRAIN:
             continue
@@ -87,12 +87,12 @@ def test_a_killed_update_rerun_leaves_nothing_stale_wherever_it_was_killed(
         shutil.copytree(base, root)
         dying = DyingStore(root, after)
         try:
-            ingest(_source(folder, csv), FundusPreprocessor(size=32), dying, update=True)
+            ingest(_source(folder, csv), FundusPreprocessor(size=32), dying, update=True, seed=0)
             mutations = after if mutations is None else mutations
         except Killed:
             pass
         store = LocalImageStore(root)
-        ingest(_source(folder, csv), FundusPreprocessor(size=32), store, update=True)
+        ingest(_source(folder, csv), FundusPreprocessor(size=32), store, update=True, seed=0)
         assert _stale(store) == [], f"killed before mutation {after}"
         assert all(r.grade == Grade((int(_grade_in(csv, r)) )) for r in store.list(origin=Origin.REAL))
         assert store.check() == []

@@ -58,7 +58,7 @@ def job_for(protocol: str, store: InMemoryImageStore, trained: list[set[str]], s
         return screen if "learned" in arm.generators else None
 
     return ExperimentJob(
-        spec=spec, dataset=DatasetStep(store=store, description="test"), runs=MemoryRuns(),
+        spec=spec, dataset=DatasetStep(store=store, description="test", seed=0), runs=MemoryRuns(),
         trainers={"oracle": GradeOracleTrainer()}, generators=lambda *args: EchoGenerator(),
         generator_trainers=lambda *args: LearnedTrainer(trained), evaluator=SimpleEvaluator(),
         image_size=lambda _: 4, folds=StratifiedGroupFolds(), screens=screens, max_attempts=20,

@@ -90,7 +90,7 @@ class DCGANTrainer(CheckpointedTrainer[DCGANRecipe]):
         recipe: DCGANRecipe,
         checkpoint_dir: Path,
         *,
-        seed: int = 0,
+        seed: int,
         device: str = "cpu",
         profile: str = "",
         num_threads: int | None = None,

@@ -94,7 +94,7 @@ class LatentDiffusionTrainer(CheckpointedTrainer[LatentDiffusionRecipe]):
     generator_name = GENERATOR
 
     def __init__(self, recipe: LatentDiffusionRecipe, checkpoint_dir: Path, *, weights: tuple[str, bool],
-                 seed: int = 0, device: str = "cpu", profile: str = "") -> None:
+                 seed: int, device: str = "cpu", profile: str = "") -> None:
         super().__init__(recipe, checkpoint_dir, seed=seed, device=device, profile=profile)
         self._weights = weights
 
