@@ -42,10 +42,19 @@ policy = {{ kind = "balance-largest" }}
 [settings]
 image_size = 32
 device = "cpu"
+[settings.executor]
+generator_cpus = 1
 [settings.trainers.cnn]
 epochs = 1
+num_threads = 1
 [settings.generators.dcgan]
 profile = "tiny"
+[settings.generators.diffusion]
+profile = "tiny"
+train_steps = 40
+checkpoint_every = 20
+sheet_per_grade = 1
+sample_steps = 2
 [settings.quality]
 in_experiments = false
 """
@@ -102,7 +111,12 @@ def _events(log: Path, event: str) -> int:
     return sum(1 for line in log.read_text().splitlines() if f'"event": "{event}"' in line)
 
 
-def _killed_and_restarted(tmp_path: Path, moto_endpoint: str, arms: list[str]) -> None:
+def _on_ray(env: dict[str, str]) -> dict[str, str]:
+    """The same run on a private 2-CPU Ray runtime (each fold's generator asks for one: side by side)."""
+    return {**env, "MEDAUG_EXECUTOR__KIND": "ray", "MEDAUG_EXECUTOR__LOCAL_CPUS": "2"}
+
+
+def _killed_and_restarted(tmp_path: Path, moto_endpoint: str, arms: list[str], *, ray: bool = False) -> None:
     cells = 3 * len(arms)
     client = make_s3_client(s3_config(moto_endpoint, "unused"))
     bucket = f"medaug-resume-{os.getpid()}-{time.monotonic_ns() % 10**9}"
@@ -111,10 +125,11 @@ def _killed_and_restarted(tmp_path: Path, moto_endpoint: str, arms: list[str]) -
     experiment = tmp_path / "tiny.toml"
     experiment.write_text(EXPERIMENT.format(arms=json.dumps(arms)))
 
+    executor = _on_ray if ray else dict
     reference = _start(_environment(moto_endpoint, bucket, "ref", tmp_path / "ref"), experiment, tmp_path / "ref.log")
     assert reference.wait(timeout=300) == 0, (tmp_path / "ref.log").read_text()[-3000:]
 
-    env = _environment(moto_endpoint, bucket, "w", tmp_path / "machine-a")
+    env = executor(_environment(moto_endpoint, bucket, "w", tmp_path / "machine-a"))
     first = _start(env, experiment, tmp_path / "first.log")
     deadline = time.monotonic() + 300
     saved = 0
@@ -129,7 +144,7 @@ def _killed_and_restarted(tmp_path: Path, moto_endpoint: str, arms: list[str]) -
     first.wait()
     assert 0 < saved < cells
 
-    restart = _environment(moto_endpoint, bucket, "w", tmp_path / "machine-b")  # an empty scratch: another machine
+    restart = executor(_environment(moto_endpoint, bucket, "w", tmp_path / "machine-b"))  # an empty scratch: another machine
     second = _start(restart, experiment, tmp_path / "second.log")
     assert second.wait(timeout=300) == 0, (tmp_path / "second.log").read_text()[-3000:]
 
@@ -156,3 +171,15 @@ def test_a_killed_s3_run_restarted_elsewhere_finishes_with_nothing_twice_and_not
 @pytest.mark.slow
 def test_the_same_with_a_dcgan_arm_trains_each_fold_generator_once(tmp_path: Path, moto_endpoint: str) -> None:
     _killed_and_restarted(tmp_path, moto_endpoint, ["none", "classic", "dcgan"])
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (issue 28): on Ray with an S3 work folder each diffusion checkpoint file is written 5 times "
+    "(S3 versions); not yet known whether trained again or pushed again",
+)
+def test_a_killed_ray_run_with_a_diffusion_arm_on_s3_finishes_like_the_local_one(tmp_path: Path, moto_endpoint: str) -> None:
+    """The reference runs on the local executor; the killed run and its restart on Ray."""
+    pytest.importorskip("ray")
+    _killed_and_restarted(tmp_path, moto_endpoint, ["none", "diffusion"], ray=True)
