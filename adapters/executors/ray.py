@@ -115,8 +115,11 @@ class RayExecutor:
             try:
                 _, started, ended, where = ray.get(ready[0])
             except Exception as exc:  # noqa: BLE001 - any failure of a task (its own or Ray's) stops the run
+                # force: a polite cancel raises KeyboardInterrupt inside the worker, which may be in the
+                # middle of `import torch`; the worker then lives on with half a torch, and the next
+                # task given to it (a re-run's, say) fails on import. Killing it is clean.
                 for ref in pending:
-                    ray.cancel(ref)
+                    ray.cancel(ref, force=True)
                 raise self._error(ray, task_id, exc) from None
             running = min(len(pending), slots)
             on_event(TaskEvent(task_id=task_id, state="done", running=running, started=started, ended=ended, where=where))

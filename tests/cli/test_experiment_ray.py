@@ -171,7 +171,6 @@ def die_in_one_cell(doomed: str, settings_data: dict, task: Task) -> None:
     execution.run_task(settings_data, task)
 
 
-@pytest.mark.slow  # failed 2 of 3 suite runs on 2026-12-05 (a Ray worker re-importing torch: "RpcBackendOptions already defined"); open, issue 28
 def test_a_ray_rerun_after_a_task_killed_its_workers_runs_only_what_has_no_result(  # type: ignore[no-untyped-def]
     workspace: Path, ray_runtime  # noqa: F811
 ) -> None:
