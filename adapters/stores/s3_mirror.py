@@ -9,7 +9,9 @@ The contract:
 
 - Only finished files are pushed: a path with a hidden component (``.x.tmp``, the temporary
   names of ``write_atomic`` and of checkpoint folders before their rename) is never pushed.
-- Each push uploads the folder's new or changed files (each ``put`` atomic), then records them
+- Each push uploads the folder's new or changed files (each ``put`` atomic) that its manifest
+  does not already list with the same size and sha256 (another mirror of the same scratch, in an
+  earlier task's process, may have pushed them), then records them
   in the folder's manifest object ``<folder>/.mirror.json`` (name -> size, sha256), updated with
   a conditional write so that workers pushing into one folder keep each other's entries.
 - A pull downloads only what a manifest lists (a folder half pushed by a killed process is not
@@ -97,6 +99,7 @@ class ScratchMirror:
         with self._lock:
             changed: dict[str, dict[str, dict[str, object]]] = {}
             present: dict[str, set[str]] = {}
+            remote: dict[str, dict[str, dict[str, object]]] = {}
             for path in self._local_files():
                 relative = path.relative_to(self._root)
                 folder, name = relative.parent.as_posix(), relative.name
@@ -104,8 +107,14 @@ class ScratchMirror:
                 stat = path.stat()
                 if self._known.get(relative.as_posix()) == (stat.st_size, stat.st_mtime_ns):
                     continue
-                self._objects.upload_file(path, self._key(relative.as_posix()))
-                changed.setdefault(folder, {})[name] = {"size": stat.st_size, "sha256": _sha256(path)}
+                entry = {"size": stat.st_size, "sha256": _sha256(path)}
+                if folder not in remote:
+                    remote[folder] = self._remote_manifest(folder)
+                # Another mirror on this machine (a task before this one, in another process) may
+                # have pushed it already: S3 holds these bytes, so pushing them again is waste.
+                if remote[folder].get(name) != entry:
+                    self._objects.upload_file(path, self._key(relative.as_posix()))
+                    changed.setdefault(folder, {})[name] = entry
                 self._known[relative.as_posix()] = (stat.st_size, stat.st_mtime_ns)
             gone = {
                 folder: names - present.get(folder, set())
@@ -137,6 +146,11 @@ class ScratchMirror:
                 if path.is_file() and not path.is_symlink() and not _hidden(path.relative_to(self._root)):
                     found.append(path)
         return found
+
+    def _remote_manifest(self, folder: str) -> dict[str, dict[str, object]]:
+        key = self._key(f"{folder}/{MANIFEST}")
+        raw = self._objects.read_object_or_none(key)
+        return self._parse(raw, key) if raw is not None else {}
 
     def _update_manifest(self, folder: str, added: dict[str, dict[str, object]], removed: set[str]) -> None:
         """Merge ``added`` into the folder's manifest and drop ``removed``, conditionally (retried on a race)."""

@@ -94,6 +94,32 @@ def test_a_pruned_checkpoint_is_removed_from_s3_and_a_half_pushed_folder_is_neve
     assert sorted(p.name for p in (tmp_path / "b" / "generators" / "g").iterdir()) == ["step-000002"]
 
 
+def _versions(config: S3StoreConfig, key: str) -> int:
+    listed = make_s3_client(config).list_object_versions(Bucket=config.bucket, Prefix=key).get("Versions", [])
+    return sum(1 for version in listed if version["Key"] == key)
+
+
+def test_a_later_task_on_the_same_machine_pushes_only_what_s3_lacks(
+    s3_store_config: S3StoreConfig, tmp_path: Path
+) -> None:
+    """Each Ray task opens its own mirror of the machine's scratch; one task's files are not pushed again by the next."""
+    make_s3_client(s3_store_config).put_bucket_versioning(
+        Bucket=s3_store_config.bucket, VersioningConfiguration={"Status": "Enabled"}
+    )
+    scratch = tmp_path / "machine"
+    checkpoint = scratch / "generators" / "g" / "step-000001" / "m.safetensors"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"trained once")
+    work = S3Objects(make_s3_client(s3_store_config), bucket=s3_store_config.bucket, prefix="work")
+    assert ScratchMirror(work, scratch, ("generators",)).push() == 1
+    later = ScratchMirror(work, scratch, ("generators",))  # another task, another process: it has not seen the file
+    assert later.push() == 0
+    key = "work/generators/g/step-000001/m.safetensors"
+    assert _versions(s3_store_config, key) == 1
+    checkpoint.write_bytes(b"trained again")  # changed bytes are pushed
+    assert later.push() == 1 and _versions(s3_store_config, key) == 2
+
+
 def test_a_missing_bucket_is_one_line_when_the_job_is_built(moto_endpoint: str, tmp_path: Path) -> None:
     settings = Settings(work_dir="s3://medaug-no-such-bucket/work", scratch_dir=tmp_path,
                         store={"s3": _store_settings(moto_endpoint)})
