@@ -6,8 +6,8 @@ training split (the 103 test images are never read); features are cached in ``--
 shared by the variants. Prints pooled accuracy and quadratic kappa per variant and the variant with
 the highest accuracy + kappa (both goals of the fixed split weigh the same). Variants include the
 ordinal head tuned for accuracy + kappa (``ordinal_objective``), its penalty and class weighting
-chosen on inner folds, and extra pooled features (``extra_features``: lite0 at 384 + 512 px, lite0 +
-lite2).
+chosen on inner folds, extra pooled features (``extra_features``: lite0 at 384 + 512 px, lite0 +
+lite2) and partial fine-tuning on cached maps (``efficientnet-lite0-partial``).
 
     python benchmarks/grader_selection.py --store medaug-data/stores/idrid-512px \
         --features /tmp/features --seeds 0
@@ -58,6 +58,9 @@ VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
                                                     "extra_features": ["efficientnet-lite0@512"]}),
     "lite0-384+lite2-260-linear": ("efficientnet-lite0", {"input_size": 384, "head": "linear",
                                                           "extra_features": ["efficientnet-lite2@260"]}),
+    # partial fine-tuning on cached maps: the last stage (7) or the last two (6, 7) trained
+    "lite0-384-partial": ("efficientnet-lite0-partial", {"input_size": 384}),
+    "lite0-384-partial-s6": ("efficientnet-lite0-partial", {"input_size": 384, "partial_stage": 6}),
 }
 
 
